@@ -1,0 +1,21 @@
+# The two commands of the README. Each builds its own virtual environment
+# from nothing, so a fresh clone needs only python3 (>= 3.10) and make.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build of torch first, so nothing pulls a CUDA build later
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[torch,examples,dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/populace run examples/toy.py --store runs/toy.db
+
+test: $(STAMP)
+	$(PY) -m pytest

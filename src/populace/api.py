@@ -1,0 +1,163 @@
+"""`populace.run`: start or resume a run and return its result."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from populace.checkpoints import CheckpointStorage
+from populace.config import RunConfig
+from populace.display import Display, members_table
+from populace.executors import TrainableSource, run_inline, run_local
+from populace.lineage import ScheduleEntry, lineage, schedule
+from populace.space import ConfigError, Space
+from populace.store import Member, Store, open_store, store_exists
+from populace.strategies import Snapshot
+from populace.trainable import Trainable
+from populace.worker import member_seed, score_of
+
+# settings that may change when a run is resumed: they do not change its result
+RESUMABLE = ("workers", "executor")
+
+
+class RunFailed(RuntimeError):
+    """Every member of the run failed; their tracebacks are in the store."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its best member, that member's checkpoint and hparam schedule."""
+
+    best: Member
+    checkpoint: Path | None
+    schedule: list[ScheduleEntry]
+    members: list[Member]
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return self.best.hparams
+
+    @property
+    def score(self) -> float | None:
+        return self.best.score
+
+
+def default_checkpoints(store: str | os.PathLike[str]) -> Path:
+    """Checkpoints of the store `runs/x.db` go to `runs/x.checkpoints/`."""
+    path = Path(os.fspath(store).removeprefix("sqlite:///"))
+    return (path.parent / f"{path.stem}.checkpoints").resolve()
+
+
+def run(
+    trainable: type[Trainable],
+    space: Space | Mapping[str, Any],
+    *,
+    store: str | os.PathLike[str] = "populace.db",
+    checkpoints: str | os.PathLike[str] | None = None,
+    initial: Sequence[Mapping[str, Any]] | None = None,
+    progress: bool = True,
+    script: str | os.PathLike[str] | None = None,
+    **settings: Any,
+) -> RunResult:
+    """Train a population of `trainable` over `space` (settings: see `RunConfig`).
+
+    A store that already holds a run resumes it: the settings given must agree
+    with the stored ones, except `workers` and `executor`.
+    """
+    space = space if isinstance(space, Space) else Space(space)
+    if store_exists(store):
+        db = open_store(store)
+        try:
+            config = _resume_config(db, settings)
+        except BaseException:
+            db.close()
+            raise
+    else:
+        # everything is checked before the store is written, so a mistake leaves nothing
+        config = RunConfig.from_dict(settings)
+        hparams = _initial(space, config, initial)
+        _preflight(trainable, hparams[0], config)
+        storage = Path(checkpoints).resolve() if checkpoints else default_checkpoints(store)
+        db = open_store(store)
+        db.create({
+            "run": config.to_dict(), "space": space.to_dict(), "checkpoints": str(storage),
+            "script": None if script is None else str(Path(script).resolve()),
+            "trainable": f"{trainable.__module__}:{trainable.__qualname__}",
+        }, hparams)
+    try:
+        source = (TrainableSource(script=Path(script)) if script is not None
+                  else TrainableSource(trainable=trainable, space=space))
+        console = Console(quiet=not progress)
+        with Display(db.url, config.population * config.steps, console):
+            if config.executor == "inline":
+                run_inline(db, source)
+            else:
+                run_local(db, source, min(config.workers, config.population))
+        result = result_of(db)
+        console.print(members_table(result.members))
+        return result
+    finally:
+        db.close()
+
+
+def result_of(store: Store) -> RunResult:
+    """The best member of the run in `store`, from the store alone."""
+    members = store.members()
+    live = [m for m in members if m.status != "failed"]
+    if not live:
+        raise RunFailed(f"every member of the run in {store.url} failed; first error:\n"
+                        f"{members[0].error if members else ''}")
+    snapshot = Snapshot(
+        ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
+        scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),
+        hparams=[m.hparams for m in live], maximize=store.config()["run"]["mode"] == "max",
+    )
+    best = live[int(snapshot.ranking()[0])]
+    path = lineage(best.id, store.results(), store.events("exploit"))
+    checkpoint = None
+    if best.checkpoint is not None:
+        checkpoint = Path(store.config()["checkpoints"]) / best.checkpoint.key
+    return RunResult(best, checkpoint, schedule(path), members)
+
+
+def _initial(space: Space, config: RunConfig,
+             initial: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Each member's starting hparams: the given ones, or drawn from the prior."""
+    if initial is None:
+        rng = np.random.default_rng(config.seed)
+        return [space.sample(rng) for _ in range(config.population)]
+    if len(initial) != config.population:
+        raise ConfigError(
+            f"initial must give hparams for each of the {config.population} members, "
+            f"got {len(initial)}"
+        )
+    hparams = [dict(h) for h in initial]
+    for h in hparams:
+        space.validate(h)
+    return hparams
+
+
+def _preflight(trainable: type[Trainable], hparams: dict[str, Any], config: RunConfig) -> None:
+    """Build and evaluate one member before anything is written, to catch a bad score name."""
+    probe = trainable()
+    probe.build(hparams, member_seed(config.seed, 0))
+    score_of(probe.evaluate(), config.score)
+
+
+def _resume_config(db: Store, settings: Mapping[str, Any]) -> RunConfig:
+    """The stored config, after checking that `settings` do not contradict it."""
+    stored = db.config()["run"]
+    given = RunConfig.from_dict({**stored, **settings}).to_dict()
+    for key, value in given.items():
+        if key not in RESUMABLE and key in settings and value != stored[key]:
+            raise ConfigError(
+                f"{db.url} holds a run with {key}={stored[key]!r}; got {key}={value!r}. "
+                "Use another store for a new run, or drop the setting to resume"
+            )
+    return RunConfig.from_dict({**stored, **{k: given[k] for k in RESUMABLE}})

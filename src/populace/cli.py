@@ -1,0 +1,176 @@
+"""The `populace` command: run and status.
+
+Settings come, weakest first, from populace's defaults, the script's
+`config` dict, a `--config` YAML or TOML file, and the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from populace.api import RunFailed, run
+from populace.display import members_table
+from populace.script import load_script
+from populace.space import ConfigError
+from populace.store import StoreError, open_store
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+# flags that set a RunConfig field directly
+FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
+          "score", "executor", "keep_checkpoints")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="populace", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="start a run, or resume the one in --store")
+    r.add_argument("script", help="Python file defining a Trainable subclass and `space`")
+    r.add_argument("--store", required=True, help="the run's SQLite file")
+    r.add_argument("--config", help="YAML or TOML file of settings")
+    r.add_argument("--checkpoints", help="checkpoint directory (default: beside the store)")
+    r.add_argument("--population", type=int)
+    r.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
+    r.add_argument("--steps", type=int, help="training steps per member")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--exploit", help="truncation | tournament | none")
+    r.add_argument("--fraction", type=float, help="truncation: bottom/top fraction (0.2)")
+    r.add_argument("--explore", help="perturb | resample | perturb-or-resample")
+    r.add_argument("--factors", help="perturb factors, comma separated (0.8,1.2)")
+    r.add_argument("--resample-probability", type=float,
+                   help="perturb-or-resample: chance to resample each hparam (0.25)")
+    r.add_argument("--ready-steps", type=int, help="exploit/explore every N steps")
+    r.add_argument("--ready-seconds", type=float, help="exploit/explore every T seconds")
+    r.add_argument("--mode", help="max | min: the score's direction")
+    r.add_argument("--score", help="name of the metric exploit ranks by")
+    r.add_argument("--executor", help="local (processes, default) | inline (this process)")
+    r.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
+    r.add_argument("--quiet", action="store_true", help="no progress display")
+
+    s = sub.add_parser("status", help="one row per member of the run in STORE")
+    s.add_argument("store")
+    s.add_argument("--json", action="store_true", help="a JSON list of members")
+    return parser
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Settings from a YAML or TOML file (parsed as data: nothing in it is executed)."""
+    file = Path(path)
+    try:
+        text = file.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"config file {path!r} cannot be read: {e.strerror}") from e
+    try:
+        if file.suffix == ".toml":
+            data = tomllib.loads(text.decode("utf-8"))
+        elif file.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file must end in .yaml, .yml or .toml, got {path!r}")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"config file {path!r} is not valid: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r} must hold a mapping of settings")
+    return data
+
+
+def _strategy(settings: dict[str, Any], kind: str, name: str | None,
+              params: dict[str, Any]) -> None:
+    """Merge a strategy name and its flags into settings[kind] (a name or a dict)."""
+    current = settings.get(kind)
+    spec = {"name": current} if isinstance(current, str) else dict(current or {})
+    if name is not None and name != spec.get("name"):
+        spec = {"name": name}
+    spec.update({k: v for k, v in params.items() if v is not None})
+    if spec:
+        settings[kind] = spec
+
+
+def _factors(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError as e:
+        raise ConfigError(f"factors must be numbers separated by commas, got {text!r}") from e
+
+
+def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The run's settings: script defaults, then the config file, then the flags."""
+    settings = dict(defaults)
+    if args.config:
+        settings.update(read_config_file(args.config))
+    for name in FIELDS:
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = value
+    _strategy(settings, "exploit", args.exploit, {"fraction": args.fraction})
+    _strategy(settings, "explore", args.explore, {
+        "factors": _factors(args.factors), "probability": args.resample_probability,
+    })
+    return settings
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    script = load_script(args.script)
+    result = run(
+        script.trainable, script.space, store=args.store, checkpoints=args.checkpoints,
+        initial=script.initial, progress=not args.quiet, script=script.path,
+        **settings_from(args, script.config),
+    )
+    console.print(f"best member {result.best.id}: score {result.score} at step "
+                  f"{result.best.step} with {json.dumps(result.hparams)}")
+    return 0
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    if not Path(args.store).is_file():
+        raise StoreError(f"{args.store} does not exist")
+    store = open_store(args.store)
+    try:
+        members = store.members()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([
+            {"id": m.id, "step": m.step, "score": m.score, "hparams": m.hparams,
+             "generation": m.generation, "parent": m.parent, "status": m.status,
+             "error": m.error}
+            for m in members
+        ], indent=2))
+    else:
+        console.print(members_table(members, title=args.store))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    err = Console(stderr=True)
+    try:
+        return {"run": _run, "status": _status}[args.command](args, console)
+    except (ConfigError, StoreError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        return 2
+    except RunFailed as e:
+        err.print(f"[red]run failed:[/] {e}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted: run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""A run's settings: checked in full before anything starts, stored in the run."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from populace.space import ConfigError
+from populace.strategies import describe, make_exploit, make_explore
+from populace.strategies.ready import EverySeconds, EverySteps
+
+MODES = ("max", "min")
+EXECUTORS = ("inline", "local")
+
+
+def _int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run except the trainable and its space.
+
+    Strategies are given as `{"name": ..., **params}` dicts (or built-in names);
+    `exploit()` and `explore()` build the strategy objects.
+    """
+
+    population: int = 8
+    steps: int = 100
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    seed: int = 0
+    exploit: dict[str, Any] = field(default_factory=lambda: {"name": "truncation"})
+    explore: dict[str, Any] = field(default_factory=lambda: {"name": "perturb"})
+    ready_steps: int | None = None  # default: ten ready points per member
+    ready_seconds: float | None = None
+    mode: str = "max"
+    score: str = "score"
+    executor: str = "local"
+    keep_checkpoints: int = 2
+    lease_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        self.exploit = _strategy_dict("exploit", self.exploit)
+        self.explore = _strategy_dict("explore", self.explore)
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse any invalid setting, naming the field, the value and what is allowed."""
+        _int("population", self.population, 2)
+        _int("steps", self.steps, 1)
+        _int("workers", self.workers, 1)
+        _int("seed", self.seed, 0)
+        _int("keep_checkpoints", self.keep_checkpoints, 1)
+        _positive("lease_seconds", self.lease_seconds)
+        _one_of("mode", self.mode, MODES)
+        _one_of("executor", self.executor, EXECUTORS)
+        if not isinstance(self.score, str) or not self.score:
+            raise ConfigError(f"score must be the name of a metric, got {self.score!r}")
+        if self.ready_steps is not None and self.ready_seconds is not None:
+            raise ConfigError(
+                f"give ready_steps or ready_seconds, not both; got ready_steps="
+                f"{self.ready_steps}, ready_seconds={self.ready_seconds}"
+            )
+        if self.ready_steps is not None:
+            _int("ready_steps", self.ready_steps, 1)
+        if self.ready_seconds is not None:
+            _positive("ready_seconds", self.ready_seconds)
+        self.make_exploit()
+        self.make_explore()
+
+    def make_exploit(self):
+        params = dict(self.exploit)
+        return make_exploit(params.pop("name"), **params)
+
+    def make_explore(self):
+        params = dict(self.explore)
+        return make_explore(params.pop("name"), **params)
+
+    def make_ready(self) -> EverySteps | EverySeconds:
+        if self.ready_seconds is not None:
+            return EverySeconds(self.ready_seconds)
+        return EverySteps(self.ready_steps or max(1, self.steps // 10))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Build from a config file's or a store's mapping; unknown keys are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {unknown[0]!r}; allowed: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def _strategy_dict(kind: str, value: Any) -> dict[str, Any]:
+    """Accept a name, a {"name": ...} dict or a strategy object; return the dict."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, Mapping):
+        if "name" not in value:
+            raise ConfigError(f"{kind} needs a 'name', got {dict(value)!r}")
+        return dict(value)
+    try:
+        return describe(value)
+    except (KeyError, TypeError) as e:
+        raise ConfigError(f"{kind} must be a strategy name or a built-in strategy, "
+                          f"got {value!r}") from e

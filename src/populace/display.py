@@ -1,0 +1,84 @@
+"""What a person sees: live progress of a run and the table of its population."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from populace.store import Member, open_store
+
+POLL = 0.5  # seconds between two looks at the store
+
+
+class Display:
+    """A progress bar of steps done, with members, best score and exploits, read from the store.
+
+    It polls the store from a thread with its own connection, so it shows the
+    same thing whichever executor trains, and costs the workers nothing.
+    """
+
+    def __init__(self, url: str, total_steps: int, console: Console | None = None):
+        self._url = url
+        self._progress = Progress(
+            TextColumn("[bold]PBT"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+            TextColumn("{task.fields[summary]}"), TimeElapsedColumn(),
+            console=console, transient=False,
+        )
+        self._task = self._progress.add_task("run", total=total_steps, summary="starting")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True, name="populace-display")
+
+    def _poll(self) -> None:
+        store = open_store(self._url)
+        try:
+            while True:
+                self._update(store.progress())
+                if self._stop.wait(POLL):
+                    self._update(store.progress())
+                    return
+        finally:
+            store.close()
+
+    def _update(self, p: dict) -> None:
+        status = p["status"]
+        best = "-" if p["best"] is None else f"{p['best']:.4g}"
+        parts = [f"members {sum(status.values())}", f"running {status.get('running', 0)}",
+                 f"done {status.get('done', 0)}"]
+        if status.get("failed"):
+            parts.append(f"[red]failed {status['failed']}[/]")
+        parts += [f"best {best}", f"exploits {p['exploits']}"]
+        self._progress.update(self._task, completed=p["steps"], summary=" | ".join(parts))
+
+    def __enter__(self) -> Display:
+        self._progress.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._progress.stop()
+
+
+def members_table(members: Sequence[Member], title: str = "population") -> Table:
+    """One row per member: id, step, score, generation, parent, status, hparams."""
+    table = Table(title=title)
+    for name in ("member", "step", "score", "gen", "parent", "status", "hparams"):
+        table.add_column(name, justify="right" if name != "hparams" else "left")
+    for m in members:
+        table.add_row(
+            str(m.id), str(m.step), "-" if m.score is None else f"{m.score:.4g}",
+            str(m.generation), "-" if m.parent is None else str(m.parent),
+            m.status if m.status != "failed" else "[red]failed[/]",
+            json.dumps({k: _short(v) for k, v in m.hparams.items()}),
+        )
+    return table
+
+
+def _short(value: object) -> object:
+    return float(f"{value:.4g}") if isinstance(value, float) else value

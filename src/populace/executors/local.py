@@ -1,0 +1,56 @@
+"""Run N workers as processes on this machine, all pulling from one store."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+
+from populace.executors.source import TrainableSource
+from populace.store import Store, open_store
+from populace.worker import Worker
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _work(url: str, source: TrainableSource) -> None:
+    # a terminated worker gives its lease back like an interrupted one
+    signal.signal(signal.SIGTERM, _interrupt)
+    store = open_store(url)
+    try:
+        trainable, space = source.load()
+        Worker(store, trainable, space).run()
+    except KeyboardInterrupt:
+        pass  # the parent reports the interruption; the lease was given back
+    finally:
+        store.close()
+
+
+def run_local(store: Store, source: TrainableSource, workers: int) -> None:
+    """Start `workers` processes and wait until every one has finished."""
+    # spawn, not fork: a forked child of a process that used torch threads can hang
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_work, args=(store.url, source), name=f"populace-worker-{i}")
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=0.2)
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join()
+        raise
+    crashed = [p.name for p in procs if p.exitcode not in (0, None)]
+    if crashed and any(m.status in ("ready", "running") for m in store.members()):
+        raise RuntimeError(
+            f"worker processes {', '.join(crashed)} died before the run finished; "
+            "run again to resume"
+        )

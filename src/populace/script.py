@@ -1,0 +1,81 @@
+"""Load a user's run script: a Python file that defines a trainable and its space.
+
+A script defines `space` (a mapping of hparam names to dimensions), exactly
+one `Trainable` subclass (or names it `trainable`), and may set `config` (a
+dict of default settings, e.g. the toy's population of two) and `initial`
+(the starting hparams of each member).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from populace.space import ConfigError, Space
+from populace.trainable import Trainable
+
+
+@dataclass(frozen=True)
+class Script:
+    path: Path
+    trainable: type[Trainable]
+    space: Space
+    config: dict[str, Any] = field(default_factory=dict)
+    initial: list[dict[str, Any]] | None = None
+
+
+def load_script(path: str | Path) -> Script:
+    """Import the script at `path` and find what a run needs in it."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ConfigError(f"script must be a Python file, got {str(path)!r} (no such file)")
+    # a stable, unique module name, so classes defined in the script pickle by reference
+    name = "populace_script_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"script must be a Python file, got {str(path)!r}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return Script(
+        path=path,
+        trainable=_find_trainable(module, path),
+        space=Space(_attr(module, "space", path)),
+        config=dict(getattr(module, "config", {}) or {}),
+        initial=getattr(module, "initial", None),
+    )
+
+
+def _attr(module: Any, name: str, path: Path) -> Any:
+    if not hasattr(module, name):
+        raise ConfigError(f"script {path.name} must define {name!r}")
+    return getattr(module, name)
+
+
+def _find_trainable(module: Any, path: Path) -> type[Trainable]:
+    if hasattr(module, "trainable"):
+        found = [module.trainable]
+    else:
+        found = [
+            obj for obj in vars(module).values()
+            if inspect.isclass(obj) and issubclass(obj, Trainable) and not inspect.isabstract(obj)
+            and obj.__module__ == module.__name__
+        ]
+    if len(found) != 1 or not (inspect.isclass(found[0]) and issubclass(found[0], Trainable)):
+        names = [getattr(c, "__name__", repr(c)) for c in found]
+        raise ConfigError(
+            f"script {path.name} must define exactly one Trainable subclass (or name one "
+            f"'trainable'), found {names}"
+        )
+    return found[0]

@@ -1,0 +1,100 @@
+"""Plain records that cross the store boundary, one per table row kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    id: int
+    member: int
+    step: int
+    key: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member's row: the latest state the population knows of it."""
+
+    id: int
+    hparams: dict[str, Any]
+    step: int
+    score: float | None
+    generation: int
+    parent: int | None
+    status: str  # ready | running | done | failed
+    checkpoint: CheckpointRow | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a worker hands in at the end of a segment."""
+
+    member: int
+    worker: str
+    step: int
+    score: float | None
+    metrics: dict[str, float]
+    hparams: dict[str, Any]
+    key: str
+    sha256: str
+    bytes: int
+    final: bool
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Exploit/explore outcome: copy `donor`'s checkpoint and continue with `hparams`."""
+
+    donor: int
+    hparams: dict[str, Any]
+    strategy: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The store's answer to a report."""
+
+    accepted: bool
+    checkpoint: int | None = None  # id of the checkpoint row written for the report
+    decision: Decision | None = None
+    donor_checkpoint: CheckpointRow | None = None
+    collect: list[str] = field(default_factory=list)  # checkpoint keys no one needs any more
+
+
+@dataclass(frozen=True)
+class Result:
+    """A reported result; `hparams` were in force during the segment ending at `step`."""
+
+    id: int
+    member: int
+    step: int
+    score: float | None
+    metrics: dict[str, float]
+    hparams: dict[str, Any]
+    seconds: float
+    time: float
+
+
+@dataclass(frozen=True)
+class Event:
+    """An exploit/explore event (kind 'exploit') or another member event (e.g. 'failed')."""
+
+    id: int
+    kind: str
+    member: int
+    donor: int | None
+    step: int
+    donor_step: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    strategy: str
+    time: float
+    detail: str | None = None
+    result: int | None = None  # for 'exploit': the member's own result that triggered it

@@ -1,0 +1,55 @@
+"""SQLite backend: one file, WAL journal, writers serialised by BEGIN IMMEDIATE."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class SQLiteDriver:
+    """A connection to one SQLite file; use one driver per thread or process."""
+
+    types = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "text": "TEXT"}
+
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0):
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # created readable by the owner only, before SQLite opens it
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # autocommit mode: transactions are begun explicitly below
+        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            raise sqlite3.DatabaseError(f"{self.path} is not an SQLite database: {e}") from e
+        # WAL + NORMAL: a committed transaction survives a crash of any process
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Cursor]:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Cursor]:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN")
+        try:
+            yield cur
+        finally:
+            cur.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,209 @@
+"""The paper's loop, one member segment at a time.
+
+    while not done:
+        θ ← step(θ | h)                  train_segment: step until ready
+        p ← eval(θ)                      train_segment: evaluate
+        if ready(p, t, P):               the segment ends at a ready point
+            h', θ' ← exploit(h, θ, p, P)  decide, inside the store's report transaction
+            if θ' ≠ θ:
+                h, θ ← explore(h', θ', P)
+        update P with (θ, h, p, t)        Store.report
+
+A worker pulls: it claims the member furthest behind, trains one segment,
+reports, and claims again, until no member is left to train.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from populace.checkpoints import CheckpointStorage
+from populace.config import RunConfig
+from populace.space import ConfigError, Space
+from populace.store import Decision, Member, Report, Store, open_store
+from populace.strategies import Snapshot
+from populace.trainable import Trainable
+
+IDLE_POLL = 0.05  # seconds between claims while other workers hold the last members
+
+
+def member_seed(seed: int, member: int) -> int:
+    """A member's own seed, independent of every other member's."""
+    return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
+
+
+def score_of(metrics: float | Mapping[str, float], name: str) -> tuple[float, dict[str, float]]:
+    """The score and the metrics dict from what `evaluate` returned."""
+    if isinstance(metrics, Mapping):
+        if name not in metrics:
+            raise ConfigError(
+                f"score {name!r} is not among the metrics evaluate returned: {sorted(metrics)}"
+            )
+        values = {k: float(v) for k, v in metrics.items()}
+        return values[name], values
+    return float(metrics), {name: float(metrics)}
+
+
+def make_decide(config: RunConfig, space: Space, member: int, step: int
+                ) -> Callable[[Snapshot], Decision | None]:
+    """exploit then explore, as one pure function of the population snapshot."""
+    exploit, explore = config.make_exploit(), config.make_explore()
+    name = config.exploit["name"]
+
+    def decide(snapshot: Snapshot) -> Decision | None:
+        rng = np.random.default_rng([config.seed, member, step])
+        donor = exploit(snapshot, member, rng)
+        if donor is None:
+            return None
+        hparams = explore(snapshot.hparams[snapshot.index(donor)], space, rng)
+        return Decision(donor, hparams, strategy=f"{name}+{config.explore['name']}")
+
+    return decide
+
+
+@dataclass
+class Live:
+    """The trainable a worker holds, and which checkpoint it is the state of."""
+
+    member: int
+    trainable: Trainable
+    checkpoint: int | None
+    hparams: dict[str, Any]
+
+
+class Heartbeat:
+    """Renews the lease of the member being trained, from a thread with its own connection.
+
+    One thread serves a worker's whole life, so a segment costs no thread or
+    connection set-up.
+    """
+
+    def __init__(self, url: str, worker: str, lease: float):
+        self._url, self._worker, self._lease = url, worker, lease
+        self._member: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="populace-heartbeat")
+        self._thread.start()
+
+    def watch(self, member: int | None) -> None:
+        """Renew `member`'s lease from now on (None: renew nothing)."""
+        with self._lock:
+            self._member = member
+
+    def _beat(self) -> None:
+        store = open_store(self._url)
+        try:
+            while not self._stop.wait(self._lease / 3):
+                with self._lock:
+                    member = self._member
+                if member is not None:
+                    store.heartbeat(self._worker, member, self._lease)
+        finally:
+            store.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Worker:
+    """Trains members of one run until none is left."""
+
+    def __init__(self, store: Store, trainable: type[Trainable], space: Space):
+        self.store = store
+        self.cls = trainable
+        self.space = space
+        self.config = RunConfig.from_dict(store.config()["run"])
+        self.storage = CheckpointStorage(store.config()["checkpoints"])
+        self.ready = self.config.make_ready()
+        self.id = uuid.uuid4().hex[:12]
+        self.live: Live | None = None
+
+    def run(self) -> int:
+        """Claim, train and report until the run is done; return segments trained."""
+        heartbeat = Heartbeat(self.store.url, self.id, self.config.lease_seconds)
+        try:
+            return self._loop(heartbeat)
+        finally:
+            heartbeat.close()
+
+    def _loop(self, heartbeat: Heartbeat) -> int:
+        segments = 0
+        while True:
+            prefer = self.live.member if self.live else None
+            member = self.store.claim(self.id, self.config.lease_seconds, prefer)
+            if member is None:
+                if self._finished():
+                    return segments
+                time.sleep(IDLE_POLL)
+                continue
+            heartbeat.watch(member.id)
+            try:
+                self.segment(member)
+            except Exception:
+                self.live = None
+                self.store.fail(self.id, member.id, traceback.format_exc())
+            except BaseException:  # interrupted: the member is not at fault
+                self.store.release(self.id, member.id)
+                raise
+            finally:
+                heartbeat.watch(None)
+            segments += 1
+
+    def _finished(self) -> bool:
+        status = self.store.progress()["status"]
+        return not status.get("ready") and not status.get("running")
+
+    def restore(self, member: Member) -> Trainable:
+        """The member's trainable: the live one when unchanged, else built and loaded."""
+        live = self.live
+        checkpoint = member.checkpoint.id if member.checkpoint else None
+        if (live is not None and live.member == member.id and live.checkpoint == checkpoint
+                and live.hparams == member.hparams):
+            return live.trainable
+        self.live = None
+        trainable = self.cls()
+        trainable.build(member.hparams, member_seed(self.config.seed, member.id))
+        if member.checkpoint is not None:
+            trainable.load(self.storage.verify(member.checkpoint.key, member.checkpoint.sha256))
+            # the checkpoint carries the donor's hparams (e.g. an optimizer's lr):
+            # the member's own, explored ones must win
+            trainable.apply(member.hparams)
+        return trainable
+
+    def segment(self, member: Member) -> None:
+        """Train `member` to its next ready point, evaluate, report, exploit/explore."""
+        trainable = self.restore(member)
+        started = time.monotonic()
+        step, total = member.step, self.config.steps
+        while step < total:
+            trainable.step()
+            step += 1
+            if self.ready(step - member.step, time.monotonic() - started):
+                break
+        score, metrics = score_of(trainable.evaluate(), self.config.score)
+        ref = self.storage.write(trainable.save)
+        report = Report(
+            member=member.id, worker=self.id, step=step,
+            score=score if math.isfinite(score) else None, metrics=metrics,
+            hparams=member.hparams, key=ref.key, sha256=ref.sha256, bytes=ref.bytes,
+            final=step >= total, seconds=time.monotonic() - started,
+        )
+        decide = make_decide(self.config, self.space, member.id, step)
+        outcome = self.store.report(report, decide, self.config.keep_checkpoints)
+        for key in outcome.collect:
+            self.storage.delete(key)
+        if outcome.accepted and outcome.decision is None:
+            self.live = Live(member.id, trainable, outcome.checkpoint, member.hparams)
+        else:
+            self.live = None  # exploited: the next claim loads the donor's checkpoint

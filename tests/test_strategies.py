@@ -1,0 +1,417 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from populace.space import Choice, ConfigError, Float, Int, Space
+from populace.strategies import (
+    EXPLOIT,
+    EXPLORE,
+    EverySeconds,
+    EverySteps,
+    NoExploit,
+    Perturb,
+    PerturbOrResample,
+    Resample,
+    Snapshot,
+    Tournament,
+    Truncation,
+    describe,
+    make_exploit,
+    make_explore,
+)
+
+
+def rngs() -> list[np.random.Generator]:
+    """Fresh generators, so no test depends on another's draws."""
+    return [np.random.default_rng(seed) for seed in range(200)]
+
+
+def snapshot(scores, maximize=True, ids=None) -> Snapshot:
+    n = len(scores)
+    ids = np.arange(100, 100 + n) if ids is None else np.asarray(ids)
+    return Snapshot(
+        ids=np.asarray(ids, dtype=np.int64),
+        steps=np.zeros(n, dtype=np.int64),
+        scores=np.asarray(scores, dtype=np.float64),
+        hparams=[{} for _ in range(n)],
+        maximize=maximize,
+    )
+
+
+def donors(strategy, snap: Snapshot) -> dict[int, set]:
+    """For each member, every donor it got across rngs() (None = kept its own)."""
+    return {int(m): {strategy(snap, int(m), rng) for rng in rngs()} for m in snap.ids}
+
+
+# Truncation
+
+
+SCORES = [0.5, 0.9, 0.1, 0.7, 0.3, 0.8, 0.2, 0.6, 0.4, 0.0]  # ids 100..109
+
+
+def test_truncation_bottom_two_copy_from_top_two_when_maximizing():
+    got = donors(Truncation(0.2), snapshot(SCORES))
+    worst, best = {109, 102}, {101, 105}  # scores 0.0, 0.1 and 0.9, 0.8
+    for member, ds in got.items():
+        if member in worst:
+            assert ds == best  # always a top-2 donor, and both get picked
+        else:
+            assert ds == {None}
+
+
+def test_truncation_roles_flip_when_minimizing():
+    got = donors(Truncation(0.2), snapshot(SCORES, maximize=False))
+    worst, best = {101, 105}, {109, 102}
+    for member, ds in got.items():
+        assert ds == (best if member in worst else {None})
+
+
+@pytest.mark.parametrize(
+    "n, fraction, k",
+    [
+        (10, 0.2, 2),
+        (7, 0.2, 2),
+        (5, 0.5, 2),
+        (3, 0.5, 1),
+        (30, 0.1, 3),
+        (4, 0.2, 1),
+        (25, 0.28, 7),
+    ],  # 0.28 * 25 is 7.000000000000001 in floating point
+)
+def test_truncation_touches_exactly_k_members(n, fraction, k):
+    snap = snapshot(np.random.default_rng(n).permutation(n).astype(float))
+    got = donors(Truncation(fraction), snap)
+    copying = {m for m, ds in got.items() if ds != {None}}
+    order = [int(snap.ids[r]) for r in snap.ranking()]
+    assert copying == set(order[-k:])
+    for m in copying:
+        assert got[m] <= set(order[:k]) and None not in got[m]
+
+
+def test_truncation_two_members_worse_copies_better():
+    snap = snapshot([1.0, 2.0])
+    for rng in rngs():
+        assert Truncation(0.2)(snap, 100, rng) == 101
+        assert Truncation(0.2)(snap, 101, rng) is None
+
+
+def test_truncation_nan_member_copies_and_never_donates():
+    scores = [0.5, np.nan, 0.1, 0.7, 0.3, 0.8, 0.2, 0.6, 0.4, 0.9]
+    got = donors(Truncation(0.2), snapshot(scores))
+    assert got[101] == {109, 105}  # NaN ranks last, so it copies a top member
+    assert got[102] == {109, 105}  # 0.1 is the worst valid score
+    assert all(101 not in ds for ds in got.values())
+
+
+def test_truncation_top_with_nan_only_donates_valid_members():
+    # 4 of 10 valid: k = 2, the top two are valid, the bottom two are NaN
+    scores = [np.nan] * 6 + [1.0, 2.0, 3.0, 4.0]
+    got = donors(Truncation(0.2), snapshot(scores))
+    copying = {m for m, ds in got.items() if ds != {None}}
+    assert len(copying) == 2 and all(math.isnan(scores[m - 100]) for m in copying)
+    for m in copying:
+        assert got[m] == {108, 109}
+
+
+def test_truncation_all_nan_population_keeps_everyone():
+    got = donors(Truncation(0.5), snapshot([np.nan] * 6))
+    assert all(ds == {None} for ds in got.values())
+
+
+def test_truncation_single_member_keeps_its_own():
+    assert Truncation()(snapshot([1.0]), 100, np.random.default_rng(0)) is None
+
+
+def test_truncation_unknown_member_raises_key_error():
+    with pytest.raises(KeyError, match="member 7"):
+        Truncation()(snapshot([1.0, 2.0]), 7, np.random.default_rng(0))
+
+
+@given(
+    scores=st.lists(st.one_of(st.floats(-10, 10), st.just(math.nan)), min_size=1, max_size=30),
+    fraction=st.floats(min_value=0.01, max_value=0.5),
+    seed=st.integers(0, 2**32 - 1),
+    maximize=st.booleans(),
+)
+@settings(max_examples=200)
+def test_truncation_donor_is_valid_other_member_and_not_worse(scores, fraction, seed, maximize):
+    snap = snapshot(scores, maximize=maximize)
+    rng = np.random.default_rng(seed)
+    for m in snap.ids:
+        d = Truncation(fraction)(snap, int(m), rng)
+        if d is not None:
+            assert d != m
+            assert np.isfinite(snap.scores[snap.index(d)])
+            assert not snap.better(snap.index(int(m)), snap.index(d))
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 0.51, 1.0, math.nan, "0.2", True])
+def test_truncation_rejects_bad_fraction(fraction):
+    with pytest.raises(ConfigError, match=r"fraction must be in \(0, 0.5\], got fraction="):
+        Truncation(fraction)
+
+
+# Tournament and NoExploit
+
+
+def test_tournament_loser_copies_winner_and_winner_keeps():
+    for maximize, winner, loser in [(True, 101, 100), (False, 100, 101)]:
+        snap = snapshot([1.0, 2.0], maximize=maximize)
+        for rng in rngs():
+            assert Tournament()(snap, loser, rng) == winner
+            assert Tournament()(snap, winner, rng) is None
+
+
+def test_tournament_tie_keeps_own():
+    snap = snapshot([1.0, 1.0])
+    assert {Tournament()(snap, 100, rng) for rng in rngs()} == {None}
+
+
+def test_tournament_rival_is_any_other_member_never_itself():
+    snap = snapshot([0.0, 1.0, 2.0, 3.0])  # the worst member loses to every rival
+    assert {Tournament()(snap, 100, rng) for rng in rngs()} == {101, 102, 103}
+    # the best never copies; the middle one copies only the better two
+    assert {Tournament()(snap, 103, rng) for rng in rngs()} == {None}
+    assert {Tournament()(snap, 101, rng) for rng in rngs()} == {None, 102, 103}
+
+
+def test_tournament_nan_member_copies_and_never_donates():
+    snap = snapshot([np.nan, 1.0])
+    assert Tournament()(snap, 100, np.random.default_rng(0)) == 101
+    assert Tournament()(snap, 101, np.random.default_rng(0)) is None
+    assert Tournament()(snapshot([np.nan, np.nan]), 100, np.random.default_rng(0)) is None
+
+
+def test_no_exploit_always_keeps_own():
+    snap = snapshot(SCORES)
+    assert all(ds == {None} for ds in donors(NoExploit(), snap).values())
+
+
+# explore
+
+
+SPACE = Space(
+    {
+        "lr": Float(1e-4, 1e-1, log=True),
+        "batch": Int(16, 256),
+        "dropout": Float(0.0, 0.5),
+        "optimizer": Choice(["sgd", "momentum", "adam"]),
+        "epochs": 10,
+    }
+)
+HPARAMS = {"lr": 0.01, "batch": 100, "dropout": 0.25, "optimizer": "momentum", "epochs": 10}
+
+
+@pytest.mark.parametrize(
+    "explore",
+    [
+        Perturb(),
+        Perturb((0.5, 2.0)),
+        Resample(),
+        PerturbOrResample(),
+        PerturbOrResample(0.5, (0.5, 2.0)),
+    ],
+)
+def test_explore_returns_new_valid_hparams_without_mutating_input(explore):
+    for rng in rngs():
+        h = SPACE.sample(rng)
+        before = dict(h)
+        new = explore(h, SPACE, rng)
+        assert h == before
+        assert new is not h
+        SPACE.validate(new)
+        assert json.loads(json.dumps(new)) == new
+
+
+def test_explore_repeated_stays_in_bounds():
+    h = dict(HPARAMS)
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        h = Perturb((0.5, 2.0))(h, SPACE, rng)
+        SPACE.validate(h)
+
+
+def perturbed_values(explore) -> dict[str, set]:
+    seen: dict[str, set] = {name: set() for name in SPACE}
+    for rng in rngs():
+        for name, value in explore(HPARAMS, SPACE, rng).items():
+            seen[name].add(round(value, 12) if isinstance(value, float) else value)
+    return seen
+
+
+PERTURBED = {
+    "lr": {0.008, 0.012},
+    "batch": {80, 120},
+    "dropout": {0.2, 0.3},
+    "optimizer": {"sgd", "adam"},
+    "epochs": {10},
+}
+
+
+def test_perturb_multiplies_by_one_of_the_factors_independently_per_hparam():
+    assert perturbed_values(Perturb()) == PERTURBED
+    outcomes = {tuple(sorted(Perturb()(HPARAMS, SPACE, rng).items())) for rng in rngs()}
+    assert len(outcomes) == 16  # 2 factors for each of the 4 changeable hparams
+
+
+def test_perturb_or_resample_with_probability_zero_only_perturbs():
+    assert perturbed_values(PerturbOrResample(0.0)) == PERTURBED
+
+
+def test_perturb_or_resample_with_probability_one_resamples():
+    assert_resampled(PerturbOrResample(1.0))
+
+
+def test_resample_draws_from_the_prior():
+    assert_resampled(Resample())
+
+
+def assert_resampled(explore):
+    news = [explore(HPARAMS, SPACE, rng) for rng in rngs()]
+    lrs = np.log10([h["lr"] for h in news])
+    assert abs(np.median(lrs) - (-2.5)) < 0.3  # log-uniform on [1e-4, 1e-1]
+    assert len({h["batch"] for h in news}) > 100
+    assert {h["optimizer"] for h in news} == {"sgd", "momentum", "adam"}
+    assert all(h["epochs"] == 10 for h in news)
+    assert not any(round(h["lr"], 12) in PERTURBED["lr"] for h in news)
+
+
+def test_perturb_or_resample_mixes_both():
+    news = [PerturbOrResample(0.5)(HPARAMS, SPACE, rng)["batch"] for rng in rngs()]
+    perturbed = sum(b in PERTURBED["batch"] for b in news)
+    assert 70 < perturbed < 140  # about half perturbed, plus a few resamples that land there
+
+
+@pytest.mark.parametrize(
+    "factors", [(), (0.8, -1.2), (0.0,), (math.inf,), (math.nan,), "0.8", ("a",), 1.2]
+)
+def test_perturb_rejects_bad_factors(factors):
+    with pytest.raises(ConfigError, match="factors must be a non-empty list of finite numbers > 0"):
+        Perturb(factors)
+    with pytest.raises(ConfigError, match="PerturbOrResample: factors must be"):
+        PerturbOrResample(0.25, factors)
+
+
+@pytest.mark.parametrize("probability", [-0.1, 1.1, math.nan, "0.5", None])
+def test_perturb_or_resample_rejects_bad_probability(probability):
+    with pytest.raises(ConfigError, match=r"probability must be in \[0, 1\], got probability="):
+        PerturbOrResample(probability)
+
+
+def test_factors_given_as_list_become_a_tuple():
+    assert Perturb([0.5, 2]).factors == (0.5, 2.0)
+
+
+# ready
+
+
+def test_every_steps():
+    rule = EverySteps(100)
+    assert not rule(99, 1e9)
+    assert rule(100, 0.0)
+    assert rule(150, 0.0)
+    assert rule.segment_steps() == 100
+
+
+def test_every_seconds():
+    rule = EverySeconds(60)
+    assert not rule(10**9, 59.9)
+    assert rule(0, 60.0)
+    assert rule.segment_steps() is None
+
+
+@pytest.mark.parametrize("steps", [0, -1, 1.5, "10", True])
+def test_every_steps_rejects_bad_steps(steps):
+    with pytest.raises(ConfigError, match="steps must be an int >= 1, got steps="):
+        EverySteps(steps)
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, math.inf, math.nan, "60"])
+def test_every_seconds_rejects_bad_seconds(seconds):
+    with pytest.raises(ConfigError, match="seconds must be a finite number > 0, got seconds="):
+        EverySeconds(seconds)
+
+
+# registries
+
+
+def test_registries_name_the_classes():
+    assert EXPLOIT == {"truncation": Truncation, "tournament": Tournament, "none": NoExploit}
+    assert EXPLORE == {
+        "perturb": Perturb,
+        "resample": Resample,
+        "perturb-or-resample": PerturbOrResample,
+    }
+
+
+def test_make_builds_with_params():
+    assert make_exploit("truncation", fraction=0.25) == Truncation(0.25)
+    assert make_exploit("none") == NoExploit()
+    assert make_explore("perturb", factors=[0.5, 2.0]) == Perturb((0.5, 2.0))
+
+
+def test_make_rejects_unknown_names():
+    with pytest.raises(ConfigError) as info:
+        make_exploit("foo")
+    assert str(info.value) == "exploit must be one of truncation, tournament, none; got 'foo'"
+    with pytest.raises(
+        ConfigError,
+        match="explore must be one of perturb, resample, perturb-or-resample; got 'mutate'",
+    ):
+        make_explore("mutate")
+
+
+def test_make_rejects_unknown_params():
+    with pytest.raises(
+        ConfigError, match="exploit 'truncation' has no parameter 'frac'; allowed: fraction"
+    ):
+        make_exploit("truncation", frac=0.2)
+    with pytest.raises(
+        ConfigError, match="exploit 'tournament' has no parameter 'size'; allowed: none"
+    ):
+        make_exploit("tournament", size=3)
+    with pytest.raises(ConfigError, match="explore 'perturb' has no parameter 'probability'"):
+        make_explore("perturb", probability=0.5)
+
+
+def test_make_passes_on_bad_param_values():
+    with pytest.raises(ConfigError, match="fraction must be in"):
+        make_exploit("truncation", fraction=0.9)
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [Truncation(), Truncation(0.5), Tournament(), NoExploit()],
+)
+def test_describe_round_trips_exploit(strategy):
+    d = json.loads(json.dumps(describe(strategy)))
+    assert make_exploit(**d) == strategy
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [Perturb(), Perturb((0.5, 2.0)), Resample(), PerturbOrResample(0.1, (0.9, 1.1))],
+)
+def test_describe_round_trips_explore(strategy):
+    d = json.loads(json.dumps(describe(strategy)))
+    assert make_explore(**d) == strategy
+
+
+def test_describe_gives_lists_for_tuples():
+    assert describe(PerturbOrResample()) == {
+        "name": "perturb-or-resample",
+        "probability": 0.25,
+        "factors": [0.8, 1.2],
+    }
+    assert describe(Truncation()) == {"name": "truncation", "fraction": 0.2}
+
+
+def test_describe_rejects_unregistered_objects():
+    with pytest.raises(ConfigError, match="strategy must be one of Truncation, .*; got"):
+        describe(EverySteps(10))
