@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from populace.checkpoints import CheckpointStorage
 from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.executors import TrainableSource, run_inline, run_local

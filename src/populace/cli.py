@@ -30,6 +30,7 @@ except ModuleNotFoundError:  # Python 3.10
 # flags that set a RunConfig field directly
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
           "score", "executor", "keep_checkpoints")
+READY = {"ready_steps", "ready_seconds"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,13 +110,13 @@ def _factors(text: str | None) -> list[float] | None:
 
 def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
     """The run's settings: script defaults, then the config file, then the flags."""
+    flags = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
     settings = dict(defaults)
-    if args.config:
-        settings.update(read_config_file(args.config))
-    for name in FIELDS:
-        value = getattr(args, name)
-        if value is not None:
-            settings[name] = value
+    for layer in (read_config_file(args.config) if args.config else {}, flags):
+        if READY & set(layer):  # a ready rule replaces the weaker layer's, of either kind
+            for key in READY:
+                settings.pop(key, None)
+        settings.update(layer)
     _strategy(settings, "exploit", args.exploit, {"fraction": args.fraction})
     _strategy(settings, "explore", args.explore, {
         "factors": _factors(args.factors), "probability": args.resample_probability,

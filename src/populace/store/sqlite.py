@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from populace.store.base import StoreError
+
 
 class SQLiteDriver:
     """A connection to one SQLite file; use one driver per thread or process."""
@@ -27,7 +29,7 @@ class SQLiteDriver:
             self._conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as e:
             self._conn.close()
-            raise sqlite3.DatabaseError(f"{self.path} is not an SQLite database: {e}") from e
+            raise StoreError(f"{self.path} is not a populace store (not SQLite: {e})") from e
         # WAL + NORMAL: a committed transaction survives a crash of any process
         self._conn.execute("PRAGMA synchronous=NORMAL")
 

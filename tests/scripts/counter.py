@@ -1,0 +1,41 @@
+"""A cheap trainable for end-to-end tests: its score is how far it got, scaled by x.
+
+FAIL_ABOVE makes members whose x exceeds it raise in `step`; SLEEP slows each
+step down so a test can interrupt a run in the middle.
+"""
+
+import json
+import os
+import time
+
+from populace import Float, Trainable
+
+space = {"x": Float(0.0, 1.0)}
+config = {"population": 4, "steps": 20, "ready_steps": 4, "score": "total"}
+
+
+class Counter(Trainable):
+    def build(self, hparams, seed):
+        self.total = 0.0
+        # read at build time: the module may have been imported before a test set them
+        self.fail_above = float(os.environ.get("COUNTER_FAIL_ABOVE", "inf"))
+        self.sleep = float(os.environ.get("COUNTER_SLEEP", "0"))
+        self.apply(hparams)
+
+    def apply(self, hparams):
+        self.x = hparams["x"]
+
+    def step(self):
+        if self.x > self.fail_above:
+            raise RuntimeError(f"x={self.x} is too large")
+        time.sleep(self.sleep)
+        self.total += self.x
+
+    def evaluate(self):
+        return {"total": self.total, "x": self.x}
+
+    def save(self, path):
+        path.write_text(json.dumps(self.total))
+
+    def load(self, path):
+        self.total = json.loads(path.read_text())

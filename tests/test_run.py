@@ -1,0 +1,251 @@
+"""End to end: real runs on both executors, through the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import populace
+from populace.cli import main
+from populace.script import load_script
+from populace.store import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = ROOT / "examples" / "toy.py"
+COUNTER = Path(__file__).parent / "scripts" / "counter.py"
+EXECUTORS = ["inline", "local"]
+
+
+def run_script(script: Path, store: Path, **settings):
+    s = load_script(script)
+    return populace.run(
+        s.trainable, s.space, store=store, initial=s.initial, script=script, progress=False,
+        **{**s.config, **settings},
+    )
+
+
+def unique_results(store_path: Path) -> None:
+    """No (member, step) result is stored twice and every member's steps only grow."""
+    store = open_store(store_path)
+    results = store.results()
+    store.close()
+    seen = set()
+    for r in results:
+        assert (r.member, r.step, json.dumps(r.hparams, sort_keys=True)) not in seen
+        seen.add((r.member, r.step, json.dumps(r.hparams, sort_keys=True)))
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_toy_run_finishes_with_exploits_and_a_schedule(tmp_path, executor):
+    result = run_script(TOY, tmp_path / "toy.db", executor=executor, workers=2)
+    store = open_store(tmp_path / "toy.db")
+    members = store.members()
+    assert [m.step for m in members] == [200, 200]
+    assert all(m.status == "done" for m in members)
+    assert len(store.events("exploit")) > 0
+    assert result.score > 1.1  # grid search is capped at 0.39
+    assert result.schedule[0].step == 0
+    assert result.checkpoint is not None and result.checkpoint.is_file()
+    # the schedule ends with the hparams the best member trained its last segment with
+    assert result.schedule[-1].hparams == result.best.hparams
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_population_larger_than_workers(tmp_path, executor):
+    run_script(COUNTER, tmp_path / "c.db", executor=executor, workers=2, population=6)
+    store = open_store(tmp_path / "c.db")
+    assert [m.step for m in store.members()] == [20] * 6
+    # every member reported at every ready point: 5 segments of 4 steps; with parallel
+    # workers a member may copy a donor one segment behind it and train that segment again
+    n = len(store.results())
+    assert n == 6 * 5 if executor == "inline" else n >= 6 * 5
+    unique_results(tmp_path / "c.db")
+
+
+def test_exploit_none_never_copies(tmp_path):
+    result = run_script(TOY, tmp_path / "grid.db", exploit="none")
+    store = open_store(tmp_path / "grid.db")
+    assert store.events("exploit") == []
+    assert result.score == pytest.approx(0.39, abs=0.01)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_failed_member_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, executor):
+    monkeypatch.setenv("COUNTER_FAIL_ABOVE", "0.5")
+    s = load_script(COUNTER)
+    initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
+    # no exploit: a copied x would inherit (or escape) the failure
+    result = populace.run(s.trainable, s.space, store=tmp_path / "f.db", initial=initial,
+                          script=COUNTER, progress=False, executor=executor, workers=2,
+                          **{**s.config, "exploit": "none"})
+    store = open_store(tmp_path / "f.db")
+    members = store.members()
+    assert [m.status for m in members] == ["done", "done", "failed", "done"]
+    assert "x=0.9 is too large" in members[2].error
+    assert "Traceback" in members[2].error
+    assert [e.member for e in store.events("failed")] == [2]
+    assert result.best.id == 3
+
+
+def test_run_fails_only_when_every_member_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("COUNTER_FAIL_ABOVE", "-1")
+    with pytest.raises(populace.RunFailed, match="too large"):
+        run_script(COUNTER, tmp_path / "f.db", executor="inline")
+
+
+def test_run_again_on_a_finished_store_resumes_without_new_work(tmp_path):
+    first = run_script(TOY, tmp_path / "toy.db")
+    n_results = len(open_store(tmp_path / "toy.db").results())
+    again = run_script(TOY, tmp_path / "toy.db")
+    assert again.best == first.best
+    assert len(open_store(tmp_path / "toy.db").results()) == n_results
+
+
+def test_resume_refuses_contradicting_settings(tmp_path):
+    run_script(TOY, tmp_path / "toy.db")
+    with pytest.raises(populace.ConfigError, match="population=2; got population=3"):
+        run_script(TOY, tmp_path / "toy.db", population=3)
+
+
+def _populace(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "populace.cli", *args], cwd=ROOT,
+        env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_for_results(store_path: Path, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store_path.exists():
+            try:
+                if len(open_store(store_path).results()) >= n:
+                    return
+            except Exception:
+                pass  # the store is still being created
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} results after {timeout} s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_resumes_to_the_end(tmp_path, sig):
+    store = tmp_path / "slow.db"
+    args = ["run", str(COUNTER), "--store", str(store), "--population", "4", "--workers", "2",
+            "--quiet"]
+    env = {"COUNTER_SLEEP": "0.02"}
+    if sig == signal.SIGKILL:
+        # the killed workers' leases must expire before others reclaim their members
+        config = tmp_path / "lease.yaml"
+        config.write_text("lease_seconds: 1.0\n")
+        args += ["--config", str(config)]
+    proc = _populace(*args, env=env)
+    _wait_for_results(store, 3)
+    if sig == signal.SIGKILL:
+        # the whole process group: the parent and its worker processes
+        subprocess.run(["pkill", "-KILL", "-P", str(proc.pid)], check=False)
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    done_before = len(open_store(store).results())
+    assert done_before < 4 * 5, "the run finished before it was interrupted"
+    resumed = _populace(*args, env=env)
+    out = resumed.communicate(timeout=120)[0].decode()
+    assert resumed.returncode == 0, out
+    members = open_store(store).members()
+    assert [m.step for m in members] == [20] * 4
+    assert all(m.status == "done" for m in members)
+    unique_results(store)
+
+
+def test_cli_status_json(tmp_path, capsys):
+    assert main(["run", str(TOY), "--store", str(tmp_path / "t.db"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "t.db"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == [0, 1]
+    for row in rows:
+        assert {"id", "step", "score", "hparams", "generation", "parent", "status"} <= set(row)
+        assert row["step"] == 200 and row["status"] == "done"
+    assert main(["status", str(tmp_path / "t.db")]) == 0
+    table = capsys.readouterr().out
+    assert "member" in table and "done" in table and "h0" in table
+
+
+def test_cli_settings_precedence(tmp_path):
+    """Flags beat the config file, which beats the script's own defaults."""
+    toml = tmp_path / "c.toml"
+    toml.write_text('population = 3\nsteps = 12\n[exploit]\nname = "tournament"\n')
+    assert main(["run", str(COUNTER), "--store", str(tmp_path / "c.db"), "--config", str(toml),
+                 "--steps", "8", "--executor", "inline", "--quiet"]) == 0
+    config = open_store(tmp_path / "c.db").config()["run"]
+    assert config["population"] == 3  # file over script (4)
+    assert config["steps"] == 8  # flag over file (12)
+    assert config["exploit"] == {"name": "tournament"}
+    assert config["score"] == "total"  # script over default
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--population", "1"], "population must be >= 2, got 1"),
+        (["--workers", "0"], "workers must be >= 1, got 0"),
+        (["--steps", "0"], "steps must be >= 1, got 0"),
+        (["--fraction", "0.7"], "fraction"),
+        (["--fraction", "0"], "fraction"),
+        (["--explore", "perturb", "--factors", "0.8,-1"], "factors"),
+        (["--factors", "a,b"], "factors must be numbers"),
+        (["--exploit", "best"], "exploit must be one of truncation, tournament, none; got 'best'"),
+        (["--explore", "jitter"], "explore must be one of"),
+        (["--mode", "maximise"], "mode must be one of max, min; got 'maximise'"),
+        (["--ready-steps", "0"], "ready_steps must be >= 1, got 0"),
+        (["--ready-seconds", "-2"], "ready_seconds must be > 0"),
+        (["--ready-steps", "2", "--ready-seconds", "2"], "not both"),
+        (["--score", "accuracy"], "score 'accuracy' is not among the metrics"),
+        (["--resample-probability", "1.5", "--explore", "perturb-or-resample"], "probability"),
+    ],
+)
+def test_cli_refuses_bad_settings_and_writes_nothing(tmp_path, capsys, flags, message):
+    store = tmp_path / "bad.db"
+    code = main(["run", str(COUNTER), "--store", str(store), "--quiet", *flags])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in " ".join(err.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("from populace import Float\nspace = {}\n", "must define exactly one Trainable"),
+        ("import populace\nspace = {}\nclass T(populace.Trainable):\n"
+         "    build=step=evaluate=save=load=apply=lambda *a: 0\n",
+         "space must have at least one hparam"),
+        ("from populace import Float\nspace = {'x': Float(1, 1)}\n", "low must be < high"),
+        ("from populace import Float\nspace = {'x': Float(0, 1, log=True)}\n", "log"),
+        ("from populace import Choice\nspace = {'x': Choice([])}\n", "Choice"),
+    ],
+)
+def test_cli_refuses_bad_scripts(tmp_path, capsys, script, message):
+    path = tmp_path / "bad_script.py"
+    path.write_text(script)
+    assert main(["run", str(path), "--store", str(tmp_path / "x.db"), "--quiet"]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_cli_refuses_unknown_config_keys_and_non_stores(tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("populaton: 4\n")
+    assert main(["run", str(COUNTER), "--store", str(tmp_path / "x.db"), "--config", str(bad),
+                 "--quiet"]) == 2
+    assert "unknown setting 'populaton'" in capsys.readouterr().err
+    other = tmp_path / "other.db"
+    other.write_bytes(b"not a database at all" * 100)
+    assert main(["status", str(other)]) == 2
+    assert main(["run", str(COUNTER), "--store", str(other), "--quiet"]) == 2
