@@ -26,7 +26,7 @@ def final_q(tmp_path: Path, seed: int, exploit: str) -> float:
 def test_pbt_ends_closer_to_the_optimum_than_grid_search_in_every_seed(tmp_path):
     pbt = [final_q(tmp_path, seed, "truncation") for seed in SEEDS]
     grid = [final_q(tmp_path, seed, "none") for seed in SEEDS]
-    for seed, (p, g) in enumerate(zip(pbt, grid)):
+    for seed, (p, g) in enumerate(zip(pbt, grid, strict=True)):
         assert abs(1.2 - p) < abs(1.2 - g), f"seed {seed}: PBT {p:.4f}, grid {g:.4f}"
     # grid search cannot leave one coordinate: 1.2 - 0.9**2 = 0.39 at best
     assert max(grid) <= 0.39
