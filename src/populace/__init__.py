@@ -2,11 +2,12 @@
 
 from populace.api import RunFailed, RunResult, run
 from populace.config import RunConfig
+from populace.function import Member
 from populace.space import Choice, ConfigError, Constant, Float, Int, Space
 from populace.trainable import Trainable
 
 __all__ = [
-    "Choice", "ConfigError", "Constant", "Float", "Int", "RunConfig", "RunFailed", "RunResult",
-    "Space", "Trainable", "run",
+    "Choice", "ConfigError", "Constant", "Float", "Int", "Member", "RunConfig", "RunFailed",
+    "RunResult", "Space", "Trainable", "run",
 ]
 __version__ = "0.1.0"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from rich.console import Console
 from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.executors import TrainableSource, run_inline, run_local
+from populace.function import Member
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.space import ConfigError, Space
-from populace.store import Member, Store, open_store, store_exists
+from populace.store import MemberRow, Store, open_store, store_exists
 from populace.strategies import Snapshot
 from populace.trainable import Trainable
 from populace.worker import member_seed, score_of
@@ -33,10 +35,10 @@ class RunFailed(RuntimeError):
 class RunResult:
     """A finished run: its best member, that member's checkpoint and hparam schedule."""
 
-    best: Member
+    best: MemberRow
     checkpoint: Path | None
     schedule: list[ScheduleEntry]
-    members: list[Member]
+    members: list[MemberRow]
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def default_checkpoints(store: str | os.PathLike[str]) -> Path:
 
 
 def run(
-    trainable: type[Trainable],
+    trainable: type[Trainable] | Callable[[Member], None],
     space: Space | Mapping[str, Any],
     *,
     store: str | os.PathLike[str] = "populace.db",
@@ -65,6 +67,9 @@ def run(
     **settings: Any,
 ) -> RunResult:
     """Train a population of `trainable` over `space` (settings: see `RunConfig`).
+
+    `trainable` is a `Trainable` subclass, or a training function that receives
+    a `populace.Member` (see `populace.function`).
 
     A store that already holds a run resumes it: the settings given must agree
     with the stored ones, except `workers` and `executor`.
@@ -81,7 +86,8 @@ def run(
         # everything is checked before the store is written, so a mistake leaves nothing
         config = RunConfig.from_dict(settings)
         hparams = _initial(space, config, initial)
-        _preflight(trainable, hparams[0], config)
+        if inspect.isclass(trainable):
+            _preflight(trainable, hparams[0], config)
         storage = Path(checkpoints).resolve() if checkpoints else default_checkpoints(store)
         db = open_store(store)
         db.create({

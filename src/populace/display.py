@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from populace.store import Member, open_store
+from populace.store import MemberRow, open_store
 
 POLL = 0.5  # seconds between two looks at the store
 
@@ -65,7 +65,7 @@ class Display:
         self._progress.stop()
 
 
-def members_table(members: Sequence[Member], title: str = "population") -> Table:
+def members_table(members: Sequence[MemberRow], title: str = "population") -> Table:
     """One row per member: id, step, score, generation, parent, status, hparams."""
     table = Table(title=title)
     for name in ("member", "step", "score", "gen", "parent", "status", "hparams"):

@@ -1,7 +1,8 @@
 """Load a user's run script: a Python file that defines a trainable and its space.
 
 A script defines `space` (a mapping of hparam names to dimensions), exactly
-one `Trainable` subclass (or names it `trainable`), and may set `config` (a
+one `Trainable` subclass (or names it, or a training function taking a
+`populace.Member`, `trainable`), and may set `config` (a
 dict of default settings, e.g. the toy's population of two) and `initial`
 (the starting hparams of each member).
 """
@@ -12,6 +13,7 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from populace.trainable import Trainable
 @dataclass(frozen=True)
 class Script:
     path: Path
-    trainable: type[Trainable]
+    trainable: type[Trainable] | Callable[..., None]
     space: Space
     config: dict[str, Any] = field(default_factory=dict)
     initial: list[dict[str, Any]] | None = None
@@ -63,8 +65,10 @@ def _attr(module: Any, name: str, path: Path) -> Any:
     return getattr(module, name)
 
 
-def _find_trainable(module: Any, path: Path) -> type[Trainable]:
+def _find_trainable(module: Any, path: Path) -> type[Trainable] | Callable[..., None]:
     if hasattr(module, "trainable"):
+        if inspect.isfunction(module.trainable):
+            return module.trainable
         found = [module.trainable]
     else:
         found = [
@@ -75,7 +79,7 @@ def _find_trainable(module: Any, path: Path) -> type[Trainable]:
     if len(found) != 1 or not (inspect.isclass(found[0]) and issubclass(found[0], Trainable)):
         names = [getattr(c, "__name__", repr(c)) for c in found]
         raise ConfigError(
-            f"script {path.name} must define exactly one Trainable subclass (or name one "
-            f"'trainable'), found {names}"
+            f"script {path.name} must define exactly one Trainable subclass (or name one, or "
+            f"a training function, 'trainable'), found {names}"
         )
     return found[0]

@@ -22,6 +22,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy as np
 from populace.checkpoints import CheckpointStorage
 from populace.config import RunConfig
 from populace.space import ConfigError, Space
-from populace.store import Decision, Member, Report, Store, open_store
+from populace.store import Decision, MemberRow, Outcome, Report, Store, open_store
 from populace.strategies import Snapshot
 from populace.trainable import Trainable
 
@@ -117,20 +118,22 @@ class Heartbeat:
 
 
 class Worker:
-    """Trains members of one run until none is left."""
+    """Trains members of one run until none is left, one segment per claim."""
 
-    def __init__(self, store: Store, trainable: type[Trainable], space: Space):
+    def __init__(self, store: Store, trainable: Any, space: Space):
         self.store = store
-        self.cls = trainable
+        self.trainable = trainable  # a Trainable class here, a function in FunctionWorker
         self.space = space
-        self.config = RunConfig.from_dict(store.config()["run"])
-        self.storage = CheckpointStorage(store.config()["checkpoints"])
+        config = store.config()
+        self.config = RunConfig.from_dict(config["run"])
+        self.storage = CheckpointStorage(config["checkpoints"])
         self.ready = self.config.make_ready()
         self.id = uuid.uuid4().hex[:12]
         self.live: Live | None = None
+        self.pending: MemberRow | None = None  # a member already claimed for the next turn
 
     def run(self) -> int:
-        """Claim, train and report until the run is done; return segments trained."""
+        """Claim, train and report until the run is done; return the turns taken."""
         heartbeat = Heartbeat(self.store.url, self.id, self.config.lease_seconds)
         try:
             return self._loop(heartbeat)
@@ -138,33 +141,53 @@ class Worker:
             heartbeat.close()
 
     def _loop(self, heartbeat: Heartbeat) -> int:
-        segments = 0
+        turns = 0
         while True:
-            prefer = self.live.member if self.live else None
-            member = self.store.claim(self.id, self.config.lease_seconds, prefer)
+            member, self.pending = self.pending, None
+            if member is None:
+                prefer = self.live.member if self.live else None
+                member = self.store.claim(self.id, self.config.lease_seconds, prefer)
             if member is None:
                 if self._finished():
-                    return segments
+                    return turns
                 time.sleep(IDLE_POLL)
                 continue
             heartbeat.watch(member.id)
             try:
-                self.segment(member)
+                self.turn(member)
             except Exception:
                 self.live = None
                 self.store.fail(self.id, member.id, traceback.format_exc())
             except BaseException:  # interrupted: the member is not at fault
                 self.store.release(self.id, member.id)
+                if self.pending is not None:
+                    self.store.release(self.id, self.pending.id)
                 raise
             finally:
                 heartbeat.watch(None)
-            segments += 1
+            turns += 1
 
     def _finished(self) -> bool:
         status = self.store.progress()["status"]
         return not status.get("ready") and not status.get("running")
 
-    def restore(self, member: Member) -> Trainable:
+    def turn(self, member: MemberRow) -> None:
+        """Train `member` to its next ready point, evaluate, report, exploit/explore."""
+        trainable = self.restore(member)
+        started = time.monotonic()
+        step = member.step
+        while step < self.config.steps:
+            trainable.step()
+            step += 1
+            if self.ready(step - member.step, time.monotonic() - started):
+                break
+        outcome = self.report(member, step, trainable.evaluate(), trainable.save, started)
+        if outcome.accepted and outcome.decision is None:
+            self.live = Live(member.id, trainable, outcome.checkpoint, member.hparams)
+        else:
+            self.live = None  # exploited: the next claim loads the donor's checkpoint
+
+    def restore(self, member: MemberRow) -> Trainable:
         """The member's trainable: the live one when unchanged, else built and loaded."""
         live = self.live
         checkpoint = member.checkpoint.id if member.checkpoint else None
@@ -172,38 +195,35 @@ class Worker:
                 and live.hparams == member.hparams):
             return live.trainable
         self.live = None
-        trainable = self.cls()
+        trainable = self.trainable()
         trainable.build(member.hparams, member_seed(self.config.seed, member.id))
-        if member.checkpoint is not None:
-            trainable.load(self.storage.verify(member.checkpoint.key, member.checkpoint.sha256))
+        path = self.checkpoint_path(member)
+        if path is not None:
+            trainable.load(path)
             # the checkpoint carries the donor's hparams (e.g. an optimizer's lr):
             # the member's own, explored ones must win
             trainable.apply(member.hparams)
         return trainable
 
-    def segment(self, member: Member) -> None:
-        """Train `member` to its next ready point, evaluate, report, exploit/explore."""
-        trainable = self.restore(member)
-        started = time.monotonic()
-        step, total = member.step, self.config.steps
-        while step < total:
-            trainable.step()
-            step += 1
-            if self.ready(step - member.step, time.monotonic() - started):
-                break
-        score, metrics = score_of(trainable.evaluate(), self.config.score)
-        ref = self.storage.write(trainable.save)
+    def checkpoint_path(self, member: MemberRow) -> Path | None:
+        """The member's checkpoint file, its hash checked; None for a fresh member."""
+        if member.checkpoint is None:
+            return None
+        return self.storage.verify(member.checkpoint.key, member.checkpoint.sha256)
+
+    def report(self, member: MemberRow, step: int, evaluated: float | Mapping[str, float],
+               save: Callable[[Path], None], started: float) -> Outcome:
+        """Checkpoint, then store the result and the decision it triggers in one transaction."""
+        score, metrics = score_of(evaluated, self.config.score)
+        ref = self.storage.write(save)
         report = Report(
             member=member.id, worker=self.id, step=step,
             score=score if math.isfinite(score) else None, metrics=metrics,
             hparams=member.hparams, key=ref.key, sha256=ref.sha256, bytes=ref.bytes,
-            final=step >= total, seconds=time.monotonic() - started,
+            final=step >= self.config.steps, seconds=time.monotonic() - started,
         )
         decide = make_decide(self.config, self.space, member.id, step)
         outcome = self.store.report(report, decide, self.config.keep_checkpoints)
         for key in outcome.collect:
             self.storage.delete(key)
-        if outcome.accepted and outcome.decision is None:
-            self.live = Live(member.id, trainable, outcome.checkpoint, member.hparams)
-        else:
-            self.live = None  # exploited: the next claim loads the donor's checkpoint
+        return outcome

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from populace.executors.source import TrainableSource
+from populace.executors.source import TrainableSource, work
 from populace.store import Store
-from populace.worker import Worker
 
 
 def run_inline(store: Store, source: TrainableSource) -> None:
-    trainable, space = source.load()
-    Worker(store, trainable, space).run()
+    work(store, source)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 
-from populace.executors.source import TrainableSource
+from populace.executors.source import TrainableSource, work
 from populace.store import Store, open_store
-from populace.worker import Worker
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -19,8 +18,7 @@ def _work(url: str, source: TrainableSource) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     store = open_store(url)
     try:
-        trainable, space = source.load()
-        Worker(store, trainable, space).run()
+        work(store, source)
     except KeyboardInterrupt:
         pass  # the parent reports the interruption; the lease was given back
     finally:

@@ -9,7 +9,7 @@ from populace.store.records import (
     CheckpointRow,
     Decision,
     Event,
-    Member,
+    MemberRow,
     Outcome,
     Report,
     Result,
@@ -17,7 +17,7 @@ from populace.store.records import (
 from populace.store.sqlite import SQLiteDriver
 
 __all__ = [
-    "SCHEMA_VERSION", "CheckpointRow", "Decision", "Event", "Member", "Outcome", "Report",
+    "SCHEMA_VERSION", "CheckpointRow", "Decision", "Event", "MemberRow", "Outcome", "Report",
     "Result", "Store", "StoreError", "open_store", "store_exists",
 ]
 

@@ -30,7 +30,7 @@ from populace.store.records import (
     CheckpointRow,
     Decision,
     Event,
-    Member,
+    MemberRow,
     Outcome,
     Report,
     Result,
@@ -183,7 +183,7 @@ class Store:
 
     # -- workers: claim, heartbeat, report, fail --------------------------
 
-    def claim(self, worker: str, lease: float, prefer: int | None = None) -> Member | None:
+    def claim(self, worker: str, lease: float, prefer: int | None = None) -> MemberRow | None:
         """Lease the member furthest behind (ties: `prefer`, then lowest id), or None."""
         now = time.time()
         with self.driver.write() as cur:
@@ -394,19 +394,19 @@ class Store:
     )
 
     @staticmethod
-    def _member_row(row: tuple) -> Member:
+    def _member_row(row: tuple) -> MemberRow:
         checkpoint = None if row[8] is None else CheckpointRow(*row[8:14])
-        return Member(
+        return MemberRow(
             id=row[0], hparams=json.loads(row[1]), step=row[2], score=row[3],
             generation=row[4], parent=row[5], status=row[6], checkpoint=checkpoint,
             error=row[7],
         )
 
-    def _member(self, cur: Cursor, member: int) -> Member:
+    def _member(self, cur: Cursor, member: int) -> MemberRow:
         cur.execute(self._MEMBER_SQL + " WHERE m.id = ?", (member,))
         return self._member_row(cur.fetchone())
 
-    def members(self) -> list[Member]:
+    def members(self) -> list[MemberRow]:
         """Every member's row, by id."""
         with self.driver.read() as cur:
             self._config(cur)

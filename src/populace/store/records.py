@@ -17,7 +17,7 @@ class CheckpointRow:
 
 
 @dataclass(frozen=True)
-class Member:
+class MemberRow:
     """A member's row: the latest state the population knows of it."""
 
     id: int

@@ -1,0 +1,141 @@
+"""The function API: a training loop of the user's own, handed a `Member`.
+
+    def train(member: populace.Member) -> None:
+        model, optimizer = make_model(), torch.optim.SGD(...)
+        member.register({"model": model, "optimizer": optimizer}, ignore=("batch_size",))
+        while member.training:
+            train_epoch(model, optimizer, member.hparams["batch_size"])
+            member.report(accuracy=validate(model))
+
+`register` restores the member's checkpoint into the objects and puts its
+hparams in force, and at every ready point `report` checkpoints them,
+reports, and on exploit loads the donor's state and applies the explored
+hparams before the loop goes on: the loop cannot forget either. Objects are
+torch objects (anything with state_dict / load_state_dict), saved and
+applied by `populace.integrations.torch`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from populace.store import MemberRow
+from populace.worker import Worker
+
+TrainFunction = Callable[["Member"], None]
+
+
+class Member:
+    """One member as a training function sees it: hparams, step, state and reports."""
+
+    def __init__(self, worker: FunctionWorker, row: MemberRow):
+        self._worker = worker
+        self._row: MemberRow | None = row
+        self._step = row.step
+        self._segment_start = row.step
+        self._started = time.monotonic()
+        self._state: dict[str, Any] | None = None
+        self._modules: Mapping[str, tuple] = {}
+        self._ignore: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> int:
+        return self._current().id
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The hparams in force now; read them each time, an exploit changes them."""
+        return self._current().hparams
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @property
+    def training(self) -> bool:
+        """Whether to go on: False once this member is done or the worker turns to another."""
+        return self._row is not None and self._step < self._worker.config.steps
+
+    def register(self, state: Mapping[str, Any], *,
+                 modules: Mapping[str, tuple] | None = None, ignore: Iterable[str] = ()) -> None:
+        """Hand over the objects that hold the training state; restores them and applies hparams.
+
+        `modules` and `ignore` are those of `populace.integrations.torch.apply_hparams`:
+        an hparam goes to an optimizer's param groups, to module attributes, or is
+        listed in `ignore` and read from `member.hparams` by the loop itself.
+        """
+        self._state, self._modules, self._ignore = dict(state), dict(modules or {}), tuple(ignore)
+        self._restore(self._current())
+
+    def report(self, metrics: float | Mapping[str, float] | None = None,
+               **named: float) -> None:
+        """One step done, with its metrics; at a ready point this checkpoints and reports."""
+        row = self._current()
+        if self._state is None:
+            raise RuntimeError("call member.register({...}) with the training state before "
+                               "member.report(...), so populace can checkpoint and restore it")
+        evaluated = dict(metrics) if isinstance(metrics, Mapping) else (
+            metrics if metrics is not None else {})
+        if isinstance(evaluated, dict):
+            evaluated.update(named)
+        self._step += 1
+        worker = self._worker
+        if not (self._step >= worker.config.steps or worker.ready(
+                self._step - self._segment_start, time.monotonic() - self._started)):
+            return
+        outcome = worker.report(row, self._step, evaluated, self._save, self._started)
+        if self._step >= worker.config.steps or not outcome.accepted:
+            self._row = None
+            return
+        self._turn(worker.store.claim(worker.id, worker.config.lease_seconds, prefer=row.id),
+                   outcome.checkpoint)
+
+    def _turn(self, claimed: MemberRow | None, checkpoint: int | None) -> None:
+        """Go on with the same member (restored if it exploited), or hand the worker back."""
+        if claimed is None or claimed.id != self._current().id:
+            self._worker.pending, self._row = claimed, None
+            return
+        if claimed.checkpoint is None or claimed.checkpoint.id != checkpoint:
+            self._restore(claimed)
+        self._row, self._step = claimed, claimed.step
+        self._segment_start, self._started = claimed.step, time.monotonic()
+
+    def _current(self) -> MemberRow:
+        if self._row is None:
+            raise RuntimeError("this member has stopped training: loop on `while member.training`")
+        return self._row
+
+    def _restore(self, row: MemberRow) -> None:
+        from populace.integrations import torch as pt  # torch is an optional extra
+
+        path = self._worker.checkpoint_path(row)
+        if path is not None:
+            pt.load_state(path, **self._state)
+        objects = list(self._state.values())
+        pt.apply_hparams(
+            row.hparams,
+            optimizers=[o for o in objects if isinstance(o, pt.Optimizer)],
+            schedulers=[o for o in objects if isinstance(o, pt.LRScheduler)],
+            modules=self._modules, ignore=self._ignore,
+        )
+
+    def _save(self, path: Path) -> None:
+        from populace.integrations import torch as pt
+
+        pt.save_state(path, **self._state)
+
+
+class FunctionWorker(Worker):
+    """A worker whose turn calls the user's training function with a `Member`."""
+
+    def turn(self, row: MemberRow) -> None:
+        member = Member(self, row)
+        self.trainable(member)
+        if member._row is not None:
+            raise RuntimeError(
+                f"the training function returned while member {row.id} was at step "
+                f"{member.step} of {self.config.steps}: loop on `while member.training`"
+            )

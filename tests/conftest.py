@@ -1,0 +1,59 @@
+"""Shared fixtures: one store battery, run against every backend.
+
+A new backend is tested by adding its name to BACKENDS and a branch in
+`store_factory` that opens a fresh, empty store of that kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from populace.config import RunConfig
+from populace.store import Store, open_store
+
+BACKENDS = ["sqlite"]  # later: "postgresql", with a fresh database per test
+
+
+@pytest.fixture(params=BACKENDS)
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
+    """Open an empty store; the same `name` again opens a second connection to it."""
+    opened: list[Store] = []
+
+    def factory(name: str = "run") -> Store:
+        if request.param == "sqlite":
+            store = open_store(tmp_path / f"{name}.db")
+        else:  # pragma: no cover - a backend named in BACKENDS without a branch here
+            raise NotImplementedError(request.param)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+def run_config(mode: str = "max", population: int = 4) -> dict[str, Any]:
+    """The config layout populace.run stores."""
+    return {
+        "run": RunConfig(mode=mode, population=max(2, population), steps=10).to_dict(),
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+        "checkpoints": "/some/dir",
+        "script": None,
+        "trainable": "toy:Toy",
+    }
+
+
+@pytest.fixture
+def new_store(store_factory: Callable[..., Store]) -> Callable[..., Store]:
+    """Create a run of `population` members (hparams {"lr": 0.01 * (i + 1)}) and return its store."""
+
+    def make(population: int = 4, mode: str = "max", name: str = "run") -> Store:
+        store = store_factory(name)
+        store.create(run_config(mode, population), [{"lr": 0.01 * (i + 1)} for i in range(population)])
+        return store
+
+    return make

@@ -1,0 +1,68 @@
+"""The function API: a user's own loop, handed a populace.Member, on both executors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import populace
+from populace.script import load_script
+from populace.store import open_store
+
+SCRIPT = Path(__file__).parent / "scripts" / "regression_fn.py"
+
+
+def run(tmp_path: Path, **settings):
+    s = load_script(SCRIPT)
+    return populace.run(s.trainable, s.space, store=tmp_path / "fn.db", script=SCRIPT,
+                        progress=False, **{**s.config, **settings})
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_training_function_runs_pbt(tmp_path, executor):
+    result = run(tmp_path, executor=executor, workers=2)
+    store = open_store(tmp_path / "fn.db")
+    members = store.members()
+    assert [m.step for m in members] == [12] * 4
+    assert all(m.status == "done" for m in members)
+    assert store.events("exploit"), "truncation with 4 members exploits at some ready point"
+    assert result.score < 1.0
+    # the lr the optimizer really used is the member's hparam, after every exploit too
+    for r in store.results():
+        assert r.metrics["lr"] == pytest.approx(r.hparams["lr"])
+
+
+def test_population_larger_than_workers(tmp_path):
+    run(tmp_path, executor="inline", population=5)
+    assert [m.step for m in open_store(tmp_path / "fn.db").members()] == [12] * 5
+
+
+def test_forgetting_register_fails_the_member_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGRESSION_FORGET_REGISTER", "1")
+    with pytest.raises(populace.RunFailed, match=r"call member.register"):
+        run(tmp_path, executor="inline")
+
+
+def test_returning_before_the_member_is_done_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGRESSION_RETURN_EARLY", "1")
+    with pytest.raises(populace.RunFailed, match=r"loop on `while member.training`"):
+        run(tmp_path, executor="inline")
+
+
+def test_one_member_per_worker_carries_on_in_the_same_loop_across_exploits(tmp_path):
+    """With a worker per member the loop never returns; an exploit restores in place."""
+    run(tmp_path, executor="local", workers=2, population=2, steps=30, ready_steps=2,
+        exploit={"name": "tournament"})
+    store = open_store(tmp_path / "fn.db")
+    assert [m.step for m in store.members()] == [30, 30]
+    exploits = store.events("exploit")
+    assert exploits
+    results = store.results()
+    for r in results:
+        assert r.metrics["lr"] == pytest.approx(r.hparams["lr"])
+    # right after an exploit, the member's next result continues from the donor's step
+    for e in exploits:
+        after = [r for r in results if r.member == e.member and r.id > e.result]
+        if after:
+            assert after[0].step == e.donor_step + 2
