@@ -1,0 +1,83 @@
+"""The worker's contract with a Trainable: what it calls, in which order, and when."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import populace
+from populace.checkpoints import CheckpointDamaged, CheckpointStorage
+from populace.script import load_script
+from populace.store import open_store
+
+RECORDER = Path(__file__).parent / "scripts" / "recorder.py"
+
+
+@pytest.fixture
+def recorder():
+    script = load_script(RECORDER)
+    module_calls = script.trainable.build.__globals__["CALLS"]
+    module_calls.clear()
+    return script, module_calls
+
+
+def run(tmp_path, script, **settings):
+    return populace.run(script.trainable, script.space, store=tmp_path / "r.db",
+                        progress=False, **{**script.config, **settings})
+
+
+def test_after_an_exploit_the_explored_hparams_win_over_the_checkpoint(tmp_path, recorder):
+    script, calls = recorder
+    run(tmp_path, script, initial=[{"x": 0.1}, {"x": 0.9}], population=2)
+    exploit = open_store(tmp_path / "r.db").events("exploit")[0]
+    loads = [i for i, c in enumerate(calls) if c[1] == "load"]
+    # every load is followed at once by apply on the same object
+    for i in loads:
+        assert calls[i + 1][:2] == (calls[i][0], "apply")
+    # the exploit's copy: the checkpoint brought the donor's x, apply put the explored x
+    copies = [i for i in loads if calls[i + 1][2] == exploit.after]
+    assert copies
+    assert calls[copies[0]][2]["x"] == 0.9 != exploit.after["x"]
+
+
+def test_a_worker_keeps_its_live_member_when_nothing_changed(tmp_path, monkeypatch):
+    """A worker per member and no exploit: each member is built once and never reloaded."""
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("RECORDER_LOG", str(log))
+    script = load_script(RECORDER)
+    populace.run(script.trainable, script.space, store=tmp_path / "r.db", progress=False,
+                 script=RECORDER, **{**script.config, "exploit": "none", "executor": "local",
+                                     "workers": 2})
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    in_workers = [c for c in calls if c[0] != os.getpid()]  # not the parent's preflight
+    assert [c[2] for c in in_workers] == ["build", "build"]
+    assert [m.step for m in open_store(tmp_path / "r.db").members()] == [8, 8]
+
+
+def test_a_damaged_checkpoint_fails_the_member_naming_the_checkpoint(tmp_path, recorder):
+    script, _ = recorder
+    store_path = tmp_path / "r.db"
+    run(tmp_path, script, population=2, steps=4, exploit="none")
+    store = open_store(store_path)
+    member = store.members()[0]
+    path = Path(store.config()["checkpoints"]) / member.checkpoint.key
+    path.write_bytes(path.read_bytes()[:-3])  # truncated
+    with pytest.raises(CheckpointDamaged, match=member.checkpoint.key):
+        CheckpointStorage(store.config()["checkpoints"]).verify(
+            member.checkpoint.key, member.checkpoint.sha256)
+
+
+def test_ready_every_t_seconds(tmp_path, monkeypatch):
+    monkeypatch.setenv("COUNTER_SLEEP", "0.01")
+    script = load_script(Path(__file__).parent / "scripts" / "counter.py")
+    populace.run(script.trainable, script.space, store=tmp_path / "s.db", progress=False,
+                 **{**script.config, "ready_steps": None, "ready_seconds": 0.05,
+                    "executor": "inline", "population": 2})
+    results = open_store(tmp_path / "s.db").results()
+    steps = sorted({r.step for r in results if r.member == 0})
+    # about five 10 ms steps per 50 ms segment, the last one cut at the final step
+    assert steps[-1] == 20
+    assert 3 <= len(steps) <= 8
