@@ -39,7 +39,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
 def run_config(mode: str = "max", population: int = 4) -> dict[str, Any]:
     """The config layout populace.run stores."""
     return {
-        "run": RunConfig(mode=mode, population=max(2, population), steps=10).to_dict(),
+        "run": RunConfig(mode=mode, population=max(2, population), steps=100).to_dict(),
         "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
         "checkpoints": "/some/dir",
         "script": None,
@@ -49,11 +49,12 @@ def run_config(mode: str = "max", population: int = 4) -> dict[str, Any]:
 
 @pytest.fixture
 def new_store(store_factory: Callable[..., Store]) -> Callable[..., Store]:
-    """Create a run of `population` members (hparams {"lr": 0.01 * (i + 1)}) and return its store."""
+    """Create a run of `population` members, member i with {"lr": 0.01 * (i + 1)}."""
 
     def make(population: int = 4, mode: str = "max", name: str = "run") -> Store:
         store = store_factory(name)
-        store.create(run_config(mode, population), [{"lr": 0.01 * (i + 1)} for i in range(population)])
+        hparams = [{"lr": 0.01 * (i + 1)} for i in range(population)]
+        store.create(run_config(mode, population), hparams)
         return store
 
     return make

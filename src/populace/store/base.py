@@ -228,7 +228,11 @@ class Store:
                     cur, "refused", report.member, None, report.step, None, None, None, "",
                     f"late report from worker {report.worker}: its lease was lost", now,
                 )
-                return Outcome(accepted=False)
+                # its checkpoint file is nobody's, unless a live row holds the same bytes
+                cur.execute("SELECT COUNT(*) FROM checkpoints WHERE sha256 = ? AND deleted = 0",
+                            (report.sha256,))
+                return Outcome(accepted=False,
+                               collect=[] if cur.fetchone()[0] else [report.key])
             score = _finite(report.score)
             hparams = json.dumps(report.hparams)
             cur.execute(
@@ -306,6 +310,8 @@ class Store:
         if row is None or row[7] == "failed" or decision.donor == report.member:
             return None  # a donor without a checkpoint would make the copy train from scratch
         donor_checkpoint = CheckpointRow(*row[1:7])
+        if donor_checkpoint.step >= self._run(cur)["steps"]:
+            return None  # a finished donor's copy would end as its clone, never trained again
         cur.execute(
             "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, generation = ?,"
             " parent = ? WHERE id = ?",
@@ -375,13 +381,14 @@ class Store:
                 (np.nan if r[2] is None else r[2] for r in rows), np.float64, len(rows)
             ),
             hparams=hparams,
-            maximize=self._maximize(cur),
+            maximize=self._run(cur)["mode"] == "max",
         )
 
-    def _maximize(self, cur: Cursor) -> bool:
-        if not hasattr(self, "_maximize_cached"):
-            self._maximize_cached = self._config(cur)["run"]["mode"] == "max"
-        return self._maximize_cached
+    def _run(self, cur: Cursor) -> dict[str, Any]:
+        """The run's settings, read once: they never change during a run."""
+        if not hasattr(self, "_run_cached"):
+            self._run_cached = self._config(cur)["run"]
+        return self._run_cached
 
     def snapshot(self) -> Snapshot:
         with self.driver.read() as cur:
@@ -458,7 +465,7 @@ class Store:
     def progress(self) -> dict[str, Any]:
         """A cheap summary for live displays: counts by status, steps, best score, exploits."""
         with self.driver.read() as cur:
-            maximize = self._maximize(cur)
+            maximize = self._run(cur)["mode"] == "max"
             cur.execute("SELECT status, COUNT(*), SUM(step) FROM members GROUP BY status")
             by_status = {s: (n, steps) for s, n, steps in cur.fetchall()}
             best = "MAX" if maximize else "MIN"
