@@ -24,7 +24,7 @@ class History:
         self._ids = itertools.count(1)
 
     def result(self, member: int, step: int, lr: float) -> Result:
-        r = Result(next(self._ids), member, step, 0.5, {}, {"lr": lr}, 1.0, 0.0)
+        r = Result(next(self._ids), member, step, 0.5, {}, {"lr": lr}, 1.0, 0.0, step - 10)
         self.results.append(r)
         return r
 
@@ -154,7 +154,7 @@ def test_a_member_that_exploited_and_has_not_reported_since_has_the_donors_past(
 
 
 def _results(*rows: tuple[int, int, dict]) -> list[Result]:
-    return [Result(i, member, step, None, {}, hp, 0.0, 0.0)
+    return [Result(i, member, step, None, {}, hp, 0.0, 0.0, step - 10)
             for i, (member, step, hp) in enumerate(rows, 1)]
 
 
@@ -190,7 +190,7 @@ def _report(store: Store, member: int, step: int, score: float,
         store.release("w", other)
     sha = hashlib.sha256(f"{next(_serial)}".encode()).hexdigest()
     decide = None if copy is None else (lambda s: Decision(copy[0], {"lr": copy[1]}, "t"))
-    outcome = store.report(Report(member, "w", step, score, {"score": score}, m.hparams,
+    outcome = store.report(Report(member, "w", m.step, step, score, {"score": score}, m.hparams,
                                   f"{sha[:2]}/{sha}.ckpt", sha, 1, False), decide, 2)
     assert outcome.accepted
     assert (outcome.decision is None) == (copy is None)

@@ -54,7 +54,7 @@ def report(
     """A segment's report; each gets its own checkpoint content unless `sha` is given."""
     sha = sha or _sha(f"{member}:{step}:{os.getpid()}:{next(_serial)}")
     return Report(
-        member=member, worker=worker, step=step, score=score,
+        member=member, worker=worker, start=max(0, step - 4), step=step, score=score,
         metrics={"score": score, "loss": 0.5} if metrics is None else metrics,
         hparams={"lr": 0.01 * (member + 1)} if hparams is None else hparams,
         key=f"{sha[:2]}/{sha}.ckpt", sha256=sha, bytes=123, final=final, seconds=0.25,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
@@ -43,18 +41,18 @@ def test_after_an_exploit_the_explored_hparams_win_over_the_checkpoint(tmp_path,
     assert calls[copies[0]][2]["x"] == 0.9 != exploit.after["x"]
 
 
-def test_a_worker_keeps_its_live_member_when_nothing_changed(tmp_path, monkeypatch):
-    """A worker per member and no exploit: each member is built once and never reloaded."""
-    log = tmp_path / "calls.log"
-    monkeypatch.setenv("RECORDER_LOG", str(log))
-    script = load_script(RECORDER)
-    populace.run(script.trainable, script.space, store=tmp_path / "r.db", progress=False,
-                 script=RECORDER, **{**script.config, "exploit": "none", "executor": "local",
-                                     "workers": 2})
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
-    in_workers = [c for c in calls if c[0] != os.getpid()]  # not the parent's preflight
-    assert [c[2] for c in in_workers] == ["build", "build"]
-    assert [m.step for m in open_store(tmp_path / "r.db").members()] == [8, 8]
+def test_a_worker_keeps_its_live_member_when_nothing_changed(tmp_path, recorder, monkeypatch):
+    """Claiming again the member it just trained, a worker goes on with the live object."""
+    script, calls = recorder
+    monkeypatch.setenv("RECORDER_FAIL_ABOVE", "0.5")  # member 1 fails: member 0 is left alone
+    run(tmp_path, script, initial=[{"x": 0.1}, {"x": 0.9}], exploit="none")
+    store = open_store(tmp_path / "r.db")
+    assert [m.status for m in store.members()] == ["done", "failed"]
+    # one worker, furthest behind first: member 0 trains a segment, then member 1 (which
+    # fails), then member 0 three times: rebuilt and loaded once, then kept live
+    assert len(store.results(0)) == 4
+    kinds = [c[1] for c in calls[1:]]  # calls[0] is the run's preflight build
+    assert kinds == ["build", "build", "build", "load", "apply"]
 
 
 def test_a_damaged_checkpoint_fails_the_member_naming_the_checkpoint(tmp_path, recorder):

@@ -56,9 +56,7 @@ def lineage(member: int, results: Sequence[Result], events: Sequence[Event]) -> 
 def schedule(path: Sequence[Result]) -> list[ScheduleEntry]:
     """Compress a lineage's results into the steps where its hparams changed."""
     entries: list[ScheduleEntry] = []
-    start = 0
     for r in path:
         if not entries or entries[-1].hparams != r.hparams:
-            entries.append(ScheduleEntry(start, r.hparams, r.member))
-        start = r.step
+            entries.append(ScheduleEntry(r.start, r.hparams, r.member))
     return entries

@@ -217,7 +217,7 @@ class Worker:
         score, metrics = score_of(evaluated, self.config.score)
         ref = self.storage.write(save)
         report = Report(
-            member=member.id, worker=self.id, step=step,
+            member=member.id, worker=self.id, start=member.step, step=step,
             score=score if math.isfinite(score) else None, metrics=metrics,
             hparams=member.hparams, key=ref.key, sha256=ref.sha256, bytes=ref.bytes,
             final=step >= self.config.steps, seconds=time.monotonic() - started,

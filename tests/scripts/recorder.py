@@ -29,6 +29,8 @@ class Recorder(Trainable):
         record(self, "apply", dict(hparams))
 
     def step(self):
+        if self.x > float(os.environ.get("RECORDER_FAIL_ABOVE", "inf")):
+            raise RuntimeError(f"x={self.x} fails")
         self.total += self.x
 
     def evaluate(self):

@@ -85,8 +85,8 @@ def _schema(types: dict[str, str]) -> list[str]:
             lease_owner TEXT, lease_expires {t['real']}, error TEXT,
             updated {t['real']} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS results (
-            id {t['id']}, member INTEGER NOT NULL, step INTEGER NOT NULL,
-            score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,
+            id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
+            step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,
             seconds {t['real']} NOT NULL, time {t['real']} NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS results_member ON results (member, step)",
         f"""CREATE TABLE IF NOT EXISTS events (
@@ -242,10 +242,10 @@ class Store:
             )
             checkpoint = cur.fetchone()[0]
             cur.execute(
-                "INSERT INTO results (member, step, score, metrics, hparams, seconds, time)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (report.member, report.step, score, json.dumps(report.metrics), hparams,
-                 report.seconds, now),
+                "INSERT INTO results (member, start, step, score, metrics, hparams, seconds,"
+                " time) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (report.member, report.start, report.step, score,
+                 json.dumps(report.metrics), hparams, report.seconds, now),
             )
             result = cur.fetchone()[0]
             cur.execute(
@@ -426,12 +426,13 @@ class Store:
         with self.driver.read() as cur:
             self._config(cur)
             cur.execute(
-                "SELECT id, member, step, score, metrics, hparams, seconds, time FROM results"
-                f" {where} ORDER BY id",
+                "SELECT id, member, step, score, metrics, hparams, seconds, time, start"
+                f" FROM results {where} ORDER BY id",
                 params,
             )
             return [
-                Result(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7])
+                Result(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7],
+                       r[8])
                 for r in cur.fetchall()
             ]
 

@@ -37,6 +37,7 @@ class Report:
 
     member: int
     worker: str
+    start: int  # the step the segment began at
     step: int
     score: float | None
     metrics: dict[str, float]
@@ -80,6 +81,7 @@ class Result:
     hparams: dict[str, Any]
     seconds: float
     time: float
+    start: int  # the step the segment began at: it trained steps (start, step]
 
 
 @dataclass(frozen=True)
