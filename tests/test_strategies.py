@@ -21,6 +21,7 @@ from populace.strategies import (
     Snapshot,
     Tournament,
     Truncation,
+    TTest,
     describe,
     make_exploit,
     make_explore,
@@ -342,7 +343,9 @@ def test_every_seconds_rejects_bad_seconds(seconds):
 
 
 def test_registries_name_the_classes():
-    assert EXPLOIT == {"truncation": Truncation, "tournament": Tournament, "none": NoExploit}
+    assert EXPLOIT == {
+        "truncation": Truncation, "tournament": Tournament, "ttest": TTest, "none": NoExploit,
+    }
     assert EXPLORE == {
         "perturb": Perturb,
         "resample": Resample,
@@ -359,7 +362,8 @@ def test_make_builds_with_params():
 def test_make_rejects_unknown_names():
     with pytest.raises(ConfigError) as info:
         make_exploit("foo")
-    assert str(info.value) == "exploit must be one of truncation, tournament, none; got 'foo'"
+    assert str(info.value) == (
+        "exploit must be one of truncation, tournament, ttest, none; got 'foo'")
     with pytest.raises(
         ConfigError,
         match="explore must be one of perturb, resample, perturb-or-resample; got 'mutate'",

@@ -94,6 +94,7 @@ def run(
             "run": config.to_dict(), "space": space.to_dict(), "checkpoints": str(storage),
             "script": None if script is None else str(Path(script).resolve()),
             "trainable": f"{trainable.__module__}:{trainable.__qualname__}",
+            "window": config.window(),
         }, hparams)
     try:
         source = (TrainableSource(script=Path(script)) if script is not None

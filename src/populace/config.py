@@ -97,6 +97,10 @@ class RunConfig:
         params = dict(self.explore)
         return make_explore(params.pop("name"), **params)
 
+    def window(self) -> int:
+        """How many recent scores per member the exploit strategy reads (0: none)."""
+        return getattr(self.make_exploit(), "window", 0)
+
     def make_ready(self) -> EverySteps | EverySeconds:
         if self.ready_seconds is not None:
             return EverySeconds(self.ready_seconds)

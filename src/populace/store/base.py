@@ -83,7 +83,7 @@ def _schema(types: dict[str, str]) -> list[str]:
             score {t['real']}, generation INTEGER NOT NULL, parent INTEGER,
             status TEXT NOT NULL, checkpoint INTEGER REFERENCES checkpoints (id),
             lease_owner TEXT, lease_expires {t['real']}, error TEXT,
-            updated {t['real']} NOT NULL)""",
+            recent TEXT NOT NULL DEFAULT '[]', updated {t['real']} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS results (
             id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
             step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,
@@ -106,7 +106,8 @@ class Store:
 
     def __init__(self, driver: Driver):
         self.driver = driver
-        self._hparams_cache: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._hparams_cache: dict[int, tuple[str, Any]] = {}
+        self._recent_cache: dict[int, tuple[str, Any]] = {}
 
     @property
     def url(self) -> str:
@@ -255,6 +256,8 @@ class Store:
                 (report.step, score, checkpoint, hparams,
                  "done" if report.final else "ready", now, report.member),
             )
+            if score is not None and self._window(cur):
+                self._remember(cur, report.member, score)
             decision = donor_checkpoint = None
             if not report.final and decide is not None:
                 decision = decide(self._snapshot(cur))
@@ -297,13 +300,23 @@ class Store:
         row = cur.fetchone()
         return row is not None and row[0] == "running" and row[1] == worker
 
+    def _window(self, cur: Cursor) -> int:
+        """How many recent scores each member keeps (what the exploit strategy reads)."""
+        return self._config_cached(cur).get("window", 0)
+
+    def _remember(self, cur: Cursor, member: int, score: float) -> None:
+        cur.execute("SELECT recent FROM members WHERE id = ?", (member,))
+        recent = json.loads(cur.fetchone()[0]) + [score]
+        cur.execute("UPDATE members SET recent = ? WHERE id = ?",
+                    (json.dumps(recent[-self._window(cur):]), member))
+
     def _exploit(
         self, cur: Cursor, report: Report, decision: Decision, result: int, now: float
     ) -> CheckpointRow | None:
         """Point the member at the donor's checkpoint with the explored hparams."""
         cur.execute(
-            "SELECT m.generation, c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.status"
-            " FROM members m JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
+            "SELECT m.generation, c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.status,"
+            " m.recent FROM members m JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
             (decision.donor,),
         )
         row = cur.fetchone()
@@ -312,11 +325,12 @@ class Store:
         donor_checkpoint = CheckpointRow(*row[1:7])
         if donor_checkpoint.step >= self._run(cur)["steps"]:
             return None  # a finished donor's copy would end as its clone, never trained again
+        # the recent scores travel with the weights: they are the copied state's history
         cur.execute(
             "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, generation = ?,"
-            " parent = ? WHERE id = ?",
+            " parent = ?, recent = ? WHERE id = ?",
             (json.dumps(decision.hparams), donor_checkpoint.id, donor_checkpoint.step,
-             row[0] + 1, decision.donor, report.member),
+             row[0] + 1, decision.donor, row[8], report.member),
         )
         self._insert_event(
             cur, "exploit", report.member, decision.donor, report.step, donor_checkpoint.step,
@@ -364,16 +378,13 @@ class Store:
     def _snapshot(self, cur: Cursor) -> Snapshot:
         """Each live member's latest state, reading the member rows only (never history)."""
         cur.execute(
-            "SELECT id, step, score, hparams FROM members WHERE status != 'failed' ORDER BY id"
+            "SELECT id, step, score, hparams, recent FROM members WHERE status != 'failed'"
+            " ORDER BY id"
         )
         rows = cur.fetchall()
-        cache = self._hparams_cache
-        hparams = []
-        for mid, _, _, text in rows:
-            hit = cache.get(mid)
-            if hit is None or hit[0] != text:  # parse only what changed since last time
-                hit = cache[mid] = (text, json.loads(text))
-            hparams.append(hit[1])
+        hparams = [self._parsed(self._hparams_cache, r[0], r[3]) for r in rows]
+        recent = ([self._parsed(self._recent_cache, r[0], r[4]) for r in rows]
+                  if self._window(cur) else ())
         return Snapshot(
             ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
             steps=np.fromiter((r[1] for r in rows), np.int64, len(rows)),
@@ -382,13 +393,25 @@ class Store:
             ),
             hparams=hparams,
             maximize=self._run(cur)["mode"] == "max",
+            recent=recent,
         )
 
+    @staticmethod
+    def _parsed(cache: dict[int, tuple[str, Any]], member: int, text: str) -> Any:
+        """JSON `text` of a member's column, parsed only when it changed since last time."""
+        hit = cache.get(member)
+        if hit is None or hit[0] != text:
+            hit = cache[member] = (text, json.loads(text))
+        return hit[1]
+
+    def _config_cached(self, cur: Cursor) -> dict[str, Any]:
+        """The run's config, read once: it never changes during a run."""
+        if not hasattr(self, "_config_memo"):
+            self._config_memo = self._config(cur)
+        return self._config_memo
+
     def _run(self, cur: Cursor) -> dict[str, Any]:
-        """The run's settings, read once: they never change during a run."""
-        if not hasattr(self, "_run_cached"):
-            self._run_cached = self._config(cur)["run"]
-        return self._run_cached
+        return self._config_cached(cur)["run"]
 
     def snapshot(self) -> Snapshot:
         with self.driver.read() as cur:

@@ -11,7 +11,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from populace.space import ConfigError
-from populace.strategies.exploit import NoExploit, Tournament, Truncation
+from populace.strategies.exploit import NoExploit, Tournament, Truncation, TTest
 from populace.strategies.explore import Perturb, PerturbOrResample, Resample
 from populace.strategies.ready import EverySeconds, EverySteps
 from populace.strategies.snapshot import Snapshot
@@ -27,13 +27,16 @@ __all__ = [
     "Resample",
     "Snapshot",
     "Tournament",
+    "TTest",
     "Truncation",
     "describe",
     "make_exploit",
     "make_explore",
 ]
 
-EXPLOIT: dict[str, type] = {"truncation": Truncation, "tournament": Tournament, "none": NoExploit}
+EXPLOIT: dict[str, type] = {
+    "truncation": Truncation, "tournament": Tournament, "ttest": TTest, "none": NoExploit,
+}
 EXPLORE: dict[str, type] = {
     "perturb": Perturb,
     "resample": Resample,

@@ -26,11 +26,15 @@ class Snapshot:
     scores: np.ndarray  # float64, latest score, NaN when missing or not finite
     hparams: Sequence[Mapping[str, Any]]
     maximize: bool = True
+    # each member's last few finite scores, oldest first (empty when not kept)
+    recent: Sequence[Sequence[float]] = ()
 
     def __post_init__(self) -> None:
         n = len(self.ids)
         if not (len(self.steps) == len(self.scores) == len(self.hparams) == n):
             raise ValueError("Snapshot columns must have equal lengths")
+        if self.recent and len(self.recent) != n:
+            raise ValueError("Snapshot.recent must have one window per member")
 
     def __len__(self) -> int:
         return len(self.ids)

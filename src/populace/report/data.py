@@ -1,0 +1,139 @@
+"""What a report shows, gathered from a store alone (no plotting, no HTML).
+
+Reading everything once, here, keeps the figures and the page pure functions
+of one `RunView`, and keeps a report of a run that is still going consistent:
+events are read before results, so every exploit's triggering result is known.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from populace.api import RunFailed, result_of
+from populace.lineage import ScheduleEntry, lineage, schedule
+from populace.store import Event, MemberRow, Result, Store
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed member and the traceback it failed with."""
+
+    member: int
+    step: int
+    error: str
+
+    @property
+    def message(self) -> str:
+        """The exception line of the traceback (its last non-empty line)."""
+        lines = [line for line in self.error.strip().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "(no error recorded)"
+
+
+@dataclass(frozen=True)
+class Summary:
+    store: str
+    population: int
+    steps: int  # the steps each member trains in the full run
+    trained: int  # steps the members are at, summed
+    status: dict[str, int]  # members by status
+    results: int
+    exploits: int
+    best: int | None  # None when no member has a score yet, or every member failed
+    best_score: float | None
+    score: str  # the metric exploit ranks by
+    mode: str
+    wall_seconds: float | None  # from the run's creation to its latest result
+    note: str | None  # why there is no best member, when there is none
+
+    @property
+    def running(self) -> bool:
+        return any(self.status.get(s) for s in ("ready", "running"))
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Everything the report draws, read from one store."""
+
+    summary: Summary
+    members: list[MemberRow]
+    results: dict[int, list[Result]]  # each member's own results, in the order stored
+    exploits: list[Event]
+    exploit_scores: dict[int, float | None]  # exploit event id -> the member's score then
+    lineage: list[Result]  # the best member's lineage, oldest first (empty without a best)
+    ancestry: list[Event]  # the exploits along that lineage, oldest first
+    schedule: list[ScheduleEntry]
+    failures: list[Failure]
+    space: dict[str, dict[str, Any]]
+    hparams: list[str]  # hparam names, in the order of the space
+
+
+def gather(store: Store) -> RunView:
+    """Read the run in `store` into a `RunView`; works on a run that is still going."""
+    config = store.config()
+    run = config["run"]
+    best, note = _best(store)
+    members = store.members()
+    events = store.events()
+    results = store.results()
+    exploits = [e for e in events if e.kind == "exploit"]
+    by_id = {r.id: r for r in results}
+    per_member: dict[int, list[Result]] = {m.id: [] for m in members}
+    for r in results:
+        per_member.setdefault(r.member, []).append(r)
+    path = lineage(best.id, results, exploits) if best is not None else []
+    created = store.meta("created")
+    summary = Summary(
+        store=store.url, population=len(members), steps=run["steps"],
+        trained=sum(m.step for m in members), status=dict(Counter(m.status for m in members)),
+        results=len(results), exploits=len(exploits),
+        best=None if best is None else best.id, best_score=None if best is None else best.score,
+        score=str(run.get("score")), mode=run["mode"],
+        wall_seconds=max(r.time for r in results) - created if results and created else None,
+        note=note,
+    )
+    space = config.get("space") or {}
+    names = list(space) + sorted({k for r in results for k in r.hparams} - set(space))
+    return RunView(
+        summary=summary, members=members, results=per_member, exploits=exploits,
+        exploit_scores={e.id: by_id[e.result].score if e.result in by_id else None
+                        for e in exploits},
+        lineage=path,
+        ancestry=_ancestry(best.id, exploits) if best is not None else [],
+        schedule=schedule(path),
+        failures=[Failure(e.member, e.step, e.detail or "") for e in events
+                  if e.kind == "failed"],
+        space=space, hparams=names,
+    )
+
+
+def _best(store: Store) -> tuple[MemberRow | None, str | None]:
+    """The best member by `result_of`, or None and the reason there is none."""
+    try:
+        best = result_of(store).best
+    except RunFailed:
+        return None, "every member failed: no best member"
+    if best.score is None:
+        return None, "no member has a score yet"
+    return best, None
+
+
+def _ancestry(member: int, exploits: list[Event]) -> list[Event]:
+    """The exploits that made `member`'s weights, oldest first.
+
+    The same walk as `populace.lineage.lineage`, over events instead of
+    results: it still finds a copy whose member has not reported since.
+    """
+    by_member: dict[int, list[Event]] = {}
+    for e in exploits:
+        by_member.setdefault(e.member, []).append(e)
+    chain: list[Event] = []
+    upper = None  # only copies triggered by a result before `upper` made the weights
+    while True:
+        copy = next((e for e in reversed(by_member.get(member, []))
+                     if upper is None or (e.result is not None and e.result < upper)), None)
+        if copy is None or copy.donor is None:
+            return chain[::-1]
+        chain.append(copy)
+        member, upper = copy.donor, copy.result

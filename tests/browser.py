@@ -1,0 +1,58 @@
+"""A real headless browser for tests: Debian's chromium, installed on first use.
+
+The report must open offline in a browser, so the tests load it in one rather
+than trusting the HTML text; `--dump-dom` hands back the page after its
+scripts ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--virtual-time-budget=5000",
+]
+
+installed_here = False  # whether this process installed chromium (for the test report)
+
+
+def chromium() -> Path:
+    """The chromium binary, installed with apt-get when it is missing (we run as root)."""
+    global installed_here
+    found = shutil.which("chromium") or (str(CHROMIUM) if CHROMIUM.is_file() else None)
+    if found:
+        return Path(found)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+                   check=True, env=env, capture_output=True)
+    installed_here = True
+    return CHROMIUM
+
+
+def _run(page: Path, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory(prefix="populace-chromium-") as profile:
+        return subprocess.run(
+            [str(chromium()), *FLAGS, f"--user-data-dir={profile}", *extra,
+             page.resolve().as_uri()],
+            check=True, capture_output=True, text=True, timeout=timeout,
+        )
+
+
+def dump_dom(page: Path) -> str:
+    """The DOM of `page` after it loaded and its scripts ran."""
+    return _run(page, "--dump-dom").stdout
+
+
+def screenshot(page: Path, out: Path, size: tuple[int, int] = (1200, 2400)) -> Path:
+    """A PNG of `page` as the browser drew it."""
+    _run(page, f"--screenshot={out.resolve()}", f"--window-size={size[0]},{size[1]}")
+    return out
