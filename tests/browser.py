@@ -21,12 +21,9 @@ FLAGS = [
     "--disable-dev-shm-usage", "--virtual-time-budget=5000",
 ]
 
-installed_here = False  # whether this process installed chromium (for the test report)
-
 
 def chromium() -> Path:
     """The chromium binary, installed with apt-get when it is missing (we run as root)."""
-    global installed_here
     found = shutil.which("chromium") or (str(CHROMIUM) if CHROMIUM.is_file() else None)
     if found:
         return Path(found)
@@ -34,7 +31,6 @@ def chromium() -> Path:
     subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True)
     subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
                    check=True, env=env, capture_output=True)
-    installed_here = True
     return CHROMIUM
 
 

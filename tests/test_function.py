@@ -13,10 +13,10 @@ from populace.store import open_store
 SCRIPT = Path(__file__).parent / "scripts" / "regression_fn.py"
 
 
-def run(tmp_path: Path, **settings):
+def run(tmp_path: Path, initial=None, **settings):
     s = load_script(SCRIPT)
     return populace.run(s.trainable, s.space, store=tmp_path / "fn.db", script=SCRIPT,
-                        progress=False, **{**s.config, **settings})
+                        progress=False, initial=initial, **{**s.config, **settings})
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])
@@ -50,10 +50,17 @@ def test_returning_before_the_member_is_done_is_an_error(tmp_path, monkeypatch):
         run(tmp_path, executor="inline")
 
 
-def test_one_member_per_worker_carries_on_in_the_same_loop_across_exploits(tmp_path):
+def test_one_member_per_worker_carries_on_in_the_same_loop_across_exploits(tmp_path,
+                                                                         monkeypatch):
     """With a worker per member the loop never returns; an exploit restores in place."""
+    # both workers train side by side (else the first one up finishes alone)
+    (tmp_path / "barrier").mkdir()
+    monkeypatch.setenv("REGRESSION_BARRIER", str(tmp_path / "barrier"))
+    monkeypatch.setenv("REGRESSION_SLEEP", "0.005")
+    # member 0's lr barely moves it: it loses every tournament against member 1
     run(tmp_path, executor="local", workers=2, population=2, steps=30, ready_steps=2,
-        exploit={"name": "tournament"})
+        exploit={"name": "tournament"},
+        initial=[{"lr": 0.001, "momentum": 0.0}, {"lr": 0.2, "momentum": 0.5}])
     store = open_store(tmp_path / "fn.db")
     assert [m.step for m in store.members()] == [30, 30]
     exploits = store.events("exploit")

@@ -189,7 +189,7 @@ def _report(store: Store, member: int, step: int, score: float,
     for other in taken:
         store.release("w", other)
     sha = hashlib.sha256(f"{next(_serial)}".encode()).hexdigest()
-    decide = None if copy is None else (lambda s: Decision(copy[0], {"lr": copy[1]}, "t"))
+    decide = None if copy is None else (lambda s, _m: Decision(copy[0], {"lr": copy[1]}, "t"))
     outcome = store.report(Report(member, "w", m.step, step, score, {"score": score}, m.hparams,
                                   f"{sha[:2]}/{sha}.ckpt", sha, 1, False), decide, 2)
     assert outcome.accepted

@@ -355,3 +355,151 @@ def test_from_dict_errors_name_the_hparam_and_the_problem(d, words):
         Space.from_dict({"lr": d})
     assert str(info.value).startswith("hparam 'lr': ")
     assert words in str(info.value)
+
+
+# shift: additive moves (the Noise rule), and each dimension's own explore rule
+
+
+@given(value=st.floats(min_value=-3.0, max_value=5.0), delta=st.floats(-100.0, 100.0))
+def test_float_shift_adds_then_clips(value, delta):
+    x = Float(-3.0, 5.0).shift(value, delta, np.random.default_rng(0))
+    assert type(x) is float
+    assert x == min(max(value + delta, -3.0), 5.0)
+
+
+def test_float_shift_moves_zero_which_perturb_cannot():
+    dim = Float(0.0, 1.0)
+    rng = np.random.default_rng(0)
+    assert dim.perturb(0.0, 1.2, rng) == 0.0  # the paper's toy trap: 0 * factor stays 0
+    assert dim.shift(0.0, 0.05, rng) == 0.05
+    assert dim.shift(0.0, -0.05, rng) == 0.0  # clipped at the bound, as in the paper
+
+
+@given(value=st.integers(-20, 50), delta=st.floats(-100.0, 100.0))
+def test_int_shift_rounds_moves_at_least_one_unit_and_stays_in_bounds(value, delta):
+    x = Int(-20, 50).shift(value, delta, np.random.default_rng(0))
+    assert type(x) is int
+    assert -20 <= x <= 50
+    if delta > 0:
+        assert x == min(value + max(round(delta), 1), 50)
+    elif delta < 0:
+        assert x == max(value + min(round(delta), -1), -20)
+    else:
+        assert x == value
+
+
+def test_int_shift_examples():
+    dim = Int(0, 10)
+    rng = np.random.default_rng(0)
+    assert dim.shift(0, 0.1, rng) == 1  # a small noise still moves a discrete hparam
+    assert dim.shift(5, -0.1, rng) == 4
+    assert dim.shift(5, 2.4, rng) == 7
+    assert dim.shift(5, -2.6, rng) == 2
+    assert dim.shift(10, 3.0, rng) == 10
+    assert dim.shift(5, 0.0, rng) == 5
+
+
+@given(index=st.integers(0, 3), delta=st.floats(-10.0, 10.0))
+def test_choice_shift_moves_through_the_ordered_options(index, delta):
+    options = ("a", "b", "c", "d")
+    x = Choice(options).shift(options[index], delta, np.random.default_rng(0))
+    steps = 0 if delta == 0 else (max(round(delta), 1) if delta > 0 else min(round(delta), -1))
+    assert x == options[min(max(index + steps, 0), 3)]
+
+
+def test_constant_shift_is_unchanged():
+    assert Constant(3).shift(3, 2.0, np.random.default_rng(0)) == 3
+
+
+def test_dimensions_take_an_explore_rule_by_keyword():
+    from populace.strategies import Keep, Noise, Perturb
+
+    assert Float(0, 1, explore=Noise(0.1)).explore == Noise(0.1)
+    assert Int(1, 8, explore=Keep()).explore == Keep()
+    assert Choice(["a", "b"], explore=Perturb((0.5, 2.0))).explore == Perturb((0.5, 2.0))
+    assert Float(0, 1).explore is None
+    assert Constant(3).explore is None
+    assert Float(0, 1) != Float(0, 1, explore=Keep())
+
+
+@pytest.mark.parametrize(
+    "rule, words",
+    [
+        ("noise", "explore must be a rule with a mutate(dimension, value, rng) method"),
+        ({"name": "noise", "scale": 0.1}, "got {'name': 'noise', 'scale': 0.1}"),
+        (lambda h, s, r: h, "explore must be a rule with a mutate"),
+    ],
+)
+def test_an_explore_that_is_not_a_rule_is_refused(rule, words):
+    with pytest.raises(ConfigError) as info:
+        Float(0, 1, explore=rule)
+    assert words in str(info.value)
+
+
+def test_a_rule_class_instead_of_a_rule_says_to_call_it():
+    from populace.strategies import Noise
+
+    with pytest.raises(ConfigError, match=r"got the class Noise; call it, e.g. Noise\(...\)"):
+        Int(0, 3, explore=Noise)
+
+
+def test_rules_round_trip_through_to_dict_and_json():
+    from populace.strategies import Keep, Noise, Perturb, PerturbOrResample, Resample
+
+    space = Space({
+        "h": Float(0, 1, explore=Noise(0.1)),
+        "lr": Float(1e-4, 1e-1, log=True, explore=Perturb((0.5, 2.0))),
+        "batch": Int(16, 256, explore=PerturbOrResample(0.5)),
+        "layers": Int(1, 8, explore=Keep()),
+        "optimizer": Choice(["sgd", "adam"], explore=Resample()),
+        "momentum": Float(0.0, 0.99),
+        "epochs": 10,
+    })
+    d = json.loads(json.dumps(space.to_dict()))
+    assert d["h"] == {"type": "float", "low": 0.0, "high": 1.0, "log": False,
+                      "explore": {"name": "noise", "scale": 0.1}}
+    assert d["lr"]["explore"] == {"name": "perturb", "factors": [0.5, 2.0]}
+    assert d["layers"]["explore"] == {"name": "keep"}
+    assert d["momentum"] == {"type": "float", "low": 0.0, "high": 0.99, "log": False}
+    again = Space.from_dict(d)
+    assert again == space
+    assert again["lr"].explore == Perturb((0.5, 2.0))
+
+
+def test_from_dict_takes_a_rule_by_name_alone():
+    from populace.strategies import Keep
+
+    assert Space.from_dict({"n": {"type": "int", "low": 1, "high": 4, "explore": "keep"}})[
+        "n"
+    ] == Int(1, 4, explore=Keep())
+
+
+def unchanged(hparams, space, rng):
+    """An explore function of the whole-run shape: it is no per-hparam rule."""
+    return dict(hparams)
+
+
+@pytest.mark.parametrize(
+    "d, words",
+    [
+        ({"type": "float", "low": 0, "high": 1, "explore": {"name": "jitter"}},
+         "explore must be one of perturb, resample, perturb-or-resample, noise, keep; "
+         "got 'jitter'"),
+        ({"type": "float", "low": 0, "high": 1, "explore": "noise"},
+         "explore 'noise': "),
+        ({"type": "float", "low": 0, "high": 1, "explore": {"name": "noise", "scale": -1}},
+         "Noise: scale must be a finite number > 0, got scale=-1"),
+        ({"type": "float", "low": 0, "high": 1, "explore": {"scale": 0.1}},
+         "explore must be a rule name or a mapping with a 'name'"),
+        ({"type": "float", "low": 0, "high": 1, "explore": 3}, "got explore=3"),
+        ({"type": "constant", "value": 3, "explore": "keep"},
+         "dimension type 'constant' has no field 'explore'; allowed: value"),
+        ({"type": "float", "low": 0, "high": 1, "explore": f"{__name__}:unchanged"},
+         "explore must be a rule with a mutate"),  # a whole-run explore, not a per-value rule
+    ],
+)
+def test_a_bad_rule_in_a_stored_space_names_the_hparam(d, words):
+    with pytest.raises(ConfigError) as info:
+        Space.from_dict({"lr": d})
+    assert str(info.value).startswith("hparam 'lr': ")
+    assert words in str(info.value)

@@ -282,7 +282,7 @@ def test_a_report_after_the_lease_was_lost_is_refused_and_recorded(new_store):
     time.sleep(0.05)
     assert store.claim("new", 60.0).id == 0
 
-    def decide(snapshot):
+    def decide(snapshot, _member):
         raise AssertionError("a refused report must not reach the decision")
 
     late = report(0, "late", 4, 0.9)
@@ -340,7 +340,7 @@ def test_a_decision_points_the_member_at_the_donors_checkpoint(new_store):
     donor = store.members()[0].checkpoint
     seen = []
 
-    def decide(snapshot):
+    def decide(snapshot, _member):
         seen.append(snapshot)
         return Decision(0, {"lr": 0.5}, "truncation")
 
@@ -375,9 +375,9 @@ def test_a_decision_points_the_member_at_the_donors_checkpoint(new_store):
 def test_generation_counts_exploits_along_the_lineage(new_store):
     store = new_store(population=3)
     train(store, 0, 7, 0.9)
-    train(store, 1, 3, 0.5, decide=lambda s: Decision(0, {"lr": 0.5}))
+    train(store, 1, 3, 0.5, decide=lambda s, _m: Decision(0, {"lr": 0.5}))
     # member 2 copies member 1, which holds member 0's checkpoint
-    outcome = train(store, 2, 2, 0.1, decide=lambda s: Decision(1, {"lr": 0.6}))
+    outcome = train(store, 2, 2, 0.1, decide=lambda s, _m: Decision(1, {"lr": 0.6}))
     member = store.members()[2]
     assert (member.generation, member.parent, member.step) == (2, 1, 7)
     assert member.checkpoint == store.members()[0].checkpoint == outcome.donor_checkpoint
@@ -400,6 +400,12 @@ def _itself(store):
     return 1
 
 
+def _behind(store):
+    # copying a state two steps behind would send member 1 back from step 4 to step 2
+    train(store, 0, 2, 0.9)
+    return 0
+
+
 def _finished(store):
     # copying a member that has trained every step would make a clone that never trains
     train(store, 0, 100, 0.9, final=True)
@@ -411,12 +417,13 @@ def _no_such_member(store):
 
 
 @pytest.mark.parametrize("donor_of",
-                         [_never_reported, _failed, _itself, _no_such_member, _finished])
+                         [_never_reported, _failed, _itself, _no_such_member, _finished,
+                          _behind])
 def test_a_decision_naming_a_donor_without_a_usable_checkpoint_is_dropped(new_store, donor_of):
     # Ray's bug: exploiting a member that has no checkpoint yet trains the copy from scratch
     store = new_store(population=3)
     donor = donor_of(store)
-    outcome = train(store, 1, 4, 0.1, decide=lambda s: Decision(donor, {"lr": 9.0}))
+    outcome = train(store, 1, 4, 0.1, decide=lambda s, _m: Decision(donor, {"lr": 9.0}))
     assert outcome.accepted
     assert outcome.decision is None and outcome.donor_checkpoint is None
     member = store.members()[1]
@@ -424,7 +431,7 @@ def test_a_decision_naming_a_donor_without_a_usable_checkpoint_is_dropped(new_st
     assert (member.step, member.hparams) == (4, {"lr": 0.02})
     assert (member.generation, member.parent) == (0, None)
     assert store.events("exploit") == []
-    assert len(store.results()) == (2 if donor_of in (_failed, _finished) else 1)
+    assert len(store.results()) == (2 if donor_of in (_failed, _finished, _behind) else 1)
 
 
 def test_a_decision_that_raises_rolls_back_the_whole_report(new_store):
@@ -432,7 +439,7 @@ def test_a_decision_that_raises_rolls_back_the_whole_report(new_store):
     train(store, 0, 5, 0.9)
     store.claim("w", 60.0, prefer=1)
 
-    def decide(snapshot):
+    def decide(snapshot, _member):
         raise RuntimeError("strategy bug")
 
     with pytest.raises(RuntimeError, match="strategy bug"):
@@ -457,7 +464,7 @@ def test_the_decision_sees_the_population_after_this_result(new_store):
     assert store.fail("w", 2, "boom")
     seen: list[Snapshot] = []
 
-    def decide(snapshot):
+    def decide(snapshot, _member):
         seen.append(snapshot)
 
     train(store, 1, 4, 0.2, decide=decide, hparams={"lr": 0.25})
@@ -474,7 +481,7 @@ def test_a_final_report_is_not_decided_on(new_store):
     store = new_store(population=2)
     train(store, 0, 5, 0.9)
 
-    def decide(snapshot):
+    def decide(snapshot, _member):
         raise AssertionError("a finished member is not exploited")
 
     outcome = train(store, 1, 10, 0.1, decide=decide, final=True)
@@ -548,7 +555,7 @@ def test_a_checkpoint_another_member_points_at_is_never_collected(new_store):
     store = new_store(population=2)
     train(store, 0, 5, 0.9, keep=1)
     donor = store.members()[0].checkpoint
-    train(store, 1, 2, 0.1, keep=1, decide=lambda s: Decision(0, {"lr": 0.5}))
+    train(store, 1, 2, 0.1, keep=1, decide=lambda s, _m: Decision(0, {"lr": 0.5}))
     assert store.members()[1].checkpoint == donor
     for step in range(6, 10):
         outcome = train(store, 0, step, keep=1)
@@ -595,7 +602,7 @@ def test_collection_invariants_over_random_runs(new_store, seed):
         live_before = _live(store)
         donor = int(rng.integers(n))
 
-        def decide(snapshot, donor=donor):
+        def decide(snapshot, _member, donor=donor):
             return Decision(donor, {"lr": float(rng.random())}) if rng.random() < 0.3 else None
 
         steps[m] = store.members()[m].step + 1
@@ -648,7 +655,7 @@ def _claim_report_loop(url: str, worker: str, short_leases: bool, barrier, out) 
             step = member.step + 1
             score = step * member.hparams["lr"]
 
-            def decide(snapshot, me=member.id, step=step):
+            def decide(snapshot, _member, me=member.id, step=step):
                 # the worst member copies the best one, never going back in steps
                 rank = snapshot.ranking()
                 best, worst = int(snapshot.ids[rank[0]]), int(snapshot.ids[rank[-1]])
@@ -718,7 +725,7 @@ def test_progress_summarises_the_population(new_store, mode, best):
     train(store, 2, 2, 5.0 if mode == "max" else -5.0)
     claim_exactly(store, 2)
     store.fail("w", 2, "boom")  # a failed member's score is not the best
-    train(store, 4, 1, 0.2, decide=lambda s: Decision(1, {"lr": 0.3}))  # now at step 5
+    train(store, 4, 1, 0.2, decide=lambda s, _m: Decision(1, {"lr": 0.3}))  # now at step 5
     claim_exactly(store, 0)
     assert store.progress() == {
         "status": {"ready": 2, "running": 1, "done": 1, "failed": 1},

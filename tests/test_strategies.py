@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -14,10 +15,13 @@ from populace.strategies import (
     EXPLORE,
     EverySeconds,
     EverySteps,
+    Keep,
     NoExploit,
+    Noise,
     Perturb,
     PerturbOrResample,
     Resample,
+    Rule,
     Snapshot,
     Tournament,
     Truncation,
@@ -110,14 +114,15 @@ def test_truncation_nan_member_copies_and_never_donates():
     assert all(101 not in ds for ds in got.values())
 
 
-def test_truncation_top_with_nan_only_donates_valid_members():
-    # 4 of 10 valid: k = 2, the top two are valid, the bottom two are NaN
+def test_truncation_ranks_valid_members_and_every_nan_member_copies():
+    # 4 of 10 valid: k = ceil(0.2 * 4) = 1 among them; NaN members take no bottom place
+    # (a member that has not reported must not stop the others' exploits), and copy
     scores = [np.nan] * 6 + [1.0, 2.0, 3.0, 4.0]
     got = donors(Truncation(0.2), snapshot(scores))
     copying = {m for m, ds in got.items() if ds != {None}}
-    assert len(copying) == 2 and all(math.isnan(scores[m - 100]) for m in copying)
+    assert copying == {100, 101, 102, 103, 104, 105, 106}
     for m in copying:
-        assert got[m] == {108, 109}
+        assert got[m] == {109}
 
 
 def test_truncation_all_nan_population_keeps_everyone():
@@ -350,6 +355,8 @@ def test_registries_name_the_classes():
         "perturb": Perturb,
         "resample": Resample,
         "perturb-or-resample": PerturbOrResample,
+        "noise": Noise,
+        "keep": Keep,
     }
 
 
@@ -363,10 +370,12 @@ def test_make_rejects_unknown_names():
     with pytest.raises(ConfigError) as info:
         make_exploit("foo")
     assert str(info.value) == (
-        "exploit must be one of truncation, tournament, ttest, none; got 'foo'")
+        "exploit must be one of truncation, tournament, ttest, none; got 'foo'. A strategy "
+        "of your own is named by its import path, 'package.module:Name'")
     with pytest.raises(
         ConfigError,
-        match="explore must be one of perturb, resample, perturb-or-resample; got 'mutate'",
+        match="explore must be one of perturb, resample, perturb-or-resample, noise, keep; "
+        "got 'mutate'",
     ):
         make_explore("mutate")
 
@@ -416,6 +425,263 @@ def test_describe_gives_lists_for_tuples():
     assert describe(Truncation()) == {"name": "truncation", "fraction": 0.2}
 
 
-def test_describe_rejects_unregistered_objects():
-    with pytest.raises(ConfigError, match="strategy must be one of Truncation, .*; got"):
-        describe(EverySteps(10))
+def test_a_ready_rule_described_is_no_exploit():
+    d = describe(EverySteps(10))
+    assert d == {"name": "populace.strategies.ready:EverySteps", "steps": 10}
+    with pytest.raises(ConfigError, match=r"callable as exploit\(snapshot, member_id, rng\)"):
+        make_exploit(**d)
+
+
+# explore rules per hparam
+
+
+def test_resample_draws_exactly_what_the_space_samples():
+    """The per-hparam rewrite keeps every run's random draws as they were."""
+    for seed in range(20):
+        new = Resample()(HPARAMS, SPACE, np.random.default_rng(seed))
+        assert new == SPACE.sample(np.random.default_rng(seed))
+
+
+def test_noise_moves_a_zero_valued_hparam_that_perturb_cannot():
+    """The paper's toy (Fig. 2): h = 0 must be able to grow, or PBT locks at Q = 0.39."""
+    space = Space({"h0": Float(0.0, 1.0), "h1": Float(0.0, 1.0)})
+    h = {"h0": 1.0, "h1": 0.0}
+    assert {Perturb()(h, space, rng)["h1"] for rng in rngs()} == {0.0}
+    moved = [Noise(0.1)(h, space, rng)["h1"] for rng in rngs()]
+    assert 70 < sum(x > 0 for x in moved) < 130  # about half the draws are positive
+    assert all(0.0 <= x <= 1.0 for x in moved)
+
+
+def test_a_dimension_rule_moves_zero_under_the_run_default_perturb():
+    space = Space({"h": Float(0.0, 1.0, explore=Noise(0.1)), "lr": Float(1e-4, 1e-1, log=True)})
+    news = [Perturb()({"h": 0.0, "lr": 0.01}, space, rng) for rng in rngs()]
+    assert any(n["h"] > 0 for n in news)
+    assert {round(n["lr"], 12) for n in news} == {0.008, 0.012}  # lr keeps the run default
+
+
+def test_noise_on_a_float_is_gaussian_with_the_given_scale():
+    dim = Float(-100.0, 100.0)
+    rng = np.random.default_rng(0)
+    moves = np.array([Noise(0.5).mutate(dim, 3.0, rng) - 3.0 for _ in range(4000)])
+    assert abs(moves.mean()) < 0.03
+    assert abs(moves.std() - 0.5) < 0.03
+
+
+@given(
+    value=st.floats(0.0, 1.0),
+    scale=st.floats(min_value=1e-3, max_value=10.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_noise_never_leaves_the_bounds(value, scale, seed):
+    space = Space({
+        "x": Float(0.0, 1.0), "n": Int(-3, 3), "c": Choice(["a", "b", "c"]), "k": 7,
+    })
+    rng = np.random.default_rng(seed)
+    h = {"x": value, "n": 0, "c": "b", "k": 7}
+    for _ in range(20):
+        h = Noise(scale)(h, space, rng)
+        space.validate(h)
+
+
+def test_noise_on_int_and_choice_moves_at_least_one_step():
+    space = Space({"n": Int(0, 100), "c": Choice(["a", "b", "c", "d", "e"])})
+    news = [Noise(0.1)({"n": 50, "c": "c"}, space, rng) for rng in rngs()]
+    assert {n["n"] for n in news} == {49, 51}  # a small noise is one unit, either way
+    assert {n["c"] for n in news} == {"b", "d"}
+    wide = [Noise(3.0)({"n": 50, "c": "c"}, space, rng) for rng in rngs()]
+    assert 50 not in {n["n"] for n in wide} and len({n["n"] for n in wide}) > 6
+    assert {n["c"] for n in wide} == {"a", "b", "d", "e"}  # clipped to the ends
+
+
+@pytest.mark.parametrize("scale", [0, -0.1, math.inf, math.nan, "0.1", True, None])
+def test_noise_rejects_bad_scale(scale):
+    with pytest.raises(ConfigError, match="Noise: scale must be a finite number > 0, got scale="):
+        Noise(scale)
+
+
+def test_noise_needs_a_scale_by_name():
+    with pytest.raises(ConfigError, match="explore 'noise': .*scale"):
+        make_explore("noise")
+    assert make_explore("noise", scale=0.2) == Noise(0.2)
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_keep_never_changes_anything(seed):
+    rng = np.random.default_rng(seed)
+    h = SPACE.sample(rng)
+    assert Keep()(h, SPACE, rng) == h
+
+
+def test_a_kept_dimension_stays_while_the_others_explore():
+    space = Space({"n": Int(1, 8, explore=Keep()), "x": Float(0.0, 1.0)})
+    for explore in (Perturb(), Resample(), PerturbOrResample(1.0), Noise(0.3)):
+        news = [explore({"n": 3, "x": 0.5}, space, rng) for rng in rngs()]
+        assert {n["n"] for n in news} == {3}
+        assert len({n["x"] for n in news}) > 1
+
+
+def test_a_dimension_perturb_uses_its_own_factors_and_the_others_the_run_default():
+    """The paper's GAN factors (0.5, 2.0) on one hparam, its MT factors on the rest."""
+    space = Space({
+        "lr": Float(1e-4, 1e-1, log=True, explore=Perturb((0.5, 2.0))),
+        "dropout": Float(0.0, 0.5),
+        "batch": Int(16, 256),
+    })
+    h = {"lr": 0.01, "dropout": 0.25, "batch": 100}
+    news = [Perturb((0.8, 1.2))(h, space, rng) for rng in rngs()]
+    assert {round(n["lr"], 12) for n in news} == {0.005, 0.02}
+    assert {round(n["dropout"], 12) for n in news} == {0.2, 0.3}
+    assert {n["batch"] for n in news} == {80, 120}
+    # under a resampling run, only lr still moves by its own factors
+    news = [Resample()(h, space, rng) for rng in rngs()]
+    assert {round(n["lr"], 12) for n in news} == {0.005, 0.02}
+    assert len({n["dropout"] for n in news}) > 100
+
+
+def test_a_dimension_resample_probability_overrides_the_run_default():
+    space = Space({"x": Float(0.0, 1.0, explore=PerturbOrResample(1.0)), "y": Float(0.0, 1.0)})
+    news = [Perturb()({"x": 0.5, "y": 0.5}, space, rng) for rng in rngs()]
+    assert {round(n["y"], 12) for n in news} == {0.4, 0.6}
+    assert len({n["x"] for n in news} - {0.4, 0.6}) > 100
+
+
+def test_every_rule_keeps_repeated_explore_in_bounds():
+    space = Space({
+        "lr": Float(1e-4, 1e-1, log=True, explore=Perturb((0.5, 2.0))),
+        "h": Float(0.0, 1.0, explore=Noise(0.5)),
+        "batch": Int(16, 256, explore=Noise(40.0)),
+        "opt": Choice(["sgd", "momentum", "adam"], explore=PerturbOrResample(0.3)),
+        "layers": Int(1, 8, explore=Keep()),
+        "epochs": 10,
+    })
+    for explore in (Perturb(), Resample(), Noise(1.0), Keep()):
+        rng = np.random.default_rng(0)
+        h = space.sample(rng)
+        for _ in range(300):
+            h = explore(h, space, rng)
+            space.validate(h)
+
+
+@pytest.mark.parametrize(
+    "rule", [Perturb((0.5, 2.0)), Resample(), PerturbOrResample(0.1, (0.9, 1.1)), Noise(0.1),
+             Keep()],
+)
+def test_describe_round_trips_rules(rule):
+    d = json.loads(json.dumps(describe(rule)))
+    assert make_explore(**d) == rule
+
+
+# strategies of your own (module level, so they import back by name)
+
+
+@dataclass(frozen=True)
+class CopyWorst:
+    """Not built in: every member copies the worst other member."""
+
+    offset: int = 0
+
+    def __call__(self, snapshot, member_id, rng):
+        rows = [r for r in snapshot.ranking() if snapshot.ids[r] != member_id]
+        return int(snapshot.ids[rows[-1]]) + self.offset
+
+
+def halve(hparams, space, rng):
+    """Not built in: halve every float hparam."""
+    return {k: v / 2 if isinstance(v, float) else v for k, v in hparams.items()}
+
+
+@dataclass(frozen=True)
+class Step(Rule):
+    """A per-hparam rule of one's own: add `by`, clipped."""
+
+    by: float = 1.0
+
+    def mutate(self, dimension, value, rng):
+        return dimension.shift(value, self.by, rng)
+
+
+class Plain:
+    def __call__(self, snapshot, member_id, rng):
+        return None
+
+
+def test_make_builds_a_strategy_of_your_own_by_import_path():
+    name = f"{__name__}:CopyWorst"
+    assert make_exploit(name) == CopyWorst()
+    assert make_exploit(name, offset=1) == CopyWorst(1)
+    assert make_exploit(f"{__name__}.CopyWorst") == CopyWorst()  # dots alone work too
+    assert make_explore(f"{__name__}:halve") is halve
+    assert make_exploit("populace.strategies.exploit:Truncation", fraction=0.5) == Truncation(0.5)
+    assert make_exploit(name)(snapshot([3.0, 1.0, 2.0]), 100, np.random.default_rng(0)) == 101
+
+
+def test_describe_names_a_strategy_of_your_own_by_import_path():
+    assert describe(CopyWorst(2)) == {"name": f"{__name__}:CopyWorst", "offset": 2}
+    assert describe(halve) == {"name": f"{__name__}:halve"}
+    for strategy, make in ((CopyWorst(2), make_exploit), (halve, make_explore),
+                           (Step(0.5), make_explore)):
+        d = json.loads(json.dumps(describe(strategy)))
+        assert make(**d) == strategy
+
+
+def test_a_rule_of_your_own_serves_per_hparam_and_round_trips_with_the_space():
+    space = Space({"n": Int(0, 10, explore=Step(2.0)), "x": Float(0.0, 1.0)})
+    assert Keep()({"n": 3, "x": 0.5}, space, np.random.default_rng(0)) == {"n": 5, "x": 0.5}
+    d = json.loads(json.dumps(space.to_dict()))
+    assert d["n"]["explore"] == {"name": f"{__name__}:Step", "by": 2.0}
+    assert Space.from_dict(d) == space
+
+
+@pytest.mark.parametrize(
+    "kind, name, params, words",
+    [
+        ("exploit", "no_such_module_xyz:Thing", {},
+         "exploit 'no_such_module_xyz:Thing' cannot be imported: ModuleNotFoundError: "
+         "No module named 'no_such_module_xyz'"),
+        ("exploit", "populace.strategies:Nothing", {},
+         "exploit 'populace.strategies:Nothing' cannot be imported: AttributeError: "),
+        ("exploit", "populace.strategies:", {}, "must be a dotted path like"),
+        ("exploit", f"{__name__}:CopyWorst", {"margin": 1},
+         "has no parameter 'margin'; allowed: offset"),
+        ("explore", f"{__name__}:halve", {"factor": 3},
+         "is not a class, so it takes no parameters; got factor"),
+        ("exploit", "populace.strategies.ready:EverySteps", {"steps": 4},
+         "must be callable as exploit(snapshot, member_id, rng)"),
+        ("explore", "populace.strategies.ready:EverySteps", {"steps": 4},
+         "must be callable as explore(hparams, space, rng)"),
+        ("exploit", f"{__name__}:SPACE", {}, "must be callable as exploit"),
+        ("exploit", f"{__name__}:Plain", {"x": 1}, "exploit 'test_strategies:Plain': "),
+    ],
+)
+def test_bad_import_paths_are_config_errors_naming_them(kind, name, params, words):
+    make = make_exploit if kind == "exploit" else make_explore
+    words = words.replace("test_strategies", __name__)
+    with pytest.raises(ConfigError) as info:
+        make(name, **params)
+    assert words in str(info.value)
+
+
+def _local():
+    @dataclass(frozen=True)
+    class Inner:
+        def __call__(self, snapshot, member_id, rng):
+            return None
+
+    return Inner()
+
+
+@pytest.mark.parametrize(
+    "strategy, words",
+    [
+        (_local(), "must be defined at the top level of a module"),
+        (lambda h, s, r: h, "must be defined at the top level of a module"),
+        (Plain(), "must be a built-in strategy, a (frozen) dataclass instance or a function"),
+        (CopyWorst, "must be an instance, got the class CopyWorst; call it"),
+        (CopyWorst(offset=(1, {2})), "parameters are stored with the run, so they must be JSON"),
+        (object(), "must be a built-in strategy"),
+    ],
+)
+def test_describe_refuses_what_a_worker_could_not_rebuild(strategy, words):
+    with pytest.raises(ConfigError) as info:
+        describe(strategy)
+    assert words in str(info.value)

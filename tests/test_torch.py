@@ -15,9 +15,11 @@ from torch import nn
 import populace
 from populace import Float
 from populace.integrations.torch import TorchTrainable, apply_hparams, load_state, save_state
+from populace.script import load_script
 from populace.space import ConfigError
 from populace.store import open_store
 
+DIGITS = Path(__file__).parent.parent / "examples" / "digits_mlp.py"
 HPARAMS_A = {"lr": 0.05, "momentum": 0.5, "weight_decay": 1e-4, "dropout": 0.1}
 HPARAMS_B = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-3, "dropout": 0.3}
 
@@ -39,7 +41,7 @@ class Net(TorchTrainable):
         torch.manual_seed(seed)
         self.x, self.y = _data()
         self.model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(), nn.Linear(16, 1))
-        self.optimizer = torch.optim.SGD(self.model.parameters())
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=hparams["lr"])
         self.apply(hparams)
 
     def step(self):
@@ -64,7 +66,7 @@ class Linear(Net):
         torch.manual_seed(seed)
         self.x, self.y = _data()
         self.model = nn.Linear(4, 1)
-        self.optimizer = torch.optim.SGD(self.model.parameters())
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=hparams["lr"])
         self.apply(hparams)
 
 
@@ -125,6 +127,8 @@ def test_adam_state_and_betas_round_trip(tmp_path: Path) -> None:
     assert _groups(copy_adam, "lr", "betas", "eps") == [
         {"lr": 0.002, "betas": (0.8, 0.95), "eps": 1e-6}
     ]
+    with pytest.raises(ConfigError, match="'betas' must be a list of 2 numbers"):
+        apply_hparams({"betas": 0.9}, optimizers=[copy_adam])
 
 
 def test_rng_states_round_trip(tmp_path: Path) -> None:
@@ -214,7 +218,7 @@ def test_module_targets_must_exist() -> None:
 
 
 def test_load_refuses_missing_and_extra_names(tmp_path: Path) -> None:
-    model, sgd = nn.Linear(4, 1), torch.optim.SGD(nn.Linear(4, 1).parameters())
+    model, sgd = nn.Linear(4, 1), torch.optim.SGD(nn.Linear(4, 1).parameters(), lr=0.1)
     save_state(tmp_path / "s.ckpt", model=model, optimizer=sgd)
     with pytest.raises(ValueError, match="optimizer: checkpoint .* holds it but it was not given"):
         load_state(tmp_path / "s.ckpt", model=model)
@@ -239,7 +243,25 @@ def test_one_torch_thread_per_worker_unless_opted_out() -> None:
 
 def test_importing_populace_does_not_import_torch() -> None:
     code = "import sys, populace; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_digits_example_member_trains_and_round_trips(tmp_path: Path) -> None:
+    script = load_script(DIGITS)
+    hparams = script.space.sample(np.random.default_rng(0))
+    member = script.trainable()
+    member.build(hparams, seed=3)
+    member.step()
+    metrics = member.evaluate()
+    assert set(metrics) == {"accuracy", "loss", "test_accuracy"}
+    assert script.config["score"] == "accuracy"
+    member.save(tmp_path / "m.ckpt")
+    copy = script.trainable()
+    copy.build(hparams, seed=4)
+    copy.load(tmp_path / "m.ckpt")
+    copy.apply(hparams)
+    assert copy.evaluate() == metrics
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])

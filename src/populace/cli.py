@@ -1,4 +1,4 @@
-"""The `populace` command: run and status.
+"""The `populace` command: run, status and report.
 
 Settings come, weakest first, from populace's defaults, the script's
 `config` dict, a `--config` YAML or TOML file, and the command line.
@@ -15,12 +15,14 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.table import Table
 
 from populace.api import RunFailed, run
+from populace.config import strategy_spec
 from populace.display import members_table
 from populace.script import load_script
 from populace.space import ConfigError
-from populace.store import StoreError, open_store
+from populace.store import Event, StoreError, open_store
 
 try:
     import tomllib
@@ -29,7 +31,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 # flags that set a RunConfig field directly
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
-          "score", "executor", "keep_checkpoints")
+          "score", "executor", "keep_checkpoints", "burn_in", "synch")
 READY = {"ready_steps", "ready_seconds"}
 
 
@@ -46,23 +48,35 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
     r.add_argument("--steps", type=int, help="training steps per member")
     r.add_argument("--seed", type=int)
-    r.add_argument("--exploit", help="truncation | tournament | none")
+    r.add_argument("--exploit",
+                   help="truncation | tournament | ttest | none | package.module:Name")
     r.add_argument("--fraction", type=float, help="truncation: bottom/top fraction (0.2)")
-    r.add_argument("--explore", help="perturb | resample | perturb-or-resample")
+    r.add_argument("--explore", help="perturb | resample | perturb-or-resample | noise | keep"
+                                     " | package.module:Name")
+    r.add_argument("--noise-scale", type=float, help="noise: standard deviation added")
     r.add_argument("--factors", help="perturb factors, comma separated (0.8,1.2)")
     r.add_argument("--resample-probability", type=float,
                    help="perturb-or-resample: chance to resample each hparam (0.25)")
     r.add_argument("--ready-steps", type=int, help="exploit/explore every N steps")
     r.add_argument("--ready-seconds", type=float, help="exploit/explore every T seconds")
+    r.add_argument("--burn-in", type=int, help="steps a member trains before it may exploit")
+    r.add_argument("--synch", action="store_true", default=None,
+                   help="decide the whole population at once, generation by generation")
     r.add_argument("--mode", help="max | min: the score's direction")
     r.add_argument("--score", help="name of the metric exploit ranks by")
     r.add_argument("--executor", help="local (processes, default) | inline (this process)")
     r.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
     r.add_argument("--quiet", action="store_true", help="no progress display")
 
+    rep = sub.add_parser("report", help="an HTML page and PNG plots of the run in STORE")
+    rep.add_argument("store")
+    rep.add_argument("--out", help="folder for the page and plots (default: beside the store)")
+
     s = sub.add_parser("status", help="one row per member of the run in STORE")
     s.add_argument("store")
-    s.add_argument("--json", action="store_true", help="a JSON list of members")
+    s.add_argument("--json", action="store_true", help="JSON instead of a table")
+    s.add_argument("--events", action="store_true",
+                   help="every exploit/explore event instead of the members")
     return parser
 
 
@@ -91,7 +105,7 @@ def _strategy(settings: dict[str, Any], kind: str, name: str | None,
               params: dict[str, Any]) -> None:
     """Merge a strategy name and its flags into settings[kind] (a name or a dict)."""
     current = settings.get(kind)
-    spec = {"name": current} if isinstance(current, str) else dict(current or {})
+    spec = {} if current is None else strategy_spec(kind, current)
     if name is not None and name != spec.get("name"):
         spec = {"name": name}
     spec.update({k: v for k, v in params.items() if v is not None})
@@ -120,6 +134,7 @@ def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[st
     _strategy(settings, "exploit", args.exploit, {"fraction": args.fraction})
     _strategy(settings, "explore", args.explore, {
         "factors": _factors(args.factors), "probability": args.resample_probability,
+        "scale": args.noise_scale,
     })
     return settings
 
@@ -141,6 +156,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
         raise StoreError(f"{args.store} does not exist")
     store = open_store(args.store)
     try:
+        if args.events:
+            return _events(store.events("exploit"), args.json, console)
         members = store.members()
     finally:
         store.close()
@@ -156,12 +173,39 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from populace.report import write_report  # matplotlib loads only for this command
+
+    page = write_report(args.store, Path(args.out) if args.out else None)
+    console.print(f"report written to {page} (plots beside it as PNG files)")
+    return 0
+
+
+def _events(events: list[Event], as_json: bool, console: Console) -> int:
+    """The exploit/explore log: who copied whom at which step, hparams before and after."""
+    rows = [{"member": e.member, "donor": e.donor, "step": e.step, "donor_step": e.donor_step,
+             "before": e.before, "after": e.after, "strategy": e.strategy, "time": e.time}
+            for e in events]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"{len(rows)} exploit/explore events")
+    for name in ("member", "donor", "step", "donor step", "strategy", "before", "after"):
+        table.add_column(name)
+    for r in rows:
+        table.add_row(str(r["member"]), str(r["donor"]), str(r["step"]), str(r["donor_step"]),
+                      r["strategy"], json.dumps(r["before"]), json.dumps(r["after"]))
+    console.print(table)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
     err = Console(stderr=True)
     try:
-        return {"run": _run, "status": _status}[args.command](args, console)
+        commands = {"run": _run, "status": _status, "report": _report}
+        return commands[args.command](args, console)
     except (ConfigError, StoreError) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)
         return 2

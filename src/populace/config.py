@@ -57,12 +57,14 @@ class RunConfig:
     mode: str = "max"
     score: str = "score"
     executor: str = "local"
+    burn_in: int = 0  # steps a member trains before its first exploit
+    synch: bool = False  # decide the whole population at once, generation by generation
     keep_checkpoints: int = 2
     lease_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        self.exploit = _strategy_dict("exploit", self.exploit)
-        self.explore = _strategy_dict("explore", self.explore)
+        self.exploit = strategy_spec("exploit", self.exploit)
+        self.explore = strategy_spec("explore", self.explore)
         self.validate()
 
     def validate(self) -> None:
@@ -72,6 +74,14 @@ class RunConfig:
         _int("workers", self.workers, 1)
         _int("seed", self.seed, 0)
         _int("keep_checkpoints", self.keep_checkpoints, 1)
+        _int("burn_in", self.burn_in, 0)
+        if not isinstance(self.synch, bool):
+            raise ConfigError(f"synch must be true or false, got {self.synch!r}")
+        if self.synch and self.ready_seconds is not None:
+            raise ConfigError(
+                f"synch needs ready_steps (a generation ends at the same step for every "
+                f"member), got ready_seconds={self.ready_seconds}"
+            )
         _positive("lease_seconds", self.lease_seconds)
         _one_of("mode", self.mode, MODES)
         _one_of("executor", self.executor, EXECUTORS)
@@ -121,16 +131,12 @@ class RunConfig:
         return cls(**data)
 
 
-def _strategy_dict(kind: str, value: Any) -> dict[str, Any]:
-    """Accept a name, a {"name": ...} dict or a strategy object; return the dict."""
+def strategy_spec(kind: str, value: Any) -> dict[str, Any]:
+    """A strategy as stored: `{"name": ..., **params}` from a name, such a dict, or an object."""
     if isinstance(value, str):
         return {"name": value}
     if isinstance(value, Mapping):
         if "name" not in value:
             raise ConfigError(f"{kind} needs a 'name', got {dict(value)!r}")
         return dict(value)
-    try:
-        return describe(value)
-    except (KeyError, TypeError) as e:
-        raise ConfigError(f"{kind} must be a strategy name or a built-in strategy, "
-                          f"got {value!r}") from e
+    return describe(value)  # a strategy object; anything else is refused there

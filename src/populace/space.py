@@ -3,8 +3,14 @@
 A `Space` maps each hparam name to a dimension (`Float`, `Int`, `Choice`,
 `Constant`). Every dimension can draw from its prior (`sample`, used for the
 initial population and for resample), move by a factor (`perturb`, PBT's
-explore step, Jaderberg et al. 2017, sections 3 and 4.1), and check a value
-(`validate`). Values come back as plain Python types so they encode as JSON.
+explore step, Jaderberg et al. 2017, sections 3 and 4.1) or by an added
+amount (`shift`, the noise of the paper's toy example, Fig. 2), and check a
+value (`validate`). Values come back as plain Python types so they encode as
+JSON.
+
+A dimension may carry its own explore rule (`Float(0, 1, explore=Noise(0.1))`,
+rules in `populace.strategies.explore`), which the run's explore strategy
+uses for that hparam instead of its own.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # explore imports this module: the rules are imported where used
+    from populace.strategies.explore import Rule
 
 
 class ConfigError(ValueError):
@@ -50,6 +59,9 @@ def _same(a: Any, b: Any) -> bool:
 class Dimension(ABC):
     """One hparam's allowed values, prior and perturbation rule."""
 
+    # the dimension's own explore rule; None: the run's explore strategy decides
+    explore: Rule | None = None
+
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> Any:
         """A value drawn from the prior."""
@@ -57,6 +69,10 @@ class Dimension(ABC):
     @abstractmethod
     def perturb(self, value: Any, factor: float, rng: np.random.Generator) -> Any:
         """`value` moved by `factor` (> 1 up, < 1 down), kept inside the bounds."""
+
+    @abstractmethod
+    def shift(self, value: Any, delta: float, rng: np.random.Generator) -> Any:
+        """`value` moved by `delta` (additive noise), kept inside the bounds."""
 
     @abstractmethod
     def validate(self, value: Any) -> None:
@@ -67,12 +83,53 @@ class Dimension(ABC):
         """JSON-able description, read back by `dimension_from_dict`."""
 
 
+def _check_rule(rule: Any) -> None:
+    """ConfigError unless `rule` is None or an explore rule object (it has `mutate`)."""
+    if rule is None:
+        return
+    if isinstance(rule, type):
+        raise ConfigError(
+            f"explore must be a rule object, got the class {rule.__name__}; "
+            f"call it, e.g. {rule.__name__}(...)"
+        )
+    if not callable(getattr(rule, "mutate", None)):
+        raise ConfigError(
+            "explore must be a rule with a mutate(dimension, value, rng) method, such as "
+            f"Perturb((0.5, 2.0)), Noise(0.1), PerturbOrResample(0.5) or Keep(); got {rule!r}"
+        )
+
+
+def _with_rule(d: dict[str, Any], rule: Any) -> dict[str, Any]:
+    """`d`, plus the rule's `{"name": ..., **params}` when the dimension has one."""
+    if rule is not None:
+        from populace.strategies import describe
+
+        d["explore"] = describe(rule)
+    return d
+
+
+def _rule_from_spec(spec: Any) -> Any:
+    """The explore rule a config entry names: "keep" or {"name": "noise", "scale": 0.1}."""
+    from populace.strategies import make_explore
+
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+        raise ConfigError(
+            f"explore must be a rule name or a mapping with a 'name', got explore={spec!r}"
+        )
+    params = dict(spec)
+    return make_explore(params.pop("name"), **params)
+
+
 def _check_bounds(kind: str, low: Any, high: Any, log: bool) -> None:
-    for field, x in (("low", low), ("high", high)):
+    for bound, x in (("low", low), ("high", high)):
         if kind == "Int" and not _is_int(x):
-            raise ConfigError(f"Int: {field} must be an int, got {field}={x!r}")
+            raise ConfigError(f"Int: {bound} must be an int, got {bound}={x!r}")
         if not _is_real(x) or not math.isfinite(x):
-            raise ConfigError(f"{kind}: {field} must be a finite number, got {field}={x!r}")
+            raise ConfigError(f"{kind}: {bound} must be a finite number, got {bound}={x!r}")
     if not low < high:
         raise ConfigError(f"{kind}: low must be < high, got low={low}, high={high}")
     if not isinstance(log, bool):
@@ -88,9 +145,11 @@ class Float(Dimension):
     low: float
     high: float
     log: bool = False
+    explore: Rule | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_bounds("Float", self.low, self.high, self.log)
+        _check_rule(self.explore)
         object.__setattr__(self, "low", float(self.low))
         object.__setattr__(self, "high", float(self.high))
 
@@ -106,6 +165,10 @@ class Float(Dimension):
         """`value * factor`, clipped to [low, high]."""
         return self._clip(value * factor)
 
+    def shift(self, value: float, delta: float, rng: np.random.Generator) -> float:
+        """`value + delta`, clipped to [low, high] (so 0 can move, unlike with perturb)."""
+        return self._clip(value + delta)
+
     def validate(self, value: Any) -> None:
         """Raise ConfigError unless `value` is a number in [low, high]."""
         if not _is_real(value):
@@ -115,7 +178,8 @@ class Float(Dimension):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+        d = {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+        return _with_rule(d, self.explore)
 
     def _clip(self, x: float) -> float:
         return float(min(max(x, self.low), self.high))
@@ -128,9 +192,11 @@ class Int(Dimension):
     low: int
     high: int
     log: bool = False
+    explore: Rule | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_bounds("Int", self.low, self.high, self.log)
+        _check_rule(self.explore)
         object.__setattr__(self, "low", int(self.low))
         object.__setattr__(self, "high", int(self.high))
 
@@ -152,6 +218,10 @@ class Int(Dimension):
             x = min(x, value - 1)
         return self._clip(x)
 
+    def shift(self, value: int, delta: float, rng: np.random.Generator) -> int:
+        """`round(value + delta)`, at least one unit in the direction of `delta`, clipped."""
+        return self._clip(value + _whole_steps(delta))
+
     def validate(self, value: Any) -> None:
         """Raise ConfigError unless `value` is an int in [low, high]."""
         if not _is_int(value):
@@ -161,7 +231,8 @@ class Int(Dimension):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
-        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
+        d = {"type": "int", "low": self.low, "high": self.high, "log": self.log}
+        return _with_rule(d, self.explore)
 
     def _clip(self, x: int) -> int:
         return int(min(max(x, self.low), self.high))
@@ -172,8 +243,10 @@ class Choice(Dimension):
     """One of ordered categories; perturb steps to a neighbour, so order them meaningfully."""
 
     options: tuple[Any, ...]
+    explore: Rule | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
+        _check_rule(self.explore)
         raw = self.options
         if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Iterable):
             raise ConfigError(f"Choice: options must be a list of values, got {raw!r}")
@@ -198,13 +271,18 @@ class Choice(Dimension):
             i = max(i - 1, 0)
         return self.options[i]
 
+    def shift(self, value: Any, delta: float, rng: np.random.Generator) -> Any:
+        """The option `delta` positions away (rounded, at least one), staying at the ends."""
+        i = self._index(value) + _whole_steps(delta)
+        return self.options[min(max(i, 0), len(self.options) - 1)]
+
     def validate(self, value: Any) -> None:
         """Raise ConfigError unless `value` is one of the options."""
         self._index(value)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
-        return {"type": "choice", "options": list(self.options)}
+        return _with_rule({"type": "choice", "options": list(self.options)}, self.explore)
 
     def _index(self, value: Any) -> int:
         for i, x in enumerate(self.options):
@@ -230,6 +308,10 @@ class Constant(Dimension):
         """The constant, unchanged."""
         return self.value
 
+    def shift(self, value: Any, delta: float, rng: np.random.Generator) -> Any:
+        """The constant, unchanged."""
+        return self.value
+
     def validate(self, value: Any) -> None:
         """Raise ConfigError unless `value` is the constant."""
         if not _same(value, self.value):
@@ -238,6 +320,17 @@ class Constant(Dimension):
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
         return {"type": "constant", "value": self.value}
+
+
+def _whole_steps(delta: float) -> int:
+    """`round(delta)`, but at least one step in delta's direction: a small noise still moves
+    a discrete hparam, as perturb moves an Int at least one unit."""
+    steps = round(delta)
+    if delta > 0:
+        return max(steps, 1)
+    if delta < 0:
+        return min(steps, -1)
+    return 0
 
 
 _TYPES: dict[str, type[Dimension]] = {
@@ -263,6 +356,8 @@ def dimension_from_dict(d: Mapping[str, Any]) -> Dimension:
             raise ConfigError(
                 f"dimension type {kind!r} has no field {key!r}; allowed: {', '.join(allowed)}"
             )
+    if "explore" in params:
+        params["explore"] = _rule_from_spec(params["explore"])
     try:
         return cls(**params)
     except TypeError as e:  # a required field is missing

@@ -54,18 +54,21 @@ def score_of(metrics: float | Mapping[str, float], name: str) -> tuple[float, di
     return float(metrics), {name: float(metrics)}
 
 
-def make_decide(config: RunConfig, space: Space, member: int, step: int
-                ) -> Callable[[Snapshot], Decision | None]:
-    """exploit then explore, as one pure function of the population snapshot."""
+def make_decide(config: RunConfig, space: Space) -> Callable[[Snapshot, int], Decision | None]:
+    """exploit then explore for one member, as one pure function of the population snapshot."""
     exploit, explore = config.make_exploit(), config.make_explore()
     name = config.exploit["name"]
 
-    def decide(snapshot: Snapshot) -> Decision | None:
+    def decide(snapshot: Snapshot, member: int) -> Decision | None:
+        step = int(snapshot.steps[snapshot.index(member)])
+        if step < config.burn_in:  # still a donor, not yet a copier
+            return None
         rng = np.random.default_rng([config.seed, member, step])
         donor = exploit(snapshot, member, rng)
         if donor is None:
             return None
         hparams = explore(snapshot.hparams[snapshot.index(donor)], space, rng)
+        space.validate(hparams)  # a user's explore must stay inside the declared space
         return Decision(donor, hparams, strategy=f"{name}+{config.explore['name']}")
 
     return decide
@@ -128,6 +131,7 @@ class Worker:
         self.config = RunConfig.from_dict(config["run"])
         self.storage = CheckpointStorage(config["checkpoints"])
         self.ready = self.config.make_ready()
+        self.decide = make_decide(self.config, space)
         self.id = uuid.uuid4().hex[:12]
         self.live: Live | None = None
         self.pending: MemberRow | None = None  # a member already claimed for the next turn
@@ -222,8 +226,7 @@ class Worker:
             hparams=member.hparams, key=ref.key, sha256=ref.sha256, bytes=ref.bytes,
             final=step >= self.config.steps, seconds=time.monotonic() - started,
         )
-        decide = make_decide(self.config, self.space, member.id, step)
-        outcome = self.store.report(report, decide, self.config.keep_checkpoints)
+        outcome = self.store.report(report, self.decide, self.config.keep_checkpoints)
         for key in outcome.collect:
             self.storage.delete(key)
         return outcome

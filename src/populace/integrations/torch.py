@@ -15,7 +15,7 @@ write, and refuses hparams it cannot place, so none is dropped silently.
         def build(self, hparams, seed):
             torch.manual_seed(seed)
             self.model = ...
-            self.optimizer = torch.optim.SGD(self.model.parameters())
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=hparams["lr"])
             self.apply(hparams)
 """
 
@@ -173,8 +173,11 @@ def _set_value(group: dict[str, Any], name: str, value: Any) -> None:
     current = group[name]
     if isinstance(current, torch.Tensor):  # a tensor lr (capturable, compiled steps) stays one
         current.fill_(value)
-    elif isinstance(current, tuple) and isinstance(value, (list, tuple)):
-        group[name] = tuple(value)  # betas: JSON stores hparams as lists, optimizers want tuples
+    elif isinstance(current, tuple):  # betas: JSON gives lists, optimizers want tuples
+        if not isinstance(value, (list, tuple)) or len(value) != len(current):
+            raise ConfigError(f"hparam {name!r} must be a list of {len(current)} numbers "
+                              f"like {list(current)}, got {value!r}")
+        group[name] = tuple(value)
     else:
         group[name] = value
 

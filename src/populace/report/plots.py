@@ -44,21 +44,24 @@ def score_figure(view: RunView) -> Figure:
         ax.plot(xs, ys, color=_colour(view, m.id), lw=1.3, ls="--" if failed else "-",
                 marker="." if len(view.results[m.id]) < 3 else None, zorder=2,
                 label=_label(view, f"member {m.id}" + (" (failed)" if failed else "")))
-        if failed:
-            ax.plot(xs[-1], ys[-1], "x", color=_colour(view, m.id), ms=9, mew=2, zorder=3)
     marks = [(e, view.exploit_scores[e.id]) for e in view.exploits]
     marks = [(e, s) for e, s in marks if s is not None]
     if marks:
         ax.scatter([e.step for e, _ in marks], [s for _, s in marks], marker="v", s=28,
                    c=[_colour(view, e.member) for e, _ in marks], edgecolors="black",
                    linewidths=0.6, zorder=4, label="exploit: the member copies a donor")
+    if view.failures:  # on the step axis: a member may fail before it ever reports
+        ax.scatter([f.step for f in view.failures], [0] * len(view.failures), marker="X",
+                   s=70, c=[_colour(view, f.member) for f in view.failures],
+                   edgecolors="black", transform=ax.get_xaxis_transform(), clip_on=False,
+                   zorder=5, label="a member failed (dashed: its scores)")
     scored = [r for r in view.lineage if r.score is not None]
     if scored:
         ax.plot([r.step for r in scored], [r.score for r in scored], **LINEAGE,
                 label=f"best lineage (member {view.summary.best})")
-    if not ax.lines and not marks:
+    if not any(r.score is not None for rs in view.results.values() for r in rs):
         _empty(ax, view.summary.note or "no member has reported a score yet")
-    else:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
     ax.set_xlim(0, view.summary.steps)
     ax.grid(alpha=0.3)
@@ -89,7 +92,7 @@ def hparams_figure(view: RunView) -> Figure:
         ax.plot(xs, ys, **LINEAGE)
         if dim.get("log"):
             ax.set_yscale("log")
-        ax.set_ylabel(name)
+        ax.set_ylabel(name, parse_math=False)
         ax.grid(alpha=0.3)
         if not any(view.results.values()):
             _empty(ax, "no results yet")
@@ -117,13 +120,15 @@ def lineage_figure(view: RunView) -> Figure:
         x = e.donor_step if e.donor_step is not None else e.step
         ax.annotate("", xy=(x, y[e.member]), xytext=(x, y[e.donor]),
                     arrowprops=dict(arrowstyle="-|>", color="black", lw=1))
-        ax.annotate(_short(e.after or {}), (x, y[e.member]), xytext=(2, 6),
-                    textcoords="offset points", rotation=90, fontsize=7, va="bottom")
+        down = y[e.member] < y[e.donor]  # the label runs on, away from the donor
+        ax.annotate(_short(e.after or {}), (x, y[e.member]), xytext=(2, -6 if down else 6),
+                    textcoords="offset points", rotation=90, fontsize=7,
+                    va="top" if down else "bottom", parse_math=False)
     if not view.ancestry:
         ax.text(0.5, 0.8, f"no exploit along this lineage: member {view.summary.best} "
                 "trained on its own", transform=ax.transAxes, ha="center", color="dimgray")
     ax.set_yticks(range(len(rows)), [f"member {m}" for m in rows])
-    ax.set_ylim(-0.6, len(rows) - 0.4 + 0.6)
+    ax.set_ylim(-1.2, len(rows) + 0.2)  # room for the labels beyond the outer rows
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -159,7 +164,7 @@ def _encoder(ax: Axes, dim: dict[str, Any], values: Sequence[Any]) -> Any:
         return lambda v: math.nan if v is None else float(v)
     options = list(dim.get("options", []))
     options += [v for v in dict.fromkeys(values) if v is not None and v not in options]
-    ax.set_yticks(range(len(options)), [str(o) for o in options])
+    ax.set_yticks(range(len(options)), [str(o) for o in options], parse_math=False)
     return lambda v: math.nan if v not in options else float(options.index(v))
 
 

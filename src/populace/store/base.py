@@ -39,7 +39,8 @@ from populace.strategies.snapshot import Snapshot
 
 SCHEMA_VERSION = 1
 
-Decide = Callable[[Snapshot], "Decision | None"]
+# exploit + explore for one member (by id) against a population snapshot
+Decide = Callable[[Snapshot, int], "Decision | None"]
 
 
 class StoreError(RuntimeError):
@@ -188,9 +189,12 @@ class Store:
         """Lease the member furthest behind (ties: `prefer`, then lowest id), or None."""
         now = time.time()
         with self.driver.write() as cur:
+            # a synchronous run holds back members that finished the current generation
+            barrier = (" AND step <= (SELECT MIN(step) FROM members"
+                       " WHERE status IN ('ready', 'running'))") if self._run(cur)["synch"] else ""
             cur.execute(
-                "SELECT id FROM members WHERE status = 'ready'"
-                " OR (status = 'running' AND lease_expires < ?)"
+                "SELECT id FROM members WHERE (status = 'ready'"
+                f" OR (status = 'running' AND lease_expires < ?)){barrier}"
                 " ORDER BY step, CASE WHEN id = ? THEN 0 ELSE 1 END, id LIMIT 1",
                 (now, -1 if prefer is None else prefer),
             )
@@ -217,10 +221,12 @@ class Store:
     def report(self, report: Report, decide: Decide | None, keep: int) -> Outcome:
         """Store a segment's result and apply the decision it triggers, atomically.
 
-        `decide` receives the population as it is after this result and returns
-        an exploit/explore `Decision` or None; it must be pure (it may run
-        again if the transaction is retried). `keep` is how many of the
-        member's own newest checkpoints survive collection.
+        `decide(snapshot, member)` receives the population as it is after this
+        result and returns an exploit/explore `Decision` or None; it must be
+        pure. It decides for the reporting member, or, in a synchronous run,
+        for every member at once when this report completes a generation.
+        `keep` is how many of the member's own newest checkpoints survive
+        collection.
         """
         now = time.time()
         with self.driver.write() as cur:
@@ -258,13 +264,12 @@ class Store:
             )
             if score is not None and self._window(cur):
                 self._remember(cur, report.member, score)
-            decision = donor_checkpoint = None
+            applied: dict[int, tuple[Decision, CheckpointRow]] = {}
             if not report.final and decide is not None:
-                decision = decide(self._snapshot(cur))
-                if decision is not None:
-                    donor_checkpoint = self._exploit(cur, report, decision, result, now)
-                    if donor_checkpoint is None:
-                        decision = None
+                members = self._deciding(cur, report)
+                if members:
+                    applied = self._decide(cur, members, decide, report.member, result, now)
+            decision, donor_checkpoint = applied.get(report.member, (None, None))
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
 
@@ -310,33 +315,73 @@ class Store:
         cur.execute("UPDATE members SET recent = ? WHERE id = ?",
                     (json.dumps(recent[-self._window(cur):]), member))
 
-    def _exploit(
-        self, cur: Cursor, report: Report, decision: Decision, result: int, now: float
-    ) -> CheckpointRow | None:
-        """Point the member at the donor's checkpoint with the explored hparams."""
+    def _deciding(self, cur: Cursor, report: Report) -> list[int]:
+        """Who is decided on now: the reporter, or in a synchronous run the whole
+        generation once its last member has reported (nobody before that)."""
+        if not self._run(cur)["synch"]:
+            return [report.member]
+        cur.execute(
+            "SELECT COUNT(*) FROM members WHERE status IN ('ready', 'running') AND step < ?",
+            (report.step,),
+        )
+        if cur.fetchone()[0]:
+            return []
+        cur.execute("SELECT id FROM members WHERE status = 'ready' AND step = ? ORDER BY id",
+                    (report.step,))
+        return [row[0] for row in cur.fetchall()]
+
+    def _decide(self, cur: Cursor, members: list[int], decide: Decide, reporter: int,
+                result: int, now: float) -> dict[int, tuple[Decision, CheckpointRow]]:
+        """Decide for `members` against one snapshot and apply the exploits."""
+        snapshot = self._snapshot(cur)
+        wanted = {m: d for m in members if (d := decide(snapshot, m)) is not None}
+        # every donor's state is read before any member changes: in a synchronous
+        # generation a donor may copy another member in the same round
+        donors = {d.donor: self._donor(cur, d.donor) for d in wanted.values()}
+        applied = {}
+        for member, decision in wanted.items():
+            donor = donors[decision.donor]
+            if donor is None or decision.donor == member:
+                continue
+            generation, checkpoint, recent = donor
+            row = snapshot.index(member)
+            if checkpoint.step < snapshot.steps[row]:
+                # a copy of a state behind the member would send it back in steps: it
+                # would train those steps again and, deciding alike, could loop for ever
+                continue
+            # the recent scores travel with the weights: they are the copied state's history
+            cur.execute(
+                "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, generation = ?,"
+                " parent = ?, recent = ? WHERE id = ?",
+                (json.dumps(decision.hparams), checkpoint.id, checkpoint.step, generation + 1,
+                 decision.donor, recent, member),
+            )
+            self._insert_event(
+                cur, "exploit", member, decision.donor, int(snapshot.steps[row]),
+                checkpoint.step, snapshot.hparams[row], decision.hparams, decision.strategy,
+                None, now, result if member == reporter else self._last_result(cur, member),
+            )
+            applied[member] = (decision, checkpoint)
+        return applied
+
+    def _donor(self, cur: Cursor, donor: int) -> tuple[int, CheckpointRow, str] | None:
+        """A donor's generation, checkpoint and recent scores; None if it cannot donate."""
         cur.execute(
             "SELECT m.generation, c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.status,"
             " m.recent FROM members m JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
-            (decision.donor,),
+            (donor,),
         )
         row = cur.fetchone()
-        if row is None or row[7] == "failed" or decision.donor == report.member:
+        if row is None or row[7] == "failed":
             return None  # a donor without a checkpoint would make the copy train from scratch
-        donor_checkpoint = CheckpointRow(*row[1:7])
-        if donor_checkpoint.step >= self._run(cur)["steps"]:
+        checkpoint = CheckpointRow(*row[1:7])
+        if checkpoint.step >= self._run(cur)["steps"]:
             return None  # a finished donor's copy would end as its clone, never trained again
-        # the recent scores travel with the weights: they are the copied state's history
-        cur.execute(
-            "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, generation = ?,"
-            " parent = ?, recent = ? WHERE id = ?",
-            (json.dumps(decision.hparams), donor_checkpoint.id, donor_checkpoint.step,
-             row[0] + 1, decision.donor, row[8], report.member),
-        )
-        self._insert_event(
-            cur, "exploit", report.member, decision.donor, report.step, donor_checkpoint.step,
-            report.hparams, decision.hparams, decision.strategy, None, now, result,
-        )
-        return donor_checkpoint
+        return row[0], checkpoint, row[8]
+
+    def _last_result(self, cur: Cursor, member: int) -> int | None:
+        cur.execute("SELECT MAX(id) FROM results WHERE member = ?", (member,))
+        return cur.fetchone()[0]
 
     def _collect(self, cur: Cursor, member: int, keep: int) -> list[str]:
         """Mark the member's old, unreferenced checkpoints deleted; return files to remove."""

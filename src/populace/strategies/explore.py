@@ -3,11 +3,29 @@
 An explore strategy is a callable `(hparams, space, rng) -> new hparams`. It
 never mutates its input and always returns values inside the space's bounds
 (Jaderberg et al. 2017, sections 3 and 4.1: perturb and resample).
+
+The built-in strategies are `Rule`s: one rule applied to each hparam on its
+own through `mutate(dimension, value, rng)`. A dimension may carry its own
+rule (`Float(0, 1, explore=Noise(0.1))`), which then replaces the run's
+strategy for that hparam only:
+
+- `Perturb(factors)`: multiply by a random factor (Int: at least one unit;
+  Choice: the neighbouring option; so the paper's GAN (0.5, 2.0) and MT
+  (0.8, 1.2) factors are just parameters).
+- `Resample()`: draw anew from the prior.
+- `PerturbOrResample(probability, factors)`: resample with `probability`,
+  else perturb.
+- `Noise(scale)`: add N(0, scale) noise, the paper's toy example; it moves
+  a value of 0, which no factor can (Int and Choice: see `Noise`).
+- `Keep()`: never change the hparam.
+
+Every rule keeps values inside the declared bounds; Constants never change.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Real
@@ -15,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from populace.space import ConfigError, Space
+from populace.space import ConfigError, Dimension, Space
 
 
 def _check_factors(owner: str, factors: Any) -> tuple[float, ...]:
@@ -32,13 +50,41 @@ def _check_factors(owner: str, factors: Any) -> tuple[float, ...]:
     return out
 
 
+class Rule(ABC):
+    """An explore strategy that moves each hparam on its own; a dimension may carry one.
+
+    Subclass it (as a frozen dataclass) and write `mutate` to make your own
+    per-hparam rule; `__call__` then makes it a whole explore strategy that
+    defers to each dimension's own rule where one is declared.
+    """
+
+    @abstractmethod
+    def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """`value`'s new value, inside `dimension`'s bounds."""
+
+    def __call__(
+        self, hparams: Mapping[str, Any], space: Space, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """New hparams: each moved by its dimension's own rule, or else by this one."""
+        out = {}
+        for name, dim in space.items():
+            rule = self if dim.explore is None else dim.explore
+            out[name] = rule.mutate(dim, hparams[name], rng)
+        return out
+
+
+def _factor(factors: tuple[float, ...], rng: np.random.Generator) -> float:
+    return factors[rng.integers(len(factors))]
+
+
 @dataclass(frozen=True)
-class Perturb:
+class Perturb(Rule):
     """Perturb (paper, section 4.1): multiply each hparam by a factor drawn from `factors`.
 
     Each hparam draws its own factor; the paper uses (0.8, 1.2) for RL and MT
     and (0.5, 2.0) for GANs. Ints move at least one unit, choices move to a
-    neighbouring option, constants stay.
+    neighbouring option, constants stay. A value of 0 never moves: give such
+    an hparam `Noise` or `PerturbOrResample` as its own rule.
     """
 
     factors: tuple[float, ...] = (0.8, 1.2)
@@ -46,29 +92,22 @@ class Perturb:
     def __post_init__(self) -> None:
         object.__setattr__(self, "factors", _check_factors("Perturb", self.factors))
 
-    def __call__(
-        self, hparams: Mapping[str, Any], space: Space, rng: np.random.Generator
-    ) -> dict[str, Any]:
-        """New hparams, each perturbed by an independently drawn factor."""
-        return {
-            name: dim.perturb(hparams[name], self.factors[rng.integers(len(self.factors))], rng)
-            for name, dim in space.items()
-        }
+    def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """`value` times one of the factors, drawn uniformly."""
+        return dimension.perturb(value, _factor(self.factors, rng), rng)
 
 
 @dataclass(frozen=True)
-class Resample:
+class Resample(Rule):
     """Resample (paper, section 4.1): draw every hparam anew from the prior."""
 
-    def __call__(
-        self, hparams: Mapping[str, Any], space: Space, rng: np.random.Generator
-    ) -> dict[str, Any]:
-        """New hparams sampled from the space, ignoring the old ones."""
-        return space.sample(rng)
+    def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """A fresh draw from the dimension's prior, ignoring `value`."""
+        return dimension.sample(rng)
 
 
 @dataclass(frozen=True)
-class PerturbOrResample:
+class PerturbOrResample(Rule):
     """Perturb, or with `probability` resample, each hparam on its own (paper, section 4.1).
 
     This is the paper's RL explore: resampling lets an hparam escape a corner
@@ -86,15 +125,48 @@ class PerturbOrResample:
             )
         object.__setattr__(self, "factors", _check_factors("PerturbOrResample", self.factors))
 
-    def __call__(
-        self, hparams: Mapping[str, Any], space: Space, rng: np.random.Generator
-    ) -> dict[str, Any]:
-        """New hparams, each resampled with `probability`, else perturbed."""
-        out = {}
-        for name, dim in space.items():
-            if rng.random() < self.probability:
-                out[name] = dim.sample(rng)
-            else:
-                factor = self.factors[rng.integers(len(self.factors))]
-                out[name] = dim.perturb(hparams[name], factor, rng)
-        return out
+    def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """A draw from the prior with `probability`, else `value` perturbed."""
+        if rng.random() < self.probability:
+            return dimension.sample(rng)
+        return dimension.perturb(value, _factor(self.factors, rng), rng)
+
+
+@dataclass(frozen=True)
+class Noise(Rule):
+    """Add Gaussian noise N(0, scale) (paper, the toy example of Fig. 2).
+
+    `scale` is the standard deviation in the hparam's own units. Float: the
+    value plus the noise, clipped to the bounds, so an hparam at 0 can move
+    (a factor never moves it). Int: rounded, and at least one unit in the
+    noise's direction, clipped. Choice: moves that many positions (rounded,
+    at least one) through the ordered options, stopping at the ends.
+    Constant: unchanged. The noise is added as is on `log=True` dimensions
+    too; `Perturb` is the usual rule there.
+    """
+
+    scale: float
+
+    def __post_init__(self) -> None:
+        s = self.scale
+        if isinstance(s, bool) or not isinstance(s, Real) or not (math.isfinite(s) and s > 0):
+            raise ConfigError(f"Noise: scale must be a finite number > 0, got scale={s!r}")
+        object.__setattr__(self, "scale", float(s))
+
+    def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """`value` shifted by one draw of N(0, scale)."""
+        return dimension.shift(value, float(rng.normal(0.0, self.scale)), rng)
+
+
+@dataclass(frozen=True)
+class Keep(Rule):
+    """Never change the hparam: explore leaves it as copied (the rule "none").
+
+    As a dimension's rule it fixes one hparam while the others explore; as
+    the run's strategy it turns explore off, except for hparams with a rule
+    of their own (the paper's "exploit only" ablation, Fig. 2).
+    """
+
+    def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """`value`, unchanged."""
+        return value
