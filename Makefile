@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/populace run examples/toy.py --store runs/toy.db
+	$(VENV)/bin/populace run examples/digits_mlp.py --store runs/digits.db
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 
 from populace.config import RunConfig
 from populace.display import Display, members_table
+from populace.display import console as make_console
 from populace.executors import TrainableSource, run_inline, run_local
 from populace.function import Member
 from populace.lineage import ScheduleEntry, lineage, schedule
@@ -39,6 +39,7 @@ class RunResult:
     checkpoint: Path | None
     schedule: list[ScheduleEntry]
     members: list[MemberRow]
+    metrics: dict[str, float]  # everything the best member's last evaluation returned
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def run(
     try:
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
-        console = Console(quiet=not progress)
+        console = make_console(quiet=not progress)
         with Display(db.url, config.population * config.steps, console):
             if config.executor == "inline":
                 run_inline(db, source)
@@ -129,7 +130,8 @@ def result_of(store: Store) -> RunResult:
     checkpoint = None
     if best.checkpoint is not None:
         checkpoint = Path(store.config()["checkpoints"]) / best.checkpoint.key
-    return RunResult(best, checkpoint, schedule(path), members)
+    return RunResult(best, checkpoint, schedule(path), members,
+                     path[-1].metrics if path else {})
 
 
 def _initial(space: Space, config: RunConfig,

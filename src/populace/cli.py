@@ -1,4 +1,4 @@
-"""The `populace` command: run, status and report.
+"""The `populace` command: run, status, report and replay.
 
 Settings come, weakest first, from populace's defaults, the script's
 `config` dict, a `--config` YAML or TOML file, and the command line.
@@ -19,7 +19,9 @@ from rich.table import Table
 
 from populace.api import RunFailed, run
 from populace.config import strategy_spec
+from populace.display import console as make_console
 from populace.display import members_table
+from populace.replay import replay
 from populace.script import load_script
 from populace.space import ConfigError
 from populace.store import Event, StoreError, open_store
@@ -71,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="an HTML page and PNG plots of the run in STORE")
     rep.add_argument("store")
     rep.add_argument("--out", help="folder for the page and plots (default: beside the store)")
+
+    rp = sub.add_parser("replay", help="train one member from scratch on the best schedule")
+    rp.add_argument("store")
+    rp.add_argument("--out", help="the replay's store (default: STORE's name + .replay.db)")
+    rp.add_argument("--quiet", action="store_true", help="no progress display")
 
     s = sub.add_parser("status", help="one row per member of the run in STORE")
     s.add_argument("store")
@@ -146,8 +153,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         initial=script.initial, progress=not args.quiet, script=script.path,
         **settings_from(args, script.config),
     )
-    console.print(f"best member {result.best.id}: score {result.score} at step "
-                  f"{result.best.step} with {json.dumps(result.hparams)}")
+    console.print(f"best member {result.best.id} at step {result.best.step}: "
+                  f"{_metrics(result.metrics)}")
+    console.print(f"its hparams: {json.dumps(result.hparams)}")
+    console.print(f"its schedule has {len(result.schedule)} entries: populace report "
+                  f"{args.store} shows it; populace replay {args.store} retrains it alone")
     return 0
 
 
@@ -181,6 +191,24 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace, console: Console) -> int:
+    done = replay(args.store, args.out, progress=not args.quiet)
+    console.print(f"replayed {len(done.schedule)} schedule entries into {done.store}")
+    console.print(f"score: replay {_number(done.score)}, PBT's best member "
+                  f"{_number(done.pbt_score)}")
+    if done.metrics:
+        console.print("replay metrics: " + _metrics(done.metrics))
+    return 0
+
+
+def _number(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {_number(v)}" for k, v in metrics.items())
+
+
 def _events(events: list[Event], as_json: bool, console: Console) -> int:
     """The exploit/explore log: who copied whom at which step, hparams before and after."""
     rows = [{"member": e.member, "donor": e.donor, "step": e.step, "donor_step": e.donor_step,
@@ -201,10 +229,9 @@ def _events(events: list[Event], as_json: bool, console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console()
-    err = Console(stderr=True)
+    console, err = make_console(), make_console(stderr=True)
     try:
-        commands = {"run": _run, "status": _status, "report": _report}
+        commands = {"run": _run, "status": _status, "report": _report, "replay": _replay}
         return commands[args.command](args, console)
     except (ConfigError, StoreError) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)

@@ -61,6 +61,9 @@ class RunConfig:
     synch: bool = False  # decide the whole population at once, generation by generation
     keep_checkpoints: int = 2
     lease_seconds: float = 60.0
+    # a replay's hparam schedule, [{"step": s, "hparams": {...}}, ...]: one member
+    # trains from scratch following it, no exploit
+    schedule: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.exploit = strategy_spec("exploit", self.exploit)
@@ -69,7 +72,14 @@ class RunConfig:
 
     def validate(self) -> None:
         """Refuse any invalid setting, naming the field, the value and what is allowed."""
-        _int("population", self.population, 2)
+        if self.schedule is None:
+            _int("population", self.population, 2)
+        elif self.population != 1 or self.exploit["name"] != "none" or not self.schedule:
+            raise ConfigError(
+                f"a schedule is replayed by one member with exploit none, got population="
+                f"{self.population}, exploit={self.exploit['name']!r}, "
+                f"{len(self.schedule)} schedule entries"
+            )
         _int("steps", self.steps, 1)
         _int("workers", self.workers, 1)
         _int("seed", self.seed, 0)
@@ -110,6 +120,17 @@ class RunConfig:
     def window(self) -> int:
         """How many recent scores per member the exploit strategy reads (0: none)."""
         return getattr(self.make_exploit(), "window", 0)
+
+    def scheduled(self, step: int) -> dict[str, Any] | None:
+        """The replayed schedule's hparams in force from `step` on (None: not a replay)."""
+        if not self.schedule:
+            return None
+        return [e for e in self.schedule if e["step"] <= step][-1]["hparams"]
+
+    def segment_end(self, step: int) -> int:
+        """The last step a segment from `step` may reach: the end, or a replay's next entry."""
+        changes = [e["step"] for e in self.schedule or () if e["step"] > step]
+        return min([self.steps, *changes])
 
     def make_ready(self) -> EverySteps | EverySeconds:
         if self.ready_seconds is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -13,6 +13,14 @@ from rich.table import Table
 from populace.store import MemberRow, open_store
 
 POLL = 0.5  # seconds between two looks at the store
+PIPE_WIDTH = 160  # columns when writing to a file or pipe, where rich would assume 80
+
+
+def console(stderr: bool = False, quiet: bool = False) -> Console:
+    """A console as wide as the terminal, or wide enough for a table in a log file."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, quiet=quiet,
+                   width=None if stream.isatty() else PIPE_WIDTH)
 
 
 class Display:
@@ -66,19 +74,20 @@ class Display:
 
 
 def members_table(members: Sequence[MemberRow], title: str = "population") -> Table:
-    """One row per member: id, step, score, generation, parent, status, hparams."""
+    """One row per member: id, step, score, generation, parent, status, then each hparam."""
     table = Table(title=title)
-    for name in ("member", "step", "score", "gen", "parent", "status", "hparams"):
-        table.add_column(name, justify="right" if name != "hparams" else "left")
+    names = list(dict.fromkeys(k for m in members for k in m.hparams))
+    for name in ("member", "step", "score", "gen", "parent", "status", *names):
+        table.add_column(name, justify="right")
     for m in members:
         table.add_row(
             str(m.id), str(m.step), "-" if m.score is None else f"{m.score:.4g}",
             str(m.generation), "-" if m.parent is None else str(m.parent),
             m.status if m.status != "failed" else "[red]failed[/]",
-            json.dumps({k: _short(v) for k, v in m.hparams.items()}),
+            *(_short(m.hparams.get(k, "-")) for k in names),
         )
     return table
 
 
-def _short(value: object) -> object:
-    return float(f"{value:.4g}") if isinstance(value, float) else value
+def _short(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +178,13 @@ class Worker:
     def turn(self, member: MemberRow) -> None:
         """Train `member` to its next ready point, evaluate, report, exploit/explore."""
         trainable = self.restore(member)
+        scheduled = self.config.scheduled(member.step)
+        if scheduled is not None and scheduled != member.hparams:  # a replay's next entry
+            trainable.apply(scheduled)
+            member = replace(member, hparams=scheduled)
         started = time.monotonic()
-        step = member.step
-        while step < self.config.steps:
+        step, end = member.step, self.config.segment_end(member.step)
+        while step < end:
             trainable.step()
             step += 1
             if self.ready(step - member.step, time.monotonic() - started):

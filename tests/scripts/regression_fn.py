@@ -1,8 +1,6 @@
 """A training function (the function API): linear regression with SGD in torch."""
 
 import os
-import time
-from pathlib import Path
 
 import torch
 
@@ -15,18 +13,11 @@ X = torch.linspace(-1, 1, 64).unsqueeze(1)
 Y = 3 * X + 0.5
 
 
-def wait_for_peers(folder, n, timeout=30.0):
-    """Start training only once `n` worker processes are up, so none runs ahead alone."""
-    Path(folder, str(os.getpid())).touch()
-    deadline = time.monotonic() + timeout
-    while len(list(Path(folder).iterdir())) < n and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 def trainable(member):
     torch.set_num_threads(1)
-    if os.environ.get("REGRESSION_BARRIER"):
-        wait_for_peers(os.environ["REGRESSION_BARRIER"], 2)
+    if os.environ.get("REGRESSION_CALLS"):  # count the calls, one line each
+        with open(os.environ["REGRESSION_CALLS"], "a") as calls:
+            calls.write(f"{member.id}\n")
     model = torch.nn.Linear(1, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.0)
     if os.environ.get("REGRESSION_FORGET_REGISTER") != "1":
@@ -36,7 +27,6 @@ def trainable(member):
         loss = torch.nn.functional.mse_loss(model(X), Y)
         loss.backward()
         optimizer.step()
-        time.sleep(float(os.environ.get("REGRESSION_SLEEP", "0")))
         member.report(loss=loss.item(), lr=optimizer.param_groups[0]["lr"])
         if os.environ.get("REGRESSION_RETURN_EARLY") == "1":
             return

@@ -1,0 +1,73 @@
+"""Replay: one member retrains from scratch on the schedule PBT discovered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import populace
+from populace.cli import main
+from populace.replay import replay
+from populace.report import write_report
+from populace.script import load_script
+from populace.store import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = ROOT / "examples" / "toy.py"
+toy = load_script(TOY)
+
+
+class ScriptlessToy(toy.trainable):
+    """The toy, defined in an importable module rather than run from a script."""
+
+
+def test_replay_follows_the_schedule_step_by_step(tmp_path, capsys):
+    store = tmp_path / "toy.db"
+    assert main(["run", str(TOY), "--store", str(store), "--quiet"]) == 0
+    done = replay(store, progress=False)
+    assert done.store == tmp_path / "toy.replay.db"
+    entries = done.schedule
+    assert len(entries) > 1, "the toy's best lineage changes hparams"
+    replayed = open_store(done.store)
+    (member,) = replayed.members()
+    assert (member.step, member.status) == (200, "done")
+    assert replayed.events("exploit") == []
+
+    def in_force(step):
+        return [e for e in entries if e["step"] <= step][-1]["hparams"]
+
+    results = replayed.results()
+    # segments are cut at every schedule change, and each trained with the entry in force
+    assert {e["step"] for e in entries} <= {r.start for r in results}
+    for r in results:
+        assert r.hparams == in_force(r.start)
+    # the toy is deterministic: the schedule alone gives back PBT's best score
+    assert done.score == pytest.approx(done.pbt_score, abs=1e-9)
+
+
+def test_replay_cli_prints_both_scores_and_the_replay_is_a_run_like_any_other(tmp_path, capsys):
+    store = tmp_path / "toy.db"
+    assert main(["run", str(TOY), "--store", str(store), "--quiet"]) == 0
+    out = tmp_path / "again.db"
+    assert main(["replay", str(store), "--out", str(out), "--quiet"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "score: replay 1.197, PBT's best member 1.197" in printed
+    assert main(["status", str(out), "--json"]) == 0
+    page = write_report(out)
+    assert page.is_file()
+
+
+def test_replay_of_a_run_without_a_script_imports_its_trainable(tmp_path):
+    result = populace.run(ScriptlessToy, toy.space, store=tmp_path / "t.db", initial=toy.initial,
+                          progress=False, population=2, steps=40, ready_steps=4,
+                          explore="resample", executor="inline")
+    done = replay(tmp_path / "t.db", progress=False)
+    assert done.pbt_score == result.score
+    assert done.score == pytest.approx(result.score, abs=1e-9)
+
+
+def test_replay_of_a_missing_store_is_refused(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "nothing.db")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nothing.db").exists()
