@@ -175,9 +175,17 @@ def steps_text(records: Sequence[Record], task: str) -> str:
 
 def toy_text(records: Sequence[Record]) -> str:
     """The toy's outcome, from the measured numbers."""
-    rand = pick(records, "toy", "random search")
+    pbt, rand = pick(records, "toy", "PBT"), pick(records, "toy", "random search")
     same = len({round(r.best, 12) for r in rand}) == 1
-    pbt_med = med(records, "toy", "PBT", lambda r: r.best)
+    lowest = min(pbt, key=lambda r: r.best)
+    most = max(pbt, key=lambda r: r.skipped)
+    skipping = (
+        f"The seed that skipped most steps (seed {most.seed}, {most.skipped}) also ends "
+        f"lowest (Q {lowest.best:.4f}): a skipped step is a gradient step never taken."
+        if lowest is most else
+        f"The lowest PBT run (seed {lowest.seed}, Q {lowest.best:.4f}) skipped "
+        f"{lowest.skipped} steps; the one that skipped most (seed {most.seed}) "
+        f"{most.skipped}.")
     return (
         f"The toy's score is its true objective Q = 1.2 - (θ0² + θ1²) (the optimum is 1.2); "
         f"it has no test set. Its two members start from the script's `initial` "
@@ -185,9 +193,14 @@ def toy_text(records: Sequence[Record]) -> str:
         f"search: {'the same' if same else 'a'} best Q "
         f"{'in every seed' if same else 'per seed'} ({spread([r.best for r in rand], '.4f')}), "
         f"the member that can shrink only one coordinate. PBT's best member reaches a median "
-        f"Q of {pbt_med:.4f} ({wins(records, 'toy', lambda r: r.best)} random search across "
-        f"seeds): exploit lets a member take the other's θ and explore resamples h, which a "
-        f"member alone can never change. " + steps_text(records, "toy")
+        f"Q of {med(records, 'toy', 'PBT', lambda r: r.best):.4f} "
+        f"({wins(records, 'toy', lambda r: r.best)} random search across seeds): exploit lets "
+        f"a member take the other's θ and explore resamples h, which a member alone can never "
+        f"change. " + steps_text(records, "toy") + " Here the toy runs on the local executor "
+        "with two workers, one per member, each at its own pace (a step takes microseconds, "
+        "and the second process starts later), so members drift apart and exploits jump "
+        "ahead; the script's own `executor=\"inline\"`, which the README's table uses, "
+        "alternates the members in one process, so neither gets ahead. " + skipping
     )
 
 
@@ -197,9 +210,9 @@ def digits_text(records: Sequence[Record], population: int) -> str:
     test_p, test_r = (med(records, "digits", m, lambda r: r.test) for m in METHODS)
     pop_p, pop_r = (med(records, "digits", m, lambda r: r.median) for m in METHODS)
     everyone = [r.best for r in records if r.task == "digits"]
-    gap = round((best_p - best_r) * VALIDATION_IMAGES, 6)
+    gap = round((best_p - best_r) * VALIDATION_IMAGES)  # accuracies are k / 359
     verdict = "matches" if gap == 0 else "beats" if gap > 0 else "falls short of"
-    by = "" if gap == 0 else f" by {abs(gap):g} of the {VALIDATION_IMAGES} validation images"
+    by = "" if gap == 0 else f" by {abs(gap)} of the {VALIDATION_IMAGES} validation images"
     span = round((max(everyone) - min(everyone)) * VALIDATION_IMAGES)
     population_text = (
         "PBT shows in the population instead: its median member reaches "
@@ -244,7 +257,10 @@ def section(records: Sequence[Record], argv: Sequence[str], total: float) -> str
         "`executor=\"local\"` with one worker per core. The best member is the one "
         "`populace.run` returns (best final validation score); its test accuracy is from its "
         "last result's metrics, never used for selection. Training steps used sum "
-        "`step - start` over every result in the store.",
+        "`step - start` over every result in the store. PBT on the local executor is not "
+        "reproducible run to run: exploit decides on the population as it stands when a "
+        "member reports, which depends on process timing; random search decides nothing and "
+        "repeats exactly.",
         "",
         f"### Digits MLP: accuracy ({digits['population']} members, {digits['steps']} epochs, "
         f"ready every {digits['ready_steps']})", "",

@@ -184,7 +184,10 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    from populace.report import write_report  # matplotlib loads only for this command
+    try:  # matplotlib loads only for this command
+        from populace.report import write_report
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"populace report needs {e.name}: pip install 'populace[report]'") from e
 
     page = write_report(args.store, Path(args.out) if args.out else None)
     console.print(f"report written to {page} (plots beside it as PNG files)")
