@@ -103,7 +103,10 @@ def lineage_figure(view: RunView) -> Figure:
     """The best member's ancestry: who copied whom at which step, hparams after explore."""
     rows = sorted({r.member for r in view.lineage}
                   | {m for e in view.ancestry for m in (e.member, e.donor)})
-    fig = Figure(figsize=(WIDTH, 2.2 + 0.9 * len(rows)), layout="constrained")
+    # each row leaves room for a label of one line per hparam
+    lines = max([len(e.after or {}) for e in view.ancestry] + [1])
+    fig = Figure(figsize=(WIDTH, 2.2 + max(0.9, 0.16 * lines) * len(rows)),
+                 layout="constrained")
     ax = fig.add_subplot()
     ax.set(xlabel="step", xlim=(0, view.summary.steps))
     if view.summary.best is None:
@@ -120,15 +123,15 @@ def lineage_figure(view: RunView) -> Figure:
         x = e.donor_step if e.donor_step is not None else e.step
         ax.annotate("", xy=(x, y[e.member]), xytext=(x, y[e.donor]),
                     arrowprops=dict(arrowstyle="-|>", color="black", lw=1))
-        down = y[e.member] < y[e.donor]  # the label runs on, away from the donor
-        ax.annotate(_short(e.after or {}), (x, y[e.member]), xytext=(2, -6 if down else 6),
-                    textcoords="offset points", rotation=90, fontsize=7,
-                    va="top" if down else "bottom", parse_math=False)
+        ax.annotate(_short(e.after or {}).replace(" ", "\n"), (x, y[e.member]),
+                    xytext=(6, 0), textcoords="offset points", fontsize=7, va="center",
+                    parse_math=False,
+                    bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.8", alpha=0.9))
     if not view.ancestry:
         ax.text(0.5, 0.8, f"no exploit along this lineage: member {view.summary.best} "
                 "trained on its own", transform=ax.transAxes, ha="center", color="dimgray")
     ax.set_yticks(range(len(rows)), [f"member {m}" for m in rows])
-    ax.set_ylim(-1.2, len(rows) + 0.2)  # room for the labels beyond the outer rows
+    ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
