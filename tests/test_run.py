@@ -50,7 +50,9 @@ def test_toy_run_finishes_with_exploits_and_a_schedule(tmp_path, executor):
     assert [m.step for m in members] == [200, 200]
     assert all(m.status == "done" for m in members)
     assert len(store.events("exploit")) > 0
-    assert result.score > 1.1  # grid search is capped at 0.39
+    # grid search is capped at 0.39; two workers drift apart and skip steps by copying a
+    # donor ahead of them, so the bound is looser than the toy test's one-worker runs
+    assert result.score > 0.9
     assert result.schedule[0].step == 0
     assert result.checkpoint is not None and result.checkpoint.is_file()
     # the schedule ends with the hparams the best member trained its last segment with

@@ -392,7 +392,7 @@ def _never_reported(store):
 def _failed(store):
     train(store, 0, 5, 0.9)
     claim_exactly(store, 0)
-    assert store.fail("w", 0, "boom")
+    assert store.fail("w", 0, "boom") == "failed"
     return 0
 
 
@@ -461,7 +461,7 @@ def test_the_decision_sees_the_population_after_this_result(new_store):
     train(store, 0, 5, 0.7)
     train(store, 2, 2, 0.3)
     claim_exactly(store, 2)
-    assert store.fail("w", 2, "boom")
+    assert store.fail("w", 2, "boom") == "failed"
     seen: list[Snapshot] = []
 
     def decide(snapshot, _member):
@@ -512,12 +512,12 @@ def test_fail_marks_the_member_failed_with_its_error(new_store):
     store = new_store(population=2)
     train(store, 0, 3, 0.5)
     claim_exactly(store, 0, worker="a")
-    assert not store.fail("b", 0, "not b's")
+    assert store.fail("b", 0, "not b's") == "lost"
     assert store.members()[0].status == "running"
     assert store.events() == []
 
     error = "Traceback: ValueError: nan loss"
-    assert store.fail("a", 0, error)
+    assert store.fail("a", 0, error) == "failed"
     member = store.members()[0]
     assert (member.status, member.error, member.step) == ("failed", error, 3)
     (event,) = store.events()
@@ -526,7 +526,7 @@ def test_fail_marks_the_member_failed_with_its_error(new_store):
     # failed members are never claimed again, and a failed worker cannot report
     assert store.claim("c", 60.0).id == 1
     assert store.claim("c", 60.0) is None
-    assert not store.fail("a", 0, "again")
+    assert store.fail("a", 0, "again") == "lost"
     assert not store.report(report(0, "a", 4), None, 2).accepted
 
 

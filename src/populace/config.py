@@ -61,6 +61,8 @@ class RunConfig:
     synch: bool = False  # decide the whole population at once, generation by generation
     keep_checkpoints: int = 2
     lease_seconds: float = 60.0
+    retries: int = 0  # times a segment that raised is trained again before the member fails
+    replace_failed: bool = False  # a failed member copies a healthy one instead of stopping
     # a replay's hparam schedule, [{"step": s, "hparams": {...}}, ...]: one member
     # trains from scratch following it, no exploit
     schedule: list[dict[str, Any]] | None = None
@@ -85,6 +87,9 @@ class RunConfig:
         _int("seed", self.seed, 0)
         _int("keep_checkpoints", self.keep_checkpoints, 1)
         _int("burn_in", self.burn_in, 0)
+        _int("retries", self.retries, 0)
+        if not isinstance(self.replace_failed, bool):
+            raise ConfigError(f"replace_failed must be true or false, got {self.replace_failed!r}")
         if not isinstance(self.synch, bool):
             raise ConfigError(f"synch must be true or false, got {self.synch!r}")
         if self.synch and self.ready_seconds is not None:

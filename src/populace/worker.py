@@ -161,7 +161,8 @@ class Worker:
                 self.turn(member)
             except Exception:
                 self.live = None
-                self.store.fail(self.id, member.id, traceback.format_exc())
+                self.store.fail(self.id, member.id, traceback.format_exc(), self.config.retries,
+                                self.decide if self.config.replace_failed else None)
             except BaseException:  # interrupted: the member is not at fault
                 self.store.release(self.id, member.id)
                 if self.pending is not None:
@@ -223,10 +224,13 @@ class Worker:
                save: Callable[[Path], None], started: float) -> Outcome:
         """Checkpoint, then store the result and the decision it triggers in one transaction."""
         score, metrics = score_of(evaluated, self.config.score)
+        if not math.isfinite(score):
+            raise ValueError(f"score {self.config.score!r} is {score} at step {step}: "
+                             "a segment without a finite score counts as failed")
         ref = self.storage.write(save)
         report = Report(
             member=member.id, worker=self.id, start=member.step, step=step,
-            score=score if math.isfinite(score) else None, metrics=metrics,
+            score=score, metrics=metrics,
             hparams=member.hparams, key=ref.key, sha256=ref.sha256, bytes=ref.bytes,
             final=step >= self.config.steps, seconds=time.monotonic() - started,
         )

@@ -84,7 +84,8 @@ def _schema(types: dict[str, str]) -> list[str]:
             score {t['real']}, generation INTEGER NOT NULL, parent INTEGER,
             status TEXT NOT NULL, checkpoint INTEGER REFERENCES checkpoints (id),
             lease_owner TEXT, lease_expires {t['real']}, error TEXT,
-            recent TEXT NOT NULL DEFAULT '[]', updated {t['real']} NOT NULL)""",
+            recent TEXT NOT NULL DEFAULT '[]', failures INTEGER NOT NULL DEFAULT 0,
+            updated {t['real']} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS results (
             id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
             step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,
@@ -257,8 +258,8 @@ class Store:
             result = cur.fetchone()[0]
             cur.execute(
                 "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
-                " status = ?, lease_owner = NULL, lease_expires = NULL, updated = ?"
-                " WHERE id = ?",
+                " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
+                " updated = ? WHERE id = ?",
                 (report.step, score, checkpoint, hparams,
                  "done" if report.final else "ready", now, report.member),
             )
@@ -268,7 +269,7 @@ class Store:
             if not report.final and decide is not None:
                 members = self._deciding(cur, report)
                 if members:
-                    applied = self._decide(cur, members, decide, report.member, result, now)
+                    applied = self._decide(cur, members, decide, result, now)
             decision, donor_checkpoint = applied.get(report.member, (None, None))
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
@@ -283,22 +284,47 @@ class Store:
             )
             return cur.rowcount == 1
 
-    def fail(self, worker: str, member: int, error: str) -> bool:
-        """Mark `member` failed with its traceback; False when `worker` lost the lease."""
+    def fail(self, worker: str, member: int, error: str, retries: int = 0,
+             replace: Decide | None = None) -> str:
+        """Record a segment that raised (traceback in `error`); say what became of the member.
+
+        'retry': it failed at most `retries` times in a row, and trains the
+        segment again from its checkpoint. Past that, 'replaced': `replace`
+        (the run's exploit and explore) made it copy a healthy member, or
+        'failed': it stays failed, never a donor. 'lost': `worker` no longer
+        held the lease, and nothing changed.
+        """
         now = time.time()
         with self.driver.write() as cur:
             if not self._holds_lease(cur, member, worker):
-                return False
-            cur.execute(
-                "UPDATE members SET status = 'failed', error = ?, lease_owner = NULL,"
-                " lease_expires = NULL, updated = ? WHERE id = ?",
-                (error, now, member),
-            )
-            cur.execute("SELECT step FROM members WHERE id = ?", (member,))
-            step = cur.fetchone()[0]
+                return "lost"
+            cur.execute("SELECT step, failures FROM members WHERE id = ?", (member,))
+            step, failures = cur.fetchone()
+            if failures < retries:
+                cur.execute(
+                    "UPDATE members SET status = 'ready', failures = ?, lease_owner = NULL,"
+                    " lease_expires = NULL, updated = ? WHERE id = ?",
+                    (failures + 1, now, member),
+                )
+                self._insert_event(cur, "retry", member, None, step, None, None, None, "",
+                                   error, now)
+                return "retry"
             self._insert_event(cur, "failed", member, None, step, None, None, None, "",
                                error, now)
-            return True
+            # no score: a failed member ranks last and never donates
+            cur.execute(
+                "UPDATE members SET status = 'failed', score = NULL, error = ?, failures = 0,"
+                " lease_owner = NULL, lease_expires = NULL, updated = ? WHERE id = ?",
+                (error, now, member),
+            )
+            if replace is None:
+                return "failed"
+            cur.execute("UPDATE members SET status = 'ready' WHERE id = ?", (member,))
+            cur.execute("SELECT MAX(id) FROM results")
+            if self._decide(cur, [member], replace, cur.fetchone()[0], now):
+                return "replaced"
+            cur.execute("UPDATE members SET status = 'failed' WHERE id = ?", (member,))
+            return "failed"
 
     def _holds_lease(self, cur: Cursor, member: int, worker: str) -> bool:
         cur.execute("SELECT status, lease_owner FROM members WHERE id = ?", (member,))
@@ -330,9 +356,13 @@ class Store:
                     (report.step,))
         return [row[0] for row in cur.fetchall()]
 
-    def _decide(self, cur: Cursor, members: list[int], decide: Decide, reporter: int,
-                result: int, now: float) -> dict[int, tuple[Decision, CheckpointRow]]:
-        """Decide for `members` against one snapshot and apply the exploits."""
+    def _decide(self, cur: Cursor, members: list[int], decide: Decide, result: int | None,
+                now: float) -> dict[int, tuple[Decision, CheckpointRow]]:
+        """Decide for `members` against one snapshot and apply the exploits.
+
+        `result` is the newest result row: the copies happen after it, so the
+        lineage takes a donor's results up to it and a member's own after it.
+        """
         snapshot = self._snapshot(cur)
         wanted = {m: d for m in members if (d := decide(snapshot, m)) is not None}
         # every donor's state is read before any member changes: in a synchronous
@@ -359,7 +389,7 @@ class Store:
             self._insert_event(
                 cur, "exploit", member, decision.donor, int(snapshot.steps[row]),
                 checkpoint.step, snapshot.hparams[row], decision.hparams, decision.strategy,
-                None, now, result if member == reporter else self._last_result(cur, member),
+                None, now, result,
             )
             applied[member] = (decision, checkpoint)
         return applied
@@ -378,10 +408,6 @@ class Store:
         if checkpoint.step >= self._run(cur)["steps"]:
             return None  # a finished donor's copy would end as its clone, never trained again
         return row[0], checkpoint, row[8]
-
-    def _last_result(self, cur: Cursor, member: int) -> int | None:
-        cur.execute("SELECT MAX(id) FROM results WHERE member = ?", (member,))
-        return cur.fetchone()[0]
 
     def _collect(self, cur: Cursor, member: int, keep: int) -> list[str]:
         """Mark the member's old, unreferenced checkpoints deleted; return files to remove."""

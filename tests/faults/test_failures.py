@@ -1,0 +1,101 @@
+"""Training that raises and scores that are not finite: retried, then failed or replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import populace
+from populace.script import load_script
+from populace.store import open_store
+
+COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
+EXECUTORS = ["inline", "local"]
+
+
+def run(tmp_path, initial=None, **settings):
+    s = load_script(COUNTER)
+    return populace.run(s.trainable, s.space, store=tmp_path / "f.db", script=COUNTER,
+                        initial=initial, progress=False, **{**s.config, **settings})
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_passing_failure_is_retried_and_the_member_finishes(tmp_path, monkeypatch, executor):
+    (tmp_path / "once").mkdir()
+    monkeypatch.setenv("COUNTER_FAIL_ONCE", str(tmp_path / "once"))
+    run(tmp_path, retries=1, executor=executor, workers=2)
+    store = open_store(tmp_path / "f.db")
+    assert [(m.status, m.step) for m in store.members()] == [("done", 20)] * 4
+    retries = store.events("retry")
+    assert sorted(e.member for e in retries) == [0, 1, 2, 3]  # each failed once, at its start
+    assert all("a passing failure" in e.detail for e in retries)
+    assert store.events("failed") == []
+
+
+def test_without_retries_the_same_failure_fails_the_member(tmp_path, monkeypatch):
+    (tmp_path / "once").mkdir()
+    monkeypatch.setenv("COUNTER_FAIL_ONCE", str(tmp_path / "once"))
+    with pytest.raises(populace.RunFailed):
+        run(tmp_path, executor="inline")
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_retries_run_out_then_the_member_fails_with_its_traceback(tmp_path, monkeypatch,
+                                                                   executor):
+    monkeypatch.setenv("COUNTER_FAIL_ABOVE", "0.5")
+    initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
+    run(tmp_path, initial, retries=2, exploit="none", executor=executor, workers=2)
+    store = open_store(tmp_path / "f.db")
+    members = store.members()
+    assert [m.status for m in members] == ["done", "done", "failed", "done"]
+    assert [e.member for e in store.events("retry")] == [2, 2]
+    (failed,) = store.events("failed")
+    assert failed.member == 2 and "x=0.9 is too large" in failed.detail
+    assert "Traceback" in members[2].error
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_score_that_is_not_finite_counts_as_a_failure(tmp_path, monkeypatch, executor):
+    monkeypatch.setenv("COUNTER_NAN_ABOVE", "0.5")
+    initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
+    run(tmp_path, initial, retries=1, exploit="none", executor=executor, workers=2)
+    store = open_store(tmp_path / "f.db")
+    assert [m.status for m in store.members()] == ["done", "done", "failed", "done"]
+    assert "score 'total' is nan" in store.events("failed")[0].detail
+    assert all(r.member != 2 for r in store.results())  # no NaN result was stored
+    assert len(store.events("retry")) == 1
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_failed_member_is_replaced_by_a_copy_of_a_healthy_one(tmp_path, monkeypatch,
+                                                                executor):
+    """With replace_failed, the failed member copies a donor, gets new hparams, and goes on."""
+    monkeypatch.setenv("COUNTER_FAIL_ABOVE", "0.5")
+    # member 2 fails after the others have reported once, so a healthy donor exists
+    initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
+    run(tmp_path, initial, replace_failed=True, executor=executor, workers=2,
+        explore={"name": "perturb", "factors": [0.5]})  # halving x brings it under 0.5
+    store = open_store(tmp_path / "f.db")
+    members = store.members()
+    assert all(m.status == "done" and m.step == 20 for m in members)
+    failed = store.events("failed")
+    assert [e.member for e in failed] == [2]
+    copy = [e for e in store.events("exploit") if e.member == 2 and e.id > failed[0].id][0]
+    assert copy.donor != 2 and copy.before == {"x": 0.9} and copy.after["x"] <= 0.5
+    # while it failed it never donated
+    assert all(e.donor != 2 for e in store.events("exploit") if e.id < copy.id)
+
+
+def test_replacement_needs_a_donor_else_the_member_stays_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("COUNTER_FAIL_ABOVE", "0.5")
+    initial = [{"x": 0.9}, {"x": 0.8}]
+    with pytest.raises(populace.RunFailed):
+        run(tmp_path, initial, population=2, replace_failed=True, executor="inline")
+    assert [m.status for m in open_store(tmp_path / "f.db").members()] == ["failed"] * 2
+
+
+@pytest.mark.parametrize(("field", "value"), [("retries", -1), ("replace_failed", "yes")])
+def test_bad_failure_settings_are_refused(field, value):
+    with pytest.raises(populace.ConfigError, match=field):
+        populace.RunConfig(**{field: value})
