@@ -71,3 +71,38 @@ def test_replay_of_a_missing_store_is_refused(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "nothing.db")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_a_training_function_follows_a_replayed_schedule(tmp_path):
+    """The function API's loop gets each schedule entry in force, in its optimizer too."""
+    script = Path(__file__).parent / "scripts" / "regression_fn.py"
+    s = load_script(script)
+    schedule = [{"step": 0, "hparams": {"lr": 0.01, "momentum": 0.0}},
+                {"step": 6, "hparams": {"lr": 0.2, "momentum": 0.5}},
+                {"step": 14, "hparams": {"lr": 0.05, "momentum": 0.9}}]
+    populace.run(s.trainable, s.space, store=tmp_path / "fn.db", script=script, progress=False,
+                 initial=[schedule[0]["hparams"]], population=1, exploit="none",
+                 schedule=schedule, steps=20, ready_steps=4, score="loss", mode="min",
+                 executor="inline")
+
+    def in_force(step):
+        return [e for e in schedule if e["step"] <= step][-1]["hparams"]
+
+    results = open_store(tmp_path / "fn.db").results()
+    assert {0, 6, 14} <= {r.start for r in results}  # segments are cut at each change
+    for r in results:
+        assert r.hparams == in_force(r.start)
+        assert r.metrics["lr"] == pytest.approx(in_force(r.start)["lr"])  # what SGD used
+
+
+def test_replay_of_a_run_without_results_is_refused(tmp_path, capsys):
+    script = Path(__file__).parent / "scripts" / "counter.py"
+    s = load_script(script)
+    store = open_store(tmp_path / "empty.db")
+    from populace.config import RunConfig
+
+    store.create({"run": RunConfig(**s.config).to_dict(), "space": s.space.to_dict(),
+                  "checkpoints": str(tmp_path / "c"), "script": str(script),
+                  "trainable": "x:y", "window": 0}, [{"x": 0.5}] * 4)
+    assert main(["replay", str(tmp_path / "empty.db")]) == 2
+    assert "no member of the run" in capsys.readouterr().err

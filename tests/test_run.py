@@ -253,3 +253,28 @@ def test_cli_refuses_unknown_config_keys_and_non_stores(tmp_path, capsys):
     other.write_bytes(b"not a database at all" * 100)
     assert main(["status", str(other)]) == 2
     assert main(["run", str(COUNTER), "--store", str(other), "--quiet"]) == 2
+
+
+def test_cli_store_errors_are_clear_and_exit_2(tmp_path, capsys):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    assert main(["run", str(COUNTER), "--store", str(folder), "--quiet"]) == 2
+    assert "cannot open the store" in capsys.readouterr().err
+    assert main(["status", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["run", str(COUNTER), "--store", str(tmp_path / "c.db"), "--checkpoints",
+                 str(a_file), "--quiet"]) == 2
+    assert "checkpoints must be a folder" in capsys.readouterr().err
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_numpy_values_in_initial_hparams_are_stored_as_plain_numbers(tmp_path):
+    import numpy as np
+
+    s = load_script(COUNTER)
+    initial = [{"x": np.float64(0.1 * (i + 1))} for i in range(4)]
+    populace.run(s.trainable, s.space, store=tmp_path / "n.db", initial=initial,
+                 progress=False, **{**s.config, "executor": "inline", "steps": 4})
+    assert [m.hparams["x"] for m in open_store(tmp_path / "n.db").members()][0] == 0.1

@@ -24,7 +24,7 @@ def test_no_exploit_before_the_burn_in(tmp_path, executor):
     script = load_script(COUNTER)
     populace.run(script.trainable, script.space, store=tmp_path / "b.db", script=COUNTER,
                  progress=False, **{**script.config, "burn_in": 12, "executor": executor,
-                                    "workers": 2})
+                                    "workers": 2, "steps": 40})
     store = open_store(tmp_path / "b.db")
     events = store.events("exploit")
     assert events, "truncation exploits once the burn-in is over"

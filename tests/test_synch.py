@@ -152,3 +152,27 @@ def test_json_roundtrip_of_numpy_free_events(tmp_path):
     (event,) = store.events("exploit")
     assert json.loads(json.dumps(event.after)) == {"lr": 0.5}
     assert not isinstance(event.step, np.integer)
+
+
+def test_a_failure_that_completes_a_generation_decides_it(tmp_path):
+    store = synch_store(tmp_path)
+    decided = []
+
+    def decide(snapshot, member):
+        decided.append(member)
+        return Decision(0, {"lr": 0.5}, "t") if member == 1 else None
+
+    segment(store, "a", 4, 0.9, decide)
+    segment(store, "a", 4, 0.1, decide)
+    assert decided == []
+    last = store.claim("a", 60.0)
+    assert last.id == 2
+    assert store.fail("a", 2, "boom", decide=decide) == "failed"
+    assert decided == [0, 1]  # the failed member is out; the others were waiting on it
+    (event,) = store.events("exploit")
+    assert (event.member, event.donor, event.step) == (1, 0, 4)
+    claimed = store.claim("b", 60.0)  # the next generation is open
+    assert claimed is not None
+    # a failure at the start of the next segment does not decide generation 4 again
+    assert store.fail("b", claimed.id, "x", decide=decide) == "failed"
+    assert decided == [0, 1]

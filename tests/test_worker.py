@@ -79,3 +79,30 @@ def test_ready_every_t_seconds(tmp_path, monkeypatch):
     # about five 10 ms steps per 50 ms segment, the last one cut at the final step
     assert steps[-1] == 20
     assert 3 <= len(steps) <= 8
+
+
+def best_as_numpy(snapshot, member_id, rng):
+    """A user exploit that hands back a numpy integer, as numpy code naturally does."""
+    best = snapshot.ids[snapshot.ranking()[0]]
+    return None if best == member_id else best
+
+
+def itself(snapshot, member_id, rng):
+    return member_id
+
+
+def test_decide_turns_a_numpy_donor_into_an_int_and_refuses_the_member_itself():
+    import numpy as np
+
+    from populace.config import RunConfig
+    from populace.space import Float, Space
+    from populace.strategies import Snapshot
+    from populace.worker import make_decide
+
+    space = Space({"x": Float(0.0, 1.0)})
+    snapshot = Snapshot(ids=np.array([0, 1]), steps=np.array([4, 4]),
+                        scores=np.array([0.1, 0.9]), hparams=[{"x": 0.1}, {"x": 0.9}])
+    decision = make_decide(RunConfig(exploit=f"{__name__}:best_as_numpy"), space)(snapshot, 0)
+    assert decision.donor == 1 and type(decision.donor) is int
+    with pytest.raises(ValueError, match="a donor must be another member"):
+        make_decide(RunConfig(exploit=f"{__name__}:itself"), space)(snapshot, 0)

@@ -87,16 +87,27 @@ def run(
         # everything is checked before the store is written, so a mistake leaves nothing
         config = RunConfig.from_dict(settings)
         hparams = _initial(space, config, initial)
+        if config.schedule:
+            _check_schedule(space, config.schedule)
         if inspect.isclass(trainable):
             _preflight(trainable, hparams[0], config)
         storage = Path(checkpoints).resolve() if checkpoints else default_checkpoints(store)
+        if storage.exists() and not storage.is_dir():
+            raise ConfigError(f"checkpoints must be a folder, got {str(storage)!r} (a file)")
         db = open_store(store)
-        db.create({
-            "run": config.to_dict(), "space": space.to_dict(), "checkpoints": str(storage),
-            "script": None if script is None else str(Path(script).resolve()),
-            "trainable": f"{trainable.__module__}:{trainable.__qualname__}",
-            "window": config.window(),
-        }, hparams)
+        try:
+            db.create({
+                "run": config.to_dict(), "space": space.to_dict(), "checkpoints": str(storage),
+                "script": None if script is None else str(Path(script).resolve()),
+                "trainable": f"{trainable.__module__}:{trainable.__qualname__}",
+                "window": config.window(),
+            }, hparams)
+        except BaseException:
+            # nothing of the run was written (create is one transaction): leave no file
+            # behind that a second attempt would take for a store to resume
+            db.close()
+            db.driver.remove()
+            raise
     try:
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
@@ -145,10 +156,16 @@ def _initial(space: Space, config: RunConfig,
             f"initial must give hparams for each of the {config.population} members, "
             f"got {len(initial)}"
         )
-    hparams = [dict(h) for h in initial]
-    for h in hparams:
-        space.validate(h)
-    return hparams
+    return [space.normalize(h) for h in initial]
+
+
+def _check_schedule(space: Space, entries: list[dict[str, Any]]) -> None:
+    """A replayed schedule starts at step 0, rises, and holds hparams of the space."""
+    steps = [e.get("step") for e in entries]
+    if steps[0] != 0 or any(not isinstance(s, int) for s in steps) or steps != sorted(set(steps)):
+        raise ConfigError(f"schedule steps must start at 0 and rise, got {steps}")
+    for entry in entries:
+        space.validate(entry["hparams"])
 
 
 def _preflight(trainable: type[Trainable], hparams: dict[str, Any], config: RunConfig) -> None:

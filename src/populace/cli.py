@@ -21,10 +21,11 @@ from populace.api import RunFailed, run
 from populace.config import strategy_spec
 from populace.display import console as make_console
 from populace.display import members_table
+from populace.executors.local import WorkersDied
 from populace.replay import replay
 from populace.script import load_script
 from populace.space import ConfigError
-from populace.store import Event, StoreError, open_store
+from populace.store import Event, StoreError, open_store, store_exists
 
 try:
     import tomllib
@@ -162,7 +163,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
-    if not Path(args.store).is_file():
+    if not store_exists(args.store):
         raise StoreError(f"{args.store} does not exist")
     store = open_store(args.store)
     try:
@@ -239,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, StoreError) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)
         return 2
-    except RunFailed as e:
+    except (RunFailed, WorkersDied) as e:
         err.print(f"[red]run failed:[/] {e}", highlight=False)
         return 1
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ class Member:
 
     def __init__(self, worker: FunctionWorker, row: MemberRow):
         self._worker = worker
-        self._row: MemberRow | None = row
+        self._row: MemberRow | None = self._scheduled(row)
         self._step = row.step
         self._segment_start = row.step
         self._started = time.monotonic()
@@ -83,7 +84,7 @@ class Member:
             evaluated.update(named)
         self._step += 1
         worker = self._worker
-        if not (self._step >= worker.config.steps or worker.ready(
+        if not (self._step >= worker.config.segment_end(self._segment_start) or worker.ready(
                 self._step - self._segment_start, time.monotonic() - self._started)):
             return
         outcome = worker.report(row, self._step, evaluated, self._save, self._started)
@@ -95,11 +96,15 @@ class Member:
 
     def _turn(self, claimed: MemberRow | None, checkpoint: int | None) -> None:
         """Go on with the same member (restored if it exploited), or hand the worker back."""
-        if claimed is None or claimed.id != self._current().id:
+        current = self._current()
+        if claimed is None or claimed.id != current.id:
             self._worker.pending, self._row = claimed, None
             return
+        claimed = self._scheduled(claimed)
         if claimed.checkpoint is None or claimed.checkpoint.id != checkpoint:
-            self._restore(claimed)
+            self._restore(claimed)  # exploited: the donor's state, then the new hparams
+        elif claimed.hparams != current.hparams:
+            self._apply(claimed.hparams)  # a replayed schedule's next entry
         self._row, self._step = claimed, claimed.step
         self._segment_start, self._started = claimed.step, time.monotonic()
 
@@ -108,15 +113,25 @@ class Member:
             raise RuntimeError("this member has stopped training: loop on `while member.training`")
         return self._row
 
+    def _scheduled(self, row: MemberRow) -> MemberRow:
+        """The row with a replayed schedule's hparams for its step (unchanged otherwise)."""
+        hparams = self._worker.config.scheduled(row.step)
+        return row if hparams is None or hparams == row.hparams else replace(row, hparams=hparams)
+
     def _restore(self, row: MemberRow) -> None:
         from populace.integrations import torch as pt  # torch is an optional extra
 
         path = self._worker.checkpoint_path(row)
         if path is not None:
             pt.load_state(path, **self._state)
+        self._apply(row.hparams)
+
+    def _apply(self, hparams: dict[str, Any]) -> None:
+        from populace.integrations import torch as pt
+
         objects = list(self._state.values())
         pt.apply_hparams(
-            row.hparams,
+            hparams,
             optimizers=[o for o in objects if isinstance(o, pt.Optimizer)],
             schedulers=[o for o in objects if isinstance(o, pt.LRScheduler)],
             modules=self._modules, ignore=self._ignore,

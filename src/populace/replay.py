@@ -49,6 +49,9 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         source.close()
     trainable, space = _trainable(config)
     schedule = [{"step": e.step, "hparams": e.hparams} for e in best.schedule]
+    if not schedule:
+        raise StoreError(f"no member of the run in {os.fspath(store)} has reported yet: "
+                         "there is no schedule to replay")
     settings = {k: v for k, v in config["run"].items()
                 if k not in ("population", "exploit", "workers", "executor", "schedule")}
     out = Path(out) if out is not None else default_replay_store(store)

@@ -408,6 +408,11 @@ class Space(Mapping[str, Dimension]):
         """One hparam setting drawn from the prior (initial population, resample)."""
         return {name: dim.sample(rng) for name, dim in self._dims.items()}
 
+    def normalize(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """`hparams` checked against the space, with numpy scalars made plain Python values."""
+        self.validate(hparams)
+        return {name: _scalar(hparams[name], f"hparam {name!r}") for name in self._dims}
+
     def validate(self, hparams: Mapping[str, Any]) -> None:
         """Raise ConfigError, naming the hparam, unless `hparams` fits this space exactly."""
         allowed = ", ".join(self._dims)

@@ -16,6 +16,7 @@ reports, and claims again, until no member is left to train.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 import traceback
@@ -54,22 +55,31 @@ def score_of(metrics: float | Mapping[str, float], name: str) -> tuple[float, di
     return float(metrics), {name: float(metrics)}
 
 
-def make_decide(config: RunConfig, space: Space) -> Callable[[Snapshot, int], Decision | None]:
-    """exploit then explore for one member, as one pure function of the population snapshot."""
+def make_decide(config: RunConfig, space: Space, burn_in: bool = True
+                ) -> Callable[[Snapshot, int], Decision | None]:
+    """exploit then explore for one member, as one pure function of the population snapshot.
+
+    With `burn_in` False the burn-in is ignored: a failed member's replacement.
+    """
     exploit, explore = config.make_exploit(), config.make_explore()
     name = config.exploit["name"]
 
     def decide(snapshot: Snapshot, member: int) -> Decision | None:
         step = int(snapshot.steps[snapshot.index(member)])
-        if step < config.burn_in:  # still a donor, not yet a copier
+        if burn_in and step < config.burn_in:  # still a donor, not yet a copier
             return None
         rng = np.random.default_rng([config.seed, member, step])
         donor = exploit(snapshot, member, rng)
         if donor is None:
             return None
+        donor = int(donor)  # a user's strategy may hand back a numpy integer
+        if donor == member or donor not in snapshot.ids:
+            raise ValueError(f"exploit {name!r} chose member {donor} as the donor of member "
+                             f"{member}: a donor must be another member of the population")
         hparams = explore(snapshot.hparams[snapshot.index(donor)], space, rng)
-        space.validate(hparams)  # a user's explore must stay inside the declared space
-        return Decision(donor, hparams, strategy=f"{name}+{config.explore['name']}")
+        # a user's explore must stay inside the declared space, in plain Python values
+        return Decision(donor, space.normalize(hparams),
+                        strategy=f"{name}+{config.explore['name']}")
 
     return decide
 
@@ -132,6 +142,8 @@ class Worker:
         self.storage = CheckpointStorage(config["checkpoints"])
         self.ready = self.config.make_ready()
         self.decide = make_decide(self.config, space)
+        self.replace = (make_decide(self.config, space, burn_in=False)
+                        if self.config.replace_failed else None)
         self.id = uuid.uuid4().hex[:12]
         self.live: Live | None = None
         self.pending: MemberRow | None = None  # a member already claimed for the next turn
@@ -161,8 +173,13 @@ class Worker:
                 self.turn(member)
             except Exception:
                 self.live = None
-                self.store.fail(self.id, member.id, traceback.format_exc(), self.config.retries,
-                                self.decide if self.config.replace_failed else None)
+                error = traceback.format_exc()
+                if self.store.fail(self.id, member.id, error, self.config.retries,
+                                   self.replace, self.decide) == "lost":
+                    # the lease was already given back (a function that raised after its
+                    # last report): nothing in the store to mark, so say it here
+                    print(f"populace: member {member.id} raised after its segment was "
+                          f"reported:\n{error}", file=sys.stderr)
             except BaseException:  # interrupted: the member is not at fault
                 self.store.release(self.id, member.id)
                 if self.pending is not None:
@@ -224,13 +241,12 @@ class Worker:
                save: Callable[[Path], None], started: float) -> Outcome:
         """Checkpoint, then store the result and the decision it triggers in one transaction."""
         score, metrics = score_of(evaluated, self.config.score)
-        if not math.isfinite(score):
-            raise ValueError(f"score {self.config.score!r} is {score} at step {step}: "
-                             "a segment without a finite score counts as failed")
         ref = self.storage.write(save)
         report = Report(
             member=member.id, worker=self.id, start=member.step, step=step,
-            score=score, metrics=metrics,
+            # not finite: stored as no score, so the member ranks last, copies at this very
+            # ready point (with an exploit that copies), and never donates
+            score=score if math.isfinite(score) else None, metrics=metrics,
             hparams=member.hparams, key=ref.key, sha256=ref.sha256, bytes=ref.bytes,
             final=step >= self.config.steps, seconds=time.monotonic() - started,
         )

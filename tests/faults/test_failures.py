@@ -56,15 +56,20 @@ def test_retries_run_out_then_the_member_fails_with_its_traceback(tmp_path, monk
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_a_score_that_is_not_finite_counts_as_a_failure(tmp_path, monkeypatch, executor):
+def test_a_member_whose_score_is_not_finite_copies_a_healthy_one(tmp_path, monkeypatch,
+                                                                 executor):
+    """A diverged member ranks last: it copies a member with a score, and never donates."""
     monkeypatch.setenv("COUNTER_NAN_ABOVE", "0.5")
     initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
-    run(tmp_path, initial, retries=1, exploit="none", executor=executor, workers=2)
+    run(tmp_path, initial, executor=executor, workers=2,
+        explore={"name": "perturb", "factors": [0.5]})  # the copy's x stays under 0.5
     store = open_store(tmp_path / "f.db")
-    assert [m.status for m in store.members()] == ["done", "done", "failed", "done"]
-    assert "score 'total' is nan" in store.events("failed")[0].detail
-    assert all(r.member != 2 for r in store.results())  # no NaN result was stored
-    assert len(store.events("retry")) == 1
+    assert all(m.status == "done" and m.step == 20 for m in store.members())
+    nan_results = [r for r in store.results() if r.score is None]
+    assert nan_results and all(r.member == 2 and r.hparams == {"x": 0.9} for r in nan_results)
+    copies = [e for e in store.events("exploit") if e.before == {"x": 0.9}]
+    assert copies and all(e.member == 2 and e.donor != 2 for e in copies)
+    assert all(e.donor != 2 for e in store.events("exploit") if e.id <= copies[0].id)
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

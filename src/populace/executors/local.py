@@ -9,6 +9,10 @@ from populace.executors.source import TrainableSource, work
 from populace.store import Store, open_store
 
 
+class WorkersDied(RuntimeError):
+    """Every worker process ended while members were still left to train."""
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -48,7 +52,7 @@ def run_local(store: Store, source: TrainableSource, workers: int) -> None:
         raise
     crashed = [p.name for p in procs if p.exitcode not in (0, None)]
     if crashed and any(m.status in ("ready", "running") for m in store.members()):
-        raise RuntimeError(
-            f"worker processes {', '.join(crashed)} died before the run finished; "
-            "run again to resume"
+        raise WorkersDied(
+            f"worker processes {', '.join(crashed)} died before the run finished (their "
+            "output above says why); run again to resume"
         )

@@ -61,6 +61,7 @@ class RunView:
     results: dict[int, list[Result]]  # each member's own results, in the order stored
     exploits: list[Event]
     exploit_scores: dict[int, float | None]  # exploit event id -> the member's score then
+    triggers: set[int]  # ids of each copier's own last result before its copy
     lineage: list[Result]  # the best member's lineage, oldest first (empty without a best)
     ancestry: list[Event]  # the exploits along that lineage, oldest first
     schedule: list[ScheduleEntry]
@@ -95,10 +96,16 @@ def gather(store: Store) -> RunView:
     )
     space = config.get("space") or {}
     names = list(space) + sorted({k for r in results for k in r.hparams} - set(space))
+    # an event's result is the newest row when the copy happened, maybe another member's:
+    # the copier's own score then is its last result up to that row
+    own = {e.id: max((r.id for r in per_member.get(e.member, ())
+                      if e.result is not None and r.id <= e.result), default=None)
+           for e in exploits}
     return RunView(
         summary=summary, members=members, results=per_member, exploits=exploits,
-        exploit_scores={e.id: by_id[e.result].score if e.result in by_id else None
+        exploit_scores={e.id: by_id[own[e.id]].score if own[e.id] in by_id else None
                         for e in exploits},
+        triggers={r for r in own.values() if r is not None},
         lineage=path,
         ancestry=_ancestry(best.id, exploits) if best is not None else [],
         schedule=schedule(path),

@@ -28,7 +28,7 @@ def score_figure(view: RunView) -> Figure:
     ax = fig.add_subplot()
     ax.set(title="score of every member over steps", xlabel="step",
            ylabel=f"score ({view.summary.score}, {view.summary.mode})")
-    triggers = {e.result for e in view.exploits}
+    triggers = view.triggers
     for m in view.members:
         xs: list[float] = []
         ys: list[float] = []

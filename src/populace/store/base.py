@@ -67,6 +67,9 @@ class Driver(Protocol):
 
     def close(self) -> None: ...
 
+    def remove(self) -> None:
+        """Delete the store's database (only ever one that holds no run)."""
+
 
 def _schema(types: dict[str, str]) -> list[str]:
     t = types
@@ -267,7 +270,7 @@ class Store:
                 self._remember(cur, report.member, score)
             applied: dict[int, tuple[Decision, CheckpointRow]] = {}
             if not report.final and decide is not None:
-                members = self._deciding(cur, report)
+                members = self._deciding(cur, report.member, report.step)
                 if members:
                     applied = self._decide(cur, members, decide, result, now)
             decision, donor_checkpoint = applied.get(report.member, (None, None))
@@ -285,14 +288,15 @@ class Store:
             return cur.rowcount == 1
 
     def fail(self, worker: str, member: int, error: str, retries: int = 0,
-             replace: Decide | None = None) -> str:
+             replace: Decide | None = None, decide: Decide | None = None) -> str:
         """Record a segment that raised (traceback in `error`); say what became of the member.
 
         'retry': it failed at most `retries` times in a row, and trains the
         segment again from its checkpoint. Past that, 'replaced': `replace`
         (the run's exploit and explore) made it copy a healthy member, or
         'failed': it stays failed, never a donor. 'lost': `worker` no longer
-        held the lease, and nothing changed.
+        held the lease, and nothing changed. In a synchronous run the failure
+        may complete a generation: `decide` then decides it.
         """
         now = time.time()
         with self.driver.write() as cur:
@@ -317,14 +321,22 @@ class Store:
                 " lease_owner = NULL, lease_expires = NULL, updated = ? WHERE id = ?",
                 (error, now, member),
             )
-            if replace is None:
-                return "failed"
-            cur.execute("UPDATE members SET status = 'ready' WHERE id = ?", (member,))
             cur.execute("SELECT MAX(id) FROM results")
-            if self._decide(cur, [member], replace, cur.fetchone()[0], now):
-                return "replaced"
-            cur.execute("UPDATE members SET status = 'failed' WHERE id = ?", (member,))
-            return "failed"
+            newest = cur.fetchone()[0]
+            outcome = "failed"
+            if replace is not None:
+                cur.execute("UPDATE members SET status = 'ready' WHERE id = ?", (member,))
+                if self._decide(cur, [member], replace, newest, now):
+                    outcome = "replaced"
+                else:
+                    cur.execute("UPDATE members SET status = 'failed' WHERE id = ?", (member,))
+            cur.execute("SELECT MIN(step) FROM members WHERE status IN ('ready', 'running')")
+            low = cur.fetchone()[0]
+            if decide is not None and low is not None:
+                generation = self._deciding(cur, None, low)
+                if generation:
+                    self._decide(cur, generation, decide, newest, now)
+            return outcome
 
     def _holds_lease(self, cur: Cursor, member: int, worker: str) -> bool:
         cur.execute("SELECT status, lease_owner FROM members WHERE id = ?", (member,))
@@ -341,19 +353,28 @@ class Store:
         cur.execute("UPDATE members SET recent = ? WHERE id = ?",
                     (json.dumps(recent[-self._window(cur):]), member))
 
-    def _deciding(self, cur: Cursor, report: Report) -> list[int]:
+    def _deciding(self, cur: Cursor, reporter: int | None, step: int) -> list[int]:
         """Who is decided on now: the reporter, or in a synchronous run the whole
-        generation once its last member has reported (nobody before that)."""
+        generation at `step` once none of its members is behind (nobody before that,
+        and never twice)."""
         if not self._run(cur)["synch"]:
-            return [report.member]
+            return [] if reporter is None else [reporter]
+        cur.execute("SELECT value FROM meta WHERE key = 'decided'")
+        row = cur.fetchone()
+        if row is not None and step <= json.loads(row[0]):
+            return []
         cur.execute(
             "SELECT COUNT(*) FROM members WHERE status IN ('ready', 'running') AND step < ?",
-            (report.step,),
+            (step,),
         )
         if cur.fetchone()[0]:
             return []
+        cur.execute(
+            "INSERT INTO meta (key, value) VALUES ('decided', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(step),)
+        )
         cur.execute("SELECT id FROM members WHERE status = 'ready' AND step = ? ORDER BY id",
-                    (report.step,))
+                    (step,))
         return [row[0] for row in cur.fetchall()]
 
     def _decide(self, cur: Cursor, members: list[int], decide: Decide, result: int | None,

@@ -99,4 +99,6 @@ class Event:
     strategy: str
     time: float
     detail: str | None = None
-    result: int | None = None  # for 'exploit': the member's own result that triggered it
+    # for 'exploit': the newest result row when the copy happened; the donor's results
+    # up to it and the member's own after it make the lineage
+    result: int | None = None

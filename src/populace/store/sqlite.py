@@ -19,12 +19,15 @@ class SQLiteDriver:
     def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # created readable by the owner only, before SQLite opens it
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        # autocommit mode: transactions are begun explicitly below
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # created readable by the owner only, before SQLite opens it
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            # autocommit mode: transactions are begun explicitly below
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open the store {self.path}: {e}") from e
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as e:
@@ -55,3 +58,8 @@ class SQLiteDriver:
 
     def close(self) -> None:
         self._conn.close()
+
+    def remove(self) -> None:
+        """Delete the database file and its journal (after `close`)."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
