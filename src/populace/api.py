@@ -137,7 +137,7 @@ def result_of(store: Store) -> RunResult:
         hparams=[m.hparams for m in live], maximize=store.config()["run"]["mode"] == "max",
     )
     best = live[int(snapshot.ranking()[0])]
-    path = lineage(best.id, store.results(), store.events("exploit"))
+    path = lineage(best.id, store.results(), store.events())
     checkpoint = None
     if best.checkpoint is not None:
         checkpoint = Path(store.config()["checkpoints"]) / best.checkpoint.key

@@ -69,7 +69,7 @@ class Member:
         listed in `ignore` and read from `member.hparams` by the loop itself.
         """
         self._state, self._modules, self._ignore = dict(state), dict(modules or {}), tuple(ignore)
-        self._restore(self._current())
+        self._begin(self._restore(self._current()))
 
     def report(self, metrics: float | Mapping[str, float] | None = None,
                **named: float) -> None:
@@ -102,11 +102,15 @@ class Member:
             return
         claimed = self._scheduled(claimed)
         if claimed.checkpoint is None or claimed.checkpoint.id != checkpoint:
-            self._restore(claimed)  # exploited: the donor's state, then the new hparams
+            claimed = self._restore(claimed)  # exploited: the donor's state, then new hparams
         elif claimed.hparams != current.hparams:
             self._apply(claimed.hparams)  # a replayed schedule's next entry
-        self._row, self._step = claimed, claimed.step
-        self._segment_start, self._started = claimed.step, time.monotonic()
+        self._begin(claimed)
+
+    def _begin(self, row: MemberRow) -> None:
+        """Start a segment of `row` from its step."""
+        self._row, self._step = row, row.step
+        self._segment_start, self._started = row.step, time.monotonic()
 
     def _current(self) -> MemberRow:
         if self._row is None:
@@ -118,13 +122,16 @@ class Member:
         hparams = self._worker.config.scheduled(row.step)
         return row if hparams is None or hparams == row.hparams else replace(row, hparams=hparams)
 
-    def _restore(self, row: MemberRow) -> None:
+    def _restore(self, row: MemberRow) -> MemberRow:
+        """Load the row's checkpoint into the objects and apply its hparams; the row as
+        it stands after (a damaged checkpoint moves it back)."""
         from populace.integrations import torch as pt  # torch is an optional extra
 
-        path = self._worker.checkpoint_path(row)
+        row, path = self._worker.checkpoint_path(row)
         if path is not None:
             pt.load_state(path, **self._state)
         self._apply(row.hparams)
+        return row
 
     def _apply(self, hparams: dict[str, Any]) -> None:
         from populace.integrations import torch as pt

@@ -28,14 +28,16 @@ def lineage(member: int, results: Sequence[Result], events: Sequence[Event]) -> 
     """The results along `member`'s lineage, oldest first."""
     exploits: dict[int, list[Event]] = {}
     for e in events:
-        if e.kind == "exploit":
+        if e.kind in ("exploit", "recover"):
             exploits.setdefault(e.member, []).append(e)
     by_member: dict[int, list[Result]] = {}
     for r in results:
         by_member.setdefault(r.member, []).append(r)
 
     pieces: list[list[Result]] = []
-    m, upper = member, None  # results of m with id < upper belong to the lineage
+    # results of m with id < upper and step <= top belong to the lineage: the copied state
+    # is m's as of `upper` (an exploit) or an earlier checkpoint at step `top` (a recover)
+    m, upper, top = member, None, None
     while True:
         copy = None
         for e in reversed(exploits.get(m, [])):
@@ -46,10 +48,11 @@ def lineage(member: int, results: Sequence[Result], events: Sequence[Event]) -> 
         pieces.append([
             r for r in by_member.get(m, [])
             if (upper is None or r.id < upper) and (lower is None or r.id > lower)
+            and (top is None or r.step <= top)
         ])
         if copy is None or copy.donor is None:
             break
-        m, upper = copy.donor, copy.result
+        m, upper, top = copy.donor, copy.result, copy.donor_step
     return [r for piece in reversed(pieces) for r in piece]
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import CheckpointDamaged, CheckpointStorage
 from populace.config import RunConfig
 from populace.space import ConfigError, Space
 from populace.store import Decision, MemberRow, Outcome, Report, Store, open_store
@@ -36,6 +36,10 @@ from populace.strategies import Snapshot
 from populace.trainable import Trainable
 
 IDLE_POLL = 0.05  # seconds between claims while other workers hold the last members
+
+
+class LeaseLost(RuntimeError):
+    """The member was claimed by another worker while this one handled it."""
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -171,6 +175,8 @@ class Worker:
             heartbeat.watch(member.id)
             try:
                 self.turn(member)
+            except LeaseLost:
+                self.live = None  # another worker trains it now: nothing of ours to record
             except Exception:
                 self.live = None
                 error = traceback.format_exc()
@@ -195,7 +201,7 @@ class Worker:
 
     def turn(self, member: MemberRow) -> None:
         """Train `member` to its next ready point, evaluate, report, exploit/explore."""
-        trainable = self.restore(member)
+        member, trainable = self.restore(member)
         scheduled = self.config.scheduled(member.step)
         if scheduled is not None and scheduled != member.hparams:  # a replay's next entry
             trainable.apply(scheduled)
@@ -213,29 +219,48 @@ class Worker:
         else:
             self.live = None  # exploited: the next claim loads the donor's checkpoint
 
-    def restore(self, member: MemberRow) -> Trainable:
-        """The member's trainable: the live one when unchanged, else built and loaded."""
+    def restore(self, member: MemberRow) -> tuple[MemberRow, Trainable]:
+        """The member's trainable: the live one when unchanged, else built and loaded.
+
+        The member comes back changed when its checkpoint was damaged (see
+        `checkpoint_path`).
+        """
         live = self.live
         checkpoint = member.checkpoint.id if member.checkpoint else None
         if (live is not None and live.member == member.id and live.checkpoint == checkpoint
                 and live.hparams == member.hparams):
-            return live.trainable
+            return member, live.trainable
         self.live = None
+        member, path = self.checkpoint_path(member)
         trainable = self.trainable()
         trainable.build(member.hparams, member_seed(self.config.seed, member.id))
-        path = self.checkpoint_path(member)
         if path is not None:
             trainable.load(path)
             # the checkpoint carries the donor's hparams (e.g. an optimizer's lr):
             # the member's own, explored ones must win
             trainable.apply(member.hparams)
-        return trainable
+        return member, trainable
 
-    def checkpoint_path(self, member: MemberRow) -> Path | None:
-        """The member's checkpoint file, its hash checked; None for a fresh member."""
-        if member.checkpoint is None:
-            return None
-        return self.storage.verify(member.checkpoint.key, member.checkpoint.sha256)
+    def checkpoint_path(self, member: MemberRow) -> tuple[MemberRow, Path | None]:
+        """The member's checkpoint file, its hash checked; None for a fresh member.
+
+        A damaged or missing file puts the member back on its previous good
+        checkpoint (or a fresh start), recorded in the store, and the run goes on.
+        """
+        while member.checkpoint is not None:
+            try:
+                return member, self.storage.verify(member.checkpoint.key,
+                                                   member.checkpoint.sha256)
+            except CheckpointDamaged as damaged:
+                print(f"populace: member {member.id}: {damaged}; going back to its previous "
+                      "checkpoint", file=sys.stderr)
+                recovered = self.store.recover(self.id, member.id, member.checkpoint.sha256,
+                                               str(damaged))
+                if recovered is None:
+                    raise LeaseLost(
+                        f"member {member.id} was claimed by another worker") from damaged
+                member = recovered
+        return member, None
 
     def report(self, member: MemberRow, step: int, evaluated: float | Mapping[str, float],
                save: Callable[[Path], None], started: float) -> Outcome:

@@ -277,6 +277,37 @@ class Store:
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
 
+    def recover(self, worker: str, member: int, sha256: str, detail: str) -> MemberRow | None:
+        """Put `member` back on its newest other checkpoint after its file failed its hash.
+
+        Every row of the damaged content is marked deleted (the file is bad for
+        every member that points at it). The member falls back to its own newest
+        remaining checkpoint, or starts from scratch when it has none, and a
+        'recover' event records both steps and the error. None when `worker`
+        lost the lease.
+        """
+        now = time.time()
+        with self.driver.write() as cur:
+            if not self._holds_lease(cur, member, worker):
+                return None
+            cur.execute("UPDATE checkpoints SET deleted = 1 WHERE sha256 = ?", (sha256,))
+            cur.execute(
+                "SELECT id, step FROM checkpoints WHERE member = ? AND deleted = 0"
+                " ORDER BY id DESC LIMIT 1", (member,),
+            )
+            fallback = cur.fetchone()
+            checkpoint, step = fallback if fallback is not None else (None, 0)
+            cur.execute("SELECT step, hparams FROM members WHERE id = ?", (member,))
+            was, hparams = cur.fetchone()
+            cur.execute("UPDATE members SET checkpoint = ?, step = ?, updated = ? WHERE id = ?",
+                        (checkpoint, step, now, member))
+            cur.execute("SELECT MAX(id) FROM results")
+            # like an exploit of its own earlier state: the lineage then drops the results
+            # trained on top of the damaged checkpoint
+            self._insert_event(cur, "recover", member, member, was, step, json.loads(hparams),
+                               json.loads(hparams), "", detail, now, cur.fetchone()[0])
+            return self._member(cur, member)
+
     def release(self, worker: str, member: int) -> bool:
         """Give back `worker`'s lease on `member` untouched (an interrupted segment)."""
         with self.driver.write() as cur:
