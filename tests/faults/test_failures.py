@@ -104,3 +104,15 @@ def test_replacement_needs_a_donor_else_the_member_stays_failed(tmp_path, monkey
 def test_bad_failure_settings_are_refused(field, value):
     with pytest.raises(populace.ConfigError, match=field):
         populace.RunConfig(**{field: value})
+
+
+def test_a_full_disk_fails_the_member_clearly_and_leaves_nothing_half_written(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("COUNTER_DISK_FULL", "1")
+    with pytest.raises(populace.RunFailed, match="No space left on device"):
+        run(tmp_path, executor="inline")
+    store = open_store(tmp_path / "f.db")
+    assert store.results() == [] and store.checkpoints(include_deleted=True) == []
+    assert all(m.status == "failed" and m.step == 0 for m in store.members())
+    folder = Path(store.config()["checkpoints"])
+    assert not folder.exists() or list(folder.rglob("*")) == []  # no temp or partial file

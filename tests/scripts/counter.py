@@ -6,6 +6,7 @@ each member raise once, the first time it steps; COUNTER_SLEEP slows each step
 down so a test can interrupt a run in the middle.
 """
 
+import errno
 import json
 import os
 import time
@@ -45,6 +46,9 @@ class Counter(Trainable):
         return {"total": total, "x": self.x}
 
     def save(self, path):
+        if os.environ.get("COUNTER_DISK_FULL"):  # a full disk, halfway through the file
+            path.write_text("{")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         path.write_text(json.dumps(self.total))
 
     def load(self, path):
