@@ -91,10 +91,10 @@ class Member:
         if self._step >= worker.config.steps or not outcome.accepted:
             self._row = None
             return
-        self._turn(worker.store.claim(worker.id, worker.config.lease_seconds, prefer=row.id),
-                   outcome.checkpoint)
+        claimed = worker.store.claim(worker.id, worker.config.lease_seconds, prefer=row.id)
+        self._next_segment(claimed, outcome.checkpoint)
 
-    def _turn(self, claimed: MemberRow | None, checkpoint: int | None) -> None:
+    def _next_segment(self, claimed: MemberRow | None, checkpoint: int | None) -> None:
         """Go on with the same member (restored if it exploited), or hand the worker back."""
         current = self._current()
         if claimed is None or claimed.id != current.id:
@@ -151,9 +151,9 @@ class Member:
 
 
 class FunctionWorker(Worker):
-    """A worker whose turn calls the user's training function with a `Member`."""
+    """A worker whose segments call the user's training function with a `Member`."""
 
-    def turn(self, row: MemberRow) -> None:
+    def train_segment(self, row: MemberRow) -> None:
         member = Member(self, row)
         self.trainable(member)
         if member._row is not None:

@@ -150,10 +150,10 @@ class Worker:
                         if self.config.replace_failed else None)
         self.id = uuid.uuid4().hex[:12]
         self.live: Live | None = None
-        self.pending: MemberRow | None = None  # a member already claimed for the next turn
+        self.pending: MemberRow | None = None  # a member already claimed for the next segment
 
     def run(self) -> int:
-        """Claim, train and report until the run is done; return the turns taken."""
+        """Claim, train and report until the run is done; return the segments trained."""
         heartbeat = Heartbeat(self.store.url, self.id, self.config.lease_seconds)
         try:
             return self._loop(heartbeat)
@@ -161,7 +161,7 @@ class Worker:
             heartbeat.close()
 
     def _loop(self, heartbeat: Heartbeat) -> int:
-        turns = 0
+        segments = 0
         while True:
             member, self.pending = self.pending, None
             if member is None:
@@ -169,12 +169,12 @@ class Worker:
                 member = self.store.claim(self.id, self.config.lease_seconds, prefer)
             if member is None:
                 if self._finished():
-                    return turns
+                    return segments
                 time.sleep(IDLE_POLL)
                 continue
             heartbeat.watch(member.id)
             try:
-                self.turn(member)
+                self.train_segment(member)
             except LeaseLost:
                 self.live = None  # another worker trains it now: nothing of ours to record
             except Exception:
@@ -193,13 +193,13 @@ class Worker:
                 raise
             finally:
                 heartbeat.watch(None)
-            turns += 1
+            segments += 1
 
     def _finished(self) -> bool:
         status = self.store.progress()["status"]
         return not status.get("ready") and not status.get("running")
 
-    def turn(self, member: MemberRow) -> None:
+    def train_segment(self, member: MemberRow) -> None:
         """Train `member` to its next ready point, evaluate, report, exploit/explore."""
         member, trainable = self.restore(member)
         scheduled = self.config.scheduled(member.step)
