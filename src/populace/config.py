@@ -98,6 +98,9 @@ class RunConfig:
                 f"member), got ready_seconds={self.ready_seconds}"
             )
         _positive("lease_seconds", self.lease_seconds)
+        if self.lease_seconds < 1:
+            # renewed every third of it: shorter leases are stolen from healthy workers
+            raise ConfigError(f"lease_seconds must be >= 1, got {self.lease_seconds}")
         _one_of("mode", self.mode, MODES)
         _one_of("executor", self.executor, EXECUTORS)
         if not isinstance(self.score, str) or not self.score:

@@ -124,8 +124,13 @@ class Heartbeat:
             while not self._stop.wait(self._lease / 3):
                 with self._lock:
                     member = self._member
-                if member is not None:
+                if member is None:
+                    continue
+                try:
                     store.heartbeat(self._worker, member, self._lease)
+                except Exception as e:  # a busy or failing store: try again at the next beat
+                    print(f"populace: heartbeat of member {member} failed: {e}",
+                          file=sys.stderr)
         finally:
             store.close()
 

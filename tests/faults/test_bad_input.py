@@ -59,3 +59,10 @@ def test_any_bad_flag_exits_2_and_writes_nothing(tmp_path_factory, flag, value):
         code = e.code
     assert code == 2
     assert not (folder / "x.db").exists()
+
+
+def test_a_lease_too_short_to_renew_is_refused():
+    import pytest
+
+    with pytest.raises(ConfigError, match="lease_seconds must be >= 1, got 0.5"):
+        RunConfig(lease_seconds=0.5)
