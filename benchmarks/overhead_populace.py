@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import struct
 import time
@@ -54,7 +55,6 @@ class Record:
 
 def score(lr: float, step: int) -> float:
     """Best near lr = 0.03; grows with the steps trained."""
-    import math
     return step * (1.0 - (math.log10(lr) + 1.5) ** 2 / 10)
 
 

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 STATE_BYTES = int(os.environ.get("BENCH_STATE_BYTES", str(1 << 20)))
-HEADER = struct.Struct("<qqd")
+HEADER = "<qqd"  # seed, step, lr (a format string: a Struct does not pickle)
 
 
 def score(lr: float, step: int) -> float:
@@ -49,7 +49,7 @@ def make_train(steps: int, ready: int, step_seconds: float, stats: str):
             with checkpoint.as_directory() as folder:
                 with open(Path(folder) / "state.bin", "rb") as f:
                     state = bytearray(f.read())
-            _, count, _ = HEADER.unpack_from(state, 0)
+            _, count, _ = struct.unpack_from(HEADER, state, 0)
         while count < steps:
             wall, started = time.time(), time.perf_counter()
             if step_seconds:
@@ -64,7 +64,7 @@ def make_train(steps: int, ready: int, step_seconds: float, stats: str):
             metrics = {"score": score(lr, count), "step": count}
             if count % ready == 0 or count == steps:
                 with tempfile.TemporaryDirectory() as folder:
-                    HEADER.pack_into(state, 0, seed, count, lr)
+                    struct.pack_into(HEADER, state, 0, seed, count, lr)
                     with open(Path(folder) / "state.bin", "wb") as f:
                         f.write(state)
                     record_path.write_text(json.dumps(record))

@@ -82,6 +82,8 @@ def _schema(types: dict[str, str]) -> list[str]:
         """CREATE INDEX IF NOT EXISTS checkpoints_member
             ON checkpoints (member, deleted, id)""",
         "CREATE INDEX IF NOT EXISTS checkpoints_sha ON checkpoints (sha256, deleted)",
+        # a member's newest checkpoints, read at every report, without sorting its history
+        "CREATE INDEX IF NOT EXISTS checkpoints_newest ON checkpoints (member, id)",
         f"""CREATE TABLE IF NOT EXISTS members (
             id INTEGER PRIMARY KEY, hparams TEXT NOT NULL, step INTEGER NOT NULL,
             score {t['real']}, generation INTEGER NOT NULL, parent INTEGER,
