@@ -18,7 +18,7 @@ from populace.executors import TrainableSource, run_inline, run_local
 from populace.function import Member
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.space import ConfigError, Space
-from populace.store import MemberRow, Store, open_store, store_exists
+from populace.store import MemberRow, Store, beside, open_store, store_exists
 from populace.strategies import Snapshot
 from populace.trainable import Trainable
 from populace.worker import member_seed, score_of
@@ -52,8 +52,7 @@ class RunResult:
 
 def default_checkpoints(store: str | os.PathLike[str]) -> Path:
     """Checkpoints of the store `runs/x.db` go to `runs/x.checkpoints/`."""
-    path = Path(os.fspath(store).removeprefix("sqlite:///"))
-    return (path.parent / f"{path.stem}.checkpoints").resolve()
+    return beside(store, ".checkpoints").resolve()
 
 
 def run(

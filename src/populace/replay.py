@@ -16,7 +16,7 @@ from typing import Any
 import populace.api
 from populace.script import load_script
 from populace.space import ConfigError, Space
-from populace.store import StoreError, open_store, store_exists
+from populace.store import StoreError, beside, open_store, store_exists
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class Replay:
 
 def default_replay_store(store: str | os.PathLike[str]) -> Path:
     """`runs/x.db` replays into `runs/x.replay.db`."""
-    path = Path(os.fspath(store).removeprefix("sqlite:///"))
-    return path.parent / f"{path.stem}.replay.db"
+    return beside(store, ".replay.db")
 
 
 def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,

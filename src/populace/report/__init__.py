@@ -12,7 +12,7 @@ from pathlib import Path
 from populace.report.data import RunView, gather
 from populace.report.page import Plot, render
 from populace.report.plots import hparams_figure, lineage_figure, save, score_figure
-from populace.store import StoreError, open_store, store_exists
+from populace.store import StoreError, beside, open_store, store_exists
 
 __all__ = ["RunView", "default_out", "gather", "write_report"]
 
@@ -33,8 +33,7 @@ FIGURES = [
 
 def default_out(store: str | os.PathLike[str]) -> Path:
     """The report of the store `runs/x.db` goes to `runs/x.report/`."""
-    path = Path(os.fspath(store).removeprefix("sqlite:///"))
-    return path.parent / f"{path.stem}.report"
+    return beside(store, ".report")
 
 
 def write_report(store: str | os.PathLike[str], out: Path | None = None) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from populace.store.base import SCHEMA_VERSION, Store, StoreError
 from populace.store.records import (
@@ -18,7 +19,7 @@ from populace.store.sqlite import SQLiteDriver
 
 __all__ = [
     "SCHEMA_VERSION", "CheckpointRow", "Decision", "Event", "MemberRow", "Outcome", "Report",
-    "Result", "Store", "StoreError", "open_store", "store_exists",
+    "Result", "Store", "StoreError", "beside", "open_store", "store_exists",
 ]
 
 
@@ -30,6 +31,12 @@ def _sqlite_path(url: str | os.PathLike[str]) -> str | None:
         scheme = text.split("://", 1)[0]
         raise StoreError(f"store URL scheme must be sqlite (or a file path), got {scheme!r}")
     return text
+
+
+def beside(url: str | os.PathLike[str], suffix: str) -> Path:
+    """A path next to the store's file: `runs/x.db` and ".report" give `runs/x.report`."""
+    path = Path(os.fspath(url).removeprefix("sqlite:///"))
+    return path.parent / f"{path.stem}{suffix}"
 
 
 def store_exists(url: str | os.PathLike[str]) -> bool:
