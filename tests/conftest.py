@@ -1,5 +1,7 @@
 """Shared fixtures: one store battery, run against every backend.
 
+PostgreSQL is a real server (tests/postgres.py), each test in a schema of its own.
+
 A new backend is tested by adding its name to BACKENDS and a branch in
 `store_factory` that opens a fresh, empty store of that kind.
 """
@@ -15,17 +17,22 @@ import pytest
 from populace.config import RunConfig
 from populace.store import Store, open_store
 
-BACKENDS = ["sqlite"]  # later: "postgresql", with a fresh database per test
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
     """Open an empty store; the same `name` again opens a second connection to it."""
     opened: list[Store] = []
+    urls: dict[str, str] = {}
 
     def factory(name: str = "run") -> Store:
         if request.param == "sqlite":
             store = open_store(tmp_path / f"{name}.db")
+        elif request.param == "postgresql":
+            from postgres import schema_url
+
+            store = open_store(urls.setdefault(name, schema_url()))
         else:  # pragma: no cover - a backend named in BACKENDS without a branch here
             raise NotImplementedError(request.param)
         opened.append(store)

@@ -197,7 +197,7 @@ def test_cli_settings_precedence(tmp_path):
     ("flags", "message"),
     [
         (["--population", "1"], "population must be >= 2, got 1"),
-        (["--workers", "0"], "workers must be >= 1, got 0"),
+        (["--workers", "-1"], "workers must be >= 0, got -1"),
         (["--steps", "0"], "steps must be >= 1, got 0"),
         (["--fraction", "0.7"], "fraction"),
         (["--fraction", "0"], "fraction"),

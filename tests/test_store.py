@@ -125,7 +125,7 @@ def test_a_fresh_store_holds_no_run(store_factory):
 def test_another_programs_database_is_not_a_store(store_factory):
     store = store_factory()
     with store.driver.write() as cur:
-        cur.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        cur.execute(f"CREATE TABLE notes (id {store.driver.types['id']}, body TEXT)")
         cur.execute("INSERT INTO notes (body) VALUES ('mine')")
     store = store_factory()
     assert not store.exists()
@@ -137,7 +137,7 @@ def test_another_programs_database_is_not_a_store(store_factory):
 def test_another_programs_meta_table_is_not_a_store(store_factory):
     store = store_factory()
     with store.driver.write() as cur:
-        cur.execute("CREATE TABLE meta (name TEXT, data BLOB)")
+        cur.execute("CREATE TABLE meta (name TEXT, data TEXT)")
     store = store_factory()
     assert not store.exists()
     with pytest.raises(StoreError, match="not a populace store"):
@@ -629,7 +629,8 @@ def test_collection_invariants_over_random_runs(new_store, seed):
 
 # -- many workers, one store ----------------------------------------------------
 
-N_MEMBERS, TARGET = 8, 36
+# eight workers and thousands of reports: contention as a cluster run would see it
+N_WORKERS, N_MEMBERS, TARGET = 8, 16, 200
 
 
 def _claim_report_loop(url: str, worker: str, short_leases: bool, barrier, out) -> None:
@@ -678,10 +679,10 @@ def _claim_report_loop(url: str, worker: str, short_leases: bool, barrier, out) 
 def test_concurrent_workers_lose_and_duplicate_nothing(new_store, short_leases):
     store = new_store(population=N_MEMBERS)
     ctx = multiprocessing.get_context("spawn")
-    barrier, out = ctx.Barrier(4), ctx.Queue()
+    barrier, out = ctx.Barrier(N_WORKERS), ctx.Queue()
     procs = [ctx.Process(target=_claim_report_loop,
                          args=(store.url, f"w{i}", short_leases, barrier, out))
-             for i in range(4)]
+             for i in range(N_WORKERS)]
     for p in procs:
         p.start()
     answers = [out.get(timeout=240) for _ in procs]
@@ -698,7 +699,7 @@ def test_concurrent_workers_lose_and_duplicate_nothing(new_store, short_leases):
     assert len(store.events("refused")) == refused
     assert (refused > 0) == short_leases
     results = store.results()
-    assert len(results) == len(accepted) >= 150
+    assert len(results) == len(accepted) >= N_MEMBERS * TARGET // 2
     assert Counter((r.member, r.step) for r in results) == Counter(
         (e[0], e[2]) for e in accepted)
     assert len(store.events("exploit")) == sum(e[4] for e in accepted)

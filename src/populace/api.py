@@ -14,7 +14,7 @@ import numpy as np
 from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.display import console as make_console
-from populace.executors import TrainableSource, run_inline, run_local
+from populace.executors import TrainableSource, execute
 from populace.function import Member
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.space import ConfigError, Space
@@ -24,7 +24,7 @@ from populace.trainable import Trainable
 from populace.worker import member_seed, score_of
 
 # settings that may change when a run is resumed: they do not change its result
-RESUMABLE = ("workers", "executor")
+RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker")
 
 
 class RunFailed(RuntimeError):
@@ -36,7 +36,7 @@ class RunResult:
     """A finished run: its best member, that member's checkpoint and hparam schedule."""
 
     best: MemberRow
-    checkpoint: Path | None
+    checkpoint: Path | str | None  # its file: a path, or the URL in remote checkpoint storage
     schedule: list[ScheduleEntry]
     members: list[MemberRow]
     metrics: dict[str, float]  # everything the best member's last evaluation returned
@@ -53,6 +53,24 @@ class RunResult:
 def default_checkpoints(store: str | os.PathLike[str]) -> Path:
     """Checkpoints of the store `runs/x.db` go to `runs/x.checkpoints/`."""
     return beside(store, ".checkpoints").resolve()
+
+
+def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
+                    store: str | os.PathLike[str]) -> str:
+    """Where the run's checkpoints go, as stored: an absolute folder or an fsspec URL."""
+    if checkpoints is None:
+        return str(default_checkpoints(store))
+    text = os.fspath(checkpoints)
+    if "://" in text:
+        return text  # remote storage: fsspec checks it at the first write
+    folder = Path(text).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"checkpoints must be a folder, got {str(folder)!r} (a file)")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"checkpoint directory {str(folder)!r} is not writable: "
+                          f"{str(existing)!r} does not let this user create files")
+    return str(folder)
 
 
 def run(
@@ -72,7 +90,7 @@ def run(
     a `populace.Member` (see `populace.function`).
 
     A store that already holds a run resumes it: the settings given must agree
-    with the stored ones, except `workers` and `executor`.
+    with the stored ones, except those of `RESUMABLE` (where and how it trains).
     """
     space = space if isinstance(space, Space) else Space(space)
     if store_exists(store):
@@ -90,13 +108,11 @@ def run(
             _check_schedule(space, config.schedule)
         if inspect.isclass(trainable):
             _preflight(trainable, hparams[0], config)
-        storage = Path(checkpoints).resolve() if checkpoints else default_checkpoints(store)
-        if storage.exists() and not storage.is_dir():
-            raise ConfigError(f"checkpoints must be a folder, got {str(storage)!r} (a file)")
+        storage = checkpoint_root(checkpoints, store)
         db = open_store(store)
         try:
             db.create({
-                "run": config.to_dict(), "space": space.to_dict(), "checkpoints": str(storage),
+                "run": config.to_dict(), "space": space.to_dict(), "checkpoints": storage,
                 "script": None if script is None else str(Path(script).resolve()),
                 "trainable": f"{trainable.__module__}:{trainable.__qualname__}",
                 "window": config.window(),
@@ -112,10 +128,7 @@ def run(
                   else TrainableSource(trainable=trainable, space=space))
         console = make_console(quiet=not progress)
         with Display(db.url, config.population * config.steps, console):
-            if config.executor == "inline":
-                run_inline(db, source)
-            else:
-                run_local(db, source, min(config.workers, config.population))
+            execute(db, source, config)
         result = result_of(db)
         console.print(members_table(result.members))
         return result
@@ -139,7 +152,9 @@ def result_of(store: Store) -> RunResult:
     path = lineage(best.id, store.results(), store.events())
     checkpoint = None
     if best.checkpoint is not None:
-        checkpoint = Path(store.config()["checkpoints"]) / best.checkpoint.key
+        root = store.config()["checkpoints"]
+        checkpoint = (f"{root.rstrip('/')}/{best.checkpoint.key}" if "://" in root
+                      else Path(root) / best.checkpoint.key)
     return RunResult(best, checkpoint, schedule(path), members,
                      path[-1].metrics if path else {})
 

@@ -1,4 +1,4 @@
-"""The `populace` command: run, status, report and replay.
+"""The `populace` command: run, worker, status, report and replay.
 
 Settings come, weakest first, from populace's defaults, the script's
 `config` dict, a `--config` YAML or TOML file, and the command line.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,11 @@ from populace.api import RunFailed, run
 from populace.config import strategy_spec
 from populace.display import console as make_console
 from populace.display import members_table
-from populace.executors.local import WorkersDied
+from populace.executors import WorkersDied, source_of, stop_on_sigterm, work
 from populace.replay import replay
 from populace.script import load_script
 from populace.space import ConfigError
-from populace.store import Event, StoreError, open_store, store_exists
+from populace.store import Event, Store, StoreError, open_store, store_exists
 
 try:
     import tomllib
@@ -34,7 +35,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 # flags that set a RunConfig field directly
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
-          "score", "executor", "keep_checkpoints", "burn_in", "synch")
+          "score", "executor", "keep_checkpoints", "burn_in", "synch", "ray_address",
+          "cpus_per_worker", "gpus_per_worker")
 READY = {"ready_steps", "ready_seconds"}
 
 
@@ -44,11 +46,14 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="start a run, or resume the one in --store")
     r.add_argument("script", help="Python file defining a Trainable subclass and `space`")
-    r.add_argument("--store", required=True, help="the run's SQLite file")
+    r.add_argument("--store", required=True,
+                   help="the run's SQLite file, or a postgresql:// URL")
     r.add_argument("--config", help="YAML or TOML file of settings")
-    r.add_argument("--checkpoints", help="checkpoint directory (default: beside the store)")
+    r.add_argument("--checkpoints", help="checkpoint folder, or an fsspec URL such as "
+                                         "s3://bucket/run (default: beside the store)")
     r.add_argument("--population", type=int)
-    r.add_argument("--workers", type=int, help="worker processes (default: CPU cores)")
+    r.add_argument("--workers", type=int, help="worker processes or Ray tasks (default: CPU "
+                                                "cores); 0: only `populace worker`s train")
     r.add_argument("--steps", type=int, help="training steps per member")
     r.add_argument("--seed", type=int)
     r.add_argument("--exploit",
@@ -67,9 +72,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="decide the whole population at once, generation by generation")
     r.add_argument("--mode", help="max | min: the score's direction")
     r.add_argument("--score", help="name of the metric exploit ranks by")
-    r.add_argument("--executor", help="local (processes, default) | inline (this process)")
+    r.add_argument("--executor",
+                   help="local (processes, default) | inline (this process) | ray")
+    r.add_argument("--ray-address", help="executor ray: cluster to join (default: start one)")
+    r.add_argument("--cpus-per-worker", type=float, help="executor ray: CPUs per worker (1)")
+    r.add_argument("--gpus-per-worker", type=float,
+                   help="executor ray: GPUs per worker; 0.5 puts two on a GPU (0)")
     r.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
     r.add_argument("--quiet", action="store_true", help="no progress display")
+
+    w = sub.add_parser("worker", help="join the run in --store from this machine: claim "
+                                      "members, train and report until the run is done")
+    w.add_argument("--store", required=True, help="the run's SQLite file or postgresql:// URL")
+    w.add_argument("--script", help="the run's script here (default: the path it was "
+                                     "started with)")
+    w.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for the run to be created (60)")
 
     rep = sub.add_parser("report", help="an HTML page and PNG plots of the run in STORE")
     rep.add_argument("store")
@@ -162,6 +180,39 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace, console: Console) -> int:
+    stop_on_sigterm()  # a Slurm or terminal stop gives the lease back at once, like Ctrl-C
+    store = _wait_for_run(args.store, args.wait, console)
+    try:
+        source = source_of(store.config(), args.script)
+        console.print(f"worker joined the run in {store.url}")
+        segments = work(store, source)
+    finally:
+        store.close()
+    console.print(f"no member left to train: the run is done ({segments} segments "
+                  "trained by this worker)")
+    return 0
+
+
+def _wait_for_run(url: str, wait: float, console: Console) -> Store:
+    """The store at `url` once it holds a run, waiting up to `wait` seconds for its start."""
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        if store_exists(url):
+            store = open_store(url)
+            if store.exists():
+                return store
+            store.close()
+        if time.monotonic() >= deadline:
+            raise StoreError(f"{url} holds no run (waited {wait:g} s): start one with "
+                             "populace run SCRIPT --store URL --workers 0")
+        if not said:
+            console.print(f"waiting up to {wait:g} s for a run in {url}")
+            said = True
+        time.sleep(0.5)
+
+
 def _status(args: argparse.Namespace, console: Console) -> int:
     if not store_exists(args.store):
         raise StoreError(f"{args.store} does not exist")
@@ -235,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console, err = make_console(), make_console(stderr=True)
     try:
-        commands = {"run": _run, "status": _status, "report": _report, "replay": _replay}
+        commands = {"run": _run, "worker": _worker, "status": _status, "report": _report,
+                    "replay": _replay}
         return commands[args.command](args, console)
     except (ConfigError, StoreError) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)

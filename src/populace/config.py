@@ -13,7 +13,7 @@ from populace.strategies import describe, make_exploit, make_explore
 from populace.strategies.ready import EverySeconds, EverySteps
 
 MODES = ("max", "min")
-EXECUTORS = ("inline", "local")
+EXECUTORS = ("inline", "local", "ray")
 
 
 def _int(name: str, value: Any, low: int) -> int:
@@ -48,6 +48,7 @@ class RunConfig:
 
     population: int = 8
     steps: int = 100
+    # worker processes or Ray tasks; 0: none here, `populace worker` processes train
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     seed: int = 0
     exploit: dict[str, Any] = field(default_factory=lambda: {"name": "truncation"})
@@ -57,6 +58,9 @@ class RunConfig:
     mode: str = "max"
     score: str = "score"
     executor: str = "local"
+    ray_address: str | None = None  # executor ray: the cluster to join (None: start one here)
+    cpus_per_worker: float = 1.0  # executor ray: resources each worker task asks for
+    gpus_per_worker: float = 0.0  # fractions let several members share one GPU
     burn_in: int = 0  # steps a member trains before its first exploit
     synch: bool = False  # decide the whole population at once, generation by generation
     keep_checkpoints: int = 2
@@ -83,7 +87,10 @@ class RunConfig:
                 f"{len(self.schedule)} schedule entries"
             )
         _int("steps", self.steps, 1)
-        _int("workers", self.workers, 1)
+        _int("workers", self.workers, 0)
+        if self.workers == 0 and self.executor == "inline":
+            raise ConfigError("workers=0 (train only in `populace worker` processes) needs "
+                              "executor local or ray, got executor='inline'")
         _int("seed", self.seed, 0)
         _int("keep_checkpoints", self.keep_checkpoints, 1)
         _int("burn_in", self.burn_in, 0)
@@ -103,6 +110,16 @@ class RunConfig:
             raise ConfigError(f"lease_seconds must be >= 1, got {self.lease_seconds}")
         _one_of("mode", self.mode, MODES)
         _one_of("executor", self.executor, EXECUTORS)
+        if self.ray_address is not None and (
+                not isinstance(self.ray_address, str) or not self.ray_address):
+            raise ConfigError(f"ray_address must be a Ray cluster address such as "
+                              f"'ray://host:10001' or 'auto', got {self.ray_address!r}")
+        _positive("cpus_per_worker", self.cpus_per_worker)
+        if (isinstance(self.gpus_per_worker, bool)
+                or not isinstance(self.gpus_per_worker, (int, float))
+                or not 0 <= self.gpus_per_worker < math.inf):
+            raise ConfigError(f"gpus_per_worker must be a number >= 0 (0.5: two workers "
+                              f"share a GPU), got {self.gpus_per_worker!r}")
         if not isinstance(self.score, str) or not self.score:
             raise ConfigError(f"score must be the name of a metric, got {self.score!r}")
         if self.ready_steps is not None and self.ready_seconds is not None:

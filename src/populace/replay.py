@@ -7,15 +7,13 @@ train a comparable model. The replay is a run of its own, in its own store.
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import populace.api
-from populace.script import load_script
-from populace.space import ConfigError, Space
+from populace.executors.source import source_of
 from populace.store import StoreError, beside, open_store, store_exists
 
 
@@ -46,7 +44,7 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         best = populace.api.result_of(source)
     finally:
         source.close()
-    trainable, space = _trainable(config)
+    trainable, space = source_of(config).load()
     schedule = [{"step": e.step, "hparams": e.hparams} for e in best.schedule]
     if not schedule:
         raise StoreError(f"no member of the run in {os.fspath(store)} has reported yet: "
@@ -60,21 +58,3 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         schedule=schedule, **settings,
     )
     return Replay(out, result.score, best.score, schedule, result.metrics)
-
-
-def _trainable(config: dict[str, Any]) -> tuple[Any, Space]:
-    """The run's trainable and space: from its script, or by the trainable's import path."""
-    if config["script"] is not None:
-        script = load_script(config["script"])
-        return script.trainable, script.space
-    module, _, name = config["trainable"].partition(":")
-    try:
-        found: Any = importlib.import_module(module)
-        for part in name.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(
-            f"replay needs the run's trainable, {config['trainable']!r}, to be importable "
-            f"(a run started from a script records the script instead): {e}"
-        ) from e
-    return found, Space.from_dict(config["space"])

@@ -1,9 +1,29 @@
-"""Executors run workers: `inline` in this process, `local` in a pool of processes."""
+"""Executors run workers: `inline` in this process, `local` in a pool of processes,
+`ray` as tasks on a Ray cluster, or none here while `populace worker` processes train."""
 
 from __future__ import annotations
 
+from populace.config import RunConfig
+from populace.executors.external import run_external
 from populace.executors.inline import run_inline
-from populace.executors.local import run_local
-from populace.executors.source import TrainableSource
+from populace.executors.local import WorkersDied, run_local, stop_on_sigterm
+from populace.executors.ray import run_ray
+from populace.executors.source import TrainableSource, source_of, work
+from populace.store import Store
 
-__all__ = ["TrainableSource", "run_inline", "run_local"]
+__all__ = ["TrainableSource", "WorkersDied", "execute", "run_external", "run_inline",
+           "run_local", "run_ray", "source_of", "stop_on_sigterm", "work"]
+
+
+def execute(store: Store, source: TrainableSource, config: RunConfig) -> None:
+    """Train the run in `store` with the executor `config` names, until it is done."""
+    workers = min(config.workers, config.population)
+    if workers == 0:
+        run_external(store)
+    elif config.executor == "inline":
+        run_inline(store, source)
+    elif config.executor == "ray":
+        run_ray(store, source, workers, config.ray_address, config.cpus_per_worker,
+                config.gpus_per_worker)
+    else:
+        run_local(store, source, workers)

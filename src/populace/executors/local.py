@@ -17,9 +17,13 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _work(url: str, source: TrainableSource) -> None:
-    # a terminated worker gives its lease back like an interrupted one
+def stop_on_sigterm() -> None:
+    """Make SIGTERM interrupt this process like Ctrl-C: the worker gives its lease back."""
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _work(url: str, source: TrainableSource) -> None:
+    stop_on_sigterm()
     store = open_store(url)
     try:
         work(store, source)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from populace.function import FunctionWorker
 from populace.script import load_script
-from populace.space import Space
+from populace.space import ConfigError, Space
 from populace.store import Store
 from populace.worker import Worker
 
@@ -33,8 +35,32 @@ class TrainableSource:
         return self.trainable, self.space
 
 
-def work(store: Store, source: TrainableSource) -> None:
-    """Run one worker on `store` until the run is done."""
+def source_of(config: dict[str, Any], script: str | os.PathLike[str] | None = None
+              ) -> TrainableSource:
+    """Where a worker that joins a stored run finds its trainable: `script` (this
+    machine's copy), the script the run was started with, or the importable
+    trainable and the stored space."""
+    path = script or config.get("script")
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"the run's script {str(path)!r} is not on this machine: "
+                              "give its path here with --script")
+        return TrainableSource(script=Path(path))
+    module, _, qualname = config["trainable"].partition(":")
+    try:
+        trainable: Any = importlib.import_module(module)
+        for name in qualname.split("."):
+            trainable = getattr(trainable, name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(
+            f"the run's trainable {config['trainable']!r} cannot be imported here ({e}); "
+            "make its module importable, or give a script with --script"
+        ) from e
+    return TrainableSource(trainable=trainable, space=Space.from_dict(config["space"]))
+
+
+def work(store: Store, source: TrainableSource) -> int:
+    """Run one worker on `store` until the run is done; return the segments it trained."""
     trainable, space = source.load()
     kind = Worker if inspect.isclass(trainable) else FunctionWorker
-    kind(store, trainable, space).run()
+    return kind(store, trainable, space).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from populace.store.base import SCHEMA_VERSION, Store, StoreError
 from populace.store.records import (
@@ -19,32 +20,58 @@ from populace.store.sqlite import SQLiteDriver
 
 __all__ = [
     "SCHEMA_VERSION", "CheckpointRow", "Decision", "Event", "MemberRow", "Outcome", "Report",
-    "Result", "Store", "StoreError", "beside", "open_store", "store_exists",
+    "Result", "Store", "StoreError", "beside", "is_postgres", "open_store", "store_exists",
 ]
 
 
-def _sqlite_path(url: str | os.PathLike[str]) -> str | None:
+_POSTGRES = ("postgresql://", "postgres://")
+
+
+def is_postgres(url: str | os.PathLike[str]) -> bool:
+    return os.fspath(url).startswith(_POSTGRES)
+
+
+def _sqlite_path(url: str | os.PathLike[str]) -> str:
     text = os.fspath(url)
     if text.startswith("sqlite:///"):
         return text[len("sqlite:///"):]
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise StoreError(f"store URL scheme must be sqlite (or a file path), got {scheme!r}")
+        raise StoreError(
+            f"store URL scheme must be sqlite or postgresql (or a file path), got {scheme!r}"
+        )
     return text
 
 
 def beside(url: str | os.PathLike[str], suffix: str) -> Path:
-    """A path next to the store's file: `runs/x.db` and ".report" give `runs/x.report`."""
-    path = Path(os.fspath(url).removeprefix("sqlite:///"))
+    """A path next to the store's file: `runs/x.db` and ".report" give `runs/x.report`.
+
+    A PostgreSQL store has no file: its paths are named after the database, in the
+    working directory.
+    """
+    if is_postgres(url):
+        database = urlsplit(os.fspath(url)).path.strip("/") or "populace"
+        return Path(f"{database}{suffix}")
+    path = Path(_sqlite_path(url))
     return path.parent / f"{path.stem}{suffix}"
 
 
 def store_exists(url: str | os.PathLike[str]) -> bool:
     """Whether something is at `url` already (a run to resume, or a file that is not a store)."""
+    if is_postgres(url):
+        store = open_store(url)
+        try:
+            return store.exists()
+        finally:
+            store.close()
     path = _sqlite_path(url)
-    return path is not None and os.path.isfile(path) and os.path.getsize(path) > 0
+    return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
 def open_store(url: str | os.PathLike[str]) -> Store:
-    """Open the store at `url`: a file path or sqlite:///PATH."""
+    """Open the store at `url`: a file path, sqlite:///PATH or postgresql://..."""
+    if is_postgres(url):
+        from populace.store.postgresql import PostgresDriver
+
+        return Store(PostgresDriver(os.fspath(url)))
     return Store(SQLiteDriver(_sqlite_path(url)))

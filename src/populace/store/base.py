@@ -12,7 +12,7 @@ anything else:
 
 The SQL here is shared by all backends; a backend (a `Driver`) only supplies
 the connection, the column types and the way a write transaction is
-serialised (SQLite: BEGIN IMMEDIATE).
+serialised (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock).
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ class Driver(Protocol):
 
     def read(self) -> AbstractContextManager[Cursor]:
         """A read-only transaction seeing one consistent state."""
+
+    def columns(self, cur: Cursor, table: str) -> set[str]:
+        """The column names of `table` (empty when there is no such table)."""
 
     def close(self) -> None: ...
 
@@ -168,10 +171,9 @@ class Store:
             return None if row is None else json.loads(row[0])
 
     def _has_meta(self, cur: Cursor) -> bool:
-        try:
-            cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        except Exception:  # no such table: an empty database or another program's
-            return False
+        if not {"key", "value"} <= self.driver.columns(cur, "meta"):
+            return False  # an empty database, or another program's
+        cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         row = cur.fetchone()
         if row is None:
             return False

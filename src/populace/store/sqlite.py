@@ -56,6 +56,10 @@ class SQLiteDriver:
         finally:
             cur.execute("COMMIT")
 
+    def columns(self, cur: sqlite3.Cursor, table: str) -> set[str]:
+        cur.execute("SELECT name FROM pragma_table_info(?)", (table,))
+        return {row[0] for row in cur.fetchall()}
+
     def close(self) -> None:
         self._conn.close()
 

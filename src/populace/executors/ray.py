@@ -1,0 +1,68 @@
+"""Run N workers as Ray tasks on a Ray cluster (one started here, or one to join).
+
+Ray only places the workers: each task runs the same worker loop as a local
+process, against the same store, so a run can move between executors and
+resume. The store and the checkpoint storage must be reachable from every node
+(PostgreSQL and a shared or fsspec checkpoint URL on a remote cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from populace.executors.local import WorkersDied
+from populace.executors.source import TrainableSource, work
+from populace.space import ConfigError
+from populace.store import Store, open_store
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ModuleNotFoundError as e:
+        raise ConfigError("executor ray needs Ray: pip install 'populace[ray]'") from e
+    return ray
+
+
+def _work(url: str, source: TrainableSource) -> None:
+    store = open_store(url)
+    try:
+        work(store, source)
+    finally:
+        store.close()
+
+
+def run_ray(store: Store, source: TrainableSource, workers: int, address: str | None = None,
+            cpus: float = 1.0, gpus: float = 0.0) -> None:
+    """Start `workers` Ray tasks, each asking for `cpus` and `gpus`, and wait for them.
+
+    Joins the cluster at `address` ('auto', 'ray://host:10001'), or starts a
+    local one when there is none; a cluster started here is shut down after.
+    """
+    ray = _ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level="warning")
+    try:
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_work)
+        refs = [task.options(name=f"populace-worker-{i}").remote(store.url, source)
+                for i in range(workers)]
+        try:
+            errors = []
+            for ref in refs:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    errors.append(e)
+        except BaseException:
+            for ref in refs:  # a cancelled task gives its lease back like an interrupted one
+                ray.cancel(ref)
+            raise
+        if errors and any(m.status in ("ready", "running") for m in store.members()):
+            raise WorkersDied(
+                f"{len(errors)} of {workers} Ray worker tasks failed before the run finished; "
+                f"first error:\n{errors[0]}\nrun again to resume"
+            )
+    finally:
+        if started:
+            ray.shutdown()
