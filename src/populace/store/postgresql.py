@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from populace.store.base import StoreError
+from populace.store.driver import StoreError
 
 # the tables of a run, dropped by `remove` (children before parents)
 _TABLES = ("events", "results", "members", "checkpoints", "meta")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from populace.store.base import StoreError
+from populace.store.driver import StoreError
 
 
 class SQLiteDriver:

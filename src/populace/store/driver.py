@@ -1,0 +1,72 @@
+"""What a store backend supplies (a `Driver`), and the tables every backend holds."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked (not a populace store, no run, a newer schema...)."""
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: tuple | list = ()) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list: ...
+
+
+class Driver(Protocol):
+    """What a backend supplies: connections and transactions, nothing else."""
+
+    url: str
+    types: dict[str, str]  # id, real, text, blob column types in the backend's dialect
+
+    def write(self) -> AbstractContextManager[Cursor]:
+        """A serialised write transaction (committed on exit, rolled back on error)."""
+
+    def read(self) -> AbstractContextManager[Cursor]:
+        """A read-only transaction seeing one consistent state."""
+
+    def columns(self, cur: Cursor, table: str) -> set[str]:
+        """The column names of `table` (empty when there is no such table)."""
+
+    def close(self) -> None: ...
+
+    def remove(self) -> None:
+        """Delete the store's database (only ever one that holds no run)."""
+
+
+def schema(types: dict[str, str]) -> list[str]:
+    t = types
+    return [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS checkpoints (
+            id {t['id']}, member INTEGER NOT NULL, step INTEGER NOT NULL,
+            key TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
+            created {t['real']} NOT NULL, deleted INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE INDEX IF NOT EXISTS checkpoints_member
+            ON checkpoints (member, deleted, id)""",
+        "CREATE INDEX IF NOT EXISTS checkpoints_sha ON checkpoints (sha256, deleted)",
+        # a member's newest checkpoints, read at every report, without sorting its history
+        "CREATE INDEX IF NOT EXISTS checkpoints_newest ON checkpoints (member, id)",
+        f"""CREATE TABLE IF NOT EXISTS members (
+            id INTEGER PRIMARY KEY, hparams TEXT NOT NULL, step INTEGER NOT NULL,
+            score {t['real']}, generation INTEGER NOT NULL, parent INTEGER,
+            status TEXT NOT NULL, checkpoint INTEGER REFERENCES checkpoints (id),
+            lease_owner TEXT, lease_expires {t['real']}, error TEXT,
+            recent TEXT NOT NULL DEFAULT '[]', failures INTEGER NOT NULL DEFAULT 0,
+            updated {t['real']} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS results (
+            id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
+            step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,
+            seconds {t['real']} NOT NULL, time {t['real']} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS results_member ON results (member, step)",
+        f"""CREATE TABLE IF NOT EXISTS events (
+            id {t['id']}, kind TEXT NOT NULL, member INTEGER NOT NULL, donor INTEGER,
+            step INTEGER NOT NULL, donor_step INTEGER, before TEXT, after TEXT,
+            strategy TEXT NOT NULL, detail TEXT, result INTEGER, time {t['real']} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS events_member ON events (member, id)",
+    ]

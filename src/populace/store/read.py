@@ -1,0 +1,207 @@
+"""The read side of a store: a run's config, the population snapshot decisions
+read, and the rows that status, reports and lineage show."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from populace.store.driver import SCHEMA_VERSION, Cursor, Driver, StoreError
+from populace.store.records import CheckpointRow, Event, MemberRow, Result
+from populace.strategies.snapshot import Snapshot
+
+
+class StoreReader:
+    """Reads a run's store over any `Driver`; `Store` adds the writes."""
+
+    def __init__(self, driver: Driver):
+        self.driver = driver
+        self._hparams_cache: dict[int, tuple[str, Any]] = {}
+        self._recent_cache: dict[int, tuple[str, Any]] = {}
+
+    @property
+    def url(self) -> str:
+        return self.driver.url
+
+    def close(self) -> None:
+        self.driver.close()
+
+    # -- the run ---------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether this store already holds a run."""
+        with self.driver.read() as cur:
+            if not self._has_meta(cur):
+                return False
+            cur.execute("SELECT value FROM meta WHERE key = 'config'")
+            return cur.fetchone() is not None
+
+    def config(self) -> dict[str, Any]:
+        """The run's config as it was stored at creation."""
+        with self.driver.read() as cur:
+            return self._config(cur)
+
+    def meta(self, key: str) -> Any:
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute("SELECT value FROM meta WHERE key = ?", (key,))
+            row = cur.fetchone()
+            return None if row is None else json.loads(row[0])
+
+    def _has_meta(self, cur: Cursor) -> bool:
+        if not {"key", "value"} <= self.driver.columns(cur, "meta"):
+            return False  # an empty database, or another program's
+        cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        row = cur.fetchone()
+        if row is None:
+            return False
+        version = json.loads(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.url} has store schema version {version}; this populace reads "
+                f"version {SCHEMA_VERSION} or older: upgrade populace"
+            )
+        return True
+
+    def _config(self, cur: Cursor) -> dict[str, Any]:
+        if not self._has_meta(cur):
+            raise StoreError(f"{self.url} is not a populace store (no run in it)")
+        cur.execute("SELECT value FROM meta WHERE key = 'config'")
+        return json.loads(cur.fetchone()[0])
+
+    def _window(self, cur: Cursor) -> int:
+        """How many recent scores each member keeps (what the exploit strategy reads)."""
+        return self._config_cached(cur).get("window", 0)
+
+    # -- reading -----------------------------------------------------------
+
+    def _snapshot(self, cur: Cursor) -> Snapshot:
+        """Each live member's latest state, reading the member rows only (never history)."""
+        cur.execute(
+            "SELECT id, step, score, hparams, recent FROM members WHERE status != 'failed'"
+            " ORDER BY id"
+        )
+        rows = cur.fetchall()
+        hparams = [self._parsed(self._hparams_cache, r[0], r[3]) for r in rows]
+        recent = ([self._parsed(self._recent_cache, r[0], r[4]) for r in rows]
+                  if self._window(cur) else ())
+        return Snapshot(
+            ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+            steps=np.fromiter((r[1] for r in rows), np.int64, len(rows)),
+            scores=np.fromiter(
+                (np.nan if r[2] is None else r[2] for r in rows), np.float64, len(rows)
+            ),
+            hparams=hparams,
+            maximize=self._run(cur)["mode"] == "max",
+            recent=recent,
+        )
+
+    @staticmethod
+    def _parsed(cache: dict[int, tuple[str, Any]], member: int, text: str) -> Any:
+        """JSON `text` of a member's column, parsed only when it changed since last time."""
+        hit = cache.get(member)
+        if hit is None or hit[0] != text:
+            hit = cache[member] = (text, json.loads(text))
+        return hit[1]
+
+    def _config_cached(self, cur: Cursor) -> dict[str, Any]:
+        """The run's config, read once: it never changes during a run."""
+        if not hasattr(self, "_config_memo"):
+            self._config_memo = self._config(cur)
+        return self._config_memo
+
+    def _run(self, cur: Cursor) -> dict[str, Any]:
+        return self._config_cached(cur)["run"]
+
+    def snapshot(self) -> Snapshot:
+        with self.driver.read() as cur:
+            return self._snapshot(cur)
+
+    _MEMBER_SQL = (
+        "SELECT m.id, m.hparams, m.step, m.score, m.generation, m.parent, m.status, m.error,"
+        " c.id, c.member, c.step, c.key, c.sha256, c.bytes"
+        " FROM members m LEFT JOIN checkpoints c ON c.id = m.checkpoint"
+    )
+
+    @staticmethod
+    def _member_row(row: tuple) -> MemberRow:
+        checkpoint = None if row[8] is None else CheckpointRow(*row[8:14])
+        return MemberRow(
+            id=row[0], hparams=json.loads(row[1]), step=row[2], score=row[3],
+            generation=row[4], parent=row[5], status=row[6], checkpoint=checkpoint,
+            error=row[7],
+        )
+
+    def _member(self, cur: Cursor, member: int) -> MemberRow:
+        cur.execute(self._MEMBER_SQL + " WHERE m.id = ?", (member,))
+        return self._member_row(cur.fetchone())
+
+    def members(self) -> list[MemberRow]:
+        """Every member's row, by id."""
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute(self._MEMBER_SQL + " ORDER BY m.id")
+            return [self._member_row(r) for r in cur.fetchall()]
+
+    def results(self, member: int | None = None) -> list[Result]:
+        """Every reported result (of one member, or all), in the order they were stored."""
+        where, params = ("WHERE member = ?", (member,)) if member is not None else ("", ())
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute(
+                "SELECT id, member, step, score, metrics, hparams, seconds, time, start"
+                f" FROM results {where} ORDER BY id",
+                params,
+            )
+            return [
+                Result(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7],
+                       r[8])
+                for r in cur.fetchall()
+            ]
+
+    def events(self, kind: str | None = None) -> list[Event]:
+        """Every event (or those of one kind), in the order they happened."""
+        where, params = ("WHERE kind = ?", (kind,)) if kind is not None else ("", ())
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute(
+                "SELECT id, kind, member, donor, step, donor_step, before, after, strategy,"
+                f" time, detail, result FROM events {where} ORDER BY id",
+                params,
+            )
+            return [
+                Event(r[0], r[1], r[2], r[3], r[4], r[5],
+                      None if r[6] is None else json.loads(r[6]),
+                      None if r[7] is None else json.loads(r[7]), r[8], r[9], r[10], r[11])
+                for r in cur.fetchall()
+            ]
+
+    def checkpoints(self, include_deleted: bool = False) -> list[CheckpointRow]:
+        where = "" if include_deleted else "WHERE deleted = 0"
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute(
+                f"SELECT id, member, step, key, sha256, bytes FROM checkpoints {where}"
+                " ORDER BY id"
+            )
+            return [CheckpointRow(*r) for r in cur.fetchall()]
+
+    def progress(self) -> dict[str, Any]:
+        """A cheap summary for live displays: counts by status, steps, best score, exploits."""
+        with self.driver.read() as cur:
+            maximize = self._run(cur)["mode"] == "max"
+            cur.execute("SELECT status, COUNT(*), SUM(step) FROM members GROUP BY status")
+            by_status = {s: (n, steps) for s, n, steps in cur.fetchall()}
+            best = "MAX" if maximize else "MIN"
+            cur.execute(f"SELECT {best}(score) FROM members WHERE status != 'failed'")
+            best_score = cur.fetchone()[0]
+            cur.execute("SELECT COUNT(*) FROM events WHERE kind = 'exploit'")
+            exploits = cur.fetchone()[0]
+        return {
+            "status": {s: n for s, (n, _) in by_status.items()},
+            "steps": sum(steps or 0 for _, steps in by_status.values()),
+            "best": best_score,
+            "exploits": exploits,
+        }
