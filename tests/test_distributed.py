@@ -136,19 +136,38 @@ def test_a_terminated_worker_gives_its_member_back(tmp_path):
     head.communicate(timeout=60)
 
 
-def test_a_run_on_a_local_ray_cluster(tmp_path):
+@pytest.fixture
+def ray_cluster(tmp_path, monkeypatch):
+    """A local Ray cluster of 2 CPUs, which the executor joins instead of starting one.
+
+    Its worker processes inherit the counter's settings from this process.
+    """
+    import ray
+
+    monkeypatch.setenv("COUNTER_PIDS", str(tmp_path / "pids"))
+    monkeypatch.setenv("COUNTER_SLEEP", "0.02")
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def _ray_run(tmp_path: Path, **settings) -> set[int]:
+    """Train the counter on Ray; the processes that trained, other than this one."""
     pids = tmp_path / "pids"
     pids.mkdir()
-    os.environ["COUNTER_PIDS"] = str(pids)  # the Ray workers inherit it from this process
-    os.environ["COUNTER_SLEEP"] = "0.02"
-    try:
-        s = load_script(COUNTER)
-        result = populace.run(s.trainable, s.space, store=tmp_path / "ray.db", script=COUNTER,
-                              progress=False, **{**s.config, "executor": "ray", "workers": 2})
-    finally:
-        del os.environ["COUNTER_PIDS"], os.environ["COUNTER_SLEEP"]
+    s = load_script(COUNTER)
+    result = populace.run(s.trainable, s.space, store=tmp_path / "ray.db", script=COUNTER,
+                          progress=False, **{**s.config, "executor": "ray", **settings})
     _check_finished(str(tmp_path / "ray.db"), 20)
     assert result.best.step == 20
-    trained_in = {int(p.name) for p in pids.iterdir()}
-    # two Ray worker processes trained (this one only built a member in the preflight)
-    assert len(trained_in - {os.getpid()}) == 2
+    # this process only built a member in the preflight
+    return {int(p.name) for p in pids.iterdir()} - {os.getpid()}
+
+
+def test_a_run_on_a_local_ray_cluster(tmp_path, ray_cluster):
+    assert len(_ray_run(tmp_path, workers=2)) == 2
+
+
+def test_ray_workers_get_the_cpus_they_ask_for(tmp_path, ray_cluster):
+    # two CPUs each on a 2-CPU cluster: one worker at a time, and the first trains it all
+    assert len(_ray_run(tmp_path, workers=2, cpus_per_worker=2)) == 1
