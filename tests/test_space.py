@@ -114,12 +114,21 @@ def test_int_perturb_stays_in_bounds_and_moves_at_least_one_unit(value, factor):
     x = dim.perturb(value, factor, np.random.default_rng(0))
     assert type(x) is int
     assert -20 <= x <= 50
-    if factor > 1:
-        assert x >= min(value + 1, 50)
-    elif factor < 1:
-        assert x <= max(value - 1, -20)
-    else:
+    if factor == 1:
         assert x == value
+    elif (factor > 1) == (value >= 0):  # the product moves up
+        assert x >= min(value + 1, 50)
+    else:
+        assert x <= max(value - 1, -20)
+
+
+def test_int_perturb_moves_negative_values_the_way_float_does():
+    rng = np.random.default_rng(0)
+    for factor in (1.2, 0.8):
+        assert np.sign(Int(-20, 0).perturb(-10, factor, rng) + 10) == np.sign(
+            Float(-20, 0).perturb(-10.0, factor, rng) + 10)
+    assert Int(-20, 0).perturb(-10, 1.2, rng) == -12
+    assert Int(-20, 0).perturb(-1, 0.8, rng) == 0
 
 
 def test_int_perturb_rounds_and_moves_small_values():

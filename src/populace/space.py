@@ -68,7 +68,7 @@ class Dimension(ABC):
 
     @abstractmethod
     def perturb(self, value: Any, factor: float, rng: np.random.Generator) -> Any:
-        """`value` moved by `factor` (> 1 up, < 1 down), kept inside the bounds."""
+        """`value` times `factor` (> 1 away from 0, < 1 towards it), kept inside the bounds."""
 
     @abstractmethod
     def shift(self, value: Any, delta: float, rng: np.random.Generator) -> Any:
@@ -209,13 +209,16 @@ class Int(Dimension):
         return self._clip(round(x))
 
     def perturb(self, value: int, factor: float, rng: np.random.Generator) -> int:
-        """`round(value * factor)`, at least one unit in the factor's direction, clipped."""
+        """`round(value * factor)`, at least one unit the way the product moves, clipped.
+
+        Like a Float, a negative value grows away from 0 with a factor > 1; 0
+        itself goes up with a factor > 1 and down with one < 1.
+        """
         x = round(value * factor)
         # without this, small values (0, 1, 2 with factor 1.2) would never move
-        if factor > 1:
-            x = max(x, value + 1)
-        elif factor < 1:
-            x = min(x, value - 1)
+        up = (factor > 1) == (value >= 0)
+        if factor != 1:
+            x = max(x, value + 1) if up else min(x, value - 1)
         return self._clip(x)
 
     def shift(self, value: int, delta: float, rng: np.random.Generator) -> int:
