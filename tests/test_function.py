@@ -72,3 +72,24 @@ def test_an_exploited_member_carries_on_in_the_same_loop(tmp_path, monkeypatch):
         after = [r for r in results if r.member == e.member and r.id > e.result]
         if after:
             assert after[0].start == e.donor_step
+
+
+@pytest.mark.parametrize("catch", [False, True])
+def test_a_nan_report_is_retried_then_the_member_is_replaced(tmp_path, monkeypatch, catch):
+    """A NaN loss fails the segment like an exception, even when the loop catches it."""
+    monkeypatch.setenv("REGRESSION_NAN_ABOVE", "0.2")
+    monkeypatch.setenv("REGRESSION_CATCH", "1" if catch else "0")
+    initial = [{"lr": 0.01, "momentum": 0.5}, {"lr": 0.02, "momentum": 0.5},
+               {"lr": 0.25, "momentum": 0.5}, {"lr": 0.03, "momentum": 0.5}]
+    run(tmp_path, initial, executor="inline", retries=1, replace_failed=True,
+        explore={"name": "perturb", "factors": [0.5]})  # the copy's lr stays under 0.2
+    store = open_store(tmp_path / "fn.db")
+    assert [(m.status, m.step) for m in store.members()] == [("done", 12)] * 4
+    assert [e.member for e in store.events("retry")] == [2]
+    (failed,) = store.events("failed")
+    assert failed.member == 2 and failed.detail.startswith("score is nan at step 3")
+    copy = [e for e in store.events("exploit") if e.member == 2 and e.id > failed.id][0]
+    assert copy.donor != 2 and copy.before["lr"] == 0.25 and copy.after["lr"] < 0.2
+    results = store.results()
+    assert all(r.score is not None and r.hparams["lr"] < 0.2 for r in results)
+    assert len(store.checkpoints(include_deleted=True)) == len(results)

@@ -14,7 +14,13 @@ from torch import nn
 
 import populace
 from populace import Float
-from populace.integrations.torch import TorchTrainable, apply_hparams, load_state, save_state
+from populace.integrations.torch import (
+    PickledCheckpoint,
+    TorchTrainable,
+    apply_hparams,
+    load_state,
+    save_state,
+)
 from populace.script import load_script
 from populace.space import ConfigError
 from populace.store import open_store
@@ -227,6 +233,83 @@ def test_load_refuses_missing_and_extra_names(tmp_path: Path) -> None:
                    scaler=torch.amp.GradScaler("cpu"))
     with pytest.raises(TypeError, match="model: must have state_dict"):
         save_state(tmp_path / "t.ckpt", model=object())
+
+
+class Note:
+    """A user's own class: torch can store it only as a pickled object."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+class Tally:
+    """A stateful object whose state dict holds a `Note`."""
+
+    def __init__(self, value: int = 0) -> None:
+        self.note = Note(value)
+
+    def state_dict(self) -> dict:
+        return {"note": self.note}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.note = state["note"]
+
+
+class Payload:
+    """Unpickling this runs code: it opens (creates) the file it names."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+class TalliedNet(Net):
+    state = ("model", "optimizer", "tally")
+
+    def build(self, hparams, seed):
+        self.tally = Tally()
+        super().build(hparams, seed)
+
+
+def test_a_checkpoint_holding_pickled_objects_is_refused_unless_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "p.ckpt"
+    save_state(path, model=nn.Linear(4, 1), tally=Tally(7))
+    fresh = Tally()
+    with pytest.raises(PickledCheckpoint) as refused:
+        load_state(path, model=nn.Linear(4, 1), tally=fresh)
+    message = str(refused.value)
+    # names the file, what was refused, and how to allow it
+    assert str(path) in message and "Note" in message and "allow_pickle=True" in message
+    assert fresh.note.value == 0  # nothing was loaded
+    load_state(path, allow_pickle=True, model=nn.Linear(4, 1), tally=fresh)
+    assert fresh.note.value == 7
+
+
+def test_a_refused_checkpoint_runs_none_of_its_code(tmp_path: Path) -> None:
+    marker, path = tmp_path / "ran", tmp_path / "evil.ckpt"
+    torch.save({"objects": {"model": {"weight": Payload(marker)}}, "rng": {}}, path)
+    with pytest.raises(PickledCheckpoint, match="evil.ckpt"):
+        load_state(path, model=nn.Linear(4, 1))
+    assert not marker.exists()
+
+
+def test_a_torch_trainable_loads_pickled_objects_only_when_it_allows_them(tmp_path: Path) -> None:
+    donor = TalliedNet()
+    donor.build(HPARAMS_A, seed=1)
+    donor.tally = Tally(5)
+    donor.save(tmp_path / "t.ckpt")
+    member = TalliedNet()
+    member.build(HPARAMS_A, seed=2)
+    with pytest.raises(PickledCheckpoint, match="allow_pickle = True"):
+        member.load(tmp_path / "t.ckpt")
+    trusting = type("Trusting", (TalliedNet,), {"allow_pickle": True})()
+    trusting.build(HPARAMS_A, seed=2)
+    trusting.load(tmp_path / "t.ckpt")
+    assert trusting.tally.note.value == 5
+    for a, b in zip(trusting.model.parameters(), donor.model.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_one_torch_thread_per_worker_unless_opted_out() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from populace.store import MemberRow
-from populace.worker import Worker
+from populace.worker import ScoreNotFinite, Worker
 
 TrainFunction = Callable[["Member"], None]
 
@@ -41,6 +41,8 @@ class Member:
         self._state: dict[str, Any] | None = None
         self._modules: Mapping[str, tuple] = {}
         self._ignore: tuple[str, ...] = ()
+        self._allow_pickle = False
+        self._failure: ScoreNotFinite | None = None  # a diverged segment, however the loop ends
 
     @property
     def id(self) -> int:
@@ -61,14 +63,18 @@ class Member:
         return self._row is not None and self._step < self._worker.config.steps
 
     def register(self, state: Mapping[str, Any], *,
-                 modules: Mapping[str, tuple] | None = None, ignore: Iterable[str] = ()) -> None:
+                 modules: Mapping[str, tuple] | None = None, ignore: Iterable[str] = (),
+                 allow_pickle: bool = False) -> None:
         """Hand over the objects that hold the training state; restores them and applies hparams.
 
         `modules` and `ignore` are those of `populace.integrations.torch.apply_hparams`:
         an hparam goes to an optimizer's param groups, to module attributes, or is
         listed in `ignore` and read from `member.hparams` by the loop itself.
+        `allow_pickle` lets checkpoints holding pickled Python objects load (see
+        `populace.integrations.torch.load_state`); only for checkpoints you trust.
         """
         self._state, self._modules, self._ignore = dict(state), dict(modules or {}), tuple(ignore)
+        self._allow_pickle = allow_pickle
         self._begin(self._restore(self._current()))
 
     def report(self, metrics: float | Mapping[str, float] | None = None,
@@ -87,7 +93,12 @@ class Member:
         if not (self._step >= worker.config.segment_end(self._segment_start) or worker.ready(
                 self._step - self._segment_start, time.monotonic() - self._started)):
             return
-        outcome = worker.report(row, self._step, evaluated, self._save, self._started)
+        try:
+            outcome = worker.report(row, self._step, evaluated, self._save, self._started)
+        except ScoreNotFinite as e:
+            # the segment fails whatever the loop does next: nothing of it is stored
+            self._row, self._failure = None, e
+            raise
         if self._step >= worker.config.steps or not outcome.accepted:
             self._row = None
             return
@@ -129,7 +140,7 @@ class Member:
 
         row, path = self._worker.checkpoint_path(row)
         if path is not None:
-            pt.load_state(path, **self._state)
+            pt.load_state(path, allow_pickle=self._allow_pickle, **self._state)
         self._apply(row.hparams)
         return row
 
@@ -155,7 +166,14 @@ class FunctionWorker(Worker):
 
     def train_segment(self, row: MemberRow) -> None:
         member = Member(self, row)
-        self.trainable(member)
+        try:
+            self.trainable(member)
+        except Exception:
+            if member._failure is not None:  # whatever the loop raised after, NaN is why
+                raise member._failure from None
+            raise
+        if member._failure is not None:  # the loop caught it and returned
+            raise member._failure
         if member._row is not None:
             raise RuntimeError(
                 f"the training function returned while member {row.id} was at step "

@@ -42,6 +42,21 @@ class LeaseLost(RuntimeError):
     """The member was claimed by another worker while this one handled it."""
 
 
+class ScoreNotFinite(ValueError):
+    """A segment ended with a NaN or infinite score: it fails like training that raises.
+
+    Its result and checkpoint are not stored; the member is retried from its
+    last checkpoint up to `retries` times, then failed (or replaced).
+    """
+
+
+def check_finite(score: float, name: str, member: int, step: int) -> None:
+    """Refuse a score that is NaN or infinite, naming the step it was reached at."""
+    if not math.isfinite(score):
+        raise ScoreNotFinite(f"score is {score} at step {step} (metric {name!r} of member "
+                             f"{member}): not a finite number")
+
+
 def member_seed(seed: int, member: int) -> int:
     """A member's own seed, independent of every other member's."""
     return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
@@ -182,9 +197,10 @@ class Worker:
                 self.train_segment(member)
             except LeaseLost:
                 self.live = None  # another worker trains it now: nothing of ours to record
-            except Exception:
+            except Exception as e:
                 self.live = None
-                error = traceback.format_exc()
+                # a non-finite score is a reason, not a bug in the user's code: no traceback
+                error = str(e) if isinstance(e, ScoreNotFinite) else traceback.format_exc()
                 if self.store.fail(self.id, member.id, error, self.config.retries,
                                    self.replace, self.decide) == "lost":
                     # the lease was already given back (a function that raised after its
@@ -269,14 +285,17 @@ class Worker:
 
     def report(self, member: MemberRow, step: int, evaluated: float | Mapping[str, float],
                save: Callable[[Path], None], started: float) -> Outcome:
-        """Checkpoint, then store the result and the decision it triggers in one transaction."""
+        """Checkpoint, then store the result and the decision it triggers in one transaction.
+
+        A score that is not finite raises `ScoreNotFinite` before anything is
+        written: the segment fails, so a diverged state is never a donor.
+        """
         score, metrics = score_of(evaluated, self.config.score)
+        check_finite(score, self.config.score, member.id, step)
         ref = self.storage.write(save)
         report = Report(
             member=member.id, worker=self.id, start=member.step, step=step,
-            # not finite: stored as no score, so the member ranks last, copies at this very
-            # ready point (with an exploit that copies), and never donates
-            score=score if math.isfinite(score) else None, metrics=metrics,
+            score=score, metrics=metrics,
             hparams=member.hparams, key=ref.key, sha256=ref.sha256, bytes=ref.bytes,
             final=step >= self.config.steps, seconds=time.monotonic() - started,
         )

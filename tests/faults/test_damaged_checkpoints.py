@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from populace.api import result_of
+from populace.config import RunConfig
 from populace.lineage import lineage
-from populace.store import open_store
+from populace.store import Decision, Report, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = ROOT / "tests" / "scripts" / "counter.py"
@@ -76,3 +78,95 @@ def test_a_damaged_checkpoint_sends_the_member_back_to_its_previous_one(tmp_path
     assert path[0].start == 0 and path[-1].step == 20
     assert all(a.step == b.start for a, b in zip(path, path[1:], strict=False))
     assert result_of(store).best.step == 20
+
+
+def _claim(store, member: int):
+    """Claim `member`, whoever is furthest behind; the row and the worker that holds it."""
+    held = []
+    while (row := store.claim(f"w{len(held)}", 60.0, prefer=member)).id != member:
+        held.append(row)  # a member further behind: held by another worker meanwhile
+    for i, other in enumerate(held):
+        store.release(f"w{i}", other.id)
+    return row, f"w{len(held)}"
+
+
+def _report(store, member: int, step: int, decide=None) -> None:
+    """Report a segment of `member` ending at `step`, with a checkpoint of its own."""
+    row, worker = _claim(store, member)
+    sha = f"{member:02x}{step:062x}"
+    store.report(Report(member, worker, row.step, step, float(step), {"score": float(step)},
+                        row.hparams, f"{sha[:2]}/{sha}.ckpt", sha, 10, False), decide, 2)
+
+
+@pytest.mark.xfail(strict=True, reason="store.recover falls back to the member's own newest "
+                   "checkpoint row, which may be a state its last exploit replaced; the "
+                   "lineage is then not one line")
+def test_a_damaged_checkpoint_after_an_exploit_sends_the_member_back_along_its_lineage(
+        tmp_path):
+    """Member 0 copies member 1 at step 15, trains to 20, and its checkpoint at 20 is bad.
+
+    The checkpoint it held before that one is member 1's at step 15: it must go back
+    there, not to its own state at step 10 from before the copy (trained with other
+    hparams), and its lineage must stay one line.
+    """
+    store = open_store(tmp_path / "s.db")
+    store.create({"run": RunConfig(population=2, steps=100).to_dict(),
+                  "space": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
+                  "checkpoints": str(tmp_path / "c"), "script": None, "trainable": "t:T"},
+                 [{"x": 0.1}, {"x": 0.2}])
+    _report(store, 0, 5)
+    for step in (5, 10, 15):
+        _report(store, 1, step)
+    _report(store, 0, 10, decide=lambda snapshot, member: Decision(1, {"x": 0.3}))
+    assert store.members()[0].step == 15  # copied member 1 at its step 15
+    _report(store, 0, 20)
+    _report(store, 1, 20)
+    damaged, worker = _claim(store, 0)
+    assert damaged.step == 20
+    back = store.recover(worker, 0, damaged.checkpoint.sha256, "checkpoint damaged")
+    assert back.step == 15 and back.checkpoint.member == 1
+    store.release(worker, 0)
+    for step in (20, 25):
+        _report(store, 0, step)
+    path = lineage(0, store.results(), store.events())
+    assert path[0].start == 0 and all(b.start == a.step for a, b in pairwise(path))
+
+
+def _two_members_and_a_copy(tmp_path, population: int = 2):
+    """Member 1 trains to step 10; member 0 reports step 5 and copies it (member 1 at 10)."""
+    store = open_store(tmp_path / "s.db")
+    store.create({"run": RunConfig(population=population, steps=100).to_dict(),
+                  "space": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
+                  "checkpoints": str(tmp_path / "c"), "script": None, "trainable": "t:T"},
+                 [{"x": 0.1 * (i + 1)} for i in range(population)])
+    _report(store, 1, 5)
+    _report(store, 1, 10)
+    _report(store, 0, 5, decide=lambda snapshot, member: Decision(1, {"x": 0.3}))
+    copied, worker = _claim(store, 0)
+    assert copied.step == 10 and copied.checkpoint.member == 1
+    return store, copied, worker
+
+
+@pytest.mark.xfail(strict=True, reason="lineage() reads a recover's result as an exploit's: "
+                   "the result whose checkpoint the member went back to is left out")
+def test_a_copy_whose_file_is_damaged_leaves_the_lineage_one_line(tmp_path):
+    """Member 0 copies member 1's checkpoint, finds it damaged, and goes back to its own
+    checkpoint at step 5: its lineage is its own 0-5, then 5-10."""
+    store, copied, worker = _two_members_and_a_copy(tmp_path)
+    back = store.recover(worker, 0, copied.checkpoint.sha256, "checkpoint damaged")
+    assert back.step == 5 and back.checkpoint.member == 0
+    store.release(worker, 0)
+    _report(store, 0, 10)
+    path = lineage(0, store.results(), store.events())
+    assert [(r.member, r.start, r.step) for r in path] == [(0, 0, 5), (0, 5, 10)]
+
+
+@pytest.mark.xfail(strict=True, reason="a donor whose checkpoint was found damaged (its row "
+                   "marked deleted) is still copied, and every copy fails again")
+def test_a_donor_whose_checkpoint_was_found_damaged_is_not_copied_again(tmp_path):
+    store, copied, worker = _two_members_and_a_copy(tmp_path, population=3)
+    store.recover(worker, 0, copied.checkpoint.sha256, "checkpoint damaged")
+    store.release(worker, 0)
+    _report(store, 2, 5)
+    _report(store, 2, 10, decide=lambda snapshot, member: Decision(1, {"x": 0.3}))
+    assert [e.member for e in store.events("exploit")] == [0]  # member 2 did not copy it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -55,21 +56,75 @@ def test_retries_run_out_then_the_member_fails_with_its_traceback(tmp_path, monk
     assert "Traceback" in members[2].error
 
 
+def stored_nothing_of_a_bad_score(store) -> None:
+    """Every score stored is finite, and every checkpoint stored is an accepted result's."""
+    results = store.results()
+    assert all(r.score is not None and math.isfinite(r.score) for r in results)
+    assert sorted((c.member, c.step) for c in store.checkpoints(include_deleted=True)) == sorted(
+        (r.member, r.step) for r in results)
+    folder = Path(store.config()["checkpoints"])
+    on_disk = {str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file()}
+    assert on_disk == {c.key for c in store.checkpoints()}  # no file of a bad segment
+
+
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_a_member_whose_score_is_not_finite_copies_a_healthy_one(tmp_path, monkeypatch,
-                                                                 executor):
-    """A diverged member ranks last: it copies a member with a score, and never donates."""
+def test_a_passing_nan_score_is_retried_and_the_member_finishes(tmp_path, monkeypatch,
+                                                               executor):
+    (tmp_path / "once").mkdir()
+    monkeypatch.setenv("COUNTER_NAN_ONCE", str(tmp_path / "once"))
+    run(tmp_path, retries=1, executor=executor, workers=2)
+    store = open_store(tmp_path / "f.db")
+    assert [(m.status, m.step) for m in store.members()] == [("done", 20)] * 4
+    retries = store.events("retry")
+    # each member's first segment ended on NaN once, and was trained again from step 0
+    assert sorted(e.member for e in retries) == [0, 1, 2, 3]
+    assert all(e.step == 0 and e.detail.startswith("score is nan at step 4") for e in retries)
+    assert store.events("failed") == []
+    stored_nothing_of_a_bad_score(store)
+    for m in range(4):
+        firsts = [r for r in store.results(m) if r.start == 0]
+        assert len(firsts) == 1 and firsts[0].step == 4
+
+
+@pytest.mark.parametrize(("executor", "bad"),
+                         [("inline", "nan"), ("local", "nan"), ("inline", "inf"),
+                          ("inline", "-inf")])
+def test_a_score_that_stays_not_finite_fails_the_member_after_its_retries(
+        tmp_path, monkeypatch, executor, bad):
+    monkeypatch.setenv("COUNTER_NAN_ABOVE", "0.5")
+    monkeypatch.setenv("COUNTER_BAD_SCORE", bad)
+    initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
+    run(tmp_path, initial, retries=2, exploit="none", executor=executor, workers=2)
+    store = open_store(tmp_path / "f.db")
+    members = store.members()
+    assert [m.status for m in members] == ["done", "done", "failed", "done"]
+    assert [e.member for e in store.events("retry")] == [2, 2]
+    (failed,) = store.events("failed")
+    assert failed.member == 2 and failed.detail.startswith(f"score is {bad} at step 4")
+    assert members[2].error == failed.detail and members[2].step == 0
+    # the diverged segments left no result, score or checkpoint behind
+    assert store.results(2) == [] and members[2].score is None
+    stored_nothing_of_a_bad_score(store)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_member_whose_score_is_not_finite_is_replaced_by_a_healthy_one(tmp_path, monkeypatch,
+                                                                        executor):
+    """With replace_failed, a diverged member copies a healthy donor, and never donates."""
     monkeypatch.setenv("COUNTER_NAN_ABOVE", "0.5")
     initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
-    run(tmp_path, initial, executor=executor, workers=2,
+    run(tmp_path, initial, retries=1, replace_failed=True, executor=executor, workers=2,
         explore={"name": "perturb", "factors": [0.5]})  # the copy's x stays under 0.5
     store = open_store(tmp_path / "f.db")
     assert all(m.status == "done" and m.step == 20 for m in store.members())
-    nan_results = [r for r in store.results() if r.score is None]
-    assert nan_results and all(r.member == 2 and r.hparams == {"x": 0.9} for r in nan_results)
-    copies = [e for e in store.events("exploit") if e.before == {"x": 0.9}]
-    assert copies and all(e.member == 2 and e.donor != 2 for e in copies)
-    assert all(e.donor != 2 for e in store.events("exploit") if e.id <= copies[0].id)
+    assert [e.member for e in store.events("retry")] == [2]
+    (failed,) = store.events("failed")
+    assert failed.member == 2 and failed.detail.startswith("score is nan at step 4")
+    copy = [e for e in store.events("exploit") if e.member == 2 and e.id > failed.id][0]
+    assert copy.donor != 2 and copy.before == {"x": 0.9} and copy.after["x"] <= 0.5
+    assert all(e.donor != 2 for e in store.events("exploit") if e.id < copy.id)
+    assert all(r.hparams != {"x": 0.9} for r in store.results())  # no NaN segment stored
+    stored_nothing_of_a_bad_score(store)
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

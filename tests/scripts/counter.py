@@ -2,8 +2,13 @@
 
 COUNTER_FAIL_ABOVE makes members whose x exceeds it raise in `step`;
 COUNTER_NAN_ABOVE makes their score NaN; COUNTER_FAIL_ONCE (a folder) makes
-each member raise once, the first time it steps; COUNTER_SLEEP slows each step
-down so a test can interrupt a run in the middle.
+each member raise once, the first time it steps; COUNTER_NAN_ONCE (a folder)
+makes each member's first evaluation after training NaN; COUNTER_BAD_SCORE is the score those
+two give (default "nan"; "inf", "-inf"); COUNTER_SLEEP slows each step down so
+a test can interrupt a run in the middle; COUNTER_PIDS (a folder) gets a file
+named after the process id holding the seed of the member it last built, so a
+test can tell which member a worker process trains; COUNTER_EVALS (a file) gets
+a line at each evaluation, so a test can follow a run without opening its store.
 """
 
 import errno
@@ -20,11 +25,19 @@ config = {"population": 4, "steps": 20, "ready_steps": 4, "score": "total"}
 class Counter(Trainable):
     def build(self, hparams, seed):
         self.total = 0.0
+        self.trained = 0  # steps this object took (the run's preflight evaluates untrained)
         # read at build time: the module may have been imported before a test set them
         self.fail_above = float(os.environ.get("COUNTER_FAIL_ABOVE", "inf"))
         self.sleep = float(os.environ.get("COUNTER_SLEEP", "0"))
         self.nan_above = float(os.environ.get("COUNTER_NAN_ABOVE", "inf"))
+        self.bad_score = float(os.environ.get("COUNTER_BAD_SCORE", "nan"))
         self.seed = seed
+        if os.environ.get("COUNTER_PIDS"):
+            folder = os.environ["COUNTER_PIDS"]
+            tmp = os.path.join(folder, f".{os.getpid()}")
+            with open(tmp, "w") as f:
+                f.write(str(seed))
+            os.replace(tmp, os.path.join(folder, str(os.getpid())))
         self.apply(hparams)
 
     def apply(self, hparams):
@@ -40,9 +53,18 @@ class Counter(Trainable):
                 raise RuntimeError(f"a passing failure of the member with seed {self.seed}")
         time.sleep(self.sleep)
         self.total += self.x
+        self.trained += 1
 
     def evaluate(self):
-        total = float("nan") if self.x > self.nan_above else self.total
+        total = self.bad_score if self.x > self.nan_above else self.total
+        if os.environ.get("COUNTER_NAN_ONCE") and self.trained:
+            marker = os.path.join(os.environ["COUNTER_NAN_ONCE"], str(self.seed))
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                total = self.bad_score
+        if os.environ.get("COUNTER_EVALS") and self.trained:
+            with open(os.environ["COUNTER_EVALS"], "a") as evals:
+                evals.write(f"{self.seed} {self.trained}\n")
         return {"total": total, "x": self.x}
 
     def save(self, path):

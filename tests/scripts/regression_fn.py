@@ -1,4 +1,8 @@
-"""A training function (the function API): linear regression with SGD in torch."""
+"""A training function (the function API): linear regression with SGD in torch.
+
+REGRESSION_NAN_ABOVE makes members whose lr exceeds it report a NaN loss;
+REGRESSION_CATCH=1 makes the loop catch what `member.report` raises and go on.
+"""
 
 import os
 
@@ -27,6 +31,13 @@ def trainable(member):
         loss = torch.nn.functional.mse_loss(model(X), Y)
         loss.backward()
         optimizer.step()
-        member.report(loss=loss.item(), lr=optimizer.param_groups[0]["lr"])
+        value = loss.item()
+        if member.hparams["lr"] > float(os.environ.get("REGRESSION_NAN_ABOVE", "inf")):
+            value = float("nan")
+        try:
+            member.report(loss=value, lr=optimizer.param_groups[0]["lr"])
+        except Exception:
+            if os.environ.get("REGRESSION_CATCH") != "1":
+                raise
         if os.environ.get("REGRESSION_RETURN_EARLY") == "1":
             return

@@ -22,6 +22,7 @@ write, and refuses hparams it cannot place, so none is dropped silently.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -62,10 +63,33 @@ def save_state(path: str | os.PathLike[str], /, **objects: Stateful) -> None:
                 "rng": _rng_state()}, path)
 
 
-def load_state(path: str | os.PathLike[str], /, **objects: Stateful) -> None:
-    """Load the state `save_state` wrote into the same named objects, and restore the RNGs."""
+class PickledCheckpoint(pickle.UnpicklingError):
+    """A checkpoint holds pickled Python objects, and loading them was not allowed."""
+
+
+def load_state(path: str | os.PathLike[str], /, *, allow_pickle: bool = False,
+               **objects: Stateful) -> None:
+    """Load the state `save_state` wrote into the same named objects, and restore the RNGs.
+
+    The file is read with `weights_only=True`: tensors and plain values only. A
+    file holding other pickled Python objects (an instance of your own class in
+    a state dict, say) could run code while it loads, and is refused with
+    `PickledCheckpoint` unless `allow_pickle=True`; allow it only for
+    checkpoints you trust.
+    """
     # to CPU first: load_state_dict copies each tensor onto its object's own device
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError as e:
+        if allow_pickle or "weights only" not in str(e).lower():
+            raise  # a damaged file, not a refused object
+        raise PickledCheckpoint(
+            f"checkpoint {os.fspath(path)!r} holds pickled Python objects ({_refused(e)}); "
+            "loading them could run arbitrary code, so populace refuses them by default. "
+            "If you trust this checkpoint, allow them: load_state(..., allow_pickle=True), "
+            "`allow_pickle = True` on a TorchTrainable, or "
+            "member.register(..., allow_pickle=True)"
+        ) from None
     names, given = sorted(saved["objects"]), sorted(objects)
     for name in given:
         if name not in saved["objects"]:
@@ -77,6 +101,15 @@ def load_state(path: str | os.PathLike[str], /, **objects: Stateful) -> None:
     for name, obj in objects.items():
         obj.load_state_dict(saved["objects"][name])
     _set_rng_state(saved["rng"])
+
+
+def _refused(error: Exception) -> str:
+    """What torch's weights-only unpickler refused, in one line."""
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:
+            reason = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return reason.split(". ")[0].rstrip(".")
+    return "objects other than tensors and plain values"
 
 
 def _rng_state() -> dict[str, Any]:
@@ -220,6 +253,8 @@ class TorchTrainable(Trainable):
     ignore: ClassVar[tuple[str, ...]] = ()
     # intra-op threads per process; None keeps torch's default (one per core)
     threads: ClassVar[int | None] = 1
+    # load checkpoints holding pickled Python objects (they can run code): trusted ones only
+    allow_pickle: ClassVar[bool] = False
 
     def __init__(self) -> None:
         # workers are processes sharing the cores: torch's default of one thread per
@@ -234,7 +269,7 @@ class TorchTrainable(Trainable):
 
     def load(self, path: Path) -> None:
         """Restore the objects named in `state` and the RNG states from `path`."""
-        load_state(path, **self._objects())
+        load_state(path, allow_pickle=self.allow_pickle, **self._objects())
 
     def apply(self, hparams: Mapping[str, Any]) -> None:
         """Set `hparams` on the optimizers, schedulers and `modules` (see `apply_hparams`)."""
