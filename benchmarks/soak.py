@@ -322,7 +322,7 @@ class Soak:
                                            and keys[key] <= e.result < r.id for e in moves):
                     rnd.duplicate_results += 1
                 keys[key] = r.id
-            path = lineage(m.id, results, events)
+            path = lineage(m.checkpoint and m.checkpoint.id, results)
             if not path or path[0].start != 0 or path[-1].step != args.steps or any(
                     b.start != a.step for a, b in pairwise(path)):
                 rnd.broken_lineages += 1

@@ -16,25 +16,37 @@ from populace.store.records import Event, Result
 
 
 class History:
-    """Results and events written by hand, with ids in the order they happen."""
+    """Results and events written by hand, with ids in the order they happen.
+
+    Each result writes checkpoint id = its own id and starts from the member's
+    checkpoint of the moment, as the store records them.
+    """
 
     def __init__(self) -> None:
         self.results: list[Result] = []
         self.events: list[Event] = []
         self._ids = itertools.count(1)
+        self._holds: dict[int, int] = {}  # member -> the checkpoint it would start from
 
     def result(self, member: int, step: int, lr: float) -> Result:
-        r = Result(next(self._ids), member, step, 0.5, {}, {"lr": lr}, 1.0, 0.0, step - 10)
+        rid = next(self._ids)
+        r = Result(rid, member, step, 0.5, {}, {"lr": lr}, 1.0, 0.0, step - 10, rid,
+                   self._holds.get(member))
+        self._holds[member] = rid
         self.results.append(r)
         return r
 
     def exploit(self, member: int, donor: int, trigger: Result, donor_step: int,
                 after: float) -> Event:
-        """`member` copies `donor` on reporting `trigger` (its own result)."""
+        """`member` copies `donor`'s checkpoint (at `donor_step`) on reporting `trigger`."""
+        self._holds[member] = self._holds[donor]
         e = Event(next(self._ids), "exploit", member, donor, trigger.step, donor_step,
                   trigger.hparams, {"lr": after}, "truncation", 0.0, None, trigger.id)
         self.events.append(e)
         return e
+
+    def holds(self, member: int) -> int | None:
+        return self._holds.get(member)
 
     def other(self, kind: str, member: int, step: int) -> None:
         self.events.append(Event(next(self._ids), kind, member, None, step, None, None, None,
@@ -42,7 +54,7 @@ class History:
 
     def path(self, member: int) -> list[tuple[int, int]]:
         """(member, step) along `member`'s lineage."""
-        return [(r.member, r.step) for r in lineage(member, self.results, self.events)]
+        return [(r.member, r.step) for r in lineage(self.holds(member), self.results)]
 
 
 def test_without_exploits_a_lineage_is_the_members_own_results():
@@ -54,7 +66,7 @@ def test_without_exploits_a_lineage_is_the_members_own_results():
     h.other("refused", 0, 30)
     assert h.path(0) == [(0, 10), (0, 20), (0, 30)]
     assert h.path(1) == [(1, 10), (1, 20), (1, 30)]
-    assert lineage(2, h.results, h.events) == []  # never reported
+    assert lineage(h.holds(2), h.results) == []  # never reported
 
 
 def test_one_exploit_takes_the_donors_past_then_the_members_own():
@@ -89,7 +101,7 @@ def test_a_chain_of_exploits_follows_each_donor_back():
     h.result(0, 50, 0.4)
     assert h.path(0) == [(2, 10), (2, 20), (1, 30), (1, 40), (0, 50)]
     assert h.path(1) == [(2, 10), (2, 20), (1, 30), (1, 40)]
-    assert schedule(lineage(0, h.results, h.events)) == [
+    assert schedule(lineage(h.holds(0), h.results)) == [
         ScheduleEntry(0, {"lr": 0.3}, 2),
         ScheduleEntry(20, {"lr": 0.33}, 1),
         ScheduleEntry(40, {"lr": 0.4}, 0),
@@ -126,7 +138,7 @@ def test_a_member_exploited_twice_keeps_only_the_latest_copy():
     assert h.path(0) == [(2, 10), (2, 20), (0, 30)]
 
 
-def test_a_donor_that_had_just_been_exploited_adds_an_empty_piece():
+def test_a_donor_that_had_just_been_exploited_passes_on_what_it_copied():
     # B (1) copies C (2) and, before B trains again, A (0) copies B: A holds C's weights
     h = History()
     h.result(2, 10, 0.3)
@@ -138,7 +150,7 @@ def test_a_donor_that_had_just_been_exploited_adds_an_empty_piece():
     h.result(2, 30, 0.3)  # C trains on after the copies: not A's past
     h.result(0, 30, 0.44)
     assert h.path(0) == [(2, 10), (2, 20), (0, 30)]
-    assert schedule(lineage(0, h.results, h.events)) == [
+    assert schedule(lineage(h.holds(0), h.results)) == [
         ScheduleEntry(0, {"lr": 0.3}, 2),
         ScheduleEntry(20, {"lr": 0.44}, 0),
     ]
@@ -210,14 +222,13 @@ def test_lineage_from_a_real_store(new_store):
     _report(store, 1, 30, 0.4, copy=(2, 0.7))  # member 1 copies member 2's step 30
     _report(store, 1, 40, 0.8)
 
-    results, exploits = store.results(), store.events("exploit")
-    path = lineage(1, results, exploits)
+    results = store.results()
+    path = lineage(store.members()[1].checkpoint.id, results)
     assert [(r.member, r.step) for r in path] == [(0, 10), (0, 20), (2, 30), (1, 40)]
-    assert [(r.member, r.step) for r in lineage(2, results, exploits)] == [
+    assert [(r.member, r.step) for r in lineage(store.members()[2].checkpoint.id, results)] == [
         (0, 10), (0, 20), (2, 30)]
-    assert [(r.member, r.step) for r in lineage(0, results, exploits)] == [
+    assert [(r.member, r.step) for r in lineage(store.members()[0].checkpoint.id, results)] == [
         (0, 10), (0, 20), (0, 30)]
-    assert lineage(1, results, store.events()) == path  # other kinds of event are ignored
     assert schedule(path) == [
         ScheduleEntry(0, {"lr": 0.01}, 0),
         ScheduleEntry(20, {"lr": 0.5}, 2),

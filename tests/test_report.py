@@ -174,7 +174,7 @@ def test_report_of_a_toy_run(toy, tmp_path):
     assert s["best member"] == f"member {best.id}"
     assert float(s["best score"]) == pytest.approx(best.score, rel=1e-5)
     assert s["wall time"].endswith("s")
-    expected = schedule(lineage(best.id, store.results(), store.events("exploit")))
+    expected = schedule(lineage(best.checkpoint.id, store.results()))
     rows = body(Tables(text).tables["schedule"])
     assert len(rows) == len(expected) > 1
     for row, entry in zip(rows, expected, strict=True):

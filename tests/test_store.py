@@ -155,13 +155,16 @@ def test_a_file_that_is_not_sqlite_is_refused_clearly(tmp_path: Path, content: b
     assert path.read_bytes() == content  # left untouched
 
 
-def test_a_newer_schema_is_refused_naming_both_versions(new_store, store_factory):
+@pytest.mark.parametrize("other, advice", [(1, "upgrade populace"),
+                                           (-1, "the populace that started it")])
+def test_another_schema_is_refused_naming_both_versions(new_store, store_factory, other,
+                                                        advice):
     store = new_store()
     with store.driver.write() as cur:
         cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                    (json.dumps(SCHEMA_VERSION + 1),))
+                    (json.dumps(SCHEMA_VERSION + other),))
     store = store_factory()
-    expected = rf"schema version {SCHEMA_VERSION + 1}.*version {SCHEMA_VERSION}"
+    expected = rf"schema version {SCHEMA_VERSION + other}.*version {SCHEMA_VERSION}.*{advice}"
     with pytest.raises(StoreError, match=expected):
         store.exists()
     with pytest.raises(StoreError, match=expected):

@@ -149,7 +149,7 @@ def result_of(store: Store) -> RunResult:
         hparams=[m.hparams for m in live], maximize=store.config()["run"]["mode"] == "max",
     )
     best = live[int(snapshot.ranking()[0])]
-    path = lineage(best.id, store.results(), store.events())
+    path = lineage(best.checkpoint and best.checkpoint.id, store.results())
     checkpoint = None
     if best.checkpoint is not None:
         root = store.config()["checkpoints"]

@@ -74,7 +74,7 @@ def test_a_damaged_checkpoint_sends_the_member_back_to_its_previous_one(tmp_path
     # the damaged content is never offered again
     assert all(c.sha256 != bad.sha256 for c in store.checkpoints())
     # one coherent history: member 0's lineage climbs from 0 to 20 without a gap or a repeat
-    path = lineage(0, store.results(), store.events())
+    path = lineage(store.members()[0].checkpoint.id, store.results())
     assert path[0].start == 0 and path[-1].step == 20
     assert all(a.step == b.start for a, b in zip(path, path[1:], strict=False))
     assert result_of(store).best.step == 20
@@ -98,9 +98,6 @@ def _report(store, member: int, step: int, decide=None) -> None:
                         row.hparams, f"{sha[:2]}/{sha}.ckpt", sha, 10, False), decide, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="store.recover falls back to the member's own newest "
-                   "checkpoint row, which may be a state its last exploit replaced; the "
-                   "lineage is then not one line")
 def test_a_damaged_checkpoint_after_an_exploit_sends_the_member_back_along_its_lineage(
         tmp_path):
     """Member 0 copies member 1 at step 15, trains to 20, and its checkpoint at 20 is bad.
@@ -128,7 +125,7 @@ def test_a_damaged_checkpoint_after_an_exploit_sends_the_member_back_along_its_l
     store.release(worker, 0)
     for step in (20, 25):
         _report(store, 0, step)
-    path = lineage(0, store.results(), store.events())
+    path = lineage(store.members()[0].checkpoint.id, store.results())
     assert path[0].start == 0 and all(b.start == a.step for a, b in pairwise(path))
 
 
@@ -147,8 +144,6 @@ def _two_members_and_a_copy(tmp_path, population: int = 2):
     return store, copied, worker
 
 
-@pytest.mark.xfail(strict=True, reason="lineage() reads a recover's result as an exploit's: "
-                   "the result whose checkpoint the member went back to is left out")
 def test_a_copy_whose_file_is_damaged_leaves_the_lineage_one_line(tmp_path):
     """Member 0 copies member 1's checkpoint, finds it damaged, and goes back to its own
     checkpoint at step 5: its lineage is its own 0-5, then 5-10."""
@@ -157,12 +152,10 @@ def test_a_copy_whose_file_is_damaged_leaves_the_lineage_one_line(tmp_path):
     assert back.step == 5 and back.checkpoint.member == 0
     store.release(worker, 0)
     _report(store, 0, 10)
-    path = lineage(0, store.results(), store.events())
+    path = lineage(store.members()[0].checkpoint.id, store.results())
     assert [(r.member, r.start, r.step) for r in path] == [(0, 0, 5), (0, 5, 10)]
 
 
-@pytest.mark.xfail(strict=True, reason="a donor whose checkpoint was found damaged (its row "
-                   "marked deleted) is still copied, and every copy fails again")
 def test_a_donor_whose_checkpoint_was_found_damaged_is_not_copied_again(tmp_path):
     store, copied, worker = _two_members_and_a_copy(tmp_path, population=3)
     store.recover(worker, 0, copied.checkpoint.sha256, "checkpoint damaged")

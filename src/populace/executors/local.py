@@ -54,9 +54,11 @@ def run_local(store: Store, source: TrainableSource, workers: int) -> None:
         for p in procs:
             p.join()
         raise
-    crashed = [p.name for p in procs if p.exitcode not in (0, None)]
-    if crashed and any(m.status in ("ready", "running") for m in store.members()):
+    if any(m.status in ("ready", "running") for m in store.members()):
+        # a worker stopped from outside (SIGTERM) exits 0 after giving its lease back
+        crashed = [p.name for p in procs if p.exitcode not in (0, None)]
         raise WorkersDied(
             f"worker processes {', '.join(crashed)} died before the run finished (their "
-            "output above says why); run again to resume"
+            "output above says why); run again to resume" if crashed else
+            "every worker process was stopped before the run finished; run again to resume"
         )

@@ -83,7 +83,7 @@ def gather(store: Store) -> RunView:
     per_member: dict[int, list[Result]] = {m.id: [] for m in members}
     for r in results:
         per_member.setdefault(r.member, []).append(r)
-    path = lineage(best.id, results, events) if best is not None else []
+    path = lineage(best.checkpoint and best.checkpoint.id, results) if best else []
     created = store.meta("created")
     summary = Summary(
         store=store.url, population=len(members), steps=run["steps"],

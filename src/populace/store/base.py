@@ -130,11 +130,15 @@ class Store(StoreReader):
                 (report.member, report.step, report.key, report.sha256, report.bytes, now),
             )
             checkpoint = cur.fetchone()[0]
+            # the segment started from the member's checkpoint as it is now: no exploit or
+            # recover moves a member while a worker holds its lease
+            cur.execute("SELECT checkpoint FROM members WHERE id = ?", (report.member,))
+            parent = cur.fetchone()[0]
             cur.execute(
                 "INSERT INTO results (member, start, step, score, metrics, hparams, seconds,"
-                " time) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " time, checkpoint, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (report.member, report.start, report.step, score,
-                 json.dumps(report.metrics), hparams, report.seconds, now),
+                 json.dumps(report.metrics), hparams, report.seconds, now, checkpoint, parent),
             )
             result = cur.fetchone()[0]
             cur.execute(
@@ -156,35 +160,56 @@ class Store(StoreReader):
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
 
     def recover(self, worker: str, member: int, sha256: str, detail: str) -> MemberRow | None:
-        """Put `member` back on its newest other checkpoint after its file failed its hash.
+        """Send `member` back to the state it held before its checkpoint's file failed its hash.
 
         Every row of the damaged content is marked deleted (the file is bad for
-        every member that points at it). The member falls back to its own newest
-        remaining checkpoint, or starts from scratch when it has none, and a
-        'recover' event records both steps and the error. None when `worker`
-        lost the lease.
+        every member that points at it). A checkpoint the member wrote itself
+        sends it back along its lineage, to the newest intact state its segments
+        started from, with the hparams it trained from there; one it had copied
+        undoes the copy, back to its own newest checkpoint and hparams. With
+        neither it starts from scratch. A 'recover' event records both steps and
+        the error. None when `worker` lost the lease.
         """
         now = time.time()
         with self.driver.write() as cur:
             if not self._holds_lease(cur, member, worker):
                 return None
             cur.execute("UPDATE checkpoints SET deleted = 1 WHERE sha256 = ?", (sha256,))
-            cur.execute(
-                "SELECT id, step FROM checkpoints WHERE member = ? AND deleted = 0"
-                " ORDER BY id DESC LIMIT 1", (member,),
-            )
-            fallback = cur.fetchone()
-            checkpoint, step = fallback if fallback is not None else (None, 0)
-            cur.execute("SELECT step, hparams FROM members WHERE id = ?", (member,))
-            was, hparams = cur.fetchone()
-            cur.execute("UPDATE members SET checkpoint = ?, step = ?, updated = ? WHERE id = ?",
-                        (checkpoint, step, now, member))
+            cur.execute("SELECT m.step, m.hparams, m.checkpoint, c.member FROM members m"
+                        " LEFT JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
+                        (member,))
+            was, before, damaged, owner = cur.fetchone()
+            checkpoint, step, hparams = (self._intact_ancestor(cur, damaged) if owner == member
+                                         else self._own_newest(cur, member)) or (None, 0, before)
+            cur.execute("UPDATE members SET checkpoint = ?, step = ?, hparams = ?, updated = ?"
+                        " WHERE id = ?", (checkpoint, step, hparams, now, member))
             cur.execute("SELECT MAX(id) FROM results")
-            # like an exploit of its own earlier state: the lineage then drops the results
-            # trained on top of the damaged checkpoint
-            self._insert_event(cur, "recover", member, member, was, step, json.loads(hparams),
+            self._insert_event(cur, "recover", member, member, was, step, json.loads(before),
                                json.loads(hparams), "", detail, now, cur.fetchone()[0])
             return self._member(cur, member)
+
+    def _intact_ancestor(self, cur: Cursor, checkpoint: int) -> tuple[int, int, str] | None:
+        """The newest intact checkpoint on the lineage before `checkpoint`, its step and the
+        hparams trained from it; None when the lineage has none left (train from scratch)."""
+        while True:
+            cur.execute("SELECT r.parent, r.hparams, c.step, c.deleted FROM results r"
+                        " LEFT JOIN checkpoints c ON c.id = r.parent WHERE r.checkpoint = ?",
+                        (checkpoint,))
+            row = cur.fetchone()
+            if row is None or row[0] is None:
+                return None
+            parent, hparams, step, deleted = row
+            if not deleted:
+                return parent, step, hparams
+            checkpoint = parent
+
+    def _own_newest(self, cur: Cursor, member: int) -> tuple[int, int, str] | None:
+        """The member's own newest intact checkpoint, its step and the hparams it was
+        trained with; None when it has none."""
+        cur.execute("SELECT c.id, c.step, r.hparams FROM checkpoints c JOIN results r"
+                    " ON r.checkpoint = c.id WHERE c.member = ? AND c.deleted = 0"
+                    " ORDER BY c.id DESC LIMIT 1", (member,))
+        return cur.fetchone()
 
     def release(self, worker: str, member: int) -> bool:
         """Give back `worker`'s lease on `member` untouched (an interrupted segment)."""
@@ -324,12 +349,14 @@ class Store(StoreReader):
         """A donor's generation, checkpoint and recent scores; None if it cannot donate."""
         cur.execute(
             "SELECT m.generation, c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.status,"
-            " m.recent FROM members m JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
+            " m.recent FROM members m JOIN checkpoints c ON c.id = m.checkpoint"
+            " WHERE m.id = ? AND c.deleted = 0",
             (donor,),
         )
         row = cur.fetchone()
         if row is None or row[7] == "failed":
-            return None  # a donor without a checkpoint would make the copy train from scratch
+            # a donor without an intact checkpoint would make the copy train from scratch
+            return None
         checkpoint = CheckpointRow(*row[1:7])
         if checkpoint.step >= self._run(cur)["steps"]:
             return None  # a finished donor's copy would end as its clone, never trained again

@@ -5,7 +5,8 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 1
+# 2: each result names the checkpoint it wrote and the one its segment started from
+SCHEMA_VERSION = 2
 
 
 class StoreError(RuntimeError):
@@ -62,7 +63,8 @@ def schema(types: dict[str, str]) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS results (
             id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
             step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,
-            seconds {t['real']} NOT NULL, time {t['real']} NOT NULL)""",
+            seconds {t['real']} NOT NULL, time {t['real']} NOT NULL,
+            checkpoint INTEGER, parent INTEGER)""",
         "CREATE INDEX IF NOT EXISTS results_member ON results (member, step)",
         f"""CREATE TABLE IF NOT EXISTS events (
             id {t['id']}, kind TEXT NOT NULL, member INTEGER NOT NULL, donor INTEGER,

@@ -61,7 +61,13 @@ class StoreReader:
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.url} has store schema version {version}; this populace reads "
-                f"version {SCHEMA_VERSION} or older: upgrade populace"
+                f"version {SCHEMA_VERSION}: upgrade populace"
+            )
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.url} has store schema version {version}, written by an older populace; "
+                f"this one reads version {SCHEMA_VERSION}: finish that run with the populace "
+                "that started it"
             )
         return True
 
@@ -151,13 +157,13 @@ class StoreReader:
         with self.driver.read() as cur:
             self._config(cur)
             cur.execute(
-                "SELECT id, member, step, score, metrics, hparams, seconds, time, start"
-                f" FROM results {where} ORDER BY id",
+                "SELECT id, member, step, score, metrics, hparams, seconds, time, start,"
+                f" checkpoint, parent FROM results {where} ORDER BY id",
                 params,
             )
             return [
                 Result(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7],
-                       r[8])
+                       r[8], r[9], r[10])
                 for r in cur.fetchall()
             ]
 

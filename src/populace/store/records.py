@@ -82,6 +82,8 @@ class Result:
     seconds: float
     time: float
     start: int  # the step the segment began at: it trained steps (start, step]
+    checkpoint: int | None = None  # the checkpoint row written with this result
+    parent: int | None = None  # the checkpoint the segment started from (None: from scratch)
 
 
 @dataclass(frozen=True)

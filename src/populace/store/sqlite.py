@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,11 +29,20 @@ class SQLiteDriver:
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open the store {self.path}: {e}") from e
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.DatabaseError as e:
-            self._conn.close()
-            raise StoreError(f"{self.path} is not a populace store (not SQLite: {e})") from e
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as e:
+                # another process opening the file after a crash holds it for a moment
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    self._conn.close()
+                    raise StoreError(f"cannot open the store {self.path}: {e}") from e
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as e:
+                self._conn.close()
+                raise StoreError(f"{self.path} is not a populace store (not SQLite: {e})") from e
         # WAL + NORMAL: a committed transaction survives a crash of any process
         self._conn.execute("PRAGMA synchronous=NORMAL")
 
