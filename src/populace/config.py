@@ -65,7 +65,7 @@ class RunConfig:
     synch: bool = False  # decide the whole population at once, generation by generation
     keep_checkpoints: int = 2
     lease_seconds: float = 60.0
-    retries: int = 0  # times a segment that raised is trained again before the member fails
+    retries: int = 0  # times a segment that raised or scored NaN/inf is trained again
     replace_failed: bool = False  # a failed member copies a healthy one instead of stopping
     # a replay's hparam schedule, [{"step": s, "hparams": {...}}, ...]: one member
     # trains from scratch following it, no exploit
