@@ -31,7 +31,7 @@ import numpy as np
 from populace.checkpoints import CheckpointDamaged, CheckpointStorage
 from populace.config import RunConfig
 from populace.space import ConfigError, Space
-from populace.store import Decision, MemberRow, Outcome, Report, Store, open_store
+from populace.store import Decision, MemberRow, Outcome, Report, Store, StoreError, open_store
 from populace.strategies import Snapshot
 from populace.trainable import Trainable
 
@@ -197,6 +197,8 @@ class Worker:
                 self.train_segment(member)
             except LeaseLost:
                 self.live = None  # another worker trains it now: nothing of ours to record
+            except StoreError:
+                raise  # the store failed, not the member: stop; its lease expires
             except Exception as e:
                 self.live = None
                 # a non-finite score is a reason, not a bug in the user's code: no traceback

@@ -171,3 +171,29 @@ def test_a_full_disk_fails_the_member_clearly_and_leaves_nothing_half_written(tm
     assert all(m.status == "failed" and m.step == 0 for m in store.members())
     folder = Path(store.config()["checkpoints"])
     assert not folder.exists() or list(folder.rglob("*")) == []  # no temp or partial file
+
+
+def test_a_failing_store_stops_the_worker_and_never_fails_the_member(tmp_path, monkeypatch):
+    """A store error (here: locked past its timeout) is the store's fault, not the member's:
+    the worker stops and the member is left to resume, with no retry or failure on it."""
+    from populace.store import Store, StoreError
+
+    real = Store.report
+    calls = []
+
+    def locked_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise StoreError(f"store {self.url}: database is locked")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "report", locked_once)
+    with pytest.raises(StoreError, match="database is locked"):
+        run(tmp_path, executor="inline", lease_seconds=1.0)
+    store = open_store(tmp_path / "f.db")
+    assert store.events("retry") == [] and store.events("failed") == []
+    assert all(m.status in ("ready", "running") for m in store.members())
+    monkeypatch.setattr(Store, "report", real)
+    run(tmp_path, executor="inline")  # the run resumes to its end once the store answers
+    assert [(m.status, m.step) for m in open_store(tmp_path / "f.db").members()] == [
+        ("done", 20)] * 4

@@ -82,16 +82,20 @@ class PostgresDriver:
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[_Cursor]:
-        with self._conn.cursor() as raw:
-            cur = _Cursor(raw)
-            raw.execute(begin)
-            try:
-                yield cur
-            except BaseException:
-                if not self._conn.closed:
-                    raw.execute("ROLLBACK")
-                raise
-            raw.execute("COMMIT")
+        try:
+            with self._conn.cursor() as raw:
+                cur = _Cursor(raw)
+                raw.execute(begin)
+                try:
+                    yield cur
+                except BaseException:
+                    if not self._conn.closed:
+                        raw.execute("ROLLBACK")
+                    raise
+                raw.execute("COMMIT")
+        except self._error as e:
+            # the server's errors as StoreError: the store failed, not the member
+            raise StoreError(f"store {_safe(self.url)}: {e}") from e
 
     def columns(self, cur: _Cursor, table: str) -> set[str]:
         cur.execute("SELECT column_name FROM information_schema.columns"

@@ -48,23 +48,34 @@ class SQLiteDriver:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
-        cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+        with self._failing_as_store_error():
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Cursor]:
-        cur = self._conn.cursor()
-        cur.execute("BEGIN")
+        with self._failing_as_store_error():
+            cur = self._conn.cursor()
+            cur.execute("BEGIN")
+            try:
+                yield cur
+            finally:
+                cur.execute("COMMIT")
+
+    @contextmanager
+    def _failing_as_store_error(self) -> Iterator[None]:
+        """SQLite's own errors (locked past the timeout, disk I/O) as StoreError: the
+        store failed, not the member a worker was training."""
         try:
-            yield cur
-        finally:
-            cur.execute("COMMIT")
+            yield
+        except sqlite3.Error as e:
+            raise StoreError(f"store {self.path}: {e}") from e
 
     def columns(self, cur: sqlite3.Cursor, table: str) -> set[str]:
         cur.execute("SELECT name FROM pragma_table_info(?)", (table,))
