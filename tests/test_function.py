@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,13 @@ def test_a_nan_report_is_retried_then_the_member_is_replaced(tmp_path, monkeypat
     results = store.results()
     assert all(r.score is not None and r.hparams["lr"] < 0.2 for r in results)
     assert len(store.checkpoints(include_deleted=True)) == len(results)
+
+
+def test_no_member_stays_leased_while_the_function_runs_after_its_loop(tmp_path, monkeypatch):
+    """Handing the worker to another member ends the loop; what the function does after
+    it is not heartbeaten, so the other member must not sit leased meanwhile."""
+    monkeypatch.setenv("REGRESSION_AFTER_LOOP", str(tmp_path / "fn.db"))
+    run(tmp_path, executor="inline", population=3)
+    seen = [json.loads(line) for line in (tmp_path / "fn.db.after").read_text().splitlines()]
+    assert len(seen) > 3  # the worker turned from member to member
+    assert all("running" not in statuses for statuses in seen)

@@ -109,7 +109,11 @@ class Member:
         """Go on with the same member (restored if it exploited), or hand the worker back."""
         current = self._current()
         if claimed is None or claimed.id != current.id:
-            self._worker.pending, self._row = claimed, None
+            # another member is further behind: the loop must end first, and whatever it does
+            # after is not heartbeaten, so the worker claims that member again afterwards
+            if claimed is not None:
+                self._worker.store.release(self._worker.id, claimed.id)
+            self._row = None
             return
         claimed = self._scheduled(claimed)
         if claimed.checkpoint is None or claimed.checkpoint.id != checkpoint:

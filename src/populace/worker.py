@@ -170,7 +170,6 @@ class Worker:
                         if self.config.replace_failed else None)
         self.id = uuid.uuid4().hex[:12]
         self.live: Live | None = None
-        self.pending: MemberRow | None = None  # a member already claimed for the next segment
 
     def run(self) -> int:
         """Claim, train and report until the run is done; return the segments trained."""
@@ -183,10 +182,8 @@ class Worker:
     def _loop(self, heartbeat: Heartbeat) -> int:
         segments = 0
         while True:
-            member, self.pending = self.pending, None
-            if member is None:
-                prefer = self.live.member if self.live else None
-                member = self.store.claim(self.id, self.config.lease_seconds, prefer)
+            prefer = self.live.member if self.live else None
+            member = self.store.claim(self.id, self.config.lease_seconds, prefer)
             if member is None:
                 if self._finished():
                     return segments
@@ -211,8 +208,6 @@ class Worker:
                           f"reported:\n{error}", file=sys.stderr)
             except BaseException:  # interrupted: the member is not at fault
                 self.store.release(self.id, member.id)
-                if self.pending is not None:
-                    self.store.release(self.id, self.pending.id)
                 raise
             finally:
                 heartbeat.watch(None)

@@ -2,6 +2,8 @@
 
 REGRESSION_NAN_ABOVE makes members whose lr exceeds it report a NaN loss;
 REGRESSION_CATCH=1 makes the loop catch what `member.report` raises and go on.
+REGRESSION_AFTER_LOOP (a store path) makes the function, after its loop, append the
+statuses of the store's members to that path + ".after", one JSON line each time.
 """
 
 import os
@@ -41,3 +43,12 @@ def trainable(member):
                 raise
         if os.environ.get("REGRESSION_RETURN_EARLY") == "1":
             return
+    if os.environ.get("REGRESSION_AFTER_LOOP"):
+        import json
+
+        from populace.store import open_store
+
+        store = open_store(os.environ["REGRESSION_AFTER_LOOP"])
+        with open(os.environ["REGRESSION_AFTER_LOOP"] + ".after", "a") as out:
+            out.write(json.dumps([m.status for m in store.members()]) + "\n")
+        store.close()
