@@ -6,11 +6,19 @@ import hashlib
 import multiprocessing
 import os
 import stat
+import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from populace.checkpoints import CheckpointDamaged, CheckpointRef, CheckpointStorage
+from populace.checkpoints import (
+    CheckpointDamaged,
+    CheckpointRef,
+    CheckpointStorage,
+    RemoteCheckpointStorage,
+)
 
 
 def _saver(data: bytes):
@@ -107,7 +115,7 @@ def test_save_that_raises_leaves_nothing(tmp_path: Path) -> None:
 
     def save(path: Path) -> None:
         path.write_bytes(b"half a checkpoint")
-        (path.parent / "extra").write_bytes(b"junk")
+        Path(f"{path}.part").write_bytes(b"junk")  # what a library's own temp file looks like
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
@@ -125,7 +133,7 @@ def test_save_that_writes_nothing_raises(tmp_path: Path) -> None:
 def test_save_that_writes_elsewhere_names_what_it_wrote(tmp_path: Path) -> None:
     storage = CheckpointStorage(tmp_path / "ckpt")
     # numpy.save appends ".npy" to names that lack it: the error should make that obvious.
-    with pytest.raises(FileNotFoundError, match=r"checkpoint\.ckpt\.npy"):
+    with pytest.raises(FileNotFoundError, match=r"\.ckpt\.npy'\] instead"):
         storage.write(lambda path: Path(f"{path}.npy").write_bytes(b"x"))
     assert _files(storage.root) == []
 
@@ -184,3 +192,252 @@ def test_concurrent_writers_of_identical_content(tmp_path: Path) -> None:
     assert storage.verify(refs[0].key, refs[0].sha256).read_bytes() == data
     assert [p for p in _files(tmp_path) if p.is_file()] == [storage.path(refs[0])]
     assert not [p for p in _files(tmp_path) if p.name.startswith(".tmp-")]
+
+
+def _write_from_threads(storage: CheckpointStorage, data: bytes, n: int) -> list[CheckpointRef]:
+    """n threads write the same bytes at once; every ref they get back."""
+    barrier, refs, errors = threading.Barrier(n), [], []
+
+    def write() -> None:
+        barrier.wait()
+        try:
+            refs.append(storage.write(_saver(data)))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    return refs
+
+
+def test_concurrent_threads_of_identical_content(tmp_path: Path) -> None:
+    storage = CheckpointStorage(tmp_path)
+    data = os.urandom(2 << 20)
+    refs = _write_from_threads(storage, data, 8)
+    assert len(refs) == 8 and len(set(refs)) == 1
+    assert storage.verify(refs[0].key, refs[0].sha256).read_bytes() == data
+    assert [p for p in _files(tmp_path) if p.is_file()] == [storage.path(refs[0])]
+
+
+def test_no_temp_files_are_left_behind(tmp_path: Path) -> None:
+    storage = CheckpointStorage(tmp_path)
+    refs = [storage.write(_saver(bytes([i]) * 1000)) for i in range(20)]
+    refs.append(storage.write(_saver(b"\x00" * 1000)))  # already stored: the temp goes
+    files = [p for p in _files(tmp_path) if p.is_file()]
+    assert sorted(files) == sorted({storage.path(r) for r in refs})
+    assert not [p for p in _files(tmp_path) if p.name.startswith(".tmp-")]
+
+
+def test_shard_folders_are_made_once(tmp_path: Path) -> None:
+    storage = CheckpointStorage(tmp_path / "ckpt")
+    ref = storage.write(_saver(b"weights"))
+    shards = sorted(p.name for p in storage.root.iterdir())
+    assert shards == [f"{i:02x}" for i in range(256)]
+    # a shard folder that went missing (removed by hand) is made again when needed
+    storage.path(ref).unlink()
+    storage.path(ref).parent.rmdir()
+    assert CheckpointStorage(tmp_path / "ckpt").write(_saver(b"weights")) == ref
+    assert storage.verify(ref.key, ref.sha256).read_bytes() == b"weights"
+    assert storage.write(_saver(b"weights")) == ref
+
+
+def test_a_file_of_the_right_size_but_wrong_bytes_is_replaced(tmp_path: Path) -> None:
+    # what a crash between rename and fsync can leave: the name, not the bytes
+    storage = CheckpointStorage(tmp_path)
+    ref = storage.write(_saver(b"0123456789"))
+    storage.path(ref).write_bytes(b"\0" * 10)
+    assert storage.write(_saver(b"0123456789")) == ref
+    assert storage.verify(ref.key, ref.sha256).read_bytes() == b"0123456789"
+
+
+def test_file_url_is_local(tmp_path: Path) -> None:
+    storage = CheckpointStorage(f"file://{tmp_path}/ckpt")
+    assert type(storage) is CheckpointStorage and storage.is_local
+    assert storage.root == tmp_path / "ckpt"
+    ref = storage.write(_saver(b"weights"))
+    assert (tmp_path / "ckpt" / ref.key).read_bytes() == b"weights"
+    assert storage.fetch(ref.key, ref.sha256) == storage.path(ref)
+    assert storage.location(ref) == str(tmp_path / "ckpt" / ref.key)
+    with storage.open_local(ref.key, ref.sha256) as path:
+        assert path.read_bytes() == b"weights"
+    assert storage.path(ref).exists()  # open_local never removes a local checkpoint
+
+
+def test_options_are_refused_for_a_local_path(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="only apply to a URL"):
+        CheckpointStorage(tmp_path, anon=True)
+
+
+# -- remote storage (fsspec) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_url() -> Iterator[str]:
+    """A fresh memory:// root; memory file systems are shared by the whole process."""
+    import fsspec
+
+    url = f"memory://populace-test-{uuid.uuid4().hex}/ckpt"
+    yield url
+    fs = fsspec.filesystem("memory")
+    root = url[len("memory://"):].split("/")[0]
+    if fs.exists(f"/{root}"):
+        fs.rm(f"/{root}", recursive=True)
+
+
+def _objects(storage: RemoteCheckpointStorage) -> list[str]:
+    """Every stored object under the storage's root, relative to it."""
+    if not storage.fs.exists(storage.base):
+        return []
+    found = storage.fs.find(storage.base)
+    return sorted(p.split(storage.base.lstrip("/") + "/", 1)[1] for p in found)
+
+
+@pytest.fixture(params=["memory", "file", "object-store"])
+def remote(request, memory_url: str, tmp_path: Path) -> RemoteCheckpointStorage:
+    """Remote storage three ways: memory://, the generic fsspec path on a real disk
+    (temp name, then move), and an object store's single put (on memory://)."""
+    if request.param == "file":
+        return RemoteCheckpointStorage(f"file://{tmp_path}/remote", cache_dir=tmp_path / "cache")
+    storage = CheckpointStorage(memory_url, cache_dir=tmp_path / "cache")
+    assert isinstance(storage, RemoteCheckpointStorage)
+    storage.object_store = request.param == "object-store"
+    return storage
+
+
+def test_remote_round_trip(remote: RemoteCheckpointStorage) -> None:
+    assert not remote.is_local
+    data = os.urandom(3 * (1 << 20) + 17)
+    ref = remote.write(_saver(data))
+    assert ref.sha256 == hashlib.sha256(data).hexdigest() and ref.bytes == len(data)
+    assert _objects(remote) == [ref.key]  # no temporary object left
+    assert remote.location(ref) == f"{remote.url}/{ref.key}"
+    assert remote.fs.cat_file(f"{remote.base}/{ref.key}") == data
+    assert remote.fetch(ref.key, ref.sha256).read_bytes() == data
+    assert remote.verify(ref.key, ref.sha256).read_bytes() == data
+
+
+def test_remote_fetch_downloads_and_checks(remote: RemoteCheckpointStorage,
+                                           tmp_path: Path) -> None:
+    ref = remote.write(_saver(b"weights"))
+    # another machine: nothing cached, so it downloads
+    other = RemoteCheckpointStorage(remote.url, cache_dir=tmp_path / "other")
+    local = other.fetch(ref.key, ref.sha256)
+    assert local.read_bytes() == b"weights"
+    assert stat.S_IMODE(local.stat().st_mode) == 0o600
+    assert stat.S_IMODE(local.parent.stat().st_mode) == 0o700
+    assert local.parent.parent == tmp_path / "other"
+    # a local copy damaged after download is noticed and fetched again
+    local.write_bytes(b"weightz")
+    assert other.fetch(ref.key, ref.sha256).read_bytes() == b"weights"
+    with other.open_local(ref.key, ref.sha256) as path:
+        assert path.read_bytes() == b"weights"
+    assert not path.exists()  # open_local removes a remote checkpoint's copy
+
+
+def test_remote_damaged_and_missing_are_detected(remote: RemoteCheckpointStorage,
+                                                 tmp_path: Path) -> None:
+    ref = remote.write(_saver(b"0123456789"))
+    reader = RemoteCheckpointStorage(remote.url, cache_dir=tmp_path / "reader")
+    remote.fs.pipe_file(f"{remote.base}/{ref.key}", b"01234")
+    with pytest.raises(CheckpointDamaged) as err:
+        reader.fetch(ref.key, ref.sha256)
+    assert ref.key in str(err.value) and ref.sha256 in str(err.value)
+    assert "5 bytes" in str(err.value) and remote.url in str(err.value)
+    remote.fs.pipe_file(f"{remote.base}/{ref.key}", b"0123456780")
+    with pytest.raises(CheckpointDamaged, match=hashlib.sha256(b"0123456780").hexdigest()):
+        reader.verify(ref.key, ref.sha256)
+    remote.fs.rm_file(f"{remote.base}/{ref.key}")
+    with pytest.raises(CheckpointDamaged, match="missing"):
+        reader.fetch(ref.key, ref.sha256)
+    assert not [p for p in (tmp_path / "reader").rglob("*") if p.is_file()]  # no bad bytes kept
+
+
+def test_remote_rewrite_repairs_a_truncated_object(remote: RemoteCheckpointStorage) -> None:
+    ref = remote.write(_saver(b"0123456789"))
+    remote.fs.pipe_file(f"{remote.base}/{ref.key}", b"01234")
+    assert remote.write(_saver(b"0123456789")) == ref
+    assert remote.fs.cat_file(f"{remote.base}/{ref.key}") == b"0123456789"
+
+
+def test_remote_same_content_is_stored_once(remote: RemoteCheckpointStorage) -> None:
+    first = remote.write(_saver(b"weights"))
+    assert remote.write(_saver(b"weights")) == first
+    assert _objects(remote) == [first.key]
+
+
+def test_remote_save_that_writes_nothing_raises(remote: RemoteCheckpointStorage) -> None:
+    with pytest.raises(FileNotFoundError, match="must write one file"):
+        remote.write(lambda path: None)
+    with pytest.raises(FileNotFoundError, match=r"\.ckpt\.npy'\] instead"):
+        remote.write(lambda path: Path(f"{path}.npy").write_bytes(b"x"))
+
+    def save(path: Path) -> None:
+        path.write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        remote.write(save)
+    assert _objects(remote) == []
+    assert not [p for p in remote._cache_dir().iterdir()]  # staging cleaned up
+
+
+def test_remote_concurrent_threads_of_identical_content(
+        remote: RemoteCheckpointStorage) -> None:
+    data = os.urandom(1 << 20)
+    refs = _write_from_threads(remote, data, 8)
+    assert len(refs) == 8 and len(set(refs)) == 1
+    assert _objects(remote) == [refs[0].key]
+    assert remote.fetch(refs[0].key, refs[0].sha256).read_bytes() == data
+
+
+def test_remote_cache_keeps_the_newest_copies(memory_url: str, tmp_path: Path) -> None:
+    storage = CheckpointStorage(memory_url, cache_dir=tmp_path, cache_files=2)
+    refs = [storage.write(_saver(bytes([i]))) for i in range(4)]
+    cached = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert sorted(p.name for p in cached) == sorted(f"{r.sha256}.ckpt" for r in refs[2:])
+    assert storage.fetch(refs[0].key, refs[0].sha256).read_bytes() == bytes([0])
+    storage.delete(refs[0].key)
+    storage.delete(refs[0].key)  # idempotent
+    with pytest.raises(CheckpointDamaged, match="missing"):
+        storage.fetch(refs[0].key, refs[0].sha256)
+
+
+def test_remote_has_no_local_path(memory_url: str) -> None:
+    storage = CheckpointStorage(memory_url)
+    with pytest.raises(ValueError, match="remote: use fetch"):
+        storage.path("ab/" + "0" * 64 + ".ckpt")
+    with pytest.raises(ValueError, match="not a checkpoint key"):
+        storage.fetch("../etc/passwd", "0" * 64)
+    with pytest.raises(ValueError, match="not a checkpoint key"):
+        storage.delete("/etc/passwd")
+
+
+def test_storages_pickle(memory_url: str, tmp_path: Path) -> None:
+    import pickle
+
+    local = CheckpointStorage(tmp_path)
+    ref = local.write(_saver(b"weights"))
+    copy = pickle.loads(pickle.dumps(local))
+    assert type(copy) is CheckpointStorage and copy.root == local.root
+    assert copy.verify(ref.key, ref.sha256).read_bytes() == b"weights"
+    remote = CheckpointStorage(memory_url, cache_dir=tmp_path / "cache", cache_files=3)
+    ref = remote.write(_saver(b"weights"))
+    copy = pickle.loads(pickle.dumps(remote))
+    assert type(copy) is RemoteCheckpointStorage and copy.url == remote.url
+    assert copy._cache_files == 3
+    assert copy.fetch(ref.key, ref.sha256).read_bytes() == b"weights"
+
+
+def test_remote_cache_goes_with_the_storage(memory_url: str, tmp_path: Path) -> None:
+    import gc
+
+    storage = CheckpointStorage(memory_url, cache_dir=tmp_path)
+    storage.write(_saver(b"weights"))
+    assert any(tmp_path.iterdir())
+    del storage
+    gc.collect()
+    assert not any(tmp_path.iterdir())

@@ -171,3 +171,26 @@ def test_a_run_on_a_local_ray_cluster(tmp_path, ray_cluster):
 def test_ray_workers_get_the_cpus_they_ask_for(tmp_path, ray_cluster):
     # two CPUs each on a 2-CPU cluster: one worker at a time, and the first trains it all
     assert len(_ray_run(tmp_path, workers=2, cpus_per_worker=2)) == 1
+
+
+@pytest.mark.parametrize("executor, url", [
+    ("local", "file://{tmp}/shared/checkpoints"),  # worker processes share it
+    ("inline", "memory://populace-test{tmp}"),  # an fsspec file system of this process
+])
+def test_checkpoint_storage_by_url(tmp_path, executor, url):
+    url = url.format(tmp=tmp_path)
+    s = load_script(COUNTER)
+    result = populace.run(s.trainable, s.space, store=tmp_path / "u.db", script=COUNTER,
+                          checkpoints=url, progress=False,
+                          **{**s.config, "executor": executor, "workers": 2})
+    store = open_store(tmp_path / "u.db")
+    assert store.config()["checkpoints"] == url
+    assert store.events("exploit"), "copies load the donor's checkpoint from the URL"
+    _check_finished(str(tmp_path / "u.db"), 20)
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    stored = {c.key for c in store.checkpoints()}
+    assert stored and all(fs.exists(f"{root}/{key}") for key in stored)
+    assert str(result.checkpoint).startswith(url.rstrip("/") + "/")
+    assert not (tmp_path / "u.checkpoints").exists()  # nothing went to the default folder

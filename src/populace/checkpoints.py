@@ -1,18 +1,40 @@
-"""Immutable checkpoint files in a local directory, named by the sha256 of their bytes."""
+"""Immutable checkpoint files named by the sha256 of their bytes, in a local directory or
+at any fsspec URL.
+
+`CheckpointStorage(root)` takes a local path (or a `file://` URL: the same thing) or any
+other fsspec URL (`memory://...`, `s3://bucket/prefix` where the user installed s3fs, ...);
+for a URL it returns a `RemoteCheckpointStorage`. Both store a checkpoint under the key
+`ab/<sha256>.ckpt` and never change a stored one. The local one is the fast path: the file
+written by the user's `save` is hashed once, renamed into place, then fsynced with its
+folder. A remote one stages the file locally, uploads it under a temporary name and moves
+it into place (a single put on object stores, where a put is atomic), and hands out local,
+hash-checked copies of stored checkpoints (`fetch`, `open_local`) from a private cache.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 import re
-import tempfile
-from collections.abc import Callable
+import shutil
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 _CHUNK = 1 << 20
 # Keys come from the store; anything else (absolute paths, "..") must never reach the filesystem.
 _KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}\.ckpt")
+_TMP = ".tmp-"
+# fsspec protocols of object stores: no rename, but a put is atomic (the object appears whole
+# or not at all), so a checkpoint is uploaded with one put straight to its key.
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl", "oci",
+                            "oss"})
 
 
 @dataclass(frozen=True)
@@ -28,15 +50,33 @@ class CheckpointDamaged(RuntimeError):
     """A checkpoint file is missing or its bytes no longer match the recorded hash."""
 
 
+def _check_key(key: str) -> str:
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"not a checkpoint key: {key!r}")
+    return key
+
+
+def _key_of(ref_or_key: CheckpointRef | str) -> str:
+    return _check_key(ref_or_key.key if isinstance(ref_or_key, CheckpointRef) else ref_or_key)
+
+
+def _digest(f: BinaryIO) -> tuple[str, int]:
+    """(sha256 hex, size) of an open binary file from its current position, in one pass."""
+    if hasattr(hashlib, "file_digest"):  # Python 3.11+: a reused buffer, GIL released
+        start = f.tell()
+        digest = hashlib.file_digest(f, "sha256")
+        return digest.hexdigest(), f.tell() - start
+    digest, size = hashlib.sha256(), 0
+    while chunk := f.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
 def _hash_file(path: Path) -> tuple[str, int]:
     """Return (sha256 hex, size) of a file, read in chunks to keep big checkpoints out of memory."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    with open(path, "rb", buffering=0) as f:
+        return _digest(f)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -57,53 +97,161 @@ def _mkdir(path: Path) -> bool:
     return True
 
 
-class CheckpointStorage:
-    """Content-addressed checkpoint files under one root directory, safe for concurrent writers."""
+def _new_name() -> str:
+    """A temporary name no other writer (thread, process or machine) will pick."""
+    return f"{_TMP}{os.urandom(12).hex()}.ckpt"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+
+def _nothing_written(tmp: Path) -> FileNotFoundError:
+    """The error for a save() that did not write the file it was given."""
+    try:
+        written = sorted(p.name for p in tmp.parent.iterdir() if p.name.startswith(tmp.name))
+    except OSError:
+        written = []
+    return FileNotFoundError(
+        f"save() must write one file at the path it is given ({tmp}); "
+        f"it wrote {written or 'nothing'} instead"
+    )
+
+
+def _remove_leftovers(tmp: Path) -> None:
+    """Remove the temp file and whatever save() wrote beside it under the same name."""
+    try:
+        entries = [p for p in tmp.parent.iterdir() if p.name.startswith(tmp.name)]
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+
+
+def _stage(save: Callable[[Path], None], tmp: Path) -> tuple[BinaryIO, str, int]:
+    """Run save(tmp); return the file it wrote, open for reading and owner-only, and its
+    (sha256, size). The caller closes it."""
+    save(tmp)
+    try:
+        f = open(tmp, "rb", buffering=0)
+    except (FileNotFoundError, IsADirectoryError):
+        raise _nothing_written(tmp) from None
+    try:
+        os.fchmod(f.fileno(), 0o600)
+        return f, *_digest(f)
+    except BaseException:
+        f.close()
+        raise
+
+
+def is_remote(root: str | os.PathLike[str]) -> bool:
+    """A URL other than file://; plain paths and file:// URLs are local."""
+    if not isinstance(root, str):
+        return False
+    if "::" in root:  # fsspec chained URLs (simplecache::s3://...)
+        return True
+    return "://" in root and not root.startswith("file://")
+
+
+def _local_root(root: str | os.PathLike[str]) -> Path:
+    if isinstance(root, str) and root.startswith("file://"):
+        root = root[len("file://"):]
+    return Path(root).absolute()
+
+
+class CheckpointStorage:
+    """Content-addressed checkpoint files under one root, safe for concurrent writers.
+
+    A plain path (or file:// URL) is a local directory; any other fsspec URL gives a
+    `RemoteCheckpointStorage` with the same methods. To load a checkpoint, callers use
+    `fetch(key, sha256)` (or `open_local`), which works for both: a local, hash-checked
+    path to the file.
+    """
+
+    is_local = True
+
+    def __new__(cls, root: str | os.PathLike[str] | None = None,
+                **options: Any) -> CheckpointStorage:
+        """A local storage, or a `RemoteCheckpointStorage` for a URL other than file://."""
+        # (root is None only when pickle rebuilds an instance)
+        if cls is CheckpointStorage and root is not None and is_remote(root):
+            cls = RemoteCheckpointStorage
+        return super().__new__(cls)
+
+    def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
         """Remember the root; it is created on the first write so read-only users create nothing."""
-        self.root = Path(root).absolute()
+        if options:
+            raise TypeError(f"options {sorted(options)} only apply to a URL, not to {root!r}")
+        self.root = _local_root(root)
+        self.url = str(self.root)
+        self._laid_out = False
+
+    def _layout(self) -> None:
+        """The root and its 256 shard folders, made once with one fsync of the root.
+
+        Made lazily, a shard folder costs a root fsync when it appears: in a fresh run
+        that is most of the first few hundred writes. A missing shard (a root made by
+        another version, a folder removed by hand) is still made when needed.
+        """
+        if self._laid_out:
+            return
+        if not (self.root / "ff").is_dir():
+            _mkdir(self.root)
+            for i in range(256):
+                _mkdir(self.root / f"{i:02x}")
+            _fsync_dir(self.root)
+        self._laid_out = True
 
     def write(self, save: Callable[[Path], None]) -> CheckpointRef:
-        """Let save() write one file, then store it under its sha256 atomically and durably."""
-        _mkdir(self.root)
-        # A private temp dir per call (not a pre-created temp file) lets us tell "save wrote
-        # nothing" from "save wrote an empty file", and cleans up whatever save left on failure.
-        with tempfile.TemporaryDirectory(dir=self.root, prefix=".tmp-") as tmp_dir:
-            tmp = Path(tmp_dir) / "checkpoint.ckpt"
-            save(tmp)
-            if not tmp.is_file():
-                written = sorted(p.name for p in Path(tmp_dir).iterdir())
-                raise FileNotFoundError(
-                    f"save() must write one file at the path it is given ({tmp}); "
-                    f"it wrote {written or 'nothing'} instead"
-                )
-            os.chmod(tmp, 0o600)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            sha256, size = _hash_file(tmp)
-            ref = CheckpointRef(key=f"{sha256[:2]}/{sha256}.ckpt", sha256=sha256, bytes=size)
-            final = self.path(ref)
-            shard_is_new = _mkdir(final.parent)
-            try:
-                present = final.stat().st_size == size
-            except FileNotFoundError:
-                present = False
-            # Same name means same bytes, so an existing file of the right size is kept; a file
-            # of the wrong size is damaged and is repaired by the replace below.
-            if not present:
-                os.replace(tmp, final)
-                _fsync_dir(final.parent)
-                if shard_is_new:
-                    _fsync_dir(self.root)
+        """Let save() write one file, then store it under its sha256 atomically and durably.
+
+        Once this returns the file is in place under its key and on disk (its bytes and
+        its folder entry fsynced): the store may record it.
+        """
+        if not self._laid_out:
+            _mkdir(self.root)
+        # A fresh name in the root: renamed into its shard folder on the same file system.
+        tmp = self.root / _new_name()
+        try:
+            f, sha256, size = _stage(save, tmp)
+            with f:
+                self._layout()  # after save() succeeded: a failed one leaves the root empty
+                ref = CheckpointRef(key=f"{sha256[:2]}/{sha256}.ckpt", sha256=sha256,
+                                    bytes=size)
+                final = self.root / ref.key
+                shard_is_new = _mkdir(final.parent)
+                # Same name means same bytes, but a file found there is hashed, not trusted:
+                # it may be damaged, or the leftover of a crash between rename and fsync.
+                try:
+                    present = (final.stat().st_size == size
+                               and _hash_file(final)[0] == sha256)
+                except FileNotFoundError:
+                    present = False
+                if present:
+                    tmp.unlink()
+                    with open(final, "rb", buffering=0) as found:
+                        os.fsync(found.fileno())  # its writer may not have flushed it yet
+                else:
+                    # Rename, then fsync: one journal commit makes both the bytes and the
+                    # name durable, and the folder's fsync below finds little left to do.
+                    # A crash in between leaves at most a file the store never recorded.
+                    os.replace(tmp, final)
+                    os.fsync(f.fileno())
+            _fsync_dir(final.parent)
+            if shard_is_new:
+                _fsync_dir(self.root)
+        except BaseException:
+            _remove_leftovers(tmp)
+            raise
         return ref
 
     def path(self, ref_or_key: CheckpointRef | str) -> Path:
         """Return the absolute path of a checkpoint without touching the filesystem."""
-        key = ref_or_key.key if isinstance(ref_or_key, CheckpointRef) else ref_or_key
-        if not _KEY.fullmatch(key):
-            raise ValueError(f"not a checkpoint key: {key!r}")
-        return self.root / key
+        return self.root / _key_of(ref_or_key)
+
+    def location(self, ref_or_key: CheckpointRef | str) -> str:
+        """Where the checkpoint lives, for people: a path, or a URL for remote storage."""
+        return str(self.path(ref_or_key))
 
     def verify(self, key: str, sha256: str) -> Path:
         """Return the path once the file exists and hashes to sha256, so nobody loads bad bytes."""
@@ -121,10 +269,216 @@ class CheckpointStorage:
             )
         return path
 
+    def fetch(self, key: str, sha256: str) -> Path:
+        """A local file holding the checkpoint's bytes, checked against sha256.
+
+        Local storage: the stored file itself (as `verify`). Remote storage: a copy in a
+        private cache. Raises CheckpointDamaged when the checkpoint is missing or damaged.
+        """
+        return self.verify(key, sha256)
+
+    @contextlib.contextmanager
+    def open_local(self, key: str, sha256: str) -> Iterator[Path]:
+        """`fetch`, as a context manager: a remote checkpoint's local copy goes on exit."""
+        yield self.fetch(key, sha256)
+
     def delete(self, key: str) -> None:
         """Remove a checkpoint; a missing one is fine so collection can be retried."""
         # Empty shard dirs are kept: removing one could race a writer renaming into it.
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path(key).unlink()
+
+
+class RemoteCheckpointStorage(CheckpointStorage):
+    """Checkpoints at an fsspec URL (`memory://`, `s3://`, `gcs://`, `sftp://`, ...).
+
+    Writes stage the file in a private local folder, hash it, and upload it: on object
+    stores with one put straight to its key (a put is atomic), elsewhere under a temporary
+    name that is then moved to its key. An object already at its key with the right size
+    is kept (same name, same bytes). Reads (`fetch`, `verify`, `open_local`) download into
+    the private folder while hashing and raise CheckpointDamaged on a mismatch; the newest
+    `cache_files` copies are kept there (a checkpoint this process wrote or fetched is not
+    downloaded again), the folder goes when the storage is garbage collected or the process
+    exits. Extra keyword arguments go to fsspec (credentials, endpoint, ...).
+    """
+
+    is_local = False
+
+    def __init__(self, root: str, *, cache_dir: str | os.PathLike[str] | None = None,
+                 cache_files: int = 4, **storage_options: Any) -> None:
+        """Open the URL's file system (fsspec, imported here only); nothing is written yet."""
+        import fsspec.core  # an optional cost: local storage never imports it
+
+        self.url = root.rstrip("/")
+        self.fs, base = fsspec.core.url_to_fs(root, **storage_options)
+        self.base = base.rstrip("/")
+        protocol = self.fs.protocol
+        protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        self.object_store = bool(_OBJECT_STORES.intersection(protocols))
+        self._options = {"cache_dir": cache_dir, "cache_files": cache_files, **storage_options}
+        self._cache_parent = cache_dir
+        self._cache_files = max(1, cache_files)
+        self._cache: Path | None = None
+        self._cached: OrderedDict[str, Path] = OrderedDict()  # key -> local copy, oldest first
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its URL and options: a copy opens its own file system and cache."""
+        return functools.partial(RemoteCheckpointStorage, self.url, **self._options), ()
+
+    @property
+    def root(self) -> Path:  # type: ignore[override]
+        raise AttributeError(f"{self.url} is remote: it has no local root (use .url)")
+
+    def _target(self, key: str) -> str:
+        return f"{self.base}/{_check_key(key)}"
+
+    def _cache_dir(self) -> Path:
+        """The private local folder for staged and fetched files, made on first use."""
+        with self._lock:
+            if self._cache is None:
+                import tempfile
+
+                if self._cache_parent is not None:
+                    _mkdir(Path(self._cache_parent))
+                made = Path(tempfile.mkdtemp(prefix="populace-checkpoints-",
+                                             dir=self._cache_parent))
+                weakref.finalize(self, shutil.rmtree, made, True)
+                self._cache = made
+            return self._cache
+
+    def _remember(self, key: str, local: Path) -> None:
+        """Note a verified local copy; drop the oldest beyond cache_files."""
+        with self._lock:
+            self._cached[key] = local
+            self._cached.move_to_end(key)
+            while len(self._cached) > self._cache_files:
+                _, old = self._cached.popitem(last=False)
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            local = self._cached.pop(key, None)
+        if local is not None:
+            with contextlib.suppress(FileNotFoundError):
+                local.unlink()
+
+    def _size(self, target: str) -> int | None:
+        try:
+            return int(self.fs.size(target))
         except FileNotFoundError:
-            pass
+            return None
+
+    def write(self, save: Callable[[Path], None]) -> CheckpointRef:
+        """Let save() write one file locally, then upload it under its sha256 atomically.
+
+        Once this returns the object is in place under its key with the right size, as
+        the file system reports it: the store may record it.
+        """
+        cache = self._cache_dir()
+        tmp = cache / _new_name()
+        try:
+            f, sha256, size = _stage(save, tmp)  # a staging copy: no fsync
+            f.close()
+            ref = CheckpointRef(key=f"{sha256[:2]}/{sha256}.ckpt", sha256=sha256, bytes=size)
+            target = self._target(ref.key)
+            if self._size(target) != size:  # absent, or damaged: (re)upload
+                self._upload(tmp, target)
+                found = self._size(target)
+                if found != size:
+                    raise OSError(f"uploading checkpoint {ref.key} to {self.url}: the stored "
+                                  f"object has {found} bytes, expected {size}")
+            local = cache / f"{sha256}.ckpt"
+            os.replace(tmp, local)  # the writer can load it again without a download
+            self._remember(ref.key, local)
+        except BaseException:
+            _remove_leftovers(tmp)
+            raise
+        return ref
+
+    def _upload(self, local: Path, target: str) -> None:
+        if self.object_store:
+            self.fs.put_file(str(local), target)
+            return
+        staged = f"{self.base}/{_new_name()}"
+        try:
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.put_file(str(local), staged)
+            self.fs.mv(staged, target)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(staged)
+            raise
+
+    def path(self, ref_or_key: CheckpointRef | str) -> Path:
+        """Refused: a remote checkpoint has no local path; use `fetch` or `open_local`."""
+        raise ValueError(f"checkpoints at {self.url} are remote: use fetch(key, sha256) or "
+                         f"open_local(key, sha256) for a local copy, location(key) for its URL")
+
+    def location(self, ref_or_key: CheckpointRef | str) -> str:
+        """The checkpoint's URL."""
+        return f"{self.url}/{_key_of(ref_or_key)}"
+
+    def fetch(self, key: str, sha256: str) -> Path:
+        """A local copy of the checkpoint, its bytes checked against sha256."""
+        target = self._target(key)
+        with self._lock:
+            local = self._cached.get(key)
+        if local is not None:
+            try:
+                if _hash_file(local)[0] == sha256:
+                    self._remember(key, local)
+                    return local
+            except FileNotFoundError:
+                pass
+            self._forget(key)  # damaged or gone locally: download it again
+        cache = self._cache_dir()
+        tmp = cache / _new_name()
+        try:
+            digest, size = hashlib.sha256(), 0
+            try:
+                with self.fs.open(target, "rb") as src, open(tmp, "wb") as dst:
+                    os.fchmod(dst.fileno(), 0o600)
+                    while chunk := src.read(_CHUNK):  # hash while copying: one pass
+                        digest.update(chunk)
+                        dst.write(chunk)
+                        size += len(chunk)
+            except FileNotFoundError:
+                raise CheckpointDamaged(f"checkpoint {key} is missing: expected sha256 "
+                                        f"{sha256}, found no object at {self.location(key)}"
+                                        ) from None
+            found = digest.hexdigest()
+            if found != sha256:
+                raise CheckpointDamaged(
+                    f"checkpoint {key} is damaged: expected sha256 {sha256}, "
+                    f"found sha256 {found} ({size} bytes) at {self.location(key)}"
+                )
+            local = cache / f"{sha256}.ckpt"
+            os.replace(tmp, local)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        self._remember(key, local)
+        return local
+
+    def verify(self, key: str, sha256: str) -> Path:
+        """As `fetch`: the bytes can only be hashed once they are here."""
+        return self.fetch(key, sha256)
+
+    @contextlib.contextmanager
+    def open_local(self, key: str, sha256: str) -> Iterator[Path]:
+        """A local, checked copy for the duration of the block, removed after."""
+        local = self.fetch(key, sha256)
+        try:
+            yield local
+        finally:
+            self._forget(key)
+
+    def delete(self, key: str) -> None:
+        """Remove a checkpoint (and any local copy); a missing one is fine."""
+        target = self._target(key)
+        self._forget(key)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(target)

@@ -260,15 +260,16 @@ class Worker:
         return member, trainable
 
     def checkpoint_path(self, member: MemberRow) -> tuple[MemberRow, Path | None]:
-        """The member's checkpoint file, its hash checked; None for a fresh member.
+        """The member's checkpoint as a local file (fetched from remote storage), its hash
+        checked; None for a fresh member.
 
         A damaged or missing file puts the member back on its previous good
         checkpoint (or a fresh start), recorded in the store, and the run goes on.
         """
         while member.checkpoint is not None:
             try:
-                return member, self.storage.verify(member.checkpoint.key,
-                                                   member.checkpoint.sha256)
+                return member, self.storage.fetch(member.checkpoint.key,
+                                                  member.checkpoint.sha256)
             except CheckpointDamaged as damaged:
                 print(f"populace: member {member.id}: {damaged}; going back to its previous "
                       "checkpoint", file=sys.stderr)
