@@ -116,7 +116,9 @@ def test_the_example_copies_the_best_and_explores_per_hparam(tmp_path):
     """examples/custom_strategy.py in worker processes (the local executor): its own
     exploit, defined in the script, and its per-hparam rules (Noise on h, perturb on lr)."""
     store_path = tmp_path / "example.db"
-    assert main(["run", str(EXAMPLE), "--store", str(store_path), "--quiet"]) == 0
+    # one worker process: the same decisions on every run, however busy the machine is
+    assert main(["run", str(EXAMPLE), "--store", str(store_path), "--quiet",
+                 "--workers", "1"]) == 0
     store = open_store(store_path)
     try:
         config = store.config()
