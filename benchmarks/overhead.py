@@ -14,7 +14,10 @@ members at once on fractional CPUs), and this process measures it from outside:
 - overhead = wall - ideal, and per ready cycle (population x steps / ready cycles);
 - start-up: from starting the process to the first step of any member;
 - peak memory: the largest sum, over the process and every descendant, of RSS and of
-  PSS (shared pages split between the processes sharing them), sampled every 0.25 s.
+  PSS (shared pages split between the processes sharing them), sampled every 0.25 s;
+- CPU: user + system seconds of the process and the descendants it waited for;
+- the machine's load average before and after each job and the job's nice value are
+  kept in the --json rows (other work on the cores slows every figure but CPU).
 
     .venv/bin/python benchmarks/overhead.py                      # populace and Ray, pop 4 16 64
     .venv/bin/python benchmarks/overhead.py --systems populace   # no Ray
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -147,6 +151,8 @@ def run_job(system: str, population: int, steps: int, ready: int, step_ms: float
             cmd = [python, HERE / "overhead_ray.py", *common, "--step-ms", str(step_ms),
                    "--cpus", str(workers), "--storage", folder / "ray"]
         log = folder / "out.log"
+        load_before = os.getloadavg()
+        used_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(log, "wb") as out:
             launched = time.time()
             proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=out,
@@ -162,6 +168,8 @@ def run_job(system: str, population: int, steps: int, ready: int, step_ms: float
                 code = "timeout"
             exited = time.time()
             sampler.stop()
+        load_after = os.getloadavg()
+        used_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         text = log.read_text(errors="replace")
         lines = [ln for ln in text.splitlines() if ln.startswith("BENCH ")]
         if code != 0 or not lines:
@@ -184,7 +192,13 @@ def run_job(system: str, population: int, steps: int, ready: int, step_ms: float
         "first_step": min(r["first"] for r in records) - launched,
         "last_step": max(r["last"] for r in records) - launched,
         "rss": sampler.rss, "pss": sampler.pss, "processes": sampler.processes,
+        # CPU (user + system) of the job's process and every descendant that was waited
+        # for: less sensitive than wall time to other work on the machine
+        "cpu": (used_after.ru_utime + used_after.ru_stime
+                - used_before.ru_utime - used_before.ru_stime),
         "exploits": child.get("exploits"), "child": child, "launched": launched,
+        # the machine's 1-minute load average before and after: other work on the cores
+        "load_before": load_before[0], "load_after": load_after[0], "nice": os.nice(0),
     }
 
 
@@ -202,19 +216,20 @@ def fmt_ms(s: float) -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         "| population | step | system | wall s | ideal s | overhead s | overhead per ready "
-        "cycle ms | start-up s | peak RSS MB (PSS) | processes | exploits |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "cycle ms | start-up s | peak RSS MB (PSS) | processes | exploits | CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['population']} | {r['step_ms']:g} ms | {r['system']} | "
-                         "failed | | | | | | | |")
+                         "failed | | | | | | | | |")
             continue
         lines.append(
             f"| {r['population']} | {r['step_ms']:g} ms | {r['system']} | "
             f"{fmt_time(r['wall'])} | {fmt_time(r['ideal'])} | {fmt_time(r['overhead'])} | "
             f"{fmt_ms(r['per_cycle'])} | {r['startup']:.2f} | {r['rss'] / 2**20:.0f} "
-            f"({r['pss'] / 2**20:.0f}) | {r['processes']} | {r['exploits']} |"
+            f"({r['pss'] / 2**20:.0f}) | {r['processes']} | {r['exploits']} | "
+            f"{fmt_time(r['cpu']) if 'cpu' in r else ''} |"
         )
     return "\n".join(lines)
 
