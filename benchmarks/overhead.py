@@ -281,7 +281,8 @@ def main() -> None:
                         choices=["populace", "ray"])
     parser.add_argument("--populations", type=int, nargs="+", default=[4, 16, 64])
     parser.add_argument("--step-ms", type=float, nargs="+", default=[0.0, 10.0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int,
+                        help="steps per member (100; 20 with --utilisation)")
     parser.add_argument("--ready", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                         help="populace's workers and Ray's num_cpus (default: the cores)")
@@ -304,10 +305,12 @@ def main() -> None:
         return
     if args.utilisation:
         args.systems, args.step_ms = ["populace"], [100.0]
-        if args.steps == 100:
+        if args.steps is None:
             args.steps = 20
         if args.populations == [4, 16, 64]:
             args.populations = [4, 16]
+    if args.steps is None:
+        args.steps = 100
     pythons = {}
     if "populace" in args.systems:
         pythons["populace"] = ROOT / ".venv" / "bin" / "python"
