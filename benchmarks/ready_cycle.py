@@ -7,13 +7,20 @@ times that against a SQLite store, with fake checkpoint rows (no files), so
 it measures populace's overhead alone.
 
     python benchmarks/ready_cycle.py --population 1000 --cycles 3000
+    python benchmarks/ready_cycle.py --postgresql postgresql://me@host/db   # PostgreSQL
+
+With --postgresql, each population's run goes to a schema of its own in that
+database (created, then dropped).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +31,33 @@ from populace.store import Report, open_store
 from populace.worker import make_decide
 
 
-def measure(population: int, cycles: int, exploit: str) -> np.ndarray:
+@contextmanager
+def _postgres_schema(url: str, name: str) -> Iterator[str]:
+    """A URL whose tables go to a new schema `name` of the database at `url`."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def measure(population: int, cycles: int, exploit: str,
+            postgresql: str | None = None) -> np.ndarray:
     """Milliseconds per claim + report + decision, after one warm-up round."""
     space = Space({"lr": Float(1e-4, 1e-1, log=True), "momentum": Float(0.0, 0.99)})
     config = RunConfig(population=population, steps=10**9, ready_steps=5, exploit=exploit)
     decide = make_decide(config, space)
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as folder:
-        store = open_store(Path(folder) / "run.db")
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
+        url = (stack.enter_context(_postgres_schema(postgresql, f"ready_cycle_{population}"))
+               if postgresql else Path(folder) / "run.db")
+        store = open_store(url)
         store.create({"run": config.to_dict(), "space": space.to_dict(),
                       "checkpoints": folder, "script": None, "trainable": "bench:Bench",
                       "window": config.window()},
@@ -54,11 +80,12 @@ def main() -> None:
     parser.add_argument("--population", type=int, nargs="+", default=[4, 64, 1000])
     parser.add_argument("--cycles", type=int, default=3000)
     parser.add_argument("--exploit", default="truncation")
+    parser.add_argument("--postgresql", help="a PostgreSQL database URL instead of SQLite")
     args = parser.parse_args()
     print("| population | median ms | p95 ms | max ms |")
     print("|---|---|---|---|")
     for n in args.population:
-        ms = measure(n, args.cycles, args.exploit)
+        ms = measure(n, args.cycles, args.exploit, args.postgresql)
         print(f"| {n} | {np.median(ms):.2f} | {np.percentile(ms, 95):.2f} | {ms.max():.2f} |")
 
 
