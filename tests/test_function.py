@@ -104,3 +104,14 @@ def test_no_member_stays_leased_while_the_function_runs_after_its_loop(tmp_path,
     seen = [json.loads(line) for line in (tmp_path / "fn.db.after").read_text().splitlines()]
     assert len(seen) > 3  # the worker turned from member to member
     assert all("running" not in statuses for statuses in seen)
+
+
+def test_member_seed_makes_an_inline_run_repeat(tmp_path):
+    """regression_fn seeds its weights with member.seed: two runs store the same results."""
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        run(tmp_path / name, executor="inline")
+        runs.append([(r.member, r.step, r.score) for r in
+                     open_store(tmp_path / name / "fn.db").results()])
+    assert runs[0] == runs[1]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from populace.store import MemberRow
-from populace.worker import ScoreNotFinite, Worker
+from populace.worker import ScoreNotFinite, Worker, member_seed
 
 TrainFunction = Callable[["Member"], None]
 
@@ -47,6 +47,12 @@ class Member:
     @property
     def id(self) -> int:
         return self._current().id
+
+    @property
+    def seed(self) -> int:
+        """This member's seed, from the run's seed and its id: seed the initial weights
+        and the data order with it, and a run repeats (as `Trainable.build` gets it)."""
+        return member_seed(self._worker.config.seed, self._current().id)
 
     @property
     def hparams(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ def trainable(member):
     if os.environ.get("REGRESSION_CALLS"):  # count the calls, one line each
         with open(os.environ["REGRESSION_CALLS"], "a") as calls:
             calls.write(f"{member.id}\n")
+    torch.manual_seed(member.seed)  # the same initial weights on every run
     model = torch.nn.Linear(1, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.0)
     if os.environ.get("REGRESSION_FORGET_REGISTER") != "1":
