@@ -1,6 +1,7 @@
 """The function API: a training loop of the user's own, handed a `Member`.
 
     def train(member: populace.Member) -> None:
+        torch.manual_seed(member.seed)
         model, optimizer = make_model(), torch.optim.SGD(...)
         member.register({"model": model, "optimizer": optimizer}, ignore=("batch_size",))
         while member.training:
