@@ -480,6 +480,25 @@ def test_the_decision_sees_the_population_after_this_result(new_store):
     assert [dict(h) for h in snapshot.hparams] == [{"lr": 0.01}, {"lr": 0.25}, {"lr": 0.04}]
 
 
+def test_a_decision_ranks_only_the_members_still_training(new_store):
+    """A finished member can no longer be copied, so it takes no place in the ranking: the
+    best member still training is the one to copy, not a finished one that would be refused."""
+    store = new_store(population=4)
+    train(store, 3, 100, 0.99, final=True)
+    for member, score in ((0, 0.1), (1, 0.5), (2, 0.6)):
+        train(store, member, 5 if member == 0 else 10, score)
+    seen: list[Snapshot] = []
+
+    def copy_the_best(snapshot, member):
+        seen.append(snapshot)
+        return Decision(int(snapshot.ids[snapshot.ranking()[0]]), {"lr": 0.5}, "best")
+
+    outcome = train(store, 0, 10, 0.1, decide=copy_the_best)
+    assert seen[0].ids.tolist() == [0, 1, 2]
+    assert outcome.decision is not None and outcome.decision.donor == 2
+    assert store.members()[0].parent == 2
+
+
 def test_a_final_report_is_not_decided_on(new_store):
     store = new_store(population=2)
     train(store, 0, 5, 0.9)

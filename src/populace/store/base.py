@@ -103,8 +103,8 @@ class Store(StoreReader):
     def report(self, report: Report, decide: Decide | None, keep: int) -> Outcome:
         """Store a segment's result and apply the decision it triggers, atomically.
 
-        `decide(snapshot, member)` receives the population as it is after this
-        result and returns an exploit/explore `Decision` or None; it must be
+        `decide(snapshot, member)` receives the members still training as they
+        are after this result (a finished member cannot be copied) and returns an exploit/explore `Decision` or None; it must be
         pure. It decides for the reporting member, or, in a synchronous run,
         for every member at once when this report completes a generation.
         `keep` is how many of the member's own newest checkpoints survive
@@ -314,7 +314,7 @@ class Store(StoreReader):
         `result` is the newest result row: the copies happen after it, so the
         lineage takes a donor's results up to it and a member's own after it.
         """
-        snapshot = self._snapshot(cur)
+        snapshot = self._snapshot(cur, training=True)
         wanted = {m: d for m in members if (d := decide(snapshot, m)) is not None}
         # every donor's state is read before any member changes: in a synchronous
         # generation a donor may copy another member in the same round

@@ -83,10 +83,15 @@ class StoreReader:
 
     # -- reading -----------------------------------------------------------
 
-    def _snapshot(self, cur: Cursor) -> Snapshot:
-        """Each live member's latest state, reading the member rows only (never history)."""
+    def _snapshot(self, cur: Cursor, training: bool = False) -> Snapshot:
+        """Each live member's latest state, reading the member rows only (never history).
+
+        `training`: only the members still training, the population a decision ranks:
+        a finished member can no longer be copied (its copy would end as its clone).
+        """
+        statuses = "('ready', 'running')" if training else "('ready', 'running', 'done')"
         cur.execute(
-            "SELECT id, step, score, hparams, recent FROM members WHERE status != 'failed'"
+            f"SELECT id, step, score, hparams, recent FROM members WHERE status IN {statuses}"
             " ORDER BY id"
         )
         rows = cur.fetchall()
