@@ -194,3 +194,11 @@ def test_checkpoint_storage_by_url(tmp_path, executor, url):
     assert stored and all(fs.exists(f"{root}/{key}") for key in stored)
     assert str(result.checkpoint).startswith(url.rstrip("/") + "/")
     assert not (tmp_path / "u.checkpoints").exists()  # nothing went to the default folder
+
+
+def test_an_unreachable_postgresql_store_is_a_clear_error_without_the_password(capsys):
+    url = "postgresql://me:secret@127.0.0.1:1/runs"  # nothing listens on port 1
+    assert main(["status", url]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open the store postgresql://me:***@127.0.0.1:1/runs" in err
+    assert "secret" not in err
