@@ -8,7 +8,7 @@ for a URL it returns a `RemoteCheckpointStorage`. Both store a checkpoint under 
 written by the user's `save` is hashed once, renamed into place, then fsynced with its
 folder. A remote one stages the file locally, uploads it under a temporary name and moves
 it into place (a single put on object stores, where a put is atomic), and hands out local,
-hash-checked copies of stored checkpoints (`fetch`, `open_local`) from a private cache.
+hash-checked copies of stored checkpoints (`fetch`) from a private cache.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import shutil
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -164,11 +164,10 @@ class CheckpointStorage:
 
     A plain path (or file:// URL) is a local directory; any other fsspec URL gives a
     `RemoteCheckpointStorage` with the same methods. To load a checkpoint, callers use
-    `fetch(key, sha256)` (or `open_local`), which works for both: a local, hash-checked
+    `fetch(key, sha256)`, which works for both: a local, hash-checked
     path to the file.
     """
 
-    is_local = True
 
     def __new__(cls, root: str | os.PathLike[str] | None = None,
                 **options: Any) -> CheckpointStorage:
@@ -277,11 +276,6 @@ class CheckpointStorage:
         """
         return self.verify(key, sha256)
 
-    @contextlib.contextmanager
-    def open_local(self, key: str, sha256: str) -> Iterator[Path]:
-        """`fetch`, as a context manager: a remote checkpoint's local copy goes on exit."""
-        yield self.fetch(key, sha256)
-
     def delete(self, key: str) -> None:
         """Remove a checkpoint; a missing one is fine so collection can be retried."""
         # Empty shard dirs are kept: removing one could race a writer renaming into it.
@@ -295,14 +289,13 @@ class RemoteCheckpointStorage(CheckpointStorage):
     Writes stage the file in a private local folder, hash it, and upload it: on object
     stores with one put straight to its key (a put is atomic), elsewhere under a temporary
     name that is then moved to its key. An object already at its key with the right size
-    is kept (same name, same bytes). Reads (`fetch`, `verify`, `open_local`) download into
+    is kept (same name, same bytes). Reads (`fetch`, `verify`) download into
     the private folder while hashing and raise CheckpointDamaged on a mismatch; the newest
     `cache_files` copies are kept there (a checkpoint this process wrote or fetched is not
     downloaded again), the folder goes when the storage is garbage collected or the process
     exits. Extra keyword arguments go to fsspec (credentials, endpoint, ...).
     """
 
-    is_local = False
 
     def __init__(self, root: str, *, cache_dir: str | os.PathLike[str] | None = None,
                  cache_files: int = 4, **storage_options: Any) -> None:
@@ -412,9 +405,9 @@ class RemoteCheckpointStorage(CheckpointStorage):
             raise
 
     def path(self, ref_or_key: CheckpointRef | str) -> Path:
-        """Refused: a remote checkpoint has no local path; use `fetch` or `open_local`."""
-        raise ValueError(f"checkpoints at {self.url} are remote: use fetch(key, sha256) or "
-                         f"open_local(key, sha256) for a local copy, location(key) for its URL")
+        """Refused: a remote checkpoint has no local path; use `fetch`."""
+        raise ValueError(f"checkpoints at {self.url} are remote: use fetch(key, sha256) for "
+                         f"a local copy, location(key) for its URL")
 
     def location(self, ref_or_key: CheckpointRef | str) -> str:
         """The checkpoint's URL."""
@@ -466,15 +459,6 @@ class RemoteCheckpointStorage(CheckpointStorage):
     def verify(self, key: str, sha256: str) -> Path:
         """As `fetch`: the bytes can only be hashed once they are here."""
         return self.fetch(key, sha256)
-
-    @contextlib.contextmanager
-    def open_local(self, key: str, sha256: str) -> Iterator[Path]:
-        """A local, checked copy for the duration of the block, removed after."""
-        local = self.fetch(key, sha256)
-        try:
-            yield local
-        finally:
-            self._forget(key)
 
     def delete(self, key: str) -> None:
         """Remove a checkpoint (and any local copy); a missing one is fine."""

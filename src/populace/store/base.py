@@ -104,9 +104,10 @@ class Store(StoreReader):
         """Store a segment's result and apply the decision it triggers, atomically.
 
         `decide(snapshot, member)` receives the members still training as they
-        are after this result (a finished member cannot be copied) and returns an exploit/explore `Decision` or None; it must be
-        pure. It decides for the reporting member, or, in a synchronous run,
-        for every member at once when this report completes a generation.
+        are after this result (a finished member cannot be copied) and returns
+        an exploit/explore `Decision` or None; it must be pure. It decides for
+        the reporting member, or, in a synchronous run, for every member at
+        once when this report completes a generation.
         `keep` is how many of the member's own newest checkpoints survive
         collection.
         """
