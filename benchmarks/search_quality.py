@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from results import RESULTS, write_section
 
 import populace
 from populace.script import Script, load_script
@@ -277,20 +278,6 @@ def section(records: Sequence[Record], argv: Sequence[str], total: float) -> str
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put `text` in `path` in place of the old section under HEADING; other sections stay."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = old.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if line.rstrip("\n") == HEADING]
-    if not starts:
-        path.write_text(old.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(starts[0] + 1, len(lines)) if lines[i].startswith("## ")),
-               len(lines))
-    tail = "".join(lines[end:])
-    path.write_text("".join(lines[:starts[0]]) + text + ("\n" + tail if tail else ""))
-
-
 def progress(record: Record) -> str:
     """One line on a finished run."""
     test = "" if record.test is None else f" test {record.test:.4f}"
@@ -303,7 +290,7 @@ def main(argv: Sequence[str]) -> None:
     """Run every task, seed and method; write the section to RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
@@ -317,7 +304,7 @@ def main(argv: Sequence[str]) -> None:
                     records.append(run_once(task, script, seed, method, Path(directory)))
                     print(progress(records[-1]), flush=True)
     total = time.perf_counter() - began
-    write_section(args.output, section(records, argv, total))
+    write_section(args.output, HEADING, section(records, argv, total))
     print(f"wrote {args.output} ({total:.0f} s)")
 
 

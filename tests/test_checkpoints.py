@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import stat
 import threading
 import uuid
@@ -41,18 +42,23 @@ def test_round_trip(tmp_path: Path) -> None:
     ref = storage.write(_saver(data))
     assert ref.sha256 == hashlib.sha256(data).hexdigest()
     assert ref.bytes == len(data)
-    assert ref.key == f"{ref.sha256[:2]}/{ref.sha256}.ckpt"
+    assert re.fullmatch(f"{ref.sha256[:2]}/{ref.sha256}-[0-9a-f]{{12}}\\.ckpt", ref.key)
     path = storage.verify(ref.key, ref.sha256)
     assert path == storage.path(ref) == storage.root / ref.key
     assert path.read_bytes() == data
 
 
-def test_same_content_is_stored_once(tmp_path: Path) -> None:
+def test_same_content_written_twice_is_two_files(tmp_path: Path) -> None:
+    """A shared file could be deleted with one row while another row, or a write not yet
+    recorded, still needs it: every write is a file of its own."""
     storage = CheckpointStorage(tmp_path)
     first = storage.write(_saver(b"weights"))
     second = storage.write(_saver(b"weights"))
-    assert first == second
-    assert [p for p in _files(tmp_path) if p.is_file()] == [storage.path(first)]
+    assert first.sha256 == second.sha256 and first.key != second.key
+    files = sorted(p for p in _files(tmp_path) if p.is_file())
+    assert files == sorted([storage.path(first), storage.path(second)])
+    storage.delete(first.key)
+    assert storage.verify(second.key, second.sha256).read_bytes() == b"weights"
 
 
 def test_different_content_gets_different_keys(tmp_path: Path) -> None:
@@ -102,12 +108,15 @@ def test_deleted_file_is_damaged(tmp_path: Path) -> None:
     assert ref.key in str(err.value) and ref.sha256 in str(err.value)
 
 
-def test_rewrite_repairs_a_truncated_file(tmp_path: Path) -> None:
+def test_the_same_bytes_after_a_damaged_file_are_a_new_intact_file(tmp_path: Path) -> None:
     storage = CheckpointStorage(tmp_path)
     ref = storage.write(_saver(b"0123456789"))
     storage.path(ref).write_bytes(b"01234")
-    assert storage.write(_saver(b"0123456789")) == ref
-    assert storage.verify(ref.key, ref.sha256).read_bytes() == b"0123456789"
+    again = storage.write(_saver(b"0123456789"))
+    assert again.key != ref.key
+    assert storage.verify(again.key, again.sha256).read_bytes() == b"0123456789"
+    with pytest.raises(CheckpointDamaged, match="damaged"):
+        storage.verify(ref.key, ref.sha256)
 
 
 def test_save_that_raises_leaves_nothing(tmp_path: Path) -> None:
@@ -158,7 +167,8 @@ def test_delete_is_idempotent(tmp_path: Path) -> None:
         storage.verify(ref.key, ref.sha256)
 
 
-@pytest.mark.parametrize("key", ["/etc/passwd", "../ab/x.ckpt", "ab/" + "0" * 64 + ".ckpt/.."])
+@pytest.mark.parametrize("key", ["/etc/passwd", "../ab/x.ckpt", "ab/" + "0" * 64 + ".ckpt",
+                                 "ab/" + "0" * 64 + "-" + "0" * 12 + ".ckpt/.."])
 def test_keys_outside_the_layout_are_refused(tmp_path: Path, key: str) -> None:
     storage = CheckpointStorage(tmp_path)
     with pytest.raises(ValueError, match="not a checkpoint key"):
@@ -187,10 +197,11 @@ def test_concurrent_writers_of_identical_content(tmp_path: Path) -> None:
         w.join(timeout=60)
         assert w.exitcode == 0
     assert all(isinstance(r, CheckpointRef) for r in refs)
-    assert len(set(refs)) == 1
+    assert len({r.key for r in refs}) == 4 and len({r.sha256 for r in refs}) == 1
     storage = CheckpointStorage(tmp_path)
-    assert storage.verify(refs[0].key, refs[0].sha256).read_bytes() == data
-    assert [p for p in _files(tmp_path) if p.is_file()] == [storage.path(refs[0])]
+    assert all(storage.verify(r.key, r.sha256).read_bytes() == data for r in refs)
+    assert sorted(p for p in _files(tmp_path) if p.is_file()) == sorted(
+        storage.path(r) for r in refs)
     assert not [p for p in _files(tmp_path) if p.name.startswith(".tmp-")]
 
 
@@ -218,15 +229,15 @@ def test_concurrent_threads_of_identical_content(tmp_path: Path) -> None:
     storage = CheckpointStorage(tmp_path)
     data = os.urandom(2 << 20)
     refs = _write_from_threads(storage, data, 8)
-    assert len(refs) == 8 and len(set(refs)) == 1
-    assert storage.verify(refs[0].key, refs[0].sha256).read_bytes() == data
-    assert [p for p in _files(tmp_path) if p.is_file()] == [storage.path(refs[0])]
+    assert len({r.key for r in refs}) == 8
+    assert all(storage.verify(r.key, r.sha256).read_bytes() == data for r in refs)
+    assert len([p for p in _files(tmp_path) if p.is_file()]) == 8
 
 
 def test_no_temp_files_are_left_behind(tmp_path: Path) -> None:
     storage = CheckpointStorage(tmp_path)
     refs = [storage.write(_saver(bytes([i]) * 1000)) for i in range(20)]
-    refs.append(storage.write(_saver(b"\x00" * 1000)))  # already stored: the temp goes
+    refs.append(storage.write(_saver(b"\x00" * 1000)))  # the same bytes again
     files = [p for p in _files(tmp_path) if p.is_file()]
     assert sorted(files) == sorted({storage.path(r) for r in refs})
     assert not [p for p in _files(tmp_path) if p.name.startswith(".tmp-")]
@@ -240,18 +251,9 @@ def test_shard_folders_are_made_once(tmp_path: Path) -> None:
     # a shard folder that went missing (removed by hand) is made again when needed
     storage.path(ref).unlink()
     storage.path(ref).parent.rmdir()
-    assert CheckpointStorage(tmp_path / "ckpt").write(_saver(b"weights")) == ref
-    assert storage.verify(ref.key, ref.sha256).read_bytes() == b"weights"
-    assert storage.write(_saver(b"weights")) == ref
-
-
-def test_a_file_of_the_right_size_but_wrong_bytes_is_replaced(tmp_path: Path) -> None:
-    # what a crash between rename and fsync can leave: the name, not the bytes
-    storage = CheckpointStorage(tmp_path)
-    ref = storage.write(_saver(b"0123456789"))
-    storage.path(ref).write_bytes(b"\0" * 10)
-    assert storage.write(_saver(b"0123456789")) == ref
-    assert storage.verify(ref.key, ref.sha256).read_bytes() == b"0123456789"
+    again = CheckpointStorage(tmp_path / "ckpt").write(_saver(b"weights"))
+    assert Path(again.key).parent == Path(ref.key).parent
+    assert storage.verify(again.key, again.sha256).read_bytes() == b"weights"
 
 
 def test_file_url_is_local(tmp_path: Path) -> None:
@@ -349,17 +351,13 @@ def test_remote_damaged_and_missing_are_detected(remote: RemoteCheckpointStorage
     assert not [p for p in (tmp_path / "reader").rglob("*") if p.is_file()]  # no bad bytes kept
 
 
-def test_remote_rewrite_repairs_a_truncated_object(remote: RemoteCheckpointStorage) -> None:
-    ref = remote.write(_saver(b"0123456789"))
-    remote.fs.pipe_file(f"{remote.base}/{ref.key}", b"01234")
-    assert remote.write(_saver(b"0123456789")) == ref
-    assert remote.fs.cat_file(f"{remote.base}/{ref.key}") == b"0123456789"
-
-
-def test_remote_same_content_is_stored_once(remote: RemoteCheckpointStorage) -> None:
+def test_remote_same_content_written_twice_is_two_objects(
+        remote: RemoteCheckpointStorage) -> None:
     first = remote.write(_saver(b"weights"))
-    assert remote.write(_saver(b"weights")) == first
-    assert _objects(remote) == [first.key]
+    second = remote.write(_saver(b"weights"))
+    assert sorted(_objects(remote)) == sorted([first.key, second.key])
+    remote.delete(first.key)
+    assert remote.fetch(second.key, second.sha256).read_bytes() == b"weights"
 
 
 def test_remote_save_that_writes_nothing_raises(remote: RemoteCheckpointStorage) -> None:
@@ -382,16 +380,15 @@ def test_remote_concurrent_threads_of_identical_content(
         remote: RemoteCheckpointStorage) -> None:
     data = os.urandom(1 << 20)
     refs = _write_from_threads(remote, data, 8)
-    assert len(refs) == 8 and len(set(refs)) == 1
-    assert _objects(remote) == [refs[0].key]
-    assert remote.fetch(refs[0].key, refs[0].sha256).read_bytes() == data
+    assert sorted(_objects(remote)) == sorted(r.key for r in refs) and len(set(refs)) == 8
+    assert all(remote.fetch(r.key, r.sha256).read_bytes() == data for r in refs)
 
 
 def test_remote_cache_keeps_the_newest_copies(memory_url: str, tmp_path: Path) -> None:
     storage = CheckpointStorage(memory_url, cache_dir=tmp_path, cache_files=2)
     refs = [storage.write(_saver(bytes([i]))) for i in range(4)]
     cached = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert sorted(p.name for p in cached) == sorted(f"{r.sha256}.ckpt" for r in refs[2:])
+    assert sorted(p.name for p in cached) == sorted(Path(r.key).name for r in refs[2:])
     assert storage.fetch(refs[0].key, refs[0].sha256).read_bytes() == bytes([0])
     storage.delete(refs[0].key)
     storage.delete(refs[0].key)  # idempotent
@@ -402,7 +399,7 @@ def test_remote_cache_keeps_the_newest_copies(memory_url: str, tmp_path: Path) -
 def test_remote_has_no_local_path(memory_url: str) -> None:
     storage = CheckpointStorage(memory_url)
     with pytest.raises(ValueError, match="remote: use fetch"):
-        storage.path("ab/" + "0" * 64 + ".ckpt")
+        storage.path("ab/" + "0" * 64 + "-" + "0" * 12 + ".ckpt")
     with pytest.raises(ValueError, match="not a checkpoint key"):
         storage.fetch("../etc/passwd", "0" * 64)
     with pytest.raises(ValueError, match="not a checkpoint key"):

@@ -16,6 +16,7 @@ import populace
 from populace.cli import main
 from populace.script import load_script
 from populace.store import open_store
+from populace.strategies import Snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNTER = ROOT / "tests" / "scripts" / "counter.py"
@@ -123,31 +124,52 @@ def test_the_example_copies_the_best_and_explores_per_hparam(tmp_path):
     try:
         config = store.config()
         results = store.results()
-        events = store.events("exploit")
+        events = [e for e in store.events() if e.kind in ("exploit", "wait")]
+        steps = store.config()["run"]["steps"]
     finally:
         store.close()
     exploit = config["run"]["exploit"]
     assert exploit["name"].endswith(":CopyBest") and exploit["margin"] == 0.02
     assert config["space"]["h0"]["explore"] == {"name": "noise", "scale": 0.1}
     assert "explore" not in config["space"]["lr"]
-    assert events
+    assert any(e.kind == "exploit" for e in events)
 
-    results.sort(key=lambda r: r.id)
-    hparams = {}  # each member's hparams as the decisions saw them
-    for r in results:
-        hparams.setdefault(r.member, r.hparams)
+    # replay the run: results and events in the order they happened (an event follows
+    # the newest result when it was written); a decision is its 'wait' event, or an
+    # 'exploit' that did not wait. CopyBest sees the population aligned at the deciding
+    # member's step (Snapshot.aligned, tested on its own), rebuilt here from the trails.
+    timeline = sorted([(r.id, 0, r.id, r) for r in results]
+                      + [(e.result, 1, e.id, e) for e in events], key=lambda t: t[:3])
+    trails, hparams, waiting, done = {}, {}, set(), set()
     unstuck = 0
-    for e in sorted(events, key=lambda e: e.id):
-        # each member's latest score when e's result was reported: what CopyBest saw
-        scores = {r.member: r.score for r in results if r.id <= e.result}
-        assert scores[e.donor] == max(scores.values())  # CopyBest: the best member
-        assert scores[e.donor] - scores[e.member] > 0.02  # and only when behind by the margin
-        donor = hparams[e.donor]
-        ratio = e.after["lr"] / donor["lr"]
-        assert (np.isclose(ratio, 0.8) or np.isclose(ratio, 1.2)
-                or e.after["lr"] in (0.002, 0.05))  # the run's perturb, clipped at the bounds
-        for h in ("h0", "h1"):
-            assert 0.0 <= e.after[h] <= 1.0
-            unstuck += donor[h] == 0.0 and e.after[h] > 0.0
-        hparams[e.member] = e.after
+    for _, is_event, _, x in timeline:
+        if not is_event:
+            trails[x.member] = [*trails.get(x.member, []), (x.step, x.score)]
+            hparams.setdefault(x.member, x.hparams)
+            if x.step >= steps:
+                done.add(x.member)
+            continue
+        e = x
+        if e.member not in waiting:  # the decision: what CopyBest saw
+            ids = sorted(m for m in trails if m not in waiting | done)
+            seen = Snapshot(
+                ids=np.array(ids), steps=np.array([trails[m][-1][0] for m in ids]),
+                scores=np.array([trails[m][-1][1] for m in ids]),
+                hparams=[hparams[m] for m in ids], trails=[trails[m] for m in ids],
+            ).aligned(e.member)
+            scores = dict(zip(ids, seen.scores, strict=True))
+            assert scores[e.donor] == max(scores.values())  # CopyBest: the best member
+            assert scores[e.donor] - scores[e.member] > 0.02  # only when behind by the margin
+            donor = hparams[e.donor]
+            ratio = e.after["lr"] / donor["lr"]
+            assert (np.isclose(ratio, 0.8) or np.isclose(ratio, 1.2)
+                    or e.after["lr"] in (0.002, 0.05))  # the run's perturb, clipped at bounds
+            for h in ("h0", "h1"):
+                assert 0.0 <= e.after[h] <= 1.0
+                unstuck += donor[h] == 0.0 and e.after[h] > 0.0
+        if e.kind == "wait":
+            waiting.add(e.member)
+        else:  # the copy: the donor's hparams, explored, and its trail, with its weights
+            waiting.discard(e.member)
+            hparams[e.member], trails[e.member] = e.after, trails[e.donor]
     assert unstuck > 0  # Noise moved an hparam at 0, which no perturb factor can

@@ -21,7 +21,11 @@ def run(tmp_path: Path, initial=None, **settings):
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])
-def test_training_function_runs_pbt(tmp_path, executor):
+def test_training_function_runs_pbt(tmp_path, monkeypatch, executor):
+    # a worker process that starts late must not find the run over: the first members
+    # to report rank against the whole population, so a member that has not reported
+    # holds the bottom place until it does
+    monkeypatch.setenv("REGRESSION_SLEEP", "0.05" if executor == "local" else "0")
     result = run(tmp_path, executor=executor, workers=2)
     store = open_store(tmp_path / "fn.db")
     members = store.members()

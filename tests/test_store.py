@@ -356,7 +356,8 @@ def test_a_decision_points_the_member_at_the_donors_checkpoint(new_store):
     member = store.members()[1]
     assert member.checkpoint == donor
     assert (member.step, member.generation, member.parent) == (7, 1, 0)
-    assert (member.hparams, member.status, member.score) == ({"lr": 0.5}, "ready", 0.1)
+    # the donor's checkpoint scored 0.9: the score travels with the weights it evaluated
+    assert (member.hparams, member.status, member.score) == ({"lr": 0.5}, "ready", 0.9)
     own = [c for c in store.checkpoints() if c.member == 1]
     assert [(c.id, c.step) for c in own] == [(outcome.checkpoint, 3)]  # kept, not lost
 
@@ -403,12 +404,6 @@ def _itself(store):
     return 1
 
 
-def _behind(store):
-    # copying a state two steps behind would send member 1 back from step 4 to step 2
-    train(store, 0, 2, 0.9)
-    return 0
-
-
 def _finished(store):
     # copying a member that has trained every step would make a clone that never trains
     train(store, 0, 100, 0.9, final=True)
@@ -420,8 +415,7 @@ def _no_such_member(store):
 
 
 @pytest.mark.parametrize("donor_of",
-                         [_never_reported, _failed, _itself, _no_such_member, _finished,
-                          _behind])
+                         [_never_reported, _failed, _itself, _no_such_member, _finished])
 def test_a_decision_naming_a_donor_without_a_usable_checkpoint_is_dropped(new_store, donor_of):
     # Ray's bug: exploiting a member that has no checkpoint yet trains the copy from scratch
     store = new_store(population=3)
@@ -434,7 +428,10 @@ def test_a_decision_naming_a_donor_without_a_usable_checkpoint_is_dropped(new_st
     assert (member.step, member.hparams) == (4, {"lr": 0.02})
     assert (member.generation, member.parent) == (0, None)
     assert store.events("exploit") == []
-    assert len(store.results()) == (2 if donor_of in (_failed, _finished, _behind) else 1)
+    (dropped,) = store.events("dropped")  # not silently: the event says why
+    assert (dropped.member, dropped.donor, dropped.step) == (1, donor, 4)
+    assert f"member {donor} " in dropped.detail and dropped.after == {"lr": 9.0}
+    assert len(store.results()) == (2 if donor_of in (_failed, _finished) else 1)
 
 
 def test_a_decision_that_raises_rolls_back_the_whole_report(new_store):
@@ -618,7 +615,8 @@ def test_collection_invariants_over_random_runs(new_store, seed):
     steps = [0] * n
     shared = [_sha(f"shared {i}") for i in range(3)]
     for _ in range(60):
-        m = int(rng.integers(n))
+        # a member waiting for a donor behind it is not claimable until the donor reports
+        m = int(rng.choice([x.id for x in store.members() if x.status == "ready"]))
         claim_exactly(store, m)
         before = {c.id: c for c in store.checkpoints(include_deleted=True)}
         live_before = _live(store)
@@ -739,7 +737,8 @@ def test_concurrent_workers_lose_and_duplicate_nothing(new_store, short_leases):
 # -- progress ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, best", [("max", 0.9), ("min", 0.2)])
+# min: member 4's 0.2 went with its own state when it copied member 1 (scored 0.9)
+@pytest.mark.parametrize("mode, best", [("max", 0.9), ("min", 0.5)])
 def test_progress_summarises_the_population(new_store, mode, best):
     store = new_store(population=5, mode=mode)
     assert store.progress() == {"status": {"ready": 5}, "steps": 0, "best": None, "exploits": 0}

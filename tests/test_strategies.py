@@ -114,15 +114,25 @@ def test_truncation_nan_member_copies_and_never_donates():
     assert all(101 not in ds for ds in got.values())
 
 
-def test_truncation_ranks_valid_members_and_every_nan_member_copies():
-    # 4 of 10 valid: k = ceil(0.2 * 4) = 1 among them; NaN members take no bottom place
-    # (a member that has not reported must not stop the others' exploits), and copy
+def test_truncation_members_without_a_score_hold_the_bottom_places():
+    # 4 of 10 have reported, k = ceil(0.2 * 10) = 2: the bottom two places belong to members
+    # without a score, so none of the four copies yet (an asynchronous run's first reports
+    # must not copy the population onto the first member that reported); each of those
+    # without a score copies when it decides, from the top two
     scores = [np.nan] * 6 + [1.0, 2.0, 3.0, 4.0]
     got = donors(Truncation(0.2), snapshot(scores))
     copying = {m for m, ds in got.items() if ds != {None}}
-    assert copying == {100, 101, 102, 103, 104, 105, 106}
+    assert copying == {100, 101, 102, 103, 104, 105}
     for m in copying:
-        assert got[m] == {109}
+        assert got[m] == {109, 108}
+    # once all but one have reported, the worst reported member takes the other bottom place
+    got = donors(Truncation(0.2), snapshot([np.nan] + [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]))
+    assert got[101] == {107, 106} and got[102] == {None}
+
+
+def test_truncation_with_one_score_copies_that_member_into_each_member_without_one():
+    got = donors(Truncation(0.5), snapshot([np.nan, np.nan, 0.3]))
+    assert got == {100: {102}, 101: {102}, 102: {None}}
 
 
 def test_truncation_all_nan_population_keeps_everyone():
@@ -685,3 +695,64 @@ def test_describe_refuses_what_a_worker_could_not_rebuild(strategy, words):
     with pytest.raises(ConfigError) as info:
         describe(strategy)
     assert words in str(info.value)
+
+
+# Snapshot.aligned: an asynchronous population compared at the deciding member's step
+
+
+def spread(steps, scores, trails) -> Snapshot:
+    n = len(steps)
+    return Snapshot(ids=np.arange(n, dtype=np.int64), steps=np.asarray(steps, dtype=np.int64),
+                    scores=np.asarray(scores, dtype=np.float64), hparams=[{}] * n,
+                    trails=trails)
+
+
+def test_a_member_ahead_counts_with_what_it_scored_at_the_deciders_step():
+    # member 1 is 8 steps ahead: at step 4 it scored 0.2, below member 0's 0.3
+    snap = spread([4, 12], [0.3, 0.9], [[[4, 0.3]], [[4, 0.2], [8, 0.5], [12, 0.9]]])
+    aligned = snap.aligned(0)
+    assert list(aligned.scores) == [0.3, 0.2]
+    assert Truncation(0.5)(aligned, 0, np.random.default_rng(0)) is None
+    assert Truncation(0.5)(snap, 0, np.random.default_rng(0)) == 1  # ranked by being ahead
+
+
+def test_a_member_behind_is_credited_with_the_deciders_progress_since_its_step():
+    # the decider went from 0.4 at step 4 to 0.6 at step 8; member 1, at step 4, has 0.5:
+    # at the same step it beats the decider by 0.1
+    snap = spread([8, 4], [0.6, 0.5], [[[4, 0.4], [8, 0.6]], [[4, 0.5]]])
+    assert np.allclose(snap.aligned(0).scores, [0.6, 0.7])
+    assert Truncation(0.5)(snap.aligned(0), 0, np.random.default_rng(0)) == 1
+
+
+def test_alignment_keeps_a_generation_at_one_step_and_a_member_without_a_score():
+    same = spread([4, 4], [0.3, 0.9], [[[4, 0.3]], [[4, 0.9]]])
+    assert same.aligned(0) is same
+    unscored = spread([0, 12], [np.nan, 0.9], [[], [[4, 0.2], [12, 0.9]]])
+    assert unscored.aligned(0) is unscored  # it ranks last at any step: it copies
+    assert spread([4, 12], [0.3, 0.9], ()).aligned(0).scores.tolist() == [0.3, 0.9]
+
+
+def test_a_trail_that_does_not_reach_back_compares_at_its_oldest_point():
+    snap = spread([4, 40, 8], [0.3, 0.9, 0.5],
+                  [[[4, 0.3]], [[36, 0.8], [40, 0.9]], [[8, 0.5]]])
+    aligned = snap.aligned(0)
+    assert aligned.scores[1] == 0.8
+    # a behind member for a decider whose trail does not reach back: its oldest point
+    assert np.isclose(snap.aligned(2).scores[0], 0.3 + (0.5 - 0.5))
+
+
+def test_alignment_takes_away_the_advantage_of_training_longer_and_gives_none():
+    # member 1, ahead, fell from 0.8 at the decider's step to 0.5 now: it counts with 0.5;
+    # member 2, behind, is not debited for the decider's own fall from 0.9 to 0.3
+    snap = spread([8, 12, 4], [0.3, 0.5, 0.4],
+                  [[[4, 0.9], [8, 0.3]], [[8, 0.8], [12, 0.5]], [[4, 0.4]]])
+    assert np.allclose(snap.aligned(0).scores, [0.3, 0.5, 0.4])
+
+
+def test_alignment_when_minimizing_credits_progress_downwards():
+    snap = Snapshot(ids=np.arange(3), steps=np.array([8, 4, 12]),
+                    scores=np.array([0.5, 0.6, 0.1]), hparams=[{}] * 3, maximize=False,
+                    trails=[[[4, 0.8], [8, 0.5]], [[4, 0.6]], [[8, 0.4], [12, 0.1]]])
+    # member 1 behind: 0.6 credited with the decider's fall in loss of 0.3; member 2 ahead:
+    # its loss at step 8
+    assert np.allclose(snap.aligned(0).scores, [0.5, 0.3, 0.4])

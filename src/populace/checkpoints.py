@@ -1,14 +1,20 @@
-"""Immutable checkpoint files named by the sha256 of their bytes, in a local directory or
+"""Immutable checkpoint files, checked by the sha256 of their bytes, in a local directory or
 at any fsspec URL.
 
 `CheckpointStorage(root)` takes a local path (or a `file://` URL: the same thing) or any
 other fsspec URL (`memory://...`, `s3://bucket/prefix` where the user installed s3fs, ...);
 for a URL it returns a `RemoteCheckpointStorage`. Both store a checkpoint under the key
-`ab/<sha256>.ckpt` and never change a stored one. The local one is the fast path: the file
-written by the user's `save` is hashed once, renamed into place, then fsynced with its
-folder. A remote one stages the file locally, uploads it under a temporary name and moves
-it into place (a single put on object stores, where a put is atomic), and hands out local,
-hash-checked copies of stored checkpoints (`fetch`) from a private cache.
+`ab/<sha256>-<token>.ckpt` and never change a stored one. The token makes every write a
+file of its own: two writes of the same bytes (a state that stopped changing, members
+that reached the same state) never share a file, so deleting one checkpoint can never
+take the file of another, or of a write not yet recorded in the store. Members share a
+checkpoint only through the store (an exploit points at the donor's row).
+
+The local storage is the fast path: the file written by the user's `save` is hashed once,
+renamed into place, then fsynced with its folder. A remote one stages the file locally,
+uploads it under a temporary name and moves it into place (a single put on object stores,
+where a put is atomic), and hands out local, hash-checked copies of stored checkpoints
+(`fetch`) from a private cache.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any, BinaryIO
 
 _CHUNK = 1 << 20
 # Keys come from the store; anything else (absolute paths, "..") must never reach the filesystem.
-_KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}\.ckpt")
+_KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}-[0-9a-f]{12}\.ckpt")
 _TMP = ".tmp-"
 # fsspec protocols of object stores: no rename, but a put is atomic (the object appears whole
 # or not at all), so a checkpoint is uploaded with one put straight to its key.
@@ -95,6 +101,11 @@ def _mkdir(path: Path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def _key(sha256: str) -> str:
+    """A new key for bytes hashing to sha256: its shard, its hash, a token of its own."""
+    return f"{sha256[:2]}/{sha256}-{os.urandom(6).hex()}.ckpt"
 
 
 def _new_name() -> str:
@@ -202,7 +213,7 @@ class CheckpointStorage:
         self._laid_out = True
 
     def write(self, save: Callable[[Path], None]) -> CheckpointRef:
-        """Let save() write one file, then store it under its sha256 atomically and durably.
+        """Let save() write one file, then store it under a new key atomically and durably.
 
         Once this returns the file is in place under its key and on disk (its bytes and
         its folder entry fsynced): the store may record it.
@@ -215,27 +226,14 @@ class CheckpointStorage:
             f, sha256, size = _stage(save, tmp)
             with f:
                 self._layout()  # after save() succeeded: a failed one leaves the root empty
-                ref = CheckpointRef(key=f"{sha256[:2]}/{sha256}.ckpt", sha256=sha256,
-                                    bytes=size)
+                ref = CheckpointRef(key=_key(sha256), sha256=sha256, bytes=size)
                 final = self.root / ref.key
                 shard_is_new = _mkdir(final.parent)
-                # Same name means same bytes, but a file found there is hashed, not trusted:
-                # it may be damaged, or the leftover of a crash between rename and fsync.
-                try:
-                    present = (final.stat().st_size == size
-                               and _hash_file(final)[0] == sha256)
-                except FileNotFoundError:
-                    present = False
-                if present:
-                    tmp.unlink()
-                    with open(final, "rb", buffering=0) as found:
-                        os.fsync(found.fileno())  # its writer may not have flushed it yet
-                else:
-                    # Rename, then fsync: one journal commit makes both the bytes and the
-                    # name durable, and the folder's fsync below finds little left to do.
-                    # A crash in between leaves at most a file the store never recorded.
-                    os.replace(tmp, final)
-                    os.fsync(f.fileno())
+                # Rename, then fsync: one journal commit makes both the bytes and the
+                # name durable, and the folder's fsync below finds little left to do.
+                # A crash in between leaves at most a file the store never recorded.
+                os.replace(tmp, final)
+                os.fsync(f.fileno())
             _fsync_dir(final.parent)
             if shard_is_new:
                 _fsync_dir(self.root)
@@ -288,8 +286,7 @@ class RemoteCheckpointStorage(CheckpointStorage):
 
     Writes stage the file in a private local folder, hash it, and upload it: on object
     stores with one put straight to its key (a put is atomic), elsewhere under a temporary
-    name that is then moved to its key. An object already at its key with the right size
-    is kept (same name, same bytes). Reads (`fetch`, `verify`) download into
+    name that is then moved to its key. Reads (`fetch`, `verify`) download into
     the private folder while hashing and raise CheckpointDamaged on a mismatch; the newest
     `cache_files` copies are kept there (a checkpoint this process wrote or fetched is not
     downloaded again), the folder goes when the storage is garbage collected or the process
@@ -374,15 +371,14 @@ class RemoteCheckpointStorage(CheckpointStorage):
         try:
             f, sha256, size = _stage(save, tmp)  # a staging copy: no fsync
             f.close()
-            ref = CheckpointRef(key=f"{sha256[:2]}/{sha256}.ckpt", sha256=sha256, bytes=size)
+            ref = CheckpointRef(key=_key(sha256), sha256=sha256, bytes=size)
             target = self._target(ref.key)
-            if self._size(target) != size:  # absent, or damaged: (re)upload
-                self._upload(tmp, target)
-                found = self._size(target)
-                if found != size:
-                    raise OSError(f"uploading checkpoint {ref.key} to {self.url}: the stored "
-                                  f"object has {found} bytes, expected {size}")
-            local = cache / f"{sha256}.ckpt"
+            self._upload(tmp, target)
+            found = self._size(target)
+            if found != size:
+                raise OSError(f"uploading checkpoint {ref.key} to {self.url}: the stored "
+                              f"object has {found} bytes, expected {size}")
+            local = cache / Path(ref.key).name
             os.replace(tmp, local)  # the writer can load it again without a download
             self._remember(ref.key, local)
         except BaseException:
@@ -447,7 +443,7 @@ class RemoteCheckpointStorage(CheckpointStorage):
                     f"checkpoint {key} is damaged: expected sha256 {sha256}, "
                     f"found sha256 {found} ({size} bytes) at {self.location(key)}"
                 )
-            local = cache / f"{sha256}.ckpt"
+            local = cache / Path(key).name
             os.replace(tmp, local)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

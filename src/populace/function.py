@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from populace.store import MemberRow
-from populace.worker import ScoreNotFinite, Worker, member_seed
+from populace.worker import ScoreNotFinite, Worker, copy_seed, member_seed
 
 TrainFunction = Callable[["Member"], None]
 
@@ -152,6 +152,8 @@ class Member:
         row, path = self._worker.checkpoint_path(row)
         if path is not None:
             pt.load_state(path, allow_pickle=self._allow_pickle, **self._state)
+            if (seed := copy_seed(self._worker.config.seed, row)) is not None:
+                pt.reseed(seed)  # a copy of its own, not the donor's twin
         self._apply(row.hparams)
         return row
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 class Trainable(ABC):
@@ -13,9 +16,10 @@ class Trainable(ABC):
 
     populace calls `build` once for each member it starts on a worker, then
     `step` until the member is ready, `evaluate` for its score, `save` for a
-    checkpoint. After an exploit it calls `load` with the donor's checkpoint
-    and then `apply` with the explored hparams, in that order, so the new
-    hparams always win over whatever the checkpoint carried.
+    checkpoint. After an exploit it calls `load` with the donor's checkpoint,
+    `reseed` with a seed of the member's own, and then `apply` with the explored
+    hparams, in that order, so the new hparams always win over whatever the
+    checkpoint carried, and the copy does not replay the donor's random draws.
     """
 
     @abstractmethod
@@ -41,3 +45,14 @@ class Trainable(ABC):
     @abstractmethod
     def apply(self, hparams: Mapping[str, Any]) -> None:
         """Put new hparams in force on the live object, without rebuilding it."""
+
+    def reseed(self, seed: int) -> None:
+        """After an exploit: draw from a stream of the member's own, not the donor's.
+
+        `load` restored the donor's random state with its weights; kept, the copy
+        would see the donor's data order and dropout masks, and the two would train
+        as one. The default reseeds Python's `random` and NumPy's global generator;
+        override it (and call it) for generators the trainable holds itself.
+        """
+        random.seed(seed)
+        np.random.seed(seed % 2**32)

@@ -31,7 +31,16 @@ import numpy as np
 from populace.checkpoints import CheckpointDamaged, CheckpointStorage
 from populace.config import RunConfig
 from populace.space import ConfigError, Space
-from populace.store import Decision, MemberRow, Outcome, Report, Store, StoreError, open_store
+from populace.store import (
+    TRAINING,
+    Decision,
+    MemberRow,
+    Outcome,
+    Report,
+    Store,
+    StoreError,
+    open_store,
+)
 from populace.strategies import Snapshot
 from populace.trainable import Trainable
 
@@ -62,6 +71,17 @@ def member_seed(seed: int, member: int) -> int:
     return int(np.random.SeedSequence([seed, member]).generate_state(1)[0])
 
 
+def copy_seed(seed: int, member: MemberRow) -> int | None:
+    """The seed a member's random stream restarts from when its checkpoint is another
+    member's (a copy), one for each copy it makes; None for its own checkpoint, whose
+    random state it goes on with (a resumed run repeats)."""
+    checkpoint = member.checkpoint
+    if checkpoint is None or checkpoint.member == member.id:
+        return None
+    words = [seed, member.id, checkpoint.step, member.generation, 1]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
+
+
 def score_of(metrics: float | Mapping[str, float], name: str) -> tuple[float, dict[str, float]]:
     """The score and the metrics dict from what `evaluate` returned."""
     if isinstance(metrics, Mapping):
@@ -88,7 +108,8 @@ def make_decide(config: RunConfig, space: Space, burn_in: bool = True
         if burn_in and step < config.burn_in:  # still a donor, not yet a copier
             return None
         rng = np.random.default_rng([config.seed, member, step])
-        donor = exploit(snapshot, member, rng)
+        # members at other steps are compared at this member's step (Snapshot.aligned)
+        donor = exploit(snapshot.aligned(member), member, rng)
         if donor is None:
             return None
         donor = int(donor)  # a user's strategy may hand back a numpy integer
@@ -215,7 +236,7 @@ class Worker:
 
     def _finished(self) -> bool:
         status = self.store.progress()["status"]
-        return not status.get("ready") and not status.get("running")
+        return not any(status.get(s) for s in TRAINING)
 
     def train_segment(self, member: MemberRow) -> None:
         """Train `member` to its next ready point, evaluate, report, exploit/explore."""
@@ -235,7 +256,7 @@ class Worker:
         if outcome.accepted and outcome.decision is None:
             self.live = Live(member.id, trainable, outcome.checkpoint, member.hparams)
         else:
-            self.live = None  # exploited: the next claim loads the donor's checkpoint
+            self.live = None  # exploited (or waiting to): the next claim loads the donor's state
 
     def restore(self, member: MemberRow) -> tuple[MemberRow, Trainable]:
         """The member's trainable: the live one when unchanged, else built and loaded.
@@ -254,6 +275,8 @@ class Worker:
         trainable.build(member.hparams, member_seed(self.config.seed, member.id))
         if path is not None:
             trainable.load(path)
+            if (seed := copy_seed(self.config.seed, member)) is not None:
+                trainable.reseed(seed)  # a copy of its own, not the donor's twin
             # the checkpoint carries the donor's hparams (e.g. an optimizer's lr):
             # the member's own, explored ones must win
             trainable.apply(member.hparams)
@@ -273,7 +296,7 @@ class Worker:
             except CheckpointDamaged as damaged:
                 print(f"populace: member {member.id}: {damaged}; going back to its previous "
                       "checkpoint", file=sys.stderr)
-                recovered = self.store.recover(self.id, member.id, member.checkpoint.sha256,
+                recovered = self.store.recover(self.id, member.id, member.checkpoint.key,
                                                str(damaged))
                 if recovered is None:
                     raise LeaseLost(

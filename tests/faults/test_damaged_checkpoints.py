@@ -120,7 +120,7 @@ def test_a_damaged_checkpoint_after_an_exploit_sends_the_member_back_along_its_l
     _report(store, 1, 20)
     damaged, worker = _claim(store, 0)
     assert damaged.step == 20
-    back = store.recover(worker, 0, damaged.checkpoint.sha256, "checkpoint damaged")
+    back = store.recover(worker, 0, damaged.checkpoint.key, "checkpoint damaged")
     assert back.step == 15 and back.checkpoint.member == 1
     store.release(worker, 0)
     for step in (20, 25):
@@ -148,7 +148,7 @@ def test_a_copy_whose_file_is_damaged_leaves_the_lineage_one_line(tmp_path):
     """Member 0 copies member 1's checkpoint, finds it damaged, and goes back to its own
     checkpoint at step 5: its lineage is its own 0-5, then 5-10."""
     store, copied, worker = _two_members_and_a_copy(tmp_path)
-    back = store.recover(worker, 0, copied.checkpoint.sha256, "checkpoint damaged")
+    back = store.recover(worker, 0, copied.checkpoint.key, "checkpoint damaged")
     assert back.step == 5 and back.checkpoint.member == 0
     store.release(worker, 0)
     _report(store, 0, 10)
@@ -158,7 +158,7 @@ def test_a_copy_whose_file_is_damaged_leaves_the_lineage_one_line(tmp_path):
 
 def test_a_donor_whose_checkpoint_was_found_damaged_is_not_copied_again(tmp_path):
     store, copied, worker = _two_members_and_a_copy(tmp_path, population=3)
-    store.recover(worker, 0, copied.checkpoint.sha256, "checkpoint damaged")
+    store.recover(worker, 0, copied.checkpoint.key, "checkpoint damaged")
     store.release(worker, 0)
     _report(store, 2, 5)
     _report(store, 2, 10, decide=lambda snapshot, member: Decision(1, {"x": 0.3}))

@@ -91,7 +91,12 @@ def test_a_run_killed_several_times_resumes_to_one_coherent_history(tmp_path):
     event_keys = [(e.kind, e.member, e.donor, e.step, e.donor_step, json.dumps(e.before),
                    json.dumps(e.after), e.result) for e in events]
     assert len(event_keys) == len(set(event_keys))
-    assert {e.kind for e in events} <= {"exploit"}  # no failure, retry or recovery
+    # no failure, retry or recovery: only decisions, and every wait ended in a copy or a
+    # dropped decision (whose member decided again)
+    assert {e.kind for e in events} <= {"exploit", "wait", "dropped"}
+    for wait in (e for e in events if e.kind == "wait"):
+        assert any(e.member == wait.member and e.id > wait.id and e.kind in ("exploit", "dropped")
+                   for e in events)
     # each member's own line: it never went back past its last checkpoint, and every jump
     # forward is an exploit that copied the donor's checkpoint at that step
     exploits = [e for e in events if e.kind == "exploit"]

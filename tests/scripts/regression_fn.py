@@ -1,12 +1,15 @@
 """A training function (the function API): linear regression with SGD in torch.
 
 REGRESSION_NAN_ABOVE makes members whose lr exceeds it report a NaN loss;
+REGRESSION_SLEEP slows each step down (seconds), so worker processes that start at
+different times still train side by side;
 REGRESSION_CATCH=1 makes the loop catch what `member.report` raises and go on.
 REGRESSION_AFTER_LOOP (a store path) makes the function, after its loop, append the
 statuses of the store's members to that path + ".after", one JSON line each time.
 """
 
 import os
+import time
 
 import torch
 
@@ -35,6 +38,7 @@ def trainable(member):
         loss.backward()
         optimizer.step()
         value = loss.item()
+        time.sleep(float(os.environ.get("REGRESSION_SLEEP", "0")))
         if member.hparams["lr"] > float(os.environ.get("REGRESSION_NAN_ABOVE", "inf")):
             value = float("nan")
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from populace.store import Store
+from populace.store import TRAINING, Store
 
 POLL = 0.5  # seconds between looks at the store
 
@@ -13,6 +13,6 @@ def run_external(store: Store) -> None:
     """Return once no member is left to train (every one done or failed)."""
     while True:
         status = store.progress()["status"]
-        if not status.get("ready", 0) and not status.get("running", 0):
+        if not any(status.get(s) for s in TRAINING):
             return
         time.sleep(POLL)

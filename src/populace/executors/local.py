@@ -6,7 +6,7 @@ import multiprocessing as mp
 import signal
 
 from populace.executors.source import TrainableSource, work
-from populace.store import Store, open_store
+from populace.store import TRAINING, Store, open_store
 
 
 class WorkersDied(RuntimeError):
@@ -54,7 +54,7 @@ def run_local(store: Store, source: TrainableSource, workers: int) -> None:
         for p in procs:
             p.join()
         raise
-    if any(m.status in ("ready", "running") for m in store.members()):
+    if any(m.status in TRAINING for m in store.members()):
         # a worker stopped from outside (SIGTERM) exits 0 after giving its lease back
         crashed = [p.name for p in procs if p.exitcode not in (0, None)]
         raise WorkersDied(

@@ -13,7 +13,7 @@ from typing import Any
 from populace.executors.local import WorkersDied
 from populace.executors.source import TrainableSource, work
 from populace.space import ConfigError
-from populace.store import Store, open_store
+from populace.store import TRAINING, Store, open_store
 
 
 def _ray() -> Any:
@@ -58,7 +58,7 @@ def run_ray(store: Store, source: TrainableSource, workers: int, address: str | 
             for ref in refs:  # a cancelled task gives its lease back like an interrupted one
                 ray.cancel(ref)
             raise
-        if errors and any(m.status in ("ready", "running") for m in store.members()):
+        if errors and any(m.status in TRAINING for m in store.members()):
             raise WorkersDied(
                 f"{len(errors)} of {workers} Ray worker tasks failed before the run finished; "
                 f"first error:\n{errors[0]}\nrun again to resume"

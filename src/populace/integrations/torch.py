@@ -103,6 +103,14 @@ def load_state(path: str | os.PathLike[str], /, *, allow_pickle: bool = False,
     _set_rng_state(saved["rng"])
 
 
+def reseed(seed: int) -> None:
+    """Seed torch (CPU and every GPU), NumPy's global generator and Python's `random`:
+    a copy's own random stream after an exploit, in place of the donor's it loaded."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 def _refused(error: Exception) -> str:
     """What torch's weights-only unpickler refused, in one line."""
     for line in str(error).splitlines():
@@ -270,6 +278,10 @@ class TorchTrainable(Trainable):
     def load(self, path: Path) -> None:
         """Restore the objects named in `state` and the RNG states from `path`."""
         load_state(path, allow_pickle=self.allow_pickle, **self._objects())
+
+    def reseed(self, seed: int) -> None:
+        """Reseed torch (CPU and every GPU), NumPy and Python's `random` (see `reseed`)."""
+        reseed(seed)
 
     def apply(self, hparams: Mapping[str, Any]) -> None:
         """Set `hparams` on the optimizers, schedulers and `modules` (see `apply_hparams`)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from populace.api import RunFailed, result_of
 from populace.lineage import ScheduleEntry, lineage, schedule
-from populace.store import Event, MemberRow, Result, Store
+from populace.store import TRAINING, Event, MemberRow, Result, Store
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Summary:
 
     @property
     def running(self) -> bool:
-        return any(self.status.get(s) for s in ("ready", "running"))
+        return any(self.status.get(s) for s in TRAINING)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from populace.store.base import SCHEMA_VERSION, Store, StoreError
 from populace.store.records import (
+    TRAINING,
     CheckpointRow,
     Decision,
     Event,
@@ -19,8 +20,9 @@ from populace.store.records import (
 from populace.store.sqlite import SQLiteDriver
 
 __all__ = [
-    "SCHEMA_VERSION", "CheckpointRow", "Decision", "Event", "MemberRow", "Outcome", "Report",
-    "Result", "Store", "StoreError", "beside", "is_postgres", "open_store", "store_exists",
+    "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Decision", "Event", "MemberRow", "Outcome",
+    "Report", "Result", "Store", "StoreError", "beside", "is_postgres", "open_store",
+    "store_exists",
 ]
 
 

@@ -1,6 +1,6 @@
 """The population store: the single source of truth of a run.
 
-Every backend keeps three promises, and nothing above this module relies on
+Every backend keeps four promises, and nothing above this module relies on
 anything else:
 
 1. A claim is atomic: two workers never hold a lease on one member.
@@ -9,6 +9,8 @@ anything else:
    neither is, and no result, event or checkpoint row is lost or duplicated.
 3. A report from a worker whose lease has been lost is refused and recorded,
    so a late worker cannot overwrite a member someone else now trains.
+4. Every exploit decision is carried out, now or once its donor catches up,
+   or recorded as a 'dropped' event with its reason: none is lost silently.
 
 The SQL here is shared by all backends; a backend (a `Driver`) only supplies
 the connection, the column types and the way a write transaction is
@@ -21,17 +23,42 @@ import json
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from populace.store.driver import SCHEMA_VERSION, Cursor, StoreError, schema
 from populace.store.read import StoreReader
-from populace.store.records import CheckpointRow, Decision, MemberRow, Outcome, Report
+from populace.store.records import (
+    TRAINING,
+    CheckpointRow,
+    Decision,
+    MemberRow,
+    Outcome,
+    Report,
+)
 from populace.strategies.snapshot import Snapshot
 
 __all__ = ["SCHEMA_VERSION", "Decide", "Store", "StoreError"]
 
 # exploit + explore for one member (by id) against a population snapshot
 Decide = Callable[[Snapshot, int], "Decision | None"]
+# what a donor hands over: its generation, checkpoint, recent scores, trail (both JSON) and
+# the score its checkpoint was evaluated at
+DonorState = tuple[int, CheckpointRow, str, str, "float | None"]
+
+
+class Waiting(NamedTuple):
+    """A member waiting for its donor: its step, score and hparams, and the decision."""
+
+    member: int
+    step: int
+    score: float | None
+    hparams: dict[str, Any]
+    decision: Decision
+
+
+# how many (step, score) points of its lineage each member keeps, to rank members that are
+# at other steps by what they scored at the decider's step (`Snapshot.aligned`)
+TRAIL = 32
 
 
 def _finite(x: float | None) -> float | None:
@@ -118,9 +145,9 @@ class Store(StoreReader):
                     cur, "refused", report.member, None, report.step, None, None, None, "",
                     f"late report from worker {report.worker}: its lease was lost", now,
                 )
-                # its checkpoint file is nobody's, unless a live row holds the same bytes
-                cur.execute("SELECT COUNT(*) FROM checkpoints WHERE sha256 = ? AND deleted = 0",
-                            (report.sha256,))
+                # its checkpoint file is nobody's, unless a live row names the same file
+                cur.execute("SELECT COUNT(*) FROM checkpoints WHERE key = ? AND deleted = 0",
+                            (report.key,))
                 return Outcome(accepted=False,
                                collect=[] if cur.fetchone()[0] else [report.key])
             score = _finite(report.score)
@@ -149,9 +176,11 @@ class Store(StoreReader):
                 (report.step, score, checkpoint, hparams,
                  "done" if report.final else "ready", now, report.member),
             )
-            if score is not None and self._window(cur):
-                self._remember(cur, report.member, score)
-            applied: dict[int, tuple[Decision, CheckpointRow]] = {}
+            if score is not None:
+                self._remember(cur, report.member, report.step, score)
+            # members waiting for this one copy its new state before it decides for itself
+            self._resolve(cur, report.member, decide, result, now)
+            applied: dict[int, tuple[Decision, CheckpointRow | None]] = {}
             if not report.final and decide is not None:
                 members = self._deciding(cur, report.member, report.step)
                 if members:
@@ -160,10 +189,10 @@ class Store(StoreReader):
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
 
-    def recover(self, worker: str, member: int, sha256: str, detail: str) -> MemberRow | None:
+    def recover(self, worker: str, member: int, key: str, detail: str) -> MemberRow | None:
         """Send `member` back to the state it held before its checkpoint's file failed its hash.
 
-        Every row of the damaged content is marked deleted (the file is bad for
+        Every row of the damaged file is marked deleted (the file is bad for
         every member that points at it). A checkpoint the member wrote itself
         sends it back along its lineage, to the newest intact state its segments
         started from, with the hparams it trained from there; one it had copied
@@ -175,15 +204,19 @@ class Store(StoreReader):
         with self.driver.write() as cur:
             if not self._holds_lease(cur, member, worker):
                 return None
-            cur.execute("UPDATE checkpoints SET deleted = 1 WHERE sha256 = ?", (sha256,))
+            cur.execute("UPDATE checkpoints SET deleted = 1 WHERE key = ?", (key,))
             cur.execute("SELECT m.step, m.hparams, m.checkpoint, c.member FROM members m"
                         " LEFT JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
                         (member,))
             was, before, damaged, owner = cur.fetchone()
             checkpoint, step, hparams = (self._intact_ancestor(cur, damaged) if owner == member
                                          else self._own_newest(cur, member)) or (None, 0, before)
-            cur.execute("UPDATE members SET checkpoint = ?, step = ?, hparams = ?, updated = ?"
-                        " WHERE id = ?", (checkpoint, step, hparams, now, member))
+            # the trail forgets the steps the member no longer has
+            cur.execute("SELECT trail FROM members WHERE id = ?", (member,))
+            trail = [p for p in json.loads(cur.fetchone()[0]) if p[0] <= step]
+            cur.execute("UPDATE members SET checkpoint = ?, step = ?, hparams = ?, trail = ?,"
+                        " updated = ? WHERE id = ?",
+                        (checkpoint, step, hparams, json.dumps(trail), now, member))
             cur.execute("SELECT MAX(id) FROM results")
             self._insert_event(cur, "recover", member, member, was, step, json.loads(before),
                                json.loads(hparams), "", detail, now, cur.fetchone()[0])
@@ -265,6 +298,8 @@ class Store(StoreReader):
                     outcome = "replaced"
                 else:
                     cur.execute("UPDATE members SET status = 'failed' WHERE id = ?", (member,))
+            if outcome == "failed":
+                self._resolve(cur, member, decide, newest, now)
             cur.execute("SELECT MIN(step) FROM members WHERE status IN ('ready', 'running')")
             low = cur.fetchone()[0]
             if decide is not None and low is not None:
@@ -278,11 +313,15 @@ class Store(StoreReader):
         row = cur.fetchone()
         return row is not None and row[0] == "running" and row[1] == worker
 
-    def _remember(self, cur: Cursor, member: int, score: float) -> None:
-        cur.execute("SELECT recent FROM members WHERE id = ?", (member,))
-        recent = json.loads(cur.fetchone()[0]) + [score]
-        cur.execute("UPDATE members SET recent = ? WHERE id = ?",
-                    (json.dumps(recent[-self._window(cur):]), member))
+    def _remember(self, cur: Cursor, member: int, step: int, score: float) -> None:
+        """Append a finite score to the member's trail and, for a t-test, its recent window."""
+        cur.execute("SELECT trail, recent FROM members WHERE id = ?", (member,))
+        trail, recent = (json.loads(x) for x in cur.fetchone())
+        trail = (trail + [[step, score]])[-TRAIL:]
+        window = self._window(cur)
+        recent = (recent + [score])[-window:] if window else recent
+        cur.execute("UPDATE members SET trail = ?, recent = ? WHERE id = ?",
+                    (json.dumps(trail), json.dumps(recent), member))
 
     def _deciding(self, cur: Cursor, reporter: int | None, step: int) -> list[int]:
         """Who is decided on now: the reporter, or in a synchronous run the whole
@@ -295,8 +334,7 @@ class Store(StoreReader):
         if row is not None and step <= json.loads(row[0]):
             return []
         cur.execute(
-            "SELECT COUNT(*) FROM members WHERE status IN ('ready', 'running') AND step < ?",
-            (step,),
+            f"SELECT COUNT(*) FROM members WHERE status IN {TRAINING} AND step < ?", (step,),
         )
         if cur.fetchone()[0]:
             return []
@@ -309,59 +347,156 @@ class Store(StoreReader):
         return [row[0] for row in cur.fetchall()]
 
     def _decide(self, cur: Cursor, members: list[int], decide: Decide, result: int | None,
-                now: float) -> dict[int, tuple[Decision, CheckpointRow]]:
-        """Decide for `members` against one snapshot and apply the exploits.
+                now: float) -> dict[int, tuple[Decision, CheckpointRow | None]]:
+        """Decide for `members` against one snapshot; carry out each exploit, or wait for it.
 
-        `result` is the newest result row: the copies happen after it, so the
-        lineage takes a donor's results up to it and a member's own after it.
+        A donor whose checkpoint is behind the member would send it back in steps
+        (it would train them again and, deciding alike, could loop for ever), so
+        the member waits instead: status 'waiting', not claimable, until the donor
+        reports a checkpoint at or past its step (`_resolve`); its worker trains
+        other members meanwhile. A waiting member is never a donor, so waits
+        cannot form a cycle. `result` is the newest result row: the copies happen
+        after it, so the lineage takes a donor's results up to it and a member's
+        own after it. A checkpoint of None in the answer means the member waits.
         """
         snapshot = self._snapshot(cur, training=True)
         wanted = {m: d for m in members if (d := decide(snapshot, m)) is not None}
         # every donor's state is read before any member changes: in a synchronous
         # generation a donor may copy another member in the same round
         donors = {d.donor: self._donor(cur, d.donor) for d in wanted.values()}
-        applied = {}
+        applied: dict[int, tuple[Decision, CheckpointRow | None]] = {}
         for member, decision in wanted.items():
-            donor = donors[decision.donor]
-            if donor is None or decision.donor == member:
-                continue
-            generation, checkpoint, recent = donor
             row = snapshot.index(member)
-            if checkpoint.step < snapshot.steps[row]:
-                # a copy of a state behind the member would send it back in steps: it
-                # would train those steps again and, deciding alike, could loop for ever
+            step, before = int(snapshot.steps[row]), snapshot.hparams[row]
+            donor = donors[decision.donor]
+            if decision.donor == member:
+                donor = f"member {member} cannot copy itself"
+            if isinstance(donor, str):
+                self._insert_event(cur, "dropped", member, decision.donor, step, None, before,
+                                   decision.hparams, decision.strategy, donor, now, result)
                 continue
-            # the recent scores travel with the weights: they are the copied state's history
-            cur.execute(
-                "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, generation = ?,"
-                " parent = ?, recent = ? WHERE id = ?",
-                (json.dumps(decision.hparams), checkpoint.id, checkpoint.step, generation + 1,
-                 decision.donor, recent, member),
-            )
-            self._insert_event(
-                cur, "exploit", member, decision.donor, int(snapshot.steps[row]),
-                checkpoint.step, snapshot.hparams[row], decision.hparams, decision.strategy,
-                None, now, result,
-            )
+            checkpoint = donor[1]
+            if checkpoint.step < step:
+                cur.execute(
+                    "UPDATE members SET status = 'waiting', waits_for = ?, pending = ?,"
+                    " updated = ? WHERE id = ?",
+                    (decision.donor, json.dumps([decision.hparams, decision.strategy]), now,
+                     member),
+                )
+                self._insert_event(
+                    cur, "wait", member, decision.donor, step, checkpoint.step, before,
+                    decision.hparams, decision.strategy,
+                    f"waits for member {decision.donor} to reach step {step}", now, result)
+                applied[member] = (decision, None)
+                continue
+            self._copy(cur, member, step, before, decision, donor, decide, result, now)
             applied[member] = (decision, checkpoint)
         return applied
 
-    def _donor(self, cur: Cursor, donor: int) -> tuple[int, CheckpointRow, str] | None:
-        """A donor's generation, checkpoint and recent scores; None if it cannot donate."""
+    def _copy(self, cur: Cursor, member: int, step: int, before: dict[str, Any],
+              decision: Decision, donor: DonorState, decide: Decide | None,
+              result: int | None, now: float) -> None:
+        """Carry out an exploit: the member takes the donor's checkpoint and new hparams."""
+        generation, checkpoint, recent, trail, score = donor
+        # the score, trail and recent scores travel with the weights: they are the copied
+        # state's evaluation and history, so a copy does not rank with its old score
+        cur.execute(
+            "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, score = ?,"
+            " generation = ?, parent = ?, recent = ?, trail = ?, status = 'ready',"
+            " waits_for = NULL, pending = NULL, updated = ? WHERE id = ?",
+            (json.dumps(decision.hparams), checkpoint.id, checkpoint.step, score,
+             generation + 1, decision.donor, recent, trail, now, member),
+        )
+        self._insert_event(cur, "exploit", member, decision.donor, step, checkpoint.step,
+                           before, decision.hparams, decision.strategy, None, now, result)
+        # who waited for this member's own state will not get it: they decide again
+        self._redecide(cur, member, f"member {member} copied member {decision.donor} first",
+                       decide, result, now)
+
+    def _waiting(self, cur: Cursor, donor: int) -> list[Waiting]:
+        """The members waiting for `donor`, by id."""
+        cur.execute("SELECT id, step, score, hparams, pending FROM members"
+                    " WHERE status = 'waiting' AND waits_for = ? ORDER BY id", (donor,))
+        return [Waiting(m, step, score, json.loads(hparams), Decision(donor, *json.loads(p)))
+                for m, step, score, hparams, p in cur.fetchall()]
+
+    def _resolve(self, cur: Cursor, donor: int, decide: Decide | None, result: int | None,
+                 now: float) -> None:
+        """Carry out the exploits that wait for `donor`, now that its row changed.
+
+        A member whose donor reached its step copies the donor's new checkpoint, if
+        that still scores better than the member: the state it waited for is not
+        the one it chose. One whose donor can no longer donate (it finished,
+        failed), or fell behind it, records why and decides again against the
+        population as it is now.
+        """
+        waiting = self._waiting(cur, donor)
+        if not waiting:
+            return
+        state = self._donor(cur, donor)
+        if isinstance(state, str):
+            self._drop(cur, waiting, state, decide, result, now)
+            return
+        arrived = [w for w in waiting if state[1].step >= w.step]
+        fell = [w for w in arrived if not self._better(cur, state[4], w.score)]
+        for w in arrived:
+            if w not in fell:
+                self._copy(cur, w.member, w.step, w.hparams, w.decision, state, decide,
+                           result, now)
+        self._drop(cur, fell, f"member {donor} no longer scores better at this step",
+                   decide, result, now)
+
+    def _better(self, cur: Cursor, a: float | None, b: float | None) -> bool:
+        """Whether score `a` beats score `b` in the run's mode (a missing score never wins)."""
+        if a is None:
+            return False
+        if b is None:
+            return True
+        return a > b if self._run(cur)["mode"] == "max" else a < b
+
+    def _redecide(self, cur: Cursor, donor: int, reason: str, decide: Decide | None,
+                  result: int | None, now: float) -> None:
+        """Drop every exploit waiting for `donor`, with `reason` (see `_drop`)."""
+        self._drop(cur, self._waiting(cur, donor), reason, decide, result, now)
+
+    def _drop(self, cur: Cursor, waiting: list[Waiting], reason: str, decide: Decide | None,
+              result: int | None, now: float) -> None:
+        """Drop these waiting exploits (a 'dropped' event each, with `reason`); the members
+        decide again now (with no `decide`: they train on with their own state)."""
+        for w in waiting:
+            cur.execute("UPDATE members SET status = 'ready', waits_for = NULL, pending = NULL,"
+                        " updated = ? WHERE id = ?", (now, w.member))
+            self._insert_event(cur, "dropped", w.member, w.decision.donor, w.step, None,
+                               w.hparams, w.decision.hparams, w.decision.strategy, reason, now,
+                               result)
+        if waiting and decide is not None:
+            self._decide(cur, [w.member for w in waiting], decide, result, now)
+
+    def _donor(self, cur: Cursor, donor: int) -> DonorState | str:
+        """What a donor hands over (`DonorState`), or why it cannot donate."""
         cur.execute(
             "SELECT m.generation, c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.status,"
-            " m.recent FROM members m JOIN checkpoints c ON c.id = m.checkpoint"
-            " WHERE m.id = ? AND c.deleted = 0",
+            " m.recent, m.trail, r.score FROM members m LEFT JOIN checkpoints c"
+            " ON c.id = m.checkpoint AND c.deleted = 0 LEFT JOIN results r"
+            " ON r.member = c.member AND r.step = c.step AND r.checkpoint = c.id"
+            " WHERE m.id = ?",
             (donor,),
         )
         row = cur.fetchone()
-        if row is None or row[7] == "failed":
+        if row is None:
+            return f"member {donor} is not in the run"
+        if row[7] == "failed":
+            return f"member {donor} failed"
+        if row[7] == "waiting":
+            return f"member {donor} is itself waiting to copy another member"
+        if row[1] is None:
             # a donor without an intact checkpoint would make the copy train from scratch
-            return None
+            return f"member {donor} has no intact checkpoint to copy"
         checkpoint = CheckpointRow(*row[1:7])
         if checkpoint.step >= self._run(cur)["steps"]:
-            return None  # a finished donor's copy would end as its clone, never trained again
-        return row[0], checkpoint, row[8]
+            # a finished donor's copy would end as its clone, never trained again
+            return f"member {donor} finished training"
+        return row[0], checkpoint, row[8], row[9], row[10]
 
     def _collect(self, cur: Cursor, member: int, keep: int) -> list[str]:
         """Mark the member's old, unreferenced checkpoints deleted; return files to remove."""
@@ -370,19 +505,19 @@ class Store(StoreReader):
         )
         newest = {row[0] for row in cur.fetchall()}
         cur.execute(
-            "SELECT id, sha256, key FROM checkpoints WHERE member = ? AND deleted = 0"
+            "SELECT id, key FROM checkpoints WHERE member = ? AND deleted = 0"
             " AND id NOT IN (SELECT checkpoint FROM members WHERE checkpoint IS NOT NULL)",
             (member,),
         )
         keys = []
-        for cid, sha, key in cur.fetchall():
+        for cid, key in cur.fetchall():
             if cid in newest:
                 continue
             cur.execute("UPDATE checkpoints SET deleted = 1 WHERE id = ?", (cid,))
-            cur.execute(
-                "SELECT COUNT(*) FROM checkpoints WHERE sha256 = ? AND deleted = 0", (sha,)
-            )
-            if cur.fetchone()[0] == 0:  # content-addressed: another row may share the file
+            # a file is written for one row; a row of its own names it only in tests and
+            # in stores of older populace versions, so check rather than trust
+            cur.execute("SELECT COUNT(*) FROM checkpoints WHERE key = ? AND deleted = 0", (key,))
+            if cur.fetchone()[0] == 0:
                 keys.append(key)
         return keys
 

@@ -6,7 +6,9 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 # 2: each result names the checkpoint it wrote and the one its segment started from
-SCHEMA_VERSION = 2
+# 3: a member waiting for its donor keeps the decision it waits to carry out, and every
+#    member a short trail of (step, score) along its lineage
+SCHEMA_VERSION = 3
 
 
 class StoreError(RuntimeError):
@@ -50,7 +52,7 @@ def schema(types: dict[str, str]) -> list[str]:
             created {t['real']} NOT NULL, deleted INTEGER NOT NULL DEFAULT 0)""",
         """CREATE INDEX IF NOT EXISTS checkpoints_member
             ON checkpoints (member, deleted, id)""",
-        "CREATE INDEX IF NOT EXISTS checkpoints_sha ON checkpoints (sha256, deleted)",
+        "CREATE INDEX IF NOT EXISTS checkpoints_key ON checkpoints (key, deleted)",
         # a member's newest checkpoints, read at every report, without sorting its history
         "CREATE INDEX IF NOT EXISTS checkpoints_newest ON checkpoints (member, id)",
         f"""CREATE TABLE IF NOT EXISTS members (
@@ -58,7 +60,8 @@ def schema(types: dict[str, str]) -> list[str]:
             score {t['real']}, generation INTEGER NOT NULL, parent INTEGER,
             status TEXT NOT NULL, checkpoint INTEGER REFERENCES checkpoints (id),
             lease_owner TEXT, lease_expires {t['real']}, error TEXT,
-            recent TEXT NOT NULL DEFAULT '[]', failures INTEGER NOT NULL DEFAULT 0,
+            recent TEXT NOT NULL DEFAULT '[]', trail TEXT NOT NULL DEFAULT '[]',
+            failures INTEGER NOT NULL DEFAULT 0, waits_for INTEGER, pending TEXT,
             updated {t['real']} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS results (
             id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,

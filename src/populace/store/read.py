@@ -20,6 +20,7 @@ class StoreReader:
         self.driver = driver
         self._hparams_cache: dict[int, tuple[str, Any]] = {}
         self._recent_cache: dict[int, tuple[str, Any]] = {}
+        self._trail_cache: dict[int, tuple[str, Any]] = {}
 
     @property
     def url(self) -> str:
@@ -86,18 +87,20 @@ class StoreReader:
     def _snapshot(self, cur: Cursor, training: bool = False) -> Snapshot:
         """Each live member's latest state, reading the member rows only (never history).
 
-        `training`: only the members still training, the population a decision ranks:
-        a finished member can no longer be copied (its copy would end as its clone).
+        `training`: only the members a decision ranks, those training now or next: a
+        finished member can no longer be copied (its copy would end as its clone), and
+        one waiting to copy another has given up its own state.
         """
-        statuses = "('ready', 'running')" if training else "('ready', 'running', 'done')"
+        statuses = "('ready', 'running')" if training else "('ready', 'running', 'waiting', 'done')"
         cur.execute(
-            f"SELECT id, step, score, hparams, recent FROM members WHERE status IN {statuses}"
-            " ORDER BY id"
+            "SELECT id, step, score, hparams, recent, trail FROM members"
+            f" WHERE status IN {statuses} ORDER BY id"
         )
         rows = cur.fetchall()
         hparams = [self._parsed(self._hparams_cache, r[0], r[3]) for r in rows]
         recent = ([self._parsed(self._recent_cache, r[0], r[4]) for r in rows]
                   if self._window(cur) else ())
+        trails = [self._parsed(self._trail_cache, r[0], r[5]) for r in rows]
         return Snapshot(
             ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
             steps=np.fromiter((r[1] for r in rows), np.int64, len(rows)),
@@ -107,6 +110,7 @@ class StoreReader:
             hparams=hparams,
             maximize=self._run(cur)["mode"] == "max",
             recent=recent,
+            trails=trails,
         )
 
     @staticmethod

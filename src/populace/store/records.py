@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# a member still in the run: trained now or next, or waiting for its donor to catch up
+TRAINING = ("ready", "running", "waiting")
+
 
 @dataclass(frozen=True)
 class CheckpointRow:
@@ -26,7 +29,7 @@ class MemberRow:
     score: float | None
     generation: int
     parent: int | None
-    status: str  # ready | running | done | failed
+    status: str  # ready | running | waiting | done | failed
     checkpoint: CheckpointRow | None
     error: str | None = None
 
@@ -64,8 +67,8 @@ class Outcome:
 
     accepted: bool
     checkpoint: int | None = None  # id of the checkpoint row written for the report
-    decision: Decision | None = None
-    donor_checkpoint: CheckpointRow | None = None
+    decision: Decision | None = None  # the reporter's exploit, carried out or awaited
+    donor_checkpoint: CheckpointRow | None = None  # None with a decision: the member waits
     collect: list[str] = field(default_factory=list)  # checkpoint keys no one needs any more
 
 

@@ -7,7 +7,7 @@ strategy never knows (or cares) where the population lives.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,9 @@ class Snapshot:
     maximize: bool = True
     # each member's last few finite scores, oldest first (empty when not kept)
     recent: Sequence[Sequence[float]] = ()
+    # each member's last few (step, score) points along its lineage, oldest first: what
+    # its weights scored at earlier ready points, whoever trained them (empty: not known)
+    trails: Sequence[Sequence[Sequence[float]]] = ()
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -35,6 +38,41 @@ class Snapshot:
             raise ValueError("Snapshot columns must have equal lengths")
         if self.recent and len(self.recent) != n:
             raise ValueError("Snapshot.recent must have one window per member")
+        if self.trails and len(self.trails) != n:
+            raise ValueError("Snapshot.trails must have one trail per member")
+
+    def aligned(self, member_id: int) -> Snapshot:
+        """The scores as `member_id` should be ranked against them, at its own step.
+
+        An asynchronous population is spread over steps, and a member that only
+        trained longer scores higher: ranked by newest scores, the members ahead
+        would be copied for being ahead, and the deciding member (it has just
+        reported, so it is often ahead) would almost never copy. So the advantage
+        of extra training is taken away, and none is given: a member ahead counts
+        with what it scored at the deciding member's step (or its newest score,
+        if that is worse); a member behind is credited with the progress the
+        deciding member made since that member's step (none if it made none).
+        Where a trail does not reach back that far, its oldest point is the
+        nearest comparison. A deciding member without a score ranks below every
+        other at any step, so it sees the newest scores, as does a synchronous
+        generation, all at one step.
+        """
+        row = self.index(member_id)
+        step, mine_now = int(self.steps[row]), self.scores[row]
+        if not self.trails or not np.isfinite(mine_now) or bool(np.all(self.steps == step)):
+            return self
+        sign = 1.0 if self.maximize else -1.0  # work on scores where higher is better
+        scores = self.scores.copy()
+        for k in np.flatnonzero((self.steps != step) & np.isfinite(self.scores)):
+            if self.steps[k] > step:
+                then = _score_at(self.trails[k], step)
+                if then is not None:
+                    scores[k] = sign * min(sign * then, sign * scores[k])
+            else:
+                mine_then = _score_at(self.trails[row], int(self.steps[k]))
+                if mine_then is not None:
+                    scores[k] += sign * max(0.0, sign * (mine_now - mine_then))
+        return replace(self, scores=scores)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -68,3 +106,12 @@ class Snapshot:
         if not np.isfinite(sb):
             return True
         return bool(sa > sb) if self.maximize else bool(sa < sb)
+
+
+def _score_at(trail: Sequence[Sequence[float]], step: int) -> float | None:
+    """The score a trail's weights had at `step`: its newest point at or before it, else
+    its oldest point (None for an empty trail)."""
+    for at, score in reversed(trail):
+        if at <= step:
+            return float(score)
+    return float(trail[0][1]) if trail else None
