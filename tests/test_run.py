@@ -208,7 +208,7 @@ def test_cli_settings_precedence(tmp_path):
         (["--explore", "jitter"], "explore must be one of"),
         (["--mode", "maximise"], "mode must be one of max, min; got 'maximise'"),
         (["--ready-steps", "0"], "ready_steps must be >= 1, got 0"),
-        (["--ready-seconds", "-2"], "ready_seconds must be > 0"),
+        (["--ready-seconds", "-2"], "ready_seconds must be in (0, 604,800], got -2.0"),
         (["--ready-steps", "2", "--ready-seconds", "2"], "not both"),
         (["--score", "accuracy"], "score 'accuracy' is not among the metrics"),
         (["--resample-probability", "1.5", "--explore", "perturb-or-resample"], "probability"),

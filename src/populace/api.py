@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import socket
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from populace.checkpoints import CheckpointStorage
 from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.display import console as make_console
@@ -18,8 +21,9 @@ from populace.executors import TrainableSource, execute
 from populace.function import Member
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.space import ConfigError, Space
-from populace.store import MemberRow, Store, beside, open_store, store_exists
+from populace.store import MemberRow, Store, beside, is_postgres, open_store, store_exists
 from populace.strategies import Snapshot
+from populace.sweep import grace_for, sweep
 from populace.trainable import Trainable
 from populace.worker import member_seed, score_of
 
@@ -109,6 +113,11 @@ def run(
         if inspect.isclass(trainable):
             _preflight(trainable, hparams[0], config)
         storage = checkpoint_root(checkpoints, store)
+        if checkpoints is None and is_postgres(store):
+            print(f"populace: no --checkpoints given, so checkpoints go to {storage} on "
+                  f"this machine ({socket.gethostname()}): a worker on another machine "
+                  "cannot reach them and will refuse to train; give a shared folder or an "
+                  "fsspec URL for a run trained from several machines", file=sys.stderr)
         db = open_store(store)
         try:
             db.create({
@@ -124,16 +133,37 @@ def run(
             db.driver.remove()
             raise
     try:
+        storage = _storage(db)
+        _sweep(db, storage)  # what a killed run left behind
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
         console = make_console(quiet=not progress)
         with Display(db.url, config.population * config.steps, console):
             execute(db, source, config)
+        _sweep(db, storage)
         result = result_of(db)
         console.print(members_table(result.members))
         return result
     finally:
         db.close()
+
+
+def _storage(db: Store) -> CheckpointStorage:
+    """The run's checkpoint storage, marked as the run's when new, checked when not."""
+    storage = CheckpointStorage(db.config()["checkpoints"])
+    run = db.meta("run")
+    if not db.checkpoint_keys() and not db.results():
+        storage.mark(run)  # a new run, or one killed before its first checkpoint
+    storage.check(run)
+    return storage
+
+
+def _sweep(db: Store, storage: CheckpointStorage) -> None:
+    """Remove the orphan files a killed worker left, and say so."""
+    removed = sweep(db, storage, grace_for(db))
+    if removed:
+        print(f"populace: removed {len(removed)} checkpoint file(s) no checkpoint names "
+              f"(left by a killed worker) from {storage.url}", file=sys.stderr)
 
 
 def result_of(store: Store) -> RunResult:

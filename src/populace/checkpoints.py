@@ -28,7 +28,7 @@ import shutil
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,6 +54,20 @@ class CheckpointRef:
 
 class CheckpointDamaged(RuntimeError):
     """A checkpoint file is missing or its bytes no longer match the recorded hash."""
+
+
+class StorageMissing(RuntimeError):
+    """A run's checkpoint storage as a whole is not there on this machine (a folder not
+    mounted, a bucket out of reach), or holds another run's checkpoints: not damage."""
+
+
+MARKER = ".populace-run"  # in every storage root: the id of the run its checkpoints belong to
+
+
+def _machine() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def _check_key(key: str) -> str:
@@ -153,6 +167,19 @@ def _stage(save: Callable[[Path], None], tmp: Path) -> tuple[BinaryIO, str, int]
     except BaseException:
         f.close()
         raise
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    """An fsspec entry's modification time in seconds since the epoch (now if unknown)."""
+    import time
+
+    for field in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(field)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+    return time.time()
 
 
 def is_remote(root: str | os.PathLike[str]) -> bool:
@@ -273,6 +300,70 @@ class CheckpointStorage:
         private cache. Raises CheckpointDamaged when the checkpoint is missing or damaged.
         """
         return self.verify(key, sha256)
+
+    def mark(self, run: str) -> None:
+        """Make the root and record in it that it holds run `run`'s checkpoints.
+
+        Every worker checks the mark (`check`) before it trains: without it a folder
+        that is not mounted, or was moved away, would look like a storage whose every
+        checkpoint is missing, and the whole run would quietly restart from scratch.
+        """
+        _mkdir(self.root)
+        self._mark(self.root / MARKER, run)
+
+    def _mark(self, marker: Path, run: str) -> None:
+        try:
+            found = marker.read_text().strip()
+        except FileNotFoundError:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private
+            with os.fdopen(fd, "w") as f:
+                f.write(run + "\n")
+            return
+        if found != run:
+            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}); "
+                                 "give each run a checkpoint storage of its own")
+
+    def check(self, run: str) -> None:
+        """StorageMissing unless this is run `run`'s storage, reachable from this machine."""
+        marker = self.root / MARKER
+        try:
+            found = marker.read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            found = None
+        self._refuse(found, run, str(marker))
+
+    def _refuse(self, found: str | None, run: str, marker: str) -> None:
+        if found is None:
+            raise StorageMissing(
+                f"the run's checkpoint storage {self.url} is not there on machine "
+                f"{_machine()!r} (no {marker}): mount the shared folder or reach the bucket "
+                "there, or move the folder back; nothing was trained")
+        if found != run:
+            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}), "
+                                 f"not this one ({run})")
+
+    def files(self) -> Iterator[tuple[str, float]]:
+        """(name, modification time) of every checkpoint file and leftover temp file here:
+        a key, or the temp name a crashed write left in the root."""
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.name.startswith(_TMP):
+                yield entry.name, entry.stat(follow_symlinks=False).st_mtime
+            elif entry.is_dir(follow_symlinks=False) and len(entry.name) == 2:
+                for file in os.scandir(entry.path):
+                    key = f"{entry.name}/{file.name}"
+                    if _KEY.fullmatch(key):
+                        yield key, file.stat(follow_symlinks=False).st_mtime
+
+    def remove(self, name: str) -> None:
+        """Delete what `files` named: a checkpoint by its key, or a leftover temp file."""
+        if name.startswith(_TMP) and "/" not in name:
+            _remove_leftovers(self.root / name)
+        else:
+            self.delete(name)
 
     def delete(self, key: str) -> None:
         """Remove a checkpoint; a missing one is fine so collection can be retried."""
@@ -455,6 +546,48 @@ class RemoteCheckpointStorage(CheckpointStorage):
     def verify(self, key: str, sha256: str) -> Path:
         """As `fetch`: the bytes can only be hashed once they are here."""
         return self.fetch(key, sha256)
+
+    def mark(self, run: str) -> None:
+        """Record at the URL that it holds run `run`'s checkpoints (see the local `mark`)."""
+        marker = f"{self.base}/{MARKER}"
+        try:
+            found = self.fs.cat_file(marker).decode().strip()
+        except FileNotFoundError:
+            self.fs.makedirs(self.base, exist_ok=True)
+            self.fs.pipe_file(marker, (run + "\n").encode())
+            return
+        if found != run:
+            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}); "
+                                 "give each run a checkpoint storage of its own")
+
+    def check(self, run: str) -> None:
+        """StorageMissing unless this is run `run`'s storage, reachable from this machine."""
+        marker = f"{self.base}/{MARKER}"
+        try:
+            found: str | None = self.fs.cat_file(marker).decode().strip()
+        except FileNotFoundError:
+            found = None
+        self._refuse(found, run, f"{self.url}/{MARKER}")
+
+    def files(self) -> Iterator[tuple[str, float]]:
+        """(name, modification time) of every checkpoint object and leftover temp object
+        (an object whose store reports no time counts as written now)."""
+        try:
+            found = self.fs.find(self.base, detail=True)
+        except FileNotFoundError:
+            return
+        for path, info in found.items():
+            name = path[len(self.base):].lstrip("/") if path.startswith(self.base) else path
+            if _KEY.fullmatch(name) or (name.startswith(_TMP) and "/" not in name):
+                yield name, _mtime(info)
+
+    def remove(self, name: str) -> None:
+        """Delete what `files` named: a checkpoint by its key, or a leftover temp object."""
+        if name.startswith(_TMP) and "/" not in name:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(f"{self.base}/{name}")
+        else:
+            self.delete(name)
 
     def delete(self, key: str) -> None:
         """Remove a checkpoint (and any local copy); a missing one is fine."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from populace.api import RunFailed, run
+from populace.checkpoints import CheckpointStorage, StorageMissing
 from populace.config import strategy_spec
 from populace.display import console as make_console
 from populace.display import members_table
@@ -26,7 +28,8 @@ from populace.executors import WorkersDied, source_of, stop_on_sigterm, work
 from populace.replay import replay
 from populace.script import load_script
 from populace.space import ConfigError
-from populace.store import Event, Store, StoreError, open_store, store_exists
+from populace.store import DECISIONS, Event, Store, StoreError, open_store, store_exists
+from populace.sweep import grace_for, orphans, sweep
 
 try:
     import tomllib
@@ -98,11 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="the replay's store (default: STORE's name + .replay.db)")
     rp.add_argument("--quiet", action="store_true", help="no progress display")
 
+    g = sub.add_parser("gc", help="remove checkpoint files of the run in STORE that no "
+                                  "checkpoint names (left by killed workers)")
+    g.add_argument("store")
+    g.add_argument("--grace", type=float, default=None,
+                   help="only files older than this many seconds (default: none once no "
+                        "member trains, else twice the run's lease)")
+    g.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+
     s = sub.add_parser("status", help="one row per member of the run in STORE")
     s.add_argument("store")
     s.add_argument("--json", action="store_true", help="JSON instead of a table")
     s.add_argument("--events", action="store_true",
-                   help="every exploit/explore event instead of the members")
+                   help="every exploit/explore event (and every wait for a donor, every "
+                        "dropped decision) instead of the members")
     return parser
 
 
@@ -213,13 +225,36 @@ def _wait_for_run(url: str, wait: float, console: Console) -> Store:
         time.sleep(0.5)
 
 
+def _gc(args: argparse.Namespace, console: Console) -> int:
+    """Remove orphan checkpoint files; say which, and how much space they held."""
+    if not store_exists(args.store):
+        raise StoreError(f"{args.store} does not exist")
+    if args.grace is not None and not (args.grace >= 0 and math.isfinite(args.grace)):
+        raise ConfigError(f"--grace must be a number of seconds >= 0, got {args.grace}")
+    store = open_store(args.store)
+    try:
+        storage = CheckpointStorage(store.config()["checkpoints"])
+        storage.check(store.meta("run"))
+        grace = grace_for(store) if args.grace is None else args.grace
+        found = orphans(store, storage, grace) if args.dry_run else sweep(store, storage, grace)
+    finally:
+        store.close()
+    verb = "would remove" if args.dry_run else "removed"
+    for name in found:
+        console.print(f"{verb} {name}", highlight=False)
+    console.print(f"{verb} {len(found)} file(s) no checkpoint names from {storage.url} "
+                  f"(grace {grace:g} s)", highlight=False)
+    return 0
+
+
 def _status(args: argparse.Namespace, console: Console) -> int:
     if not store_exists(args.store):
         raise StoreError(f"{args.store} does not exist")
     store = open_store(args.store)
     try:
         if args.events:
-            return _events(store.events("exploit"), args.json, console)
+            return _events([e for e in store.events() if e.kind in DECISIONS], args.json,
+                           console)
         members = store.members()
     finally:
         store.close()
@@ -265,19 +300,25 @@ def _metrics(metrics: dict[str, float]) -> str:
 
 
 def _events(events: list[Event], as_json: bool, console: Console) -> int:
-    """The exploit/explore log: who copied whom at which step, hparams before and after."""
-    rows = [{"member": e.member, "donor": e.donor, "step": e.step, "donor_step": e.donor_step,
-             "before": e.before, "after": e.after, "strategy": e.strategy, "time": e.time}
+    """The decisions: who copied whom at which step, hparams before and after; who waited
+    for a donor to catch up, and which decision was dropped and why."""
+    rows = [{"kind": e.kind, "member": e.member, "donor": e.donor, "step": e.step,
+             "donor_step": e.donor_step, "before": e.before, "after": e.after,
+             "strategy": e.strategy, "detail": e.detail, "time": e.time}
             for e in events]
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"{len(rows)} exploit/explore events")
-    for name in ("member", "donor", "step", "donor step", "strategy", "before", "after"):
+    copies = sum(r["kind"] == "exploit" for r in rows)
+    table = Table(title=f"{copies} exploit/explore events, {len(rows) - copies} waits and "
+                        "dropped decisions")
+    for name in ("kind", "member", "donor", "step", "donor step", "strategy", "before",
+                 "after", "detail"):
         table.add_column(name)
     for r in rows:
-        table.add_row(str(r["member"]), str(r["donor"]), str(r["step"]), str(r["donor_step"]),
-                      r["strategy"], json.dumps(r["before"]), json.dumps(r["after"]))
+        table.add_row(r["kind"], str(r["member"]), str(r["donor"]), str(r["step"]),
+                      str(r["donor_step"]), r["strategy"], json.dumps(r["before"]),
+                      json.dumps(r["after"]), r["detail"] or "")
     console.print(table)
     return 0
 
@@ -287,9 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console, err = make_console(), make_console(stderr=True)
     try:
         commands = {"run": _run, "worker": _worker, "status": _status, "report": _report,
-                    "replay": _replay}
+                    "replay": _replay, "gc": _gc}
         return commands[args.command](args, console)
-    except (ConfigError, StoreError) as e:
+    except (ConfigError, StoreError, StorageMissing) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)
         return 2
     except (RunFailed, WorkersDied) as e:

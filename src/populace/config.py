@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -15,20 +14,53 @@ from populace.strategies.ready import EverySeconds, EverySteps
 MODES = ("max", "min")
 EXECUTORS = ("inline", "local", "ray")
 
+# The largest value of each size setting, checked before anything is allocated: a larger
+# one is a typo (an extra zero, a pasted number), and would otherwise start drawing hparams,
+# writing rows or spawning processes until the machine runs out of memory.
+BOUNDS: dict[str, int | float] = {
+    # every report ranks the whole population from its rows: at 10,000 members a decision
+    # reads 10,000 rows (about 15 ms), and the run's store holds that many member rows
+    "population": 10_000,
+    # a member's step counter and the results it writes (steps / ready_steps rows each)
+    "steps": 10**9,
+    "ready_steps": 10**9,
+    "burn_in": 10**9,
+    # one process (or Ray task) and two store connections each
+    "workers": 1024,
+    "seed": 2**63 - 1,  # a 64-bit integer, as every store and numpy's seeding take it
+    "keep_checkpoints": 1000,  # checkpoint files kept per member
+    "retries": 1000,
+    "ready_seconds": 7 * 86_400,  # a week
+    "lease_seconds": 86_400,  # a day: a dead worker's member waits this long at most
+    "cpus_per_worker": 1024,
+    "gpus_per_worker": 1024,
+}
+
 
 def _int(name: str, value: Any, low: int) -> int:
+    high = BOUNDS.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigError(f"{name} must be a whole number {allowed}, got {value!r}")
     if value < low:
         raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be <= {high:,}, got {_short(value)}")
     return value
 
 
+def _short(value: int | float) -> str:
+    """A value for an error message: a huge integer as its size, not its 10,000 digits."""
+    text = str(value)
+    return text if len(text) <= 30 else f"{text[:12]}... ({len(text)} digits)"
+
+
 def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-    if value <= 0:
-        raise ConfigError(f"{name} must be > 0, got {value}")
+    high = BOUNDS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ConfigError(f"{name} must be a number in (0, {high:,}], got {value!r}")
+    if not 0 < value <= high:
+        raise ConfigError(f"{name} must be in (0, {high:,}], got {_short(value)}")
     return float(value)
 
 
@@ -117,9 +149,10 @@ class RunConfig:
         _positive("cpus_per_worker", self.cpus_per_worker)
         if (isinstance(self.gpus_per_worker, bool)
                 or not isinstance(self.gpus_per_worker, (int, float))
-                or not 0 <= self.gpus_per_worker < math.inf):
-            raise ConfigError(f"gpus_per_worker must be a number >= 0 (0.5: two workers "
-                              f"share a GPU), got {self.gpus_per_worker!r}")
+                or not 0 <= self.gpus_per_worker <= BOUNDS["gpus_per_worker"]):
+            raise ConfigError(f"gpus_per_worker must be a number in [0, "
+                              f"{BOUNDS['gpus_per_worker']}] (0.5: two workers share a GPU), "
+                              f"got {_short(self.gpus_per_worker)}")
         if not isinstance(self.score, str) or not self.score:
             raise ConfigError(f"score must be the name of a metric, got {self.score!r}")
         if self.ready_steps is not None and self.ready_seconds is not None:

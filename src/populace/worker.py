@@ -185,6 +185,8 @@ class Worker:
         config = store.config()
         self.config = RunConfig.from_dict(config["run"])
         self.storage = CheckpointStorage(config["checkpoints"])
+        # a folder that is not mounted here is not a run whose checkpoints all broke
+        self.storage.check(store.meta("run"))
         self.ready = self.config.make_ready()
         self.decide = make_decide(self.config, space)
         self.replace = (make_decide(self.config, space, burn_in=False)

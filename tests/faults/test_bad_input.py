@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import time
+import tracemalloc
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from populace.cli import main, read_config_file
-from populace.config import RunConfig
+from populace.config import BOUNDS, RunConfig
 from populace.space import ConfigError
 
 FIXTURE = [HealthCheck.function_scoped_fixture]  # each example writes its own file
@@ -62,7 +66,80 @@ def test_any_bad_flag_exits_2_and_writes_nothing(tmp_path_factory, flag, value):
 
 
 def test_a_lease_too_short_to_renew_is_refused():
-    import pytest
-
     with pytest.raises(ConfigError, match="lease_seconds must be >= 1, got 0.5"):
         RunConfig(lease_seconds=0.5)
+
+
+FLOATS = {"ready_seconds", "lease_seconds", "cpus_per_worker", "gpus_per_worker"}
+FLAGS = {"population": "--population", "workers": "--workers", "steps": "--steps",
+         "ready_steps": "--ready-steps", "seed": "--seed", "ready_seconds": "--ready-seconds",
+         "burn_in": "--burn-in", "keep_checkpoints": "--keep-checkpoints",
+         "cpus_per_worker": "--cpus-per-worker", "gpus_per_worker": "--gpus-per-worker"}
+
+
+def huge(field: str) -> st.SearchStrategy:
+    """Values past `field`'s bound: a typo's extra digits, a pasted number, infinity."""
+    above = int(BOUNDS[field]) + 1
+    if field in FLOATS:
+        return st.one_of(st.floats(float(above), 1e308), st.just(float("inf")))
+    return st.one_of(st.integers(above, above * 10**12), st.just(10**4000))
+
+
+def _refused_at_once(argv: list[str]) -> int:
+    """main(argv)'s exit code, asserting it took under a second and under 20 MB."""
+    tracemalloc.start()
+    began = time.monotonic()
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse refuses a value of the wrong type itself
+        code = e.code
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert time.monotonic() - began < 1.0
+    assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MB for a refused setting"
+    return code
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE)
+@given(st.data())
+def test_a_huge_flag_is_refused_at_once_without_growing_memory(tmp_path_factory, data):
+    # `populace run SCRIPT --population 99999999999999999999999` used to start drawing hparams
+    # for every member and pass 9 GB in two minutes
+    field = data.draw(st.sampled_from(sorted(FLAGS)))
+    value = data.draw(huge(field))
+    folder = tmp_path_factory.mktemp("huge")
+    code = _refused_at_once(["run", str(COUNTER), "--store", str(folder / "x.db"), "--quiet",
+                             FLAGS[field], str(value)])
+    assert code == 2
+    assert not (folder / "x.db").exists()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE)
+@given(st.data(), st.sampled_from([".yaml", ".toml"]))
+def test_a_huge_setting_in_a_config_file_is_refused_at_once(tmp_path_factory, data, suffix):
+    field = data.draw(st.sampled_from(sorted(BOUNDS)))
+    value = data.draw(huge(field))
+    folder = tmp_path_factory.mktemp("huge")
+    if isinstance(value, float) and math.isinf(value):
+        text = ".inf" if suffix == ".yaml" else "inf"
+    else:
+        text = repr(value)
+    (folder / f"c{suffix}").write_text(f"{field}: {text}\n" if suffix == ".yaml"
+                                       else f"{field} = {text}\n")
+    code = _refused_at_once(["run", str(COUNTER), "--store", str(folder / "x.db"), "--quiet",
+                             "--config", str(folder / f"c{suffix}")])
+    assert code == 2
+    assert not (folder / "x.db").exists()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("population", 10**23 - 1, "population must be <= 10,000, got 99999"),
+    ("population", 10**4000, "(4001 digits)"),
+    ("lease_seconds", 1e300, "lease_seconds must be in (0, 86,400], got 1e+300"),
+    ("workers", 5000, "workers must be <= 1,024, got 5000"),
+])
+def test_a_bound_is_named_with_the_field_the_value_and_the_limit(field, value, message):
+    with pytest.raises(ConfigError) as e:
+        RunConfig(**{field: value})
+    assert message in str(e.value)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import populace
+from populace.checkpoints import MARKER
 from populace.script import load_script
 from populace.store import open_store
 
@@ -63,7 +64,8 @@ def stored_nothing_of_a_bad_score(store) -> None:
     assert sorted((c.member, c.step) for c in store.checkpoints(include_deleted=True)) == sorted(
         (r.member, r.step) for r in results)
     folder = Path(store.config()["checkpoints"])
-    on_disk = {str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file()}
+    on_disk = {str(f.relative_to(folder)) for f in folder.rglob("*")
+               if f.is_file() and f.name != MARKER}
     assert on_disk == {c.key for c in store.checkpoints()}  # no file of a bad segment
 
 
@@ -170,7 +172,8 @@ def test_a_full_disk_fails_the_member_clearly_and_leaves_nothing_half_written(tm
     assert store.results() == [] and store.checkpoints(include_deleted=True) == []
     assert all(m.status == "failed" and m.step == 0 for m in store.members())
     folder = Path(store.config()["checkpoints"])
-    assert not folder.exists() or list(folder.rglob("*")) == []  # no temp or partial file
+    # no temp or partial file: only the mark that the folder is this run's
+    assert not folder.exists() or list(folder.rglob("*")) == [folder / MARKER]
 
 
 def test_a_failing_store_stops_the_worker_and_never_fails_the_member(tmp_path, monkeypatch):

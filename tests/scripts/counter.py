@@ -8,7 +8,9 @@ two give (default "nan"; "inf", "-inf"); COUNTER_SLEEP slows each step down so
 a test can interrupt a run in the middle; COUNTER_PIDS (a folder) gets a file
 named after the process id holding the seed of the member it last built, so a
 test can tell which member a worker process trains; COUNTER_EVALS (a file) gets
-a line at each evaluation, so a test can follow a run without opening its store.
+a line at each evaluation, so a test can follow a run without opening its store;
+COUNTER_SATURATE caps the total, so a member's state stops changing and members
+write checkpoints of the same bytes, over and over.
 """
 
 import errno
@@ -31,6 +33,7 @@ class Counter(Trainable):
         self.sleep = float(os.environ.get("COUNTER_SLEEP", "0"))
         self.nan_above = float(os.environ.get("COUNTER_NAN_ABOVE", "inf"))
         self.bad_score = float(os.environ.get("COUNTER_BAD_SCORE", "nan"))
+        self.saturate = float(os.environ.get("COUNTER_SATURATE", "inf"))
         self.seed = seed
         if os.environ.get("COUNTER_PIDS"):
             folder = os.environ["COUNTER_PIDS"]
@@ -52,7 +55,7 @@ class Counter(Trainable):
                 open(marker, "w").close()
                 raise RuntimeError(f"a passing failure of the member with seed {self.seed}")
         time.sleep(self.sleep)
-        self.total += self.x
+        self.total = min(self.total + self.x, self.saturate)
         self.trained += 1
 
     def evaluate(self):

@@ -66,6 +66,7 @@ class RunView:
     ancestry: list[Event]  # the exploits along that lineage, oldest first
     schedule: list[ScheduleEntry]
     failures: list[Failure]
+    dropped: list[Event]  # exploit decisions that could not be carried out, with why
     space: dict[str, dict[str, Any]]
     hparams: list[str]  # hparam names, in the order of the space
 
@@ -111,6 +112,7 @@ def gather(store: Store) -> RunView:
         schedule=schedule(path),
         failures=[Failure(e.member, e.step, e.detail or "") for e in events
                   if e.kind == "failed"],
+        dropped=[e for e in events if e.kind == "dropped"],
         space=space, hparams=names,
     )
 

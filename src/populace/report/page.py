@@ -74,6 +74,8 @@ def render(view: RunView, plots: Sequence[Plot]) -> str:
     parts += ["<h2>Schedule of the best member</h2>", _schedule(view)]
     if view.failures:
         parts += ["<h2>Failed members</h2>", _failures(view)]
+    if view.dropped:
+        parts += ["<h2>Dropped exploits</h2>", _dropped(view)]
     parts += ["<h2>Members</h2>", _members(view), "</body></html>"]
     return "\n".join(parts)
 
@@ -123,6 +125,14 @@ def _failures(view: RunView) -> str:
     )
     return ('<table id="failures"><thead><tr><th>member</th><th>step</th><th>error</th>'
             f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _dropped(view: RunView) -> str:
+    rows = "".join(f"<tr>{_cell(e.member)}{_cell(e.donor)}{_cell(e.step)}"
+                   f"<td>{escape(e.detail or '')}</td></tr>" for e in view.dropped)
+    return ("<p>Exploits decided but not carried out; each member decided again at once.</p>"
+            '<table id="dropped"><thead><tr><th>member</th><th>donor</th><th>step</th>'
+            f"<th>why</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _members(view: RunView) -> str:

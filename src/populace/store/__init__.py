@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from populace.store.base import SCHEMA_VERSION, Store, StoreError
 from populace.store.records import (
+    DECISIONS,
     TRAINING,
     CheckpointRow,
     Decision,
@@ -20,9 +21,9 @@ from populace.store.records import (
 from populace.store.sqlite import SQLiteDriver
 
 __all__ = [
-    "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Decision", "Event", "MemberRow", "Outcome",
-    "Report", "Result", "Store", "StoreError", "beside", "is_postgres", "open_store",
-    "store_exists",
+    "DECISIONS", "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Decision", "Event",
+    "MemberRow", "Outcome", "Report", "Result", "Store", "StoreError", "beside", "is_postgres",
+    "open_store", "store_exists",
 ]
 
 

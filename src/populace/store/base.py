@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -83,6 +84,8 @@ class Store(StoreReader):
                 ("schema_version", SCHEMA_VERSION),
                 ("config", config),
                 ("created", now),
+                # the run's own name, which its checkpoint storage carries (`mark`)
+                ("run", uuid.uuid4().hex),
             ):
                 cur.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
             for i, h in enumerate(hparams):

@@ -203,6 +203,13 @@ class StoreReader:
             )
             return [CheckpointRow(*r) for r in cur.fetchall()]
 
+    def checkpoint_keys(self) -> set[str]:
+        """The key of every checkpoint a live row names (what no sweep may remove)."""
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute("SELECT key FROM checkpoints WHERE deleted = 0")
+            return {row[0] for row in cur.fetchall()}
+
     def progress(self) -> dict[str, Any]:
         """A cheap summary for live displays: counts by status, steps, best score, exploits."""
         with self.driver.read() as cur:

@@ -7,6 +7,8 @@ from typing import Any
 
 # a member still in the run: trained now or next, or waiting for its donor to catch up
 TRAINING = ("ready", "running", "waiting")
+# the events of exploit decisions: a copy made, a copy awaited, a copy that could not be made
+DECISIONS = ("exploit", "wait", "dropped")
 
 
 @dataclass(frozen=True)

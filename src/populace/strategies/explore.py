@@ -35,12 +35,16 @@ import numpy as np
 
 from populace.space import ConfigError, Dimension, Space
 
+MAX_FACTORS = 64  # a perturb draws one of its factors: more than a handful is a mistake
+
 
 def _check_factors(owner: str, factors: Any) -> tuple[float, ...]:
     """`factors` as a tuple of floats, or ConfigError unless non-empty, finite and > 0."""
-    allowed = "a non-empty list of finite numbers > 0"
+    allowed = f"a non-empty list of at most {MAX_FACTORS} finite numbers > 0"
     if isinstance(factors, (str, bytes)):
         raise ConfigError(f"{owner}: factors must be {allowed}, got factors={factors!r}")
+    if hasattr(factors, "__len__") and len(factors) > MAX_FACTORS:
+        raise ConfigError(f"{owner}: factors must be {allowed}, got {len(factors)} factors")
     try:
         out = tuple(float(f) for f in factors)
     except (TypeError, ValueError):
