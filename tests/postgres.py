@@ -110,3 +110,58 @@ def database_url(name: str) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+class OwnServer:
+    """A PostgreSQL server of one test's own, run by pg_ctl, so the test may restart it.
+
+    `restart(mode)` is `pg_ctl restart -m fast` or `-m immediate`; `stop()` and `start()`
+    take it away and bring it back; `drop_connections()` ends every client's connection.
+    """
+
+    def __init__(self) -> None:
+        _install()
+        self.data = tempfile.mkdtemp(prefix="populace-pg-own-")
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        subprocess.run(_as_postgres([str(BIN / "initdb"), "-D", self.data, "-U", USER,
+                                     "--auth=trust", "--encoding=UTF8", "--no-sync"]),
+                       check=True, capture_output=True)
+        self.port = _free_port()
+        self.base = f"postgresql://{USER}@127.0.0.1:{self.port}"
+        self.start()
+
+    def _ctl(self, *args: str) -> None:
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories="
+                   " -c fsync=off")
+        subprocess.run(_as_postgres([str(BIN / "pg_ctl"), "-D", self.data, "-o", options,
+                                     "-l", os.path.join(self.data, "log"), "-w", *args]),
+                       check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("stop", "-m", mode)
+
+    def restart(self, mode: str) -> None:
+        self._ctl("restart", "-m", mode)
+
+    def drop_connections(self) -> int:
+        with psycopg.connect(f"{self.base}/postgres", autocommit=True) as conn:
+            rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE pid <> pg_backend_pid() AND backend_type ="
+                                " 'client backend'").fetchall()
+        return len(rows)
+
+    def database(self, name: str) -> str:
+        with psycopg.connect(f"{self.base}/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return f"{self.base}/{name}"
+
+    def close(self) -> None:
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.data, ignore_errors=True)

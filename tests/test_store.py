@@ -203,9 +203,10 @@ def test_a_claimed_member_is_not_claimed_again_while_its_lease_lives(new_store):
 
 def test_an_expired_lease_makes_the_member_claimable_by_another_worker(new_store):
     store = new_store(population=2)
-    assert store.claim("a", 0.01).id == 0
+    # long enough that a busy machine still claims member 1 before member 0's lease ends
+    assert store.claim("a", 0.5).id == 0
     assert store.claim("b", 60.0).id == 1
-    time.sleep(0.05)
+    time.sleep(0.6)
     claimed = store.claim("c", 60.0)
     assert claimed is not None and claimed.id == 0
     assert store.claim("d", 60.0) is None  # c's new lease lives
@@ -213,13 +214,13 @@ def test_an_expired_lease_makes_the_member_claimable_by_another_worker(new_store
 
 def test_heartbeat_extends_only_the_owners_lease(new_store):
     store = new_store(population=2)
-    assert store.claim("a", 0.05).id == 0
+    assert store.claim("a", 0.5).id == 0
     assert store.claim("b", 60.0).id == 1
     assert store.heartbeat("a", 0, 60.0)
     assert not store.heartbeat("b", 0, 60.0)  # not b's member
     assert not store.heartbeat("a", 1, 60.0)
-    time.sleep(0.1)
-    assert store.claim("c", 60.0) is None  # a's lease was extended
+    time.sleep(0.6)
+    assert store.claim("c", 60.0) is None  # a's lease was extended past its first 0.5 s
 
 
 def test_heartbeat_fails_once_the_lease_is_lost(new_store):

@@ -22,6 +22,7 @@ from populace.function import Member
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.space import ConfigError, Space
 from populace.store import MemberRow, Store, beside, is_postgres, open_store, store_exists
+from populace.store.driver import safe_url
 from populace.strategies import Snapshot
 from populace.sweep import grace_for, sweep
 from populace.trainable import Trainable
@@ -171,7 +172,7 @@ def result_of(store: Store) -> RunResult:
     members = store.members()
     live = [m for m in members if m.status != "failed"]
     if not live:
-        raise RunFailed(f"every member of the run in {store.url} failed; first error:\n"
+        raise RunFailed(f"every member of the run in {safe_url(store.url)} failed; first error:\n"
                         f"{members[0].error if members else ''}")
     snapshot = Snapshot(
         ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
@@ -226,7 +227,7 @@ def _resume_config(db: Store, settings: Mapping[str, Any]) -> RunConfig:
     for key, value in given.items():
         if key not in RESUMABLE and key in settings and value != stored[key]:
             raise ConfigError(
-                f"{db.url} holds a run with {key}={stored[key]!r}; got {key}={value!r}. "
+                f"{safe_url(db.url)} holds a run with {key}={stored[key]!r}; got {key}={value!r}. "
                 "Use another store for a new run, or drop the setting to resume"
             )
     return RunConfig.from_dict({**stored, **{k: given[k] for k in RESUMABLE}})

@@ -29,6 +29,7 @@ from populace.replay import replay
 from populace.script import load_script
 from populace.space import ConfigError
 from populace.store import DECISIONS, Event, Store, StoreError, open_store, store_exists
+from populace.store.driver import safe_url
 from populace.sweep import grace_for, orphans, sweep
 
 try:
@@ -187,8 +188,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
     console.print(f"its hparams: {json.dumps(result.hparams)}")
+    store = safe_url(args.store)
     console.print(f"its schedule has {len(result.schedule)} entries: populace report "
-                  f"{args.store} shows it; populace replay {args.store} retrains it alone")
+                  f"{store} shows it; populace replay {store} retrains it alone")
     return 0
 
 
@@ -197,7 +199,7 @@ def _worker(args: argparse.Namespace, console: Console) -> int:
     store = _wait_for_run(args.store, args.wait, console)
     try:
         source = source_of(store.config(), args.script)
-        console.print(f"worker joined the run in {store.url}")
+        console.print(f"worker joined the run in {safe_url(store.url)}")
         segments = work(store, source)
     finally:
         store.close()
@@ -217,10 +219,10 @@ def _wait_for_run(url: str, wait: float, console: Console) -> Store:
                 return store
             store.close()
         if time.monotonic() >= deadline:
-            raise StoreError(f"{url} holds no run (waited {wait:g} s): start one with "
+            raise StoreError(f"{safe_url(url)} holds no run (waited {wait:g} s): start one with "
                              "populace run SCRIPT --store URL --workers 0")
         if not said:
-            console.print(f"waiting up to {wait:g} s for a run in {url}")
+            console.print(f"waiting up to {wait:g} s for a run in {safe_url(url)}")
             said = True
         time.sleep(0.5)
 
@@ -228,7 +230,7 @@ def _wait_for_run(url: str, wait: float, console: Console) -> Store:
 def _gc(args: argparse.Namespace, console: Console) -> int:
     """Remove orphan checkpoint files; say which, and how much space they held."""
     if not store_exists(args.store):
-        raise StoreError(f"{args.store} does not exist")
+        raise StoreError(f"{safe_url(args.store)} does not exist")
     if args.grace is not None and not (args.grace >= 0 and math.isfinite(args.grace)):
         raise ConfigError(f"--grace must be a number of seconds >= 0, got {args.grace}")
     store = open_store(args.store)
@@ -249,7 +251,7 @@ def _gc(args: argparse.Namespace, console: Console) -> int:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     if not store_exists(args.store):
-        raise StoreError(f"{args.store} does not exist")
+        raise StoreError(f"{safe_url(args.store)} does not exist")
     store = open_store(args.store)
     try:
         if args.events:

@@ -156,6 +156,7 @@ class Heartbeat:
 
     def _beat(self) -> None:
         store = open_store(self._url)
+        store.patience = self._lease / 3  # the next beat tries again
         try:
             while not self._stop.wait(self._lease / 3):
                 with self._lock:
@@ -184,6 +185,8 @@ class Worker:
         self.space = space
         config = store.config()
         self.config = RunConfig.from_dict(config["run"])
+        # a server that restarts is waited for, as long as the member's lease lasts
+        store.patience = self.config.lease_seconds
         self.storage = CheckpointStorage(config["checkpoints"])
         # a folder that is not mounted here is not a run whose checkpoints all broke
         self.storage.check(store.meta("run"))

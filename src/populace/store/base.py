@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from populace.store.driver import SCHEMA_VERSION, Cursor, StoreError, schema
+from populace.store.driver import SCHEMA_VERSION, Cursor, StoreError, retried, schema
 from populace.store.read import StoreReader
 from populace.store.records import (
     TRAINING,
@@ -97,6 +97,7 @@ class Store(StoreReader):
 
     # -- workers: claim, heartbeat, report, fail --------------------------
 
+    @retried
     def claim(self, worker: str, lease: float, prefer: int | None = None) -> MemberRow | None:
         """Lease the member furthest behind (ties: `prefer`, then lowest id), or None."""
         now = time.time()
@@ -120,6 +121,7 @@ class Store(StoreReader):
             )
             return self._member(cur, row[0])
 
+    @retried
     def heartbeat(self, worker: str, member: int, lease: float) -> bool:
         """Extend `worker`'s lease on `member`; False when the lease was lost."""
         with self.driver.write() as cur:
@@ -130,6 +132,7 @@ class Store(StoreReader):
             )
             return cur.rowcount == 1
 
+    @retried
     def report(self, report: Report, decide: Decide | None, keep: int) -> Outcome:
         """Store a segment's result and apply the decision it triggers, atomically.
 
@@ -144,6 +147,12 @@ class Store(StoreReader):
         now = time.time()
         with self.driver.write() as cur:
             if not self._holds_lease(cur, report.member, report.worker):
+                cur.execute("SELECT id FROM checkpoints WHERE key = ? AND member = ?",
+                            (report.key, report.member))
+                if (row := cur.fetchone()) is not None:
+                    # this very report, stored by an earlier attempt whose commit's answer
+                    # the network lost: the member row already holds what it decided
+                    return Outcome(True, row[0])
                 self._insert_event(
                     cur, "refused", report.member, None, report.step, None, None, None, "",
                     f"late report from worker {report.worker}: its lease was lost", now,
@@ -192,6 +201,7 @@ class Store(StoreReader):
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
 
+    @retried
     def recover(self, worker: str, member: int, key: str, detail: str) -> MemberRow | None:
         """Send `member` back to the state it held before its checkpoint's file failed its hash.
 
@@ -207,6 +217,10 @@ class Store(StoreReader):
         with self.driver.write() as cur:
             if not self._holds_lease(cur, member, worker):
                 return None
+            cur.execute("SELECT c.key FROM members m JOIN checkpoints c ON c.id = m.checkpoint"
+                        " WHERE m.id = ?", (member,))
+            if (row := cur.fetchone()) is None or row[0] != key:
+                return self._member(cur, member)  # already sent back (an earlier attempt)
             cur.execute("UPDATE checkpoints SET deleted = 1 WHERE key = ?", (key,))
             cur.execute("SELECT m.step, m.hparams, m.checkpoint, c.member FROM members m"
                         " LEFT JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
@@ -248,6 +262,7 @@ class Store(StoreReader):
                     " ORDER BY c.id DESC LIMIT 1", (member,))
         return cur.fetchone()
 
+    @retried
     def release(self, worker: str, member: int) -> bool:
         """Give back `worker`'s lease on `member` untouched (an interrupted segment)."""
         with self.driver.write() as cur:
@@ -258,6 +273,7 @@ class Store(StoreReader):
             )
             return cur.rowcount == 1
 
+    @retried
     def fail(self, worker: str, member: int, error: str, retries: int = 0,
              replace: Decide | None = None, decide: Decide | None = None) -> str:
         """Record a segment that raised (traceback in `error`); say what became of the member.

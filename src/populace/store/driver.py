@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 # 2: each result names the checkpoint it wrote and the one its segment started from
 # 3: a member waiting for its donor keeps the decision it waits to carry out, and every
@@ -13,6 +17,54 @@ SCHEMA_VERSION = 3
 
 class StoreError(RuntimeError):
     """The store cannot be used as asked (not a populace store, no run, a newer schema...)."""
+
+
+class StoreUnavailable(StoreError):
+    """The server went away mid-call (a restart, a dropped connection): the transaction did
+    not take effect, or its commit's answer was lost; the call may be made again."""
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, at, tail = url.rpartition("@")
+    if not at or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, user = head.partition("//")
+    return f"{scheme}//{user.split(':', 1)[0]}:***@{tail}"
+
+
+def retried(method: Callable[..., T]) -> Callable[..., T]:
+    """Make a store call again on a fresh connection while the server is unavailable.
+
+    Backoff is exponential with jitter (tenacity), for up to the store's `patience`
+    seconds (a worker sets it to the run's lease: past that its member is someone
+    else's anyway); then StoreError names the store, its password hidden. Every
+    store call is one transaction, so a call that failed changed nothing, or (a
+    commit whose answer was lost) is recognised when it is made again.
+    """
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)  # the hot path: no retry machinery
+        except StoreUnavailable:
+            pass
+        import tenacity
+
+        try:
+            for attempt in tenacity.Retrying(
+                    retry=tenacity.retry_if_exception_type(StoreUnavailable),
+                    wait=tenacity.wait_exponential(multiplier=0.05, max=2.0)
+                    + tenacity.wait_random(0, 0.05),
+                    stop=tenacity.stop_after_delay(self.patience), reraise=True):
+                with attempt:
+                    return method(self, *args, **kwargs)
+        except StoreUnavailable as e:
+            raise StoreError(f"cannot reach the store {safe_url(self.url)} for "
+                             f"{self.patience:g} s: {e}") from e
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying returns or raises
+
+    return call
 
 
 class Cursor(Protocol):

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from populace.store.driver import StoreError
+from populace.store.driver import StoreError, StoreUnavailable, safe_url
 
 # the tables of a run, dropped by `remove` (children before parents)
 _TABLES = ("events", "results", "members", "checkpoints", "meta")
@@ -60,14 +60,17 @@ class PostgresDriver:
              "real": "DOUBLE PRECISION", "text": "TEXT"}
 
     def __init__(self, url: str, timeout: float = 30.0):
-        psycopg = _psycopg()
-        self.url = url
+        self._psycopg = _psycopg()
+        self.url, self._timeout = url, timeout
         try:
-            # transactions are begun explicitly below, as in the SQLite driver
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=int(timeout))
-        except psycopg.Error as e:
-            raise StoreError(f"cannot open the store {_safe(url)}: {e}") from e
-        self._error = psycopg.Error
+            self._conn = self._connect()
+        except self._psycopg.Error as e:
+            raise StoreError(f"cannot open the store {safe_url(url)}: {e}") from e
+
+    def _connect(self) -> Any:
+        # transactions are begun explicitly below, as in the SQLite driver
+        return self._psycopg.connect(self.url, autocommit=True,
+                                     connect_timeout=int(self._timeout))
 
     @contextmanager
     def write(self) -> Iterator[_Cursor]:
@@ -82,7 +85,10 @@ class PostgresDriver:
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[_Cursor]:
+        psycopg = self._psycopg
         try:
+            if self._conn.closed:  # the server went away last time: a new connection
+                self._conn = self._connect()
             with self._conn.cursor() as raw:
                 cur = _Cursor(raw)
                 raw.execute(begin)
@@ -93,9 +99,18 @@ class PostgresDriver:
                         raw.execute("ROLLBACK")
                     raise
                 raw.execute("COMMIT")
-        except self._error as e:
+        except psycopg.OperationalError as e:
+            # a restart, a dropped connection, a deadlock: nothing of it took effect (or
+            # a lost commit answer), so the call can be made again on a new connection
+            if not self._conn.closed:
+                try:
+                    self._conn.close()
+                except psycopg.Error:
+                    pass
+            raise StoreUnavailable(f"store {safe_url(self.url)}: {e}") from e
+        except psycopg.Error as e:
             # the server's errors as StoreError: the store failed, not the member
-            raise StoreError(f"store {_safe(self.url)}: {e}") from e
+            raise StoreError(f"store {safe_url(self.url)}: {e}") from e
 
     def columns(self, cur: _Cursor, table: str) -> set[str]:
         cur.execute("SELECT column_name FROM information_schema.columns"
@@ -111,12 +126,3 @@ class PostgresDriver:
         with psycopg.connect(self.url, autocommit=True) as conn:
             for table in _TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for error messages."""
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, user = head.partition("//")
-    return f"{scheme}//{user.split(':', 1)[0]}:***@{tail}"

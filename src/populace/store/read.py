@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from populace.store.driver import SCHEMA_VERSION, Cursor, Driver, StoreError
+from populace.store.driver import SCHEMA_VERSION, Cursor, Driver, StoreError, retried
 from populace.store.records import CheckpointRow, Event, MemberRow, Result
 from populace.strategies.snapshot import Snapshot
 
@@ -16,8 +16,10 @@ from populace.strategies.snapshot import Snapshot
 class StoreReader:
     """Reads a run's store over any `Driver`; `Store` adds the writes."""
 
-    def __init__(self, driver: Driver):
+    def __init__(self, driver: Driver, patience: float = 60.0):
         self.driver = driver
+        # seconds a call keeps trying while the server is unavailable (see `retried`)
+        self.patience = patience
         self._hparams_cache: dict[int, tuple[str, Any]] = {}
         self._recent_cache: dict[int, tuple[str, Any]] = {}
         self._trail_cache: dict[int, tuple[str, Any]] = {}
@@ -31,6 +33,7 @@ class StoreReader:
 
     # -- the run ---------------------------------------------------------
 
+    @retried
     def exists(self) -> bool:
         """Whether this store already holds a run."""
         with self.driver.read() as cur:
@@ -39,11 +42,13 @@ class StoreReader:
             cur.execute("SELECT value FROM meta WHERE key = 'config'")
             return cur.fetchone() is not None
 
+    @retried
     def config(self) -> dict[str, Any]:
         """The run's config as it was stored at creation."""
         with self.driver.read() as cur:
             return self._config(cur)
 
+    @retried
     def meta(self, key: str) -> Any:
         with self.driver.read() as cur:
             self._config(cur)
@@ -130,6 +135,7 @@ class StoreReader:
     def _run(self, cur: Cursor) -> dict[str, Any]:
         return self._config_cached(cur)["run"]
 
+    @retried
     def snapshot(self) -> Snapshot:
         with self.driver.read() as cur:
             return self._snapshot(cur)
@@ -153,6 +159,7 @@ class StoreReader:
         cur.execute(self._MEMBER_SQL + " WHERE m.id = ?", (member,))
         return self._member_row(cur.fetchone())
 
+    @retried
     def members(self) -> list[MemberRow]:
         """Every member's row, by id."""
         with self.driver.read() as cur:
@@ -160,6 +167,7 @@ class StoreReader:
             cur.execute(self._MEMBER_SQL + " ORDER BY m.id")
             return [self._member_row(r) for r in cur.fetchall()]
 
+    @retried
     def results(self, member: int | None = None) -> list[Result]:
         """Every reported result (of one member, or all), in the order they were stored."""
         where, params = ("WHERE member = ?", (member,)) if member is not None else ("", ())
@@ -176,6 +184,7 @@ class StoreReader:
                 for r in cur.fetchall()
             ]
 
+    @retried
     def events(self, kind: str | None = None) -> list[Event]:
         """Every event (or those of one kind), in the order they happened."""
         where, params = ("WHERE kind = ?", (kind,)) if kind is not None else ("", ())
@@ -193,6 +202,7 @@ class StoreReader:
                 for r in cur.fetchall()
             ]
 
+    @retried
     def checkpoints(self, include_deleted: bool = False) -> list[CheckpointRow]:
         where = "" if include_deleted else "WHERE deleted = 0"
         with self.driver.read() as cur:
@@ -203,6 +213,7 @@ class StoreReader:
             )
             return [CheckpointRow(*r) for r in cur.fetchall()]
 
+    @retried
     def checkpoint_keys(self) -> set[str]:
         """The key of every checkpoint a live row names (what no sweep may remove)."""
         with self.driver.read() as cur:
@@ -210,6 +221,7 @@ class StoreReader:
             cur.execute("SELECT key FROM checkpoints WHERE deleted = 0")
             return {row[0] for row in cur.fetchall()}
 
+    @retried
     def progress(self) -> dict[str, Any]:
         """A cheap summary for live displays: counts by status, steps, best score, exploits."""
         with self.driver.read() as cur:
