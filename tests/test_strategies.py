@@ -308,7 +308,8 @@ def test_perturb_or_resample_mixes_both():
     "factors", [(), (0.8, -1.2), (0.0,), (math.inf,), (math.nan,), "0.8", ("a",), 1.2]
 )
 def test_perturb_rejects_bad_factors(factors):
-    with pytest.raises(ConfigError, match="factors must be a non-empty list of finite numbers > 0"):
+    with pytest.raises(ConfigError,
+                       match="factors must be a non-empty list of at most 64 finite numbers > 0"):
         Perturb(factors)
     with pytest.raises(ConfigError, match="PerturbOrResample: factors must be"):
         PerturbOrResample(0.25, factors)
