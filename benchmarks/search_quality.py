@@ -168,9 +168,9 @@ def steps_text(records: Sequence[Record], task: str) -> str:
     return text + (
         f"fewer in {sum(r.skipped > 0 for r in pbt)} of {len(pbt)} seeds, because an exploit "
         "that copies a donor further ahead moves the member forward to the donor's step, and "
-        "the steps it jumps over are never trained (a member is never sent back: populace "
-        "refuses a donor behind it). Budget = used + skipped (summed over the exploit events) "
-        f"holds in {'every' if balanced else 'not every'} PBT run."
+        "the steps it jumps over are never trained (a member is never sent back: one whose "
+        "donor is behind waits for it to catch up). Budget = used + skipped (summed over the "
+        f"exploit events) holds in {'every' if balanced else 'not every'} PBT run."
     )
 
 
@@ -197,11 +197,13 @@ def toy_text(records: Sequence[Record]) -> str:
         f"Q of {med(records, 'toy', 'PBT', lambda r: r.best):.4f} "
         f"({wins(records, 'toy', lambda r: r.best)} random search across seeds): exploit lets "
         f"a member take the other's θ and explore resamples h, which a member alone can never "
-        f"change. " + steps_text(records, "toy") + " Here the toy runs on the local executor "
-        "with two workers, one per member, each at its own pace (a step takes microseconds, "
-        "and the second process starts later), so members drift apart and exploits jump "
-        "ahead; the script's own `executor=\"inline\"`, which the README's table uses, "
-        "alternates the members in one process, so neither gets ahead. " + skipping
+        f"change. " + steps_text(records, "toy") + (
+            " Here the toy runs on the local executor with two workers, one per member, each "
+            "at its own pace (a step takes microseconds, and the second process starts "
+            "later), so members drift apart and exploits jump ahead; the script's own "
+            "`executor=\"inline\"`, which the README's table uses, alternates the members "
+            "in one process, so neither gets ahead. " + skipping
+            if any(r.skipped for r in pbt) else "")
     )
 
 

@@ -42,9 +42,10 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from results import write_section
 
 from populace.lineage import lineage
-from populace.store import open_store
+from populace.store import open_store, store_exists
 from populace.worker import member_seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,11 @@ FAULTS = {  # kind: weight
     "stop-worker": 0.1,
     "damage-checkpoint": 0.25,
 }
-TIMED = ("kill-worker", "kill-run", "term-worker", "term-run", "stop-worker")
+# PostgreSQL only: the server restarts (fast or immediate, at random), or ends every
+# client's connection
+SERVER_FAULTS = {"restart-server": 0.15, "drop-connections": 0.1}
+TIMED = ("kill-worker", "kill-run", "term-worker", "term-run", "stop-worker",
+         *SERVER_FAULTS)
 
 
 @dataclass
@@ -123,11 +128,19 @@ class Soak:
         self.args = args
         self.deadline = time.monotonic() + args.minutes * 60
         self.rounds: list[Round] = []
-        kinds = args.faults.split(",") if args.faults else list(FAULTS)
-        unknown = sorted(set(kinds) - set(FAULTS))
+        self.server = None
+        self.faults = dict(FAULTS)
+        if args.backend == "postgresql":
+            sys.path.insert(0, str(ROOT / "tests"))
+            from postgres import OwnServer  # the tests' server, run by pg_ctl
+
+            self.server = OwnServer()
+            self.faults.update(SERVER_FAULTS)
+        kinds = args.faults.split(",") if args.faults else list(self.faults)
+        unknown = sorted(set(kinds) - set(self.faults))
         if unknown:
-            raise SystemExit(f"--faults: unknown {unknown}; known: {', '.join(FAULTS)}")
-        weights = np.array([FAULTS[k] if k in kinds else 0.0 for k in FAULTS])
+            raise SystemExit(f"--faults: unknown {unknown}; known: {', '.join(self.faults)}")
+        weights = np.array([self.faults[k] if k in kinds else 0.0 for k in self.faults])
         self.weights = weights / weights.sum()
 
     # -- one round -------------------------------------------------------------------------
@@ -138,7 +151,8 @@ class Soak:
         rnd = Round(number, seed, population=args.population)
         rng = np.random.default_rng([args.seed, number])
         work = Path(tempfile.mkdtemp(prefix=f"populace-soak-{number}-"))
-        store_path = work / "soak.db"
+        store_path = (work / "soak.db" if self.server is None
+                      else self.server.database(f"soak{args.seed}_{number}"))
         pids = work / "pids"
         pids.mkdir()
         config = work / "soak.yaml"
@@ -146,7 +160,8 @@ class Soak:
         cmd = [sys.executable, "-m", "populace.cli", "run", str(COUNTER), "--store",
                str(store_path), "--config", str(config), "--population", str(args.population),
                "--workers", str(args.workers), "--steps", str(args.steps), "--ready-steps",
-               str(args.ready_steps), "--seed", str(seed), "--quiet"]
+               str(args.ready_steps), "--seed", str(seed), "--checkpoints",
+               str(work / "checkpoints"), "--quiet"]
         env = {**os.environ, "COUNTER_SLEEP": str(args.step_seconds), "COUNTER_PIDS": str(pids),
                "COLUMNS": "200"}
         # every other round, states stop changing early: members write the same bytes again
@@ -170,7 +185,7 @@ class Soak:
         next_fault = time.monotonic() + self.gap(rng)
         while True:
             now = time.monotonic()
-            if observer is None and store_path.exists():
+            if observer is None and store_exists(store_path):
                 try:
                     observer = open_store(store_path)
                     observer.members()
@@ -205,7 +220,7 @@ class Soak:
                 proc = start()
                 continue
             if now >= next_fault and now < self.deadline and observer is not None:
-                kind = str(rng.choice(list(FAULTS), p=self.weights))
+                kind = str(rng.choice(list(self.faults), p=self.weights))
                 pick = float(rng.random())  # which victim, by rank: reproducible by seed
                 fault = self.inject(kind, pick, proc, observer, pids, member_of, stopped,
                                     damaged, rng)
@@ -241,6 +256,12 @@ class Soak:
         members = observer.members()
         running = {m.id for m in members if m.status == "running"}
         at = time.time()
+        if kind == "restart-server":
+            mode = "fast" if pick < 0.5 else "immediate"
+            self.server.restart(mode)
+            return Fault(kind, at, running, f"pg_ctl restart -m {mode}")
+        if kind == "drop-connections":
+            return Fault(kind, at, running, f"{self.server.drop_connections()} connections")
         if kind in ("kill-run", "term-run"):
             for pid in list(stopped):  # a stopped process takes SIGTERM only once continued
                 self.signal(pid, signal.SIGCONT)
@@ -379,6 +400,11 @@ class Soak:
             number += 1
 
 
+def heading(soak: Soak) -> str:
+    """The section of benchmarks/faults.md this soak's backend owns."""
+    return f"## {'PostgreSQL' if soak.server is not None else 'SQLite'}"
+
+
 def summary(soak: Soak, command: str, seconds: float) -> str:
     rounds, args = soak.rounds, soak.args
     faults = Counter(f.kind for r in rounds for f in r.faults)
@@ -391,7 +417,7 @@ def summary(soak: Soak, command: str, seconds: float) -> str:
             recovery.setdefault(kind, []).extend(times)
     total = lambda name: sum(getattr(r, name) for r in rounds)  # noqa: E731
     lines = [
-        "# Fault soak",
+        heading(soak),
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, by",
@@ -400,7 +426,8 @@ def summary(soak: Soak, command: str, seconds: float) -> str:
         command,
         "```",
         "",
-        f"{len(rounds)} runs of `tests/scripts/counter.py` on the local executor, "
+        f"{len(rounds)} runs of `tests/scripts/counter.py` on the local executor with a "
+        f"{'PostgreSQL' if soak.server is not None else 'SQLite'} store, "
         f"{args.population} members, {args.workers} workers, {args.steps} steps each, ready "
         f"every {args.ready_steps} steps, {args.step_seconds * 1000:g} ms per step, leases of "
         f"{args.lease_seconds:g} s, retries 2; a fault every {args.mean_gap:g} s on average "
@@ -437,7 +464,7 @@ def summary(soak: Soak, command: str, seconds: float) -> str:
         "| fault | injected | time to recover, median s | max s |",
         "|---|---|---|---|",
     ]
-    for kind in FAULTS:
+    for kind in soak.faults:
         times = recovery.get(kind, [])
         med = f"{statistics.median(times):.2f}" if times else "-"
         top = f"{max(times):.2f}" if times else "-"
@@ -481,18 +508,29 @@ def main() -> None:
                         help="mean seconds between faults")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--faults", help=f"comma-separated kinds to inject (default: all of "
-                                         f"{', '.join(FAULTS)})")
+                                         f"{', '.join(FAULTS)}; on PostgreSQL also "
+                                         f"{', '.join(SERVER_FAULTS)})")
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="the store: a SQLite file, or a PostgreSQL server of the soak's "
+                             "own (Debian's postgresql-15, installed if missing)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "faults.md"))
     parser.add_argument("--keep", action="store_true", help="keep every round's store")
     args = parser.parse_args()
     command = " ".join(["python", "benchmarks/soak.py", *sys.argv[1:]])
     started = time.monotonic()
     soak = Soak(args)
-    soak.run()
+    try:
+        soak.run()
+    finally:
+        if soak.server is not None:
+            soak.server.close()
     text = summary(soak, command, time.monotonic() - started)
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        out = Path(args.out)
+        if not out.exists():
+            out.write_text("# Fault soak\n")
+        write_section(out, heading(soak), text)
     broken = sum(r.lost + r.duplicate_results + r.duplicate_events + r.broken_lineages
                  + r.recovers_unexplained + (r.population - r.members_done)
                  for r in soak.rounds)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,3 +107,17 @@ def test_two_runs_cannot_share_a_checkpoint_folder(tmp_path):
     with pytest.raises(Exception, match="belong to another run"):
         populace.run(s.trainable, s.space, store=tmp_path / "other.db", script=COUNTER,
                      checkpoints=shared, progress=False, **{**s.config, "executor": "inline"})
+
+
+def test_a_postgresql_run_without_checkpoints_says_they_stay_on_this_machine(tmp_path):
+    from postgres import database_url
+
+    url = database_url("local_checkpoints")
+    done = subprocess.run(
+        [sys.executable, "-m", "populace.cli", "run", str(COUNTER), "--store", url,
+         "--executor", "inline", "--workers", "1", "--steps", "4", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    err = " ".join(done.stderr.split())
+    assert f"checkpoints go to {tmp_path / 'local_checkpoints.checkpoints'} on this machine" in err
+    assert "a worker on another machine cannot reach them and will refuse to train" in err
