@@ -25,11 +25,13 @@ def run(tmp_path: Path, **settings):
 
 
 @pytest.mark.parametrize("executor, workers", [("inline", 1), ("local", 2), ("local", 4)])
-def test_the_worst_member_copies_at_every_ready_point(tmp_path, executor, workers):
+def test_the_worst_member_copies_at_every_ready_point(tmp_path, monkeypatch, executor,
+                                                      workers):
     """Member 0 always scores worst: at each of its ready points where the whole population
     had a score (before that, members without one hold the bottom place), it copies then,
     at once or once its donor reaches its step. With one worker member 0 reports first in
     every round, so every donor is behind it: before waiting, none of its copies happened."""
+    monkeypatch.setenv("WORST_SLEEP", "0.02" if executor == "local" else "0")
     results, events = run(tmp_path, executor=executor, workers=workers)
     copies = {e.step: e for e in events if e.kind == "exploit" and e.member == 0}
     checked = 0
@@ -40,7 +42,7 @@ def test_the_worst_member_copies_at_every_ready_point(tmp_path, executor, worker
         assert r.step in copies, f"member 0 did not copy at step {r.step}"
         assert copies[r.step].donor_step >= r.step  # never a state behind it
         checked += 1
-    assert checked >= 7  # ready points 8..36 at least
+    assert checked >= 5  # of its ready points 8..36, whichever came after the first round
     # a copy of member 0 (its score travels with the weights it copied) looks good until it
     # reports its own -1: who waited for it drops that copy, with the reason
     assert all(e.detail for e in events if e.kind == "dropped")

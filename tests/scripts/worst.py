@@ -3,9 +3,13 @@ are their progress plus noise from their own random stream.
 
 Member 0 is known by its seed (the run's seed is 0), which a copy keeps: after an
 exploit the worker builds the member with its own seed, then loads the donor's state.
+WORST_SLEEP slows each step down (seconds), so worker processes that start at different
+times still train side by side.
 """
 
 import json
+import os
+import time
 
 import numpy as np
 
@@ -32,6 +36,7 @@ class Worst(Trainable):
         self.rng = np.random.default_rng(seed)
 
     def step(self):
+        time.sleep(float(os.environ.get("WORST_SLEEP", "0")))
         self.total += self.x + self.rng.normal(0, 0.01)
 
     def evaluate(self):

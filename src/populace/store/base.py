@@ -172,8 +172,9 @@ class Store(StoreReader):
             checkpoint = cur.fetchone()[0]
             # the segment started from the member's checkpoint as it is now: no exploit or
             # recover moves a member while a worker holds its lease
-            cur.execute("SELECT checkpoint FROM members WHERE id = ?", (report.member,))
-            parent = cur.fetchone()[0]
+            cur.execute("SELECT checkpoint, trail, recent FROM members WHERE id = ?",
+                        (report.member,))
+            parent, trail, recent = cur.fetchone()
             cur.execute(
                 "INSERT INTO results (member, start, step, score, metrics, hparams, seconds,"
                 " time, checkpoint, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -181,15 +182,15 @@ class Store(StoreReader):
                  json.dumps(report.metrics), hparams, report.seconds, now, checkpoint, parent),
             )
             result = cur.fetchone()[0]
+            if score is not None:
+                trail, recent = self._remember(cur, trail, recent, report.step, score)
             cur.execute(
                 "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
                 " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
-                " updated = ? WHERE id = ?",
+                " trail = ?, recent = ?, updated = ? WHERE id = ?",
                 (report.step, score, checkpoint, hparams,
-                 "done" if report.final else "ready", now, report.member),
+                 "done" if report.final else "ready", trail, recent, now, report.member),
             )
-            if score is not None:
-                self._remember(cur, report.member, report.step, score)
             # members waiting for this one copy its new state before it decides for itself
             self._resolve(cur, report.member, decide, result, now)
             applied: dict[int, tuple[Decision, CheckpointRow | None]] = {}
@@ -332,15 +333,13 @@ class Store(StoreReader):
         row = cur.fetchone()
         return row is not None and row[0] == "running" and row[1] == worker
 
-    def _remember(self, cur: Cursor, member: int, step: int, score: float) -> None:
-        """Append a finite score to the member's trail and, for a t-test, its recent window."""
-        cur.execute("SELECT trail, recent FROM members WHERE id = ?", (member,))
-        trail, recent = (json.loads(x) for x in cur.fetchone())
-        trail = (trail + [[step, score]])[-TRAIL:]
+    def _remember(self, cur: Cursor, trail: str, recent: str, step: int,
+                  score: float) -> tuple[str, str]:
+        """A member's trail and (for a t-test) recent window with a finite score added."""
         window = self._window(cur)
-        recent = (recent + [score])[-window:] if window else recent
-        cur.execute("UPDATE members SET trail = ?, recent = ? WHERE id = ?",
-                    (json.dumps(trail), json.dumps(recent), member))
+        if window:
+            recent = json.dumps((json.loads(recent) + [score])[-window:])
+        return json.dumps((json.loads(trail) + [[step, score]])[-TRAIL:]), recent
 
     def _deciding(self, cur: Cursor, reporter: int | None, step: int) -> list[int]:
         """Who is decided on now: the reporter, or in a synchronous run the whole

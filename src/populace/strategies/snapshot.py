@@ -63,15 +63,17 @@ class Snapshot:
             return self
         sign = 1.0 if self.maximize else -1.0  # work on scores where higher is better
         scores = self.scores.copy()
-        for k in np.flatnonzero((self.steps != step) & np.isfinite(self.scores)):
-            if self.steps[k] > step:
-                then = _score_at(self.trails[k], step)
-                if then is not None:
-                    scores[k] = sign * min(sign * then, sign * scores[k])
-            else:
-                mine_then = _score_at(self.trails[row], int(self.steps[k]))
-                if mine_then is not None:
-                    scores[k] += sign * max(0.0, sign * (mine_now - mine_then))
+        scored = np.isfinite(self.scores)
+        for k in np.flatnonzero((self.steps > step) & scored):  # ahead: few, in practice
+            then = _score_at(self.trails[k], step)
+            if then is not None:
+                scores[k] = sign * min(sign * then, sign * scores[k])
+        behind = (self.steps < step) & scored
+        for at in np.unique(self.steps[behind]):  # one credit per step: a handful of steps
+            mine_then = _score_at(self.trails[row], int(at))
+            if mine_then is not None:
+                scores[behind & (self.steps == at)] += sign * max(0.0, sign * (mine_now
+                                                                               - mine_then))
         return replace(self, scores=scores)
 
     def __len__(self) -> int:
