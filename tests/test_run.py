@@ -59,6 +59,20 @@ def test_toy_run_finishes_with_exploits_and_a_schedule(tmp_path, executor):
     assert result.schedule[-1].hparams == result.best.hparams
 
 
+def test_local_workers_start_training_together(tmp_path, monkeypatch):
+    """A worker process slow to start (importing torch, say) finds members left to train:
+    the first one waits for it instead of training the whole population alone."""
+    load_script(COUNTER)  # imported here first, so that only worker processes are slow
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "pids").mkdir()
+    monkeypatch.setenv("COUNTER_SLOW_START", str(tmp_path / "slow"))
+    monkeypatch.setenv("COUNTER_PIDS", str(tmp_path / "pids"))
+    monkeypatch.setenv("COUNTER_SLEEP", "0.005")  # the run alone takes well under 2 s
+    run_script(COUNTER, tmp_path / "c.db", executor="local", workers=2)
+    workers = {p.name for p in (tmp_path / "pids").iterdir()} - {str(os.getpid())}
+    assert len(workers) == 2  # both worker processes built members
+
+
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_population_larger_than_workers(tmp_path, executor):
     run_script(COUNTER, tmp_path / "c.db", executor=executor, workers=2, population=6)

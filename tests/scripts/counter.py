@@ -10,7 +10,8 @@ named after the process id holding the seed of the member it last built, so a
 test can tell which member a worker process trains; COUNTER_EVALS (a file) gets
 a line at each evaluation, so a test can follow a run without opening its store;
 COUNTER_SATURATE caps the total, so a member's state stops changing and members
-write checkpoints of the same bytes, over and over.
+write checkpoints of the same bytes, over and over; COUNTER_SLOW_START (a folder) makes
+every process but the first to import this script take 2 s longer to start.
 """
 
 import errno
@@ -19,6 +20,13 @@ import os
 import time
 
 from populace import Float, Trainable
+
+if os.environ.get("COUNTER_SLOW_START"):
+    try:  # the first importer leaves a mark and starts at once; the others are slow
+        os.close(os.open(os.path.join(os.environ["COUNTER_SLOW_START"], "first"),
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        time.sleep(2.0)
 
 space = {"x": Float(0.0, 1.0)}
 config = {"population": 4, "steps": 20, "ready_steps": 4, "score": "total"}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import signal
+import threading
 
 from populace.executors.source import TrainableSource, work
 from populace.store import TRAINING, Store, open_store
+
+START_SECONDS = 60.0  # how long a worker process waits for the others to start
 
 
 class WorkersDied(RuntimeError):
@@ -22,23 +26,37 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _work(url: str, source: TrainableSource) -> None:
+def _work(url: str, source: TrainableSource, together: threading.Barrier) -> None:
     stop_on_sigterm()
     store = open_store(url)
     try:
-        work(store, source)
+        work(store, source, lambda: _wait(together))
     except KeyboardInterrupt:
         pass  # the parent reports the interruption; the lease was given back
     finally:
         store.close()
 
 
+def _wait(together: threading.Barrier) -> None:
+    """Wait until every worker process has imported the trainable, for a while at most.
+
+    A spawned process takes a second or more to import torch and the script: the
+    first one to start would otherwise train its members far ahead of the others,
+    and an asynchronous run's first ranks would hold only the members it trains.
+    A worker that failed to start breaks the barrier; the others go on alone.
+    """
+    with contextlib.suppress(threading.BrokenBarrierError):
+        together.wait(timeout=START_SECONDS)
+
+
 def run_local(store: Store, source: TrainableSource, workers: int) -> None:
     """Start `workers` processes and wait until every one has finished."""
     # spawn, not fork: a forked child of a process that used torch threads can hang
     ctx = mp.get_context("spawn")
+    together = ctx.Barrier(workers)
     procs = [
-        ctx.Process(target=_work, args=(store.url, source), name=f"populace-worker-{i}")
+        ctx.Process(target=_work, args=(store.url, source, together),
+                    name=f"populace-worker-{i}")
         for i in range(workers)
     ]
     for p in procs:
@@ -47,6 +65,8 @@ def run_local(store: Store, source: TrainableSource, workers: int) -> None:
         while any(p.is_alive() for p in procs):
             for p in procs:
                 p.join(timeout=0.2)
+            if not all(p.is_alive() for p in procs):
+                together.abort()  # one ended (done, or died starting): nobody waits for it
     except BaseException:
         for p in procs:
             if p.is_alive():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,16 @@ def source_of(config: dict[str, Any], script: str | os.PathLike[str] | None = No
     return TrainableSource(trainable=trainable, space=Space.from_dict(config["space"]))
 
 
-def work(store: Store, source: TrainableSource) -> int:
-    """Run one worker on `store` until the run is done; return the segments it trained."""
+def work(store: Store, source: TrainableSource,
+         started: Callable[[], None] | None = None) -> int:
+    """Run one worker on `store` until the run is done; return the segments it trained.
+
+    `started` is called once the trainable is imported and the worker built, just before
+    its first claim (the local executor's workers wait there for each other).
+    """
     trainable, space = source.load()
     kind = Worker if inspect.isclass(trainable) else FunctionWorker
-    return kind(store, trainable, space).run()
+    worker = kind(store, trainable, space)
+    if started is not None:
+        started()
+    return worker.run()
