@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -757,3 +757,14 @@ def test_alignment_when_minimizing_credits_progress_downwards():
     # member 1 behind: 0.6 credited with the decider's fall in loss of 0.3; member 2 ahead:
     # its loss at step 8
     assert np.allclose(snap.aligned(0).scores, [0.5, 0.3, 0.4])
+
+
+def test_truncation_lets_a_member_slow_to_report_hold_a_place_in_first_rankings_only():
+    # member 3 has never reported; member 0 is the worst of those that have
+    scores = [0.1, 0.5, 0.9, np.nan]
+    first = Snapshot(ids=np.arange(4), steps=np.array([4, 4, 4, 0]), scores=np.array(scores),
+                     hparams=[{}] * 4, trails=[[[4, 0.1]], [[4, 0.5]], [[4, 0.9]], []])
+    assert Truncation(0.25)(first, 0, np.random.default_rng(0)) is None  # 3 holds the bottom
+    later = replace(first, steps=np.array([8, 8, 8, 0]),
+                    trails=[[[4, 0.05], [8, 0.1]], [[4, 0.3], [8, 0.5]], [[4, 0.5], [8, 0.9]], []])
+    assert Truncation(0.25)(later, 0, np.random.default_rng(0)) == 2  # no longer

@@ -74,7 +74,7 @@ def member_seed(seed: int, member: int) -> int:
 def copy_seed(seed: int, member: MemberRow) -> int | None:
     """The seed a member's random stream restarts from when its checkpoint is another
     member's (a copy), one for each copy it makes; None for its own checkpoint, whose
-    random state it goes on with (a resumed run repeats)."""
+    random state it goes on with (a resumed member repeats its own draws)."""
     checkpoint = member.checkpoint
     if checkpoint is None or checkpoint.member == member.id:
         return None
