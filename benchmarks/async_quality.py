@@ -52,12 +52,12 @@ READING = (
     'e often. Population 4 spreads widely in every mode: four members drawn from four'
     ' decades of learning rate often hold none near 0.1, where the task starts, and P'
     "BT cannot find what no member tries. A low asynchronous run is PBT's greed on a "
-    'noisy early score, not a lost decision. Population 8, 2 workers, seed 1 (0.207, '
-    'the same in both runs of this benchmark): at step 20 every member scored between'
-    ' 0.000 and 0.024, noise as large as progress; copies had spread learning rates o'
-    'f 0.0005 to 0.013 (the best there is 0.1), the one member near it (0.2) was itse'
-    'lf copied over at step 20, and from 0.01 perturb climbs back only by factors of '
-    '1.2, while every wait was carried out or dropped and decided again.'
+    'noisy early score, not a lost decision. Population 8, 2 workers, seed 1 (0.205; '
+    '0.207 and 0.208 in earlier runs of it): at step 20 every member scored between 0'
+    '.000 and 0.024, noise as large as progress; copies had spread learning rates of '
+    '0.0005 to 0.013 (the best there is 0.1), the one member near it (0.2) was itself'
+    ' copied over at step 20, and from 0.01 perturb climbs back only by factors of 1.'
+    '2, while every wait was carried out or dropped and decided again.'
 )
 MODES = ("synchronous", "async, 1 worker", "async, 2 workers", "async, 1 per member",
          "exploit none")
