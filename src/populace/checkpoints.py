@@ -302,45 +302,43 @@ class CheckpointStorage:
         return self.verify(key, sha256)
 
     def mark(self, run: str) -> None:
-        """Make the root and record in it that it holds run `run`'s checkpoints.
+        """Record in the storage that it holds run `run`'s checkpoints.
 
         Every worker checks the mark (`check`) before it trains: without it a folder
         that is not mounted, or was moved away, would look like a storage whose every
         checkpoint is missing, and the whole run would quietly restart from scratch.
         """
-        _mkdir(self.root)
-        self._mark(self.root / MARKER, run)
-
-    def _mark(self, marker: Path, run: str) -> None:
-        try:
-            found = marker.read_text().strip()
-        except FileNotFoundError:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private
-            with os.fdopen(fd, "w") as f:
-                f.write(run + "\n")
-            return
-        if found != run:
+        found = self._marker()
+        if found is None:
+            self._write_marker(run)
+        elif found != run:
             raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}); "
                                  "give each run a checkpoint storage of its own")
 
     def check(self, run: str) -> None:
         """StorageMissing unless this is run `run`'s storage, reachable from this machine."""
-        marker = self.root / MARKER
-        try:
-            found = marker.read_text().strip()
-        except (FileNotFoundError, NotADirectoryError):
-            found = None
-        self._refuse(found, run, str(marker))
-
-    def _refuse(self, found: str | None, run: str, marker: str) -> None:
+        found = self._marker()
         if found is None:
             raise StorageMissing(
                 f"the run's checkpoint storage {self.url} is not there on machine "
-                f"{_machine()!r} (no {marker}): mount the shared folder or reach the bucket "
-                "there, or move the folder back; nothing was trained")
+                f"{_machine()!r} (no {self.url}/{MARKER}): mount the shared folder or reach "
+                "the bucket there, or move the folder back; nothing was trained")
         if found != run:
             raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}), "
                                  f"not this one ({run})")
+
+    def _marker(self) -> str | None:
+        """The run id the storage is marked with; None when there is no mark."""
+        try:
+            return (self.root / MARKER).read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _write_marker(self, run: str) -> None:
+        _mkdir(self.root)
+        fd = os.open(self.root / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:  # owner-only, as every checkpoint file
+            f.write(run + "\n")
 
     def files(self) -> Iterator[tuple[str, float]]:
         """(name, modification time) of every checkpoint file and leftover temp file here:
@@ -547,27 +545,15 @@ class RemoteCheckpointStorage(CheckpointStorage):
         """As `fetch`: the bytes can only be hashed once they are here."""
         return self.fetch(key, sha256)
 
-    def mark(self, run: str) -> None:
-        """Record at the URL that it holds run `run`'s checkpoints (see the local `mark`)."""
-        marker = f"{self.base}/{MARKER}"
+    def _marker(self) -> str | None:
         try:
-            found = self.fs.cat_file(marker).decode().strip()
+            return self.fs.cat_file(f"{self.base}/{MARKER}").decode().strip()
         except FileNotFoundError:
-            self.fs.makedirs(self.base, exist_ok=True)
-            self.fs.pipe_file(marker, (run + "\n").encode())
-            return
-        if found != run:
-            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}); "
-                                 "give each run a checkpoint storage of its own")
+            return None
 
-    def check(self, run: str) -> None:
-        """StorageMissing unless this is run `run`'s storage, reachable from this machine."""
-        marker = f"{self.base}/{MARKER}"
-        try:
-            found: str | None = self.fs.cat_file(marker).decode().strip()
-        except FileNotFoundError:
-            found = None
-        self._refuse(found, run, f"{self.url}/{MARKER}")
+    def _write_marker(self, run: str) -> None:
+        self.fs.makedirs(self.base, exist_ok=True)
+        self.fs.pipe_file(f"{self.base}/{MARKER}", (run + "\n").encode())
 
     def files(self) -> Iterator[tuple[str, float]]:
         """(name, modification time) of every checkpoint object and leftover temp object
