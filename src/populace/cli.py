@@ -24,10 +24,11 @@ from populace.checkpoints import CheckpointStorage, StorageMissing
 from populace.config import strategy_spec
 from populace.display import console as make_console
 from populace.display import members_table
-from populace.executors import WorkersDied, source_of, stop_on_sigterm, work
+from populace.executors import WorkersDied, source_of, work
 from populace.replay import replay
 from populace.script import load_script
 from populace.space import ConfigError
+from populace.stopping import stop_on_sigterm
 from populace.store import DECISIONS, Event, Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.sweep import grace_for, orphans, sweep

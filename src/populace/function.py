@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from populace import stopping
 from populace.store import MemberRow
 from populace.worker import ScoreNotFinite, Worker, copy_seed, member_seed
 
@@ -96,6 +97,7 @@ class Member:
         if isinstance(evaluated, dict):
             evaluated.update(named)
         self._step += 1
+        stopping.check()
         worker = self._worker
         if not (self._step >= worker.config.segment_end(self._segment_start) or worker.ready(
                 self._step - self._segment_start, time.monotonic() - self._started)):

@@ -30,6 +30,7 @@ import numpy as np
 
 from populace.checkpoints import CheckpointDamaged, CheckpointStorage
 from populace.config import RunConfig
+from populace import stopping
 from populace.space import ConfigError, Space
 from populace.store import (
     TRAINING,
@@ -208,6 +209,7 @@ class Worker:
     def _loop(self, heartbeat: Heartbeat) -> int:
         segments = 0
         while True:
+            stopping.check()
             prefer = self.live.member if self.live else None
             member = self.store.claim(self.id, self.config.lease_seconds, prefer)
             if member is None:
@@ -255,6 +257,7 @@ class Worker:
         while step < end:
             trainable.step()
             step += 1
+            stopping.check()
             if self.ready(step - member.step, time.monotonic() - started):
                 break
         outcome = self.report(member, step, trainable.evaluate(), trainable.save, started)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import signal
 import threading
 
 from populace.executors.source import TrainableSource, work
+from populace.stopping import stop_on_sigterm
 from populace.store import TRAINING, Store, open_store
 
 START_SECONDS = 60.0  # how long a worker process waits for the others to start
@@ -15,15 +15,6 @@ START_SECONDS = 60.0  # how long a worker process waits for the others to start
 
 class WorkersDied(RuntimeError):
     """Every worker process ended while members were still left to train."""
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def stop_on_sigterm() -> None:
-    """Make SIGTERM interrupt this process like Ctrl-C: the worker gives its lease back."""
-    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _work(url: str, source: TrainableSource, together: threading.Barrier) -> None:
