@@ -27,6 +27,7 @@ import numpy as np
 from populace.config import RunConfig
 from populace.space import Float, Space
 from populace.store import Report, open_store
+from populace.strategies import space_to_dict
 from populace.worker import make_decide
 
 
@@ -70,7 +71,7 @@ def measure(population: int, cycles: int, prefill: int = 0,
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "run.db"
         store = open_store(path)
-        store.create({"run": config.to_dict(), "space": space.to_dict(),
+        store.create({"run": config.to_dict(), "space": space_to_dict(space),
                       "checkpoints": folder, "script": None, "trainable": "bench:Bench",
                       "window": config.window()},
                      [space.sample(rng) for _ in range(population)])

@@ -16,10 +16,10 @@ from matplotlib.image import imread
 from test_run import COUNTER, TOY, run_script
 
 import populace
-from populace.api import result_of
 from populace.lineage import lineage, schedule
 from populace.report import gather, write_report
 from populace.report.plots import hparams_figure
+from populace.results import result_of
 from populace.script import load_script
 from populace.store import Decision, Report, StoreError, open_store
 

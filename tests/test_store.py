@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from conftest import run_config
 
+from populace.snapshot import Snapshot
 from populace.store import (
     SCHEMA_VERSION,
     CheckpointRow,
@@ -31,7 +32,6 @@ from populace.store import (
     StoreError,
     open_store,
 )
-from populace.strategies.snapshot import Snapshot
 
 _serial = itertools.count()
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from populace.space import Choice, ConfigError, Float, Int, Space
+from populace.errors import ConfigError
+from populace.space import Choice, Float, Int, Space
 from populace.strategies import (
     EXPLOIT,
     EXPLORE,
@@ -29,6 +30,8 @@ from populace.strategies import (
     describe,
     make_exploit,
     make_explore,
+    space_from_dict,
+    space_to_dict,
 )
 
 
@@ -638,9 +641,9 @@ def test_describe_names_a_strategy_of_your_own_by_import_path():
 def test_a_rule_of_your_own_serves_per_hparam_and_round_trips_with_the_space():
     space = Space({"n": Int(0, 10, explore=Step(2.0)), "x": Float(0.0, 1.0)})
     assert Keep()({"n": 3, "x": 0.5}, space, np.random.default_rng(0)) == {"n": 5, "x": 0.5}
-    d = json.loads(json.dumps(space.to_dict()))
+    d = json.loads(json.dumps(space_to_dict(space)))
     assert d["n"]["explore"] == {"name": f"{__name__}:Step", "by": 2.0}
-    assert Space.from_dict(d) == space
+    assert space_from_dict(d) == space
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from torch import nn
 
 import populace
 from populace import Float
+from populace.errors import ConfigError
 from populace.integrations.torch import (
     PickledCheckpoint,
     TorchTrainable,
@@ -22,7 +23,6 @@ from populace.integrations.torch import (
     save_state,
 )
 from populace.script import load_script
-from populace.space import ConfigError
 from populace.store import open_store
 
 DIGITS = Path(__file__).parent.parent / "examples" / "digits_mlp.py"

@@ -11,13 +11,13 @@ TYPE_CHECKING = False  # not typing's: importing typing alone costs more than th
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "RunFailed": "populace.api",
-    "RunResult": "populace.api",
+    "RunFailed": "populace.results",
+    "RunResult": "populace.results",
     "run": "populace.api",
     "RunConfig": "populace.config",
     "Member": "populace.function",
     "Choice": "populace.space",
-    "ConfigError": "populace.space",
+    "ConfigError": "populace.errors",
     "Constant": "populace.space",
     "Float": "populace.space",
     "Int": "populace.space",
@@ -59,10 +59,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from typing import Any
 
-    from populace.api import RunFailed, RunResult, run
+    from populace.api import run
     from populace.config import RunConfig
+    from populace.errors import ConfigError
     from populace.function import Member
-    from populace.space import Choice, ConfigError, Constant, Float, Int, Space
+    from populace.results import RunFailed, RunResult
+    from populace.space import Choice, Constant, Float, Int, Space
     from populace.strategies import (
         Keep,
         NoExploit,

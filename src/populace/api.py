@@ -7,7 +7,6 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,42 +16,20 @@ from populace.checkpoints import CheckpointStorage
 from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.display import console as make_console
+from populace.errors import ConfigError
 from populace.executors import TrainableSource, execute
 from populace.function import Member
-from populace.lineage import ScheduleEntry, lineage, schedule
-from populace.space import ConfigError, Space
-from populace.store import MemberRow, Store, beside, is_postgres, open_store, store_exists
+from populace.results import RunResult, result_of
+from populace.space import Space
+from populace.store import Store, beside, is_postgres, open_store, store_exists
 from populace.store.driver import safe_url
-from populace.strategies import Snapshot
+from populace.strategies import space_to_dict
 from populace.sweep import grace_for, sweep
 from populace.trainable import Trainable
 from populace.worker import member_seed, score_of
 
 # settings that may change when a run is resumed: they do not change its result
 RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker")
-
-
-class RunFailed(RuntimeError):
-    """Every member of the run failed; their tracebacks are in the store."""
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """A finished run: its best member, that member's checkpoint and hparam schedule."""
-
-    best: MemberRow
-    checkpoint: Path | str | None  # its file: a path, or the URL in remote checkpoint storage
-    schedule: list[ScheduleEntry]
-    members: list[MemberRow]
-    metrics: dict[str, float]  # everything the best member's last evaluation returned
-
-    @property
-    def hparams(self) -> dict[str, Any]:
-        return self.best.hparams
-
-    @property
-    def score(self) -> float | None:
-        return self.best.score
 
 
 def default_checkpoints(store: str | os.PathLike[str]) -> Path:
@@ -122,7 +99,7 @@ def run(
         db = open_store(store)
         try:
             db.create({
-                "run": config.to_dict(), "space": space.to_dict(), "checkpoints": storage,
+                "run": config.to_dict(), "space": space_to_dict(space), "checkpoints": storage,
                 "script": None if script is None else str(Path(script).resolve()),
                 "trainable": f"{trainable.__module__}:{trainable.__qualname__}",
                 "window": config.window(),
@@ -165,29 +142,6 @@ def _sweep(db: Store, storage: CheckpointStorage) -> None:
     if removed:
         print(f"populace: removed {len(removed)} checkpoint file(s) no checkpoint names "
               f"(left by a killed worker) from {storage.url}", file=sys.stderr)
-
-
-def result_of(store: Store) -> RunResult:
-    """The best member of the run in `store`, from the store alone."""
-    members = store.members()
-    live = [m for m in members if m.status != "failed"]
-    if not live:
-        raise RunFailed(f"every member of the run in {safe_url(store.url)} failed; first error:\n"
-                        f"{members[0].error if members else ''}")
-    snapshot = Snapshot(
-        ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
-        scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),
-        hparams=[m.hparams for m in live], maximize=store.config()["run"]["mode"] == "max",
-    )
-    best = live[int(snapshot.ranking()[0])]
-    path = lineage(best.checkpoint and best.checkpoint.id, store.results())
-    checkpoint = None
-    if best.checkpoint is not None:
-        root = store.config()["checkpoints"]
-        checkpoint = (f"{root.rstrip('/')}/{best.checkpoint.key}" if "://" in root
-                      else Path(root) / best.checkpoint.key)
-    return RunResult(best, checkpoint, schedule(path), members,
-                     path[-1].metrics if path else {})
 
 
 def _initial(space: Space, config: RunConfig,

@@ -19,15 +19,16 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from populace.api import RunFailed, run
+from populace.api import run
 from populace.checkpoints import CheckpointStorage, StorageMissing
 from populace.config import strategy_spec
 from populace.display import console as make_console
 from populace.display import members_table
+from populace.errors import ConfigError
 from populace.executors import WorkersDied, source_of, work
 from populace.replay import replay
+from populace.results import RunFailed
 from populace.script import load_script
-from populace.space import ConfigError
 from populace.stopping import stop_on_sigterm
 from populace.store import DECISIONS, Event, Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from populace.space import ConfigError
+from populace.errors import ConfigError
 from populace.strategies import describe, make_exploit, make_explore
 from populace.strategies.ready import EverySeconds, EverySteps
 

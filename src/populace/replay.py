@@ -14,6 +14,7 @@ from typing import Any
 
 import populace.api
 from populace.executors.source import source_of
+from populace.results import result_of
 from populace.store import StoreError, beside, open_store, store_exists
 
 
@@ -41,7 +42,7 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     source = open_store(store)
     try:
         config = source.config()
-        best = populace.api.result_of(source)
+        best = result_of(source)
     finally:
         source.close()
     trainable, space = source_of(config).load()

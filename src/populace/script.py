@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from populace.space import ConfigError, Space
+from populace.errors import ConfigError
+from populace.space import Space
 from populace.trainable import Trainable
 
 

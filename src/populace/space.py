@@ -10,7 +10,9 @@ JSON.
 
 A dimension may carry its own explore rule (`Float(0, 1, explore=Noise(0.1))`,
 rules in `populace.strategies.explore`), which the run's explore strategy
-uses for that hparam instead of its own.
+uses for that hparam instead of its own. This module knows a rule only by
+its `mutate` method: the strategies, which import this module, write and
+read rules in a stored space (`populace.strategies.space_to_dict`).
 """
 
 from __future__ import annotations
@@ -20,16 +22,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:  # explore imports this module: the rules are imported where used
-    from populace.strategies.explore import Rule
-
-
-class ConfigError(ValueError):
-    """A user-supplied setting is not allowed; the message names field, value and what is."""
+from populace.errors import ConfigError
 
 
 def _is_real(x: Any) -> bool:
@@ -56,11 +53,18 @@ def _same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
+class OwnRule(Protocol):
+    """A dimension's own explore rule, such as `populace.strategies.Noise(0.1)`."""
+
+    def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """`value`'s new value, inside `dimension`'s bounds."""
+
+
 class Dimension(ABC):
     """One hparam's allowed values, prior and perturbation rule."""
 
     # the dimension's own explore rule; None: the run's explore strategy decides
-    explore: Rule | None = None
+    explore: OwnRule | None = None
 
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> Any:
@@ -80,7 +84,8 @@ class Dimension(ABC):
 
     @abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able description, read back by `dimension_from_dict`."""
+        """JSON-able description of its values and prior, read back by
+        `dimension_from_dict` (its own rule is the strategies' to describe)."""
 
 
 def _check_rule(rule: Any) -> None:
@@ -97,31 +102,6 @@ def _check_rule(rule: Any) -> None:
             "explore must be a rule with a mutate(dimension, value, rng) method, such as "
             f"Perturb((0.5, 2.0)), Noise(0.1), PerturbOrResample(0.5) or Keep(); got {rule!r}"
         )
-
-
-def _with_rule(d: dict[str, Any], rule: Any) -> dict[str, Any]:
-    """`d`, plus the rule's `{"name": ..., **params}` when the dimension has one."""
-    if rule is not None:
-        from populace.strategies import describe
-
-        d["explore"] = describe(rule)
-    return d
-
-
-def _rule_from_spec(spec: Any) -> Any:
-    """The explore rule a config entry names: "keep" or {"name": "noise", "scale": 0.1}."""
-    from populace.strategies import make_explore
-
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        raise ConfigError(
-            f"explore must be a rule name or a mapping with a 'name', got explore={spec!r}"
-        )
-    params = dict(spec)
-    return make_explore(params.pop("name"), **params)
 
 
 def _check_bounds(kind: str, low: Any, high: Any, log: bool) -> None:
@@ -145,7 +125,7 @@ class Float(Dimension):
     low: float
     high: float
     log: bool = False
-    explore: Rule | None = field(default=None, kw_only=True)
+    explore: OwnRule | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_bounds("Float", self.low, self.high, self.log)
@@ -178,8 +158,7 @@ class Float(Dimension):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
-        d = {"type": "float", "low": self.low, "high": self.high, "log": self.log}
-        return _with_rule(d, self.explore)
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
 
     def _clip(self, x: float) -> float:
         return float(min(max(x, self.low), self.high))
@@ -192,7 +171,7 @@ class Int(Dimension):
     low: int
     high: int
     log: bool = False
-    explore: Rule | None = field(default=None, kw_only=True)
+    explore: OwnRule | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_bounds("Int", self.low, self.high, self.log)
@@ -234,8 +213,7 @@ class Int(Dimension):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
-        d = {"type": "int", "low": self.low, "high": self.high, "log": self.log}
-        return _with_rule(d, self.explore)
+        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
 
     def _clip(self, x: int) -> int:
         return int(min(max(x, self.low), self.high))
@@ -246,7 +224,7 @@ class Choice(Dimension):
     """One of ordered categories; perturb steps to a neighbour, so order them meaningfully."""
 
     options: tuple[Any, ...]
-    explore: Rule | None = field(default=None, kw_only=True)
+    explore: OwnRule | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         _check_rule(self.explore)
@@ -285,7 +263,7 @@ class Choice(Dimension):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description."""
-        return _with_rule({"type": "choice", "options": list(self.options)}, self.explore)
+        return {"type": "choice", "options": list(self.options)}
 
     def _index(self, value: Any) -> int:
         for i, x in enumerate(self.options):
@@ -359,8 +337,6 @@ def dimension_from_dict(d: Mapping[str, Any]) -> Dimension:
             raise ConfigError(
                 f"dimension type {kind!r} has no field {key!r}; allowed: {', '.join(allowed)}"
             )
-    if "explore" in params:
-        params["explore"] = _rule_from_spec(params["explore"])
     try:
         return cls(**params)
     except TypeError as e:  # a required field is missing
@@ -430,20 +406,3 @@ class Space(Mapping[str, Dimension]):
                 dim.validate(hparams[name])
             except ConfigError as e:
                 raise _named(name, e) from None
-
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """JSON-able description, read back by `Space.from_dict`."""
-        return {name: dim.to_dict() for name, dim in self._dims.items()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Mapping[str, Any]]) -> Space:
-        """The space described by `d` (the output of `to_dict`, or a config file section)."""
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"space must be a mapping of hparam name to dimension, got {d!r}")
-        dims = {}
-        for name, spec in d.items():
-            try:
-                dims[name] = dimension_from_dict(spec)
-            except ConfigError as e:
-                raise _named(name, e) from None
-        return cls(dims)

@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from populace import stopping
 from populace.checkpoints import CheckpointDamaged, CheckpointStorage
 from populace.config import RunConfig
-from populace import stopping
-from populace.space import ConfigError, Space
+from populace.errors import ConfigError
+from populace.snapshot import Snapshot
+from populace.space import Space
 from populace.store import (
     TRAINING,
     Decision,
@@ -42,7 +44,6 @@ from populace.store import (
     StoreError,
     open_store,
 )
-from populace.strategies import Snapshot
 from populace.trainable import Trainable
 
 IDLE_POLL = 0.05  # seconds between claims while other workers hold the last members

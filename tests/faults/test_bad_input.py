@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from populace.cli import main, read_config_file
 from populace.config import BOUNDS, RunConfig
-from populace.space import ConfigError
+from populace.errors import ConfigError
 
 FIXTURE = [HealthCheck.function_scoped_fixture]  # each example writes its own file
 COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from populace.api import result_of
 from populace.config import RunConfig
 from populace.lineage import lineage
+from populace.results import result_of
 from populace.store import Decision, Report, open_store
 
 ROOT = Path(__file__).resolve().parents[2]

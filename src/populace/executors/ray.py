@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from populace.errors import ConfigError
 from populace.executors.local import WorkersDied
 from populace.executors.source import TrainableSource, work
-from populace.space import ConfigError
 from populace.store import TRAINING, Store, open_store
 
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from populace.errors import ConfigError
 from populace.function import FunctionWorker
 from populace.script import load_script
-from populace.space import ConfigError, Space
+from populace.space import Space
 from populace.store import Store
+from populace.strategies import space_from_dict
 from populace.worker import Worker
 
 
@@ -57,7 +59,7 @@ def source_of(config: dict[str, Any], script: str | os.PathLike[str] | None = No
             f"the run's trainable {config['trainable']!r} cannot be imported here ({e}); "
             "make its module importable, or give a script with --script"
         ) from e
-    return TrainableSource(trainable=trainable, space=Space.from_dict(config["space"]))
+    return TrainableSource(trainable=trainable, space=space_from_dict(config["space"]))
 
 
 def work(store: Store, source: TrainableSource,

@@ -34,7 +34,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CyclicLR, LRScheduler, OneCycleLR
 
-from populace.space import ConfigError
+from populace.errors import ConfigError
 from populace.trainable import Trainable
 
 # param-group entries that are bookkeeping, not hparams

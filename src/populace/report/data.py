@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from populace.api import RunFailed, result_of
 from populace.lineage import ScheduleEntry, lineage, schedule
+from populace.results import RunFailed, result_of
 from populace.store import TRAINING, Event, MemberRow, Result, Store
 
 

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from populace.snapshot import Snapshot
 from populace.store.driver import SCHEMA_VERSION, Cursor, StoreError, retried, schema
 from populace.store.read import StoreReader
 from populace.store.records import (
@@ -36,7 +37,6 @@ from populace.store.records import (
     Outcome,
     Report,
 )
-from populace.strategies.snapshot import Snapshot
 
 __all__ = ["SCHEMA_VERSION", "Decide", "Store", "StoreError"]
 

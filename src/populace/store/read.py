@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from populace.snapshot import Snapshot
 from populace.store.driver import SCHEMA_VERSION, Cursor, Driver, StoreError, retried
 from populace.store.records import CheckpointRow, Event, MemberRow, Result
-from populace.strategies.snapshot import Snapshot
 
 
 class StoreReader:

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from populace.space import ConfigError, Dimension, Space
+from populace.errors import ConfigError
+from populace.space import Dimension, Space
 
 MAX_FACTORS = 64  # a perturb draws one of its factors: more than a handful is a mistake
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from numbers import Integral, Real
 
-from populace.space import ConfigError
+from populace.errors import ConfigError
 
 
 @dataclass(frozen=True)

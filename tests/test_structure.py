@@ -1,0 +1,25 @@
+"""The codebase's shape, checked like behaviour: imports point down the layers that
+pyproject.toml lists ([tool.importlinter]), so a wrong import fails the suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def test_imports_point_down_the_layers():
+    done = subprocess.run([BIN / "lint-imports"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_importing_the_store_loads_no_strategy_nor_run_machinery():
+    code = ("import sys, populace.store; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('populace'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert [m for m in loaded if not m.startswith("populace.store")] == [
+        "populace", "populace.snapshot"]
