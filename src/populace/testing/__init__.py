@@ -13,9 +13,8 @@ runner, or none.
 
 from __future__ import annotations
 
-from populace.testing.strategies import (
+from populace.testing.exploit import (
     EXPLOIT_CHECKS,
-    EXPLORE_CHECKS,
     check_exploit,
     check_exploit_all_nan,
     check_exploit_deterministic,
@@ -24,6 +23,9 @@ from populace.testing.strategies import (
     check_exploit_nan_never_donates,
     check_exploit_population_of_two,
     check_exploit_pure,
+)
+from populace.testing.explore import (
+    EXPLORE_CHECKS,
     check_explore,
     check_explore_deterministic,
     check_explore_in_space,
