@@ -7,9 +7,18 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from populace.checks import flag, number, one_of, refused, text, whole
 from populace.errors import ConfigError
-from populace.strategies import describe, make_exploit, make_explore
-from populace.strategies.ready import EverySeconds, EverySteps
+from populace.strategies import (
+    Exploit,
+    Explore,
+    Ready,
+    describe,
+    make_exploit,
+    make_explore,
+    make_ready,
+    window_of,
+)
 
 MODES = ("max", "min")
 EXECUTORS = ("inline", "local", "ray")
@@ -37,37 +46,14 @@ BOUNDS: dict[str, int | float] = {
 }
 
 
-def _int(name: str, value: Any, low: int) -> int:
-    high = BOUNDS.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ConfigError(f"{name} must be a whole number {allowed}, got {value!r}")
-    if value < low:
-        raise ConfigError(f"{name} must be >= {low}, got {value}")
-    if high is not None and value > high:
-        raise ConfigError(f"{name} must be <= {high:,}, got {_short(value)}")
-    return value
-
-
-def _short(value: int | float) -> str:
-    """A value for an error message: a huge integer as its size, not its 10,000 digits."""
-    text = str(value)
-    return text if len(text) <= 30 else f"{text[:12]}... ({len(text)} digits)"
+def _sized(name: str, value: Any, low: int) -> int:
+    """`value` as an int from `low` to the setting's bound in BOUNDS."""
+    return whole(None, name, value, low, int(BOUNDS[name]))
 
 
 def _positive(name: str, value: Any) -> float:
-    high = BOUNDS[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ConfigError(f"{name} must be a number in (0, {high:,}], got {value!r}")
-    if not 0 < value <= high:
-        raise ConfigError(f"{name} must be in (0, {high:,}], got {_short(value)}")
-    return float(value)
-
-
-def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
+    """`value` as a float in (0, the setting's bound in BOUNDS]."""
+    return number(None, name, value, low=0, open_low=True, high=BOUNDS[name])
 
 
 @dataclass
@@ -109,91 +95,102 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Refuse any invalid setting, naming the field, the value and what is allowed."""
+        """Refuse any invalid setting, naming the field, the value and what is allowed.
+
+        Each value is stored as checked: numpy ints as ints, int seconds as floats.
+        """
+        self._validate_sizes()
+        self._validate_flags()
+        self._validate_workers()
+        self._validate_ready()
+        self.mode = one_of(None, "mode", self.mode, MODES)
+        self.score = text(None, "score", self.score, "the name of a metric")
+        window_of(self.make_exploit())  # built, so a bad parameter or window is refused now
+        self.make_explore()
+
+    def _validate_sizes(self) -> None:
         if self.schedule is None:
-            _int("population", self.population, 2)
+            self.population = _sized("population", self.population, 2)
         elif self.population != 1 or self.exploit["name"] != "none" or not self.schedule:
             raise ConfigError(
                 f"a schedule is replayed by one member with exploit none, got population="
                 f"{self.population}, exploit={self.exploit['name']!r}, "
                 f"{len(self.schedule)} schedule entries"
             )
-        _int("steps", self.steps, 1)
-        _int("workers", self.workers, 0)
-        if self.workers == 0 and self.executor == "inline":
-            raise ConfigError("workers=0 (train only in `populace worker` processes) needs "
-                              "executor local or ray, got executor='inline'")
-        _int("seed", self.seed, 0)
-        _int("keep_checkpoints", self.keep_checkpoints, 1)
-        _int("burn_in", self.burn_in, 0)
-        _int("retries", self.retries, 0)
-        if not isinstance(self.replace_failed, bool):
-            raise ConfigError(f"replace_failed must be true or false, got {self.replace_failed!r}")
-        if not isinstance(self.synch, bool):
-            raise ConfigError(f"synch must be true or false, got {self.synch!r}")
+        self.steps = _sized("steps", self.steps, 1)
+        self.workers = _sized("workers", self.workers, 0)
+        self.seed = _sized("seed", self.seed, 0)
+        self.keep_checkpoints = _sized("keep_checkpoints", self.keep_checkpoints, 1)
+        self.burn_in = _sized("burn_in", self.burn_in, 0)
+        self.retries = _sized("retries", self.retries, 0)
+
+    def _validate_flags(self) -> None:
+        self.replace_failed = flag(None, "replace_failed", self.replace_failed)
+        self.synch = flag(None, "synch", self.synch)
         if self.synch and self.ready_seconds is not None:
             raise ConfigError(
                 f"synch needs ready_steps (a generation ends at the same step for every "
                 f"member), got ready_seconds={self.ready_seconds}"
             )
-        _positive("lease_seconds", self.lease_seconds)
+
+    def _validate_workers(self) -> None:
+        """Where and how members train: the executor, its workers and their leases."""
+        self.executor = one_of(None, "executor", self.executor, EXECUTORS)
+        if self.workers == 0 and self.executor == "inline":
+            raise ConfigError("workers=0 (train only in `populace worker` processes) needs "
+                              "executor local or ray, got executor='inline'")
+        self.lease_seconds = _positive("lease_seconds", self.lease_seconds)
         if self.lease_seconds < 1:
             # renewed every third of it: shorter leases are stolen from healthy workers
-            raise ConfigError(f"lease_seconds must be >= 1, got {self.lease_seconds}")
-        _one_of("mode", self.mode, MODES)
-        _one_of("executor", self.executor, EXECUTORS)
-        if self.ray_address is not None and (
-                not isinstance(self.ray_address, str) or not self.ray_address):
-            raise ConfigError(f"ray_address must be a Ray cluster address such as "
-                              f"'ray://host:10001' or 'auto', got {self.ray_address!r}")
-        _positive("cpus_per_worker", self.cpus_per_worker)
-        if (isinstance(self.gpus_per_worker, bool)
-                or not isinstance(self.gpus_per_worker, (int, float))
-                or not 0 <= self.gpus_per_worker <= BOUNDS["gpus_per_worker"]):
-            raise ConfigError(f"gpus_per_worker must be a number in [0, "
-                              f"{BOUNDS['gpus_per_worker']}] (0.5: two workers share a GPU), "
-                              f"got {_short(self.gpus_per_worker)}")
-        if not isinstance(self.score, str) or not self.score:
-            raise ConfigError(f"score must be the name of a metric, got {self.score!r}")
+            raise refused(None, "lease_seconds", ">= 1", self.lease_seconds)
+        if self.ray_address is not None:
+            self.ray_address = text(None, "ray_address", self.ray_address,
+                                    "a Ray cluster address such as 'ray://host:10001' or 'auto'")
+        self.cpus_per_worker = _positive("cpus_per_worker", self.cpus_per_worker)
+        # fractions let several workers share one GPU; 0: none
+        self.gpus_per_worker = number(None, "gpus_per_worker", self.gpus_per_worker,
+                                      low=0, high=BOUNDS["gpus_per_worker"])
+
+    def _validate_ready(self) -> None:
         if self.ready_steps is not None and self.ready_seconds is not None:
             raise ConfigError(
                 f"give ready_steps or ready_seconds, not both; got ready_steps="
                 f"{self.ready_steps}, ready_seconds={self.ready_seconds}"
             )
         if self.ready_steps is not None:
-            _int("ready_steps", self.ready_steps, 1)
+            self.ready_steps = _sized("ready_steps", self.ready_steps, 1)
         if self.ready_seconds is not None:
-            _positive("ready_seconds", self.ready_seconds)
-        self.make_exploit()
-        self.make_explore()
+            self.ready_seconds = _positive("ready_seconds", self.ready_seconds)
 
-    def make_exploit(self):
+    def make_exploit(self) -> Exploit:
         params = dict(self.exploit)
         return make_exploit(params.pop("name"), **params)
 
-    def make_explore(self):
+    def make_explore(self) -> Explore:
         params = dict(self.explore)
         return make_explore(params.pop("name"), **params)
 
     def window(self) -> int:
         """How many recent scores per member the exploit strategy reads (0: none)."""
-        return getattr(self.make_exploit(), "window", 0)
+        return window_of(self.make_exploit()) or 0
 
     def scheduled(self, step: int) -> dict[str, Any] | None:
         """The replayed schedule's hparams in force from `step` on (None: not a replay)."""
         if not self.schedule:
             return None
-        return [e for e in self.schedule if e["step"] <= step][-1]["hparams"]
+        hparams: dict[str, Any] = [e for e in self.schedule if e["step"] <= step][-1]["hparams"]
+        return hparams
 
     def segment_end(self, step: int) -> int:
         """The last step a segment from `step` may reach: the end, or a replay's next entry."""
-        changes = [e["step"] for e in self.schedule or () if e["step"] > step]
+        changes: list[int] = [e["step"] for e in self.schedule or () if e["step"] > step]
         return min([self.steps, *changes])
 
-    def make_ready(self) -> EverySteps | EverySeconds:
+    def make_ready(self) -> Ready:
+        """The rule ready_seconds or ready_steps names; by default, ten segments a member."""
         if self.ready_seconds is not None:
-            return EverySeconds(self.ready_seconds)
-        return EverySteps(self.ready_steps or max(1, self.steps // 10))
+            return make_ready("seconds", seconds=self.ready_seconds)
+        return make_ready("steps", steps=self.ready_steps or max(1, self.steps // 10))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,12 +9,22 @@ or a (frozen) dataclass with `__call__`, at the top level of a module that
 every worker process can import. Pass the object to `populace.run`, or name
 it in a config file as `"package.module:Name"` with its parameters beside
 the name. `describe` turns an object into that name, which the run stores.
+An exploit strategy that reads recent scores also declares `window`
+(`Windowed`); `window_of` reads it. Ready rules follow `Ready`; `READY`
+names the built-ins by the unit they count (the settings `ready_steps` and
+`ready_seconds`).
 """
 
 from __future__ import annotations
 
 from populace.snapshot import Snapshot
-from populace.strategies.exploit import NoExploit, Tournament, Truncation, TTest
+from populace.strategies.exploit import (
+    NoExploit,
+    Tournament,
+    Truncation,
+    TTest,
+    window_of,
+)
 from populace.strategies.explore import (
     Keep,
     Noise,
@@ -23,14 +33,16 @@ from populace.strategies.explore import (
     Resample,
     Rule,
 )
-from populace.strategies.protocols import Exploit, Explore
+from populace.strategies.protocols import Exploit, Explore, Ready, Windowed
 from populace.strategies.ready import EverySeconds, EverySteps
 from populace.strategies.registry import (
     EXPLOIT,
     EXPLORE,
+    READY,
     describe,
     make_exploit,
     make_explore,
+    make_ready,
     space_from_dict,
     space_to_dict,
 )
@@ -38,6 +50,7 @@ from populace.strategies.registry import (
 __all__ = [
     "EXPLOIT",
     "EXPLORE",
+    "READY",
     "EverySeconds",
     "EverySteps",
     "Exploit",
@@ -47,15 +60,19 @@ __all__ = [
     "Noise",
     "Perturb",
     "PerturbOrResample",
+    "Ready",
     "Resample",
     "Rule",
     "Snapshot",
     "Tournament",
     "TTest",
     "Truncation",
+    "Windowed",
     "describe",
     "make_exploit",
     "make_explore",
+    "make_ready",
     "space_from_dict",
     "space_to_dict",
+    "window_of",
 ]

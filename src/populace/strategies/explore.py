@@ -24,15 +24,14 @@ Every rule keeps values inside the declared bounds; Constants never change.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any
 
 import numpy as np
 
+from populace.checks import number, refused
 from populace.errors import ConfigError
 from populace.space import Dimension, Space
 
@@ -42,16 +41,16 @@ MAX_FACTORS = 64  # a perturb draws one of its factors: more than a handful is a
 def _check_factors(owner: str, factors: Any) -> tuple[float, ...]:
     """`factors` as a tuple of floats, or ConfigError unless non-empty, finite and > 0."""
     allowed = f"a non-empty list of at most {MAX_FACTORS} finite numbers > 0"
-    if isinstance(factors, (str, bytes)):
-        raise ConfigError(f"{owner}: factors must be {allowed}, got factors={factors!r}")
+    if isinstance(factors, (str, bytes)):  # iterable, but characters are no factors
+        raise refused(owner, "factors", allowed, factors)
     if hasattr(factors, "__len__") and len(factors) > MAX_FACTORS:
         raise ConfigError(f"{owner}: factors must be {allowed}, got {len(factors)} factors")
-    try:
-        out = tuple(float(f) for f in factors)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{owner}: factors must be {allowed}, got factors={factors!r}") from None
-    if not out or not all(math.isfinite(f) and f > 0 for f in out):
-        raise ConfigError(f"{owner}: factors must be {allowed}, got factors={factors!r}")
+    try:  # each factor checked as any number parameter is: bools and strings refused
+        out = tuple(number(owner, "factor", f, low=0, open_low=True) for f in factors)
+    except (TypeError, ConfigError):  # not iterable, or one factor is not a number > 0
+        out = ()
+    if not out:
+        raise refused(owner, "factors", allowed, factors)
     return out
 
 
@@ -123,11 +122,8 @@ class PerturbOrResample(Rule):
     factors: tuple[float, ...] = (0.8, 1.2)
 
     def __post_init__(self) -> None:
-        p = self.probability
-        if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p <= 1:
-            raise ConfigError(
-                f"PerturbOrResample: probability must be in [0, 1], got probability={p!r}"
-            )
+        probability = number("PerturbOrResample", "probability", self.probability, low=0, high=1)
+        object.__setattr__(self, "probability", probability)
         object.__setattr__(self, "factors", _check_factors("PerturbOrResample", self.factors))
 
     def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
@@ -153,10 +149,8 @@ class Noise(Rule):
     scale: float
 
     def __post_init__(self) -> None:
-        s = self.scale
-        if isinstance(s, bool) or not isinstance(s, Real) or not (math.isfinite(s) and s > 0):
-            raise ConfigError(f"Noise: scale must be a finite number > 0, got scale={s!r}")
-        object.__setattr__(self, "scale", float(s))
+        scale = number("Noise", "scale", self.scale, low=0, open_low=True)
+        object.__setattr__(self, "scale", scale)
 
     def mutate(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
         """`value` shifted by one draw of N(0, scale)."""

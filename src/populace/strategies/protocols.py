@@ -18,13 +18,27 @@ class Exploit(Protocol):
     hparams; `snapshot.ranking()` orders them best first, whatever the mode),
     draw randomness only from `rng`, and return another member's id. It runs
     inside the store's report transaction, so it must be quick and never
-    touch files, processes or the database. An object with an int attribute
-    `window` also gets each member's last `window` scores in `snapshot.recent`.
+    touch files, processes or the database.
+
+    Optionally, it declares `window`, an int attribute (see `Windowed`): then
+    each member's last `window` scores come in `snapshot.recent`.
     """
 
     def __call__(
         self, snapshot: Snapshot, member_id: int, rng: np.random.Generator
     ) -> int | None: ...
+
+
+class Windowed(Exploit, Protocol):
+    """An exploit strategy that reads each member's recent scores, as TTest does.
+
+    `window` (an int from 0 to 1000, `MAX_WINDOW`; 0: none) is how many of each member's
+    latest scores the store keeps and `snapshot.recent` holds. It is the
+    optional part of `Exploit`, read only by `window_of`, which checks it: a
+    strategy without it gets no recent scores, and the store keeps none.
+    """
+
+    window: int
 
 
 class Explore(Protocol):
@@ -39,3 +53,17 @@ class Explore(Protocol):
     def __call__(
         self, hparams: Mapping[str, Any], space: Space, rng: np.random.Generator
     ) -> dict[str, Any]: ...
+
+
+class Ready(Protocol):
+    """A ready rule: whether a member has trained long enough to exploit and explore.
+
+    Both counts run from the member's last ready point. `segment_steps` is how
+    many steps a segment lasts when that is known in advance (None: it depends
+    on something else, such as time), so a caller can plan a segment without
+    asking every step. A rule must be pure and quick: it is asked every step.
+    """
+
+    def __call__(self, steps_since: int, seconds_since: float) -> bool: ...
+
+    def segment_steps(self) -> int | None: ...

@@ -1,17 +1,15 @@
 """Ready: decide when a member has trained long enough to exploit and explore.
 
-A ready rule is a callable `(steps_since, seconds_since) -> bool`, counted
-from the member's last ready point (Jaderberg et al. 2017, section 3: "ready",
+A ready rule (the `Ready` protocol) is a callable `(steps_since, seconds_since)
+-> bool`, counted from the member's last ready point (Jaderberg et al. 2017, section 3: "ready",
 e.g. a number of steps or an amount of time since the last exploit).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Integral, Real
 
-from populace.errors import ConfigError
+from populace.checks import number, whole
 
 
 @dataclass(frozen=True)
@@ -21,10 +19,7 @@ class EverySteps:
     steps: int
 
     def __post_init__(self) -> None:
-        s = self.steps
-        if isinstance(s, bool) or not isinstance(s, Integral) or s < 1:
-            raise ConfigError(f"EverySteps: steps must be an int >= 1, got steps={s!r}")
-        object.__setattr__(self, "steps", int(s))
+        object.__setattr__(self, "steps", whole("EverySteps", "steps", self.steps, 1))
 
     def __call__(self, steps_since: int, seconds_since: float) -> bool:
         """Whether at least `steps` steps have passed since the last ready point."""
@@ -42,12 +37,8 @@ class EverySeconds:
     seconds: float
 
     def __post_init__(self) -> None:
-        s = self.seconds
-        if isinstance(s, bool) or not isinstance(s, Real) or not (math.isfinite(s) and s > 0):
-            raise ConfigError(
-                f"EverySeconds: seconds must be a finite number > 0, got seconds={s!r}"
-            )
-        object.__setattr__(self, "seconds", float(s))
+        seconds = number("EverySeconds", "seconds", self.seconds, low=0, open_low=True)
+        object.__setattr__(self, "seconds", seconds)
 
     def __call__(self, steps_since: int, seconds_since: float) -> bool:
         """Whether at least `seconds` seconds have passed since the last ready point."""

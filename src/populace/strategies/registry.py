@@ -1,5 +1,5 @@
-"""Strategies by name: the registries of built-ins, building one from a stored
-description, and `describe`, which turns a strategy object into that description."""
+"""Strategies and ready rules by name: the registries of built-ins, building one from a
+stored description, and `describe`, which turns a strategy object into that description."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, fields, is_dataclass
-from typing import Any
+from typing import Any, cast
 
 from populace.errors import ConfigError
 from populace.space import Space, dimension_from_dict
 from populace.strategies.exploit import NoExploit, Tournament, Truncation, TTest
 from populace.strategies.explore import Keep, Noise, Perturb, PerturbOrResample, Resample
-from populace.strategies.protocols import Exploit, Explore
+from populace.strategies.protocols import Exploit, Explore, Ready
+from populace.strategies.ready import EverySeconds, EverySteps
 
 EXPLOIT: dict[str, type] = {
     "truncation": Truncation, "tournament": Tournament, "ttest": TTest, "none": NoExploit,
@@ -26,9 +27,12 @@ EXPLORE: dict[str, type] = {
     "noise": Noise,
     "keep": Keep,
 }
+# a ready rule by the unit it counts, as the settings ready_steps and ready_seconds name it
+READY: dict[str, type] = {"steps": EverySteps, "seconds": EverySeconds}
 
 # the arguments each kind is called with, to refuse a strategy of the wrong shape early
-_SHAPES = {"exploit": ("snapshot", "member_id", "rng"), "explore": ("hparams", "space", "rng")}
+_SHAPES = {"exploit": ("snapshot", "member_id", "rng"), "explore": ("hparams", "space", "rng"),
+           "ready": ("steps_since", "seconds_since")}
 
 
 def _build(kind: str, name: str, cls: type, params: dict[str, Any]) -> Any:
@@ -113,7 +117,7 @@ def make_exploit(name: str, **params: Any) -> Exploit:
 
     A class is called with `params`; a function is used as it is and takes none.
     """
-    return _make("exploit", EXPLOIT, name, params)
+    return cast(Exploit, _make("exploit", EXPLOIT, name, params))
 
 
 def make_explore(name: str, **params: Any) -> Explore:
@@ -121,7 +125,16 @@ def make_explore(name: str, **params: Any) -> Explore:
 
     A class is called with `params`; a function is used as it is and takes none.
     """
-    return _make("explore", EXPLORE, name, params)
+    return cast(Explore, _make("explore", EXPLORE, name, params))
+
+
+def make_ready(name: str, **params: Any) -> Ready:
+    """The ready rule `name` (registered, or "package.module:Name"), built from params.
+
+    `make_ready("steps", steps=10)` is `EverySteps(10)`. A rule of your own follows
+    `Ready`: a (frozen) dataclass with `__call__` and `segment_steps`.
+    """
+    return cast(Ready, _make("ready", READY, name, params))
 
 
 def _plain(value: Any) -> Any:
@@ -134,11 +147,10 @@ def describe(strategy: Any) -> dict[str, Any]:
     A built-in gets its registered name; a strategy of your own its import path
     "module:QualName" and its dataclass fields (a function: the name alone).
     """
-    for registry in (EXPLOIT, EXPLORE):
-        for name, cls in registry.items():
-            if type(strategy) is cls:
-                params = asdict(strategy)
-                return {"name": name, **{k: _plain(v) for k, v in params.items()}}
+    builtin = {cls: name for registry in (EXPLOIT, EXPLORE) for name, cls in registry.items()}
+    if type(strategy) in builtin:
+        params = asdict(strategy)
+        return {"name": builtin[type(strategy)], **{k: _plain(v) for k, v in params.items()}}
     if inspect.isclass(strategy):
         raise ConfigError(
             f"strategy must be an instance, got the class {strategy.__qualname__}; call it"
