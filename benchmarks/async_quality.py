@@ -102,7 +102,7 @@ def run_once(population: int, seed: int, mode: str, directory: Path,
     try:
         scores = [m.score for m in db.members()]
         exploits = len(db.events("exploit"))
-        ready_points = sum(r.step < db.config()["run"]["steps"] for r in db.results())
+        ready_points = sum(r.step < db.config().run["steps"] for r in db.results())
     finally:
         db.close()
     return Record(population, seed, mode, max(scores), statistics.median(scores), exploits,

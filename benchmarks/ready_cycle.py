@@ -27,7 +27,7 @@ import numpy as np
 
 from populace.config import RunConfig
 from populace.space import Float, Space
-from populace.store import Report, open_store
+from populace.store import Report, RunRecord, open_store
 from populace.strategies import space_to_dict
 from populace.worker import make_decide
 
@@ -59,9 +59,9 @@ def measure(population: int, cycles: int, exploit: str,
         url = (stack.enter_context(_postgres_schema(postgresql, f"ready_cycle_{population}"))
                if postgresql else Path(folder) / "run.db")
         store = open_store(url)
-        store.create({"run": config.to_dict(), "space": space_to_dict(space),
-                      "checkpoints": folder, "script": None, "trainable": "bench:Bench",
-                      "window": config.window()},
+        store.create(RunRecord(run=config.to_dict(), space=space_to_dict(space),
+                               checkpoints=folder, trainable="bench:Bench",
+                               window=config.window()),
                      [space.sample(rng) for _ in range(population)])
         times = []
         for i in range(population + cycles):

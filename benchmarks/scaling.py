@@ -26,7 +26,7 @@ import numpy as np
 
 from populace.config import RunConfig
 from populace.space import Float, Space
-from populace.store import Report, open_store
+from populace.store import Report, RunRecord, open_store
 from populace.strategies import space_to_dict
 from populace.worker import make_decide
 
@@ -71,9 +71,9 @@ def measure(population: int, cycles: int, prefill: int = 0,
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "run.db"
         store = open_store(path)
-        store.create({"run": config.to_dict(), "space": space_to_dict(space),
-                      "checkpoints": folder, "script": None, "trainable": "bench:Bench",
-                      "window": config.window()},
+        store.create(RunRecord(run=config.to_dict(), space=space_to_dict(space),
+                               checkpoints=folder, trainable="bench:Bench",
+                               window=config.window()),
                      [space.sample(rng) for _ in range(population)])
         filled = fill(path, prefill, population, checkpoints) if prefill else 0.0
         claims, reports, exploits = [], [], 0

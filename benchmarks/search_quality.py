@@ -67,7 +67,7 @@ def run_once(task: str, script: Script, seed: int, method: str, directory: Path)
     seconds = time.perf_counter() - began
     db = open_store(store)
     try:
-        results, events, run = db.results(), db.events("exploit"), db.config()["run"]
+        results, events, run = db.results(), db.events("exploit"), db.config().run
     finally:
         db.close()
     last = max((r for r in results if r.member == result.best.id), key=lambda r: r.step)

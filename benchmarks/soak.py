@@ -279,7 +279,7 @@ class Soak:
             if not rows:
                 return None
             key = rows[int(pick * len(rows))]
-            path = Path(observer.config()["checkpoints"]) / key
+            path = Path(observer.config().checkpoints) / key
             how = str(rng.choice(["truncate", "flip", "delete"]))
             try:
                 data = path.read_bytes()
@@ -367,7 +367,7 @@ class Soak:
         for r in recovers:
             if not any(key in r for key in damaged):
                 rnd.problems.append(f"a recover no injected damage explains: {r[:300]}")
-        root = Path(store.config()["checkpoints"])
+        root = Path(store.config().checkpoints)
         live = {c.key for c in store.checkpoints()}
         files = [p for p in root.rglob("*.ckpt") if ".tmp-" not in str(p.relative_to(root))]
         rnd.orphan_files = sum(str(p.relative_to(root)) not in live for p in files)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from populace.config import RunConfig
-from populace.store import Store, open_store
+from populace.store import RunRecord, Store, open_store
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -43,15 +43,15 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
         store.close()
 
 
-def run_config(mode: str = "max", population: int = 4) -> dict[str, Any]:
-    """The config layout populace.run stores."""
-    return {
-        "run": RunConfig(mode=mode, population=max(2, population), steps=100).to_dict(),
-        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
-        "checkpoints": "/some/dir",
-        "script": None,
-        "trainable": "toy:Toy",
-    }
+LR_SPACE = {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}
+
+
+def run_config(mode: str = "max", population: int = 4, space: dict[str, Any] | None = None,
+               **settings: Any) -> RunRecord:
+    """The record populace.run stores, for a run of `population` members over `space`."""
+    config = RunConfig(mode=mode, population=max(2, population), steps=100, **settings)
+    return RunRecord(run=config.to_dict(), space=space or LR_SPACE, checkpoints="/some/dir",
+                     trainable="toy:Toy", window=config.window())
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def assert_everyone_followed(store_path: Path, leader: int, explore: str) -> Non
     """Every exploit copied `leader` and halved its (never changing) hparams."""
     store = open_store(store_path)
     try:
-        run = store.config()["run"]
+        run = store.config().run
         leader_x = next(m.hparams["x"] for m in store.members() if m.id == leader)
         events = store.events("exploit")
     finally:
@@ -125,13 +125,13 @@ def test_the_example_copies_the_best_and_explores_per_hparam(tmp_path):
         config = store.config()
         results = store.results()
         events = [e for e in store.events() if e.kind in ("exploit", "wait")]
-        steps = store.config()["run"]["steps"]
+        steps = store.config().run["steps"]
     finally:
         store.close()
-    exploit = config["run"]["exploit"]
+    exploit = config.run["exploit"]
     assert exploit["name"].endswith(":CopyBest") and exploit["margin"] == 0.02
-    assert config["space"]["h0"]["explore"] == {"name": "noise", "scale": 0.1}
-    assert "explore" not in config["space"]["lr"]
+    assert config.space["h0"]["explore"] == {"name": "noise", "scale": 0.1}
+    assert "explore" not in config.space["lr"]
     assert any(e.kind == "exploit" for e in events)
 
     # replay the run: results and events in the order they happened (an event follows

@@ -184,7 +184,7 @@ def test_checkpoint_storage_by_url(tmp_path, executor, url):
                           checkpoints=url, progress=False,
                           **{**s.config, "executor": executor, "workers": 2})
     store = open_store(tmp_path / "u.db")
-    assert store.config()["checkpoints"] == url
+    assert store.config().checkpoints == url
     assert store.events("exploit"), "copies load the donor's checkpoint from the URL"
     _check_finished(str(tmp_path / "u.db"), 20)
     import fsspec

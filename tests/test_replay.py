@@ -11,7 +11,7 @@ from populace.cli import main
 from populace.replay import replay
 from populace.report import write_report
 from populace.script import load_script
-from populace.store import open_store
+from populace.store import RunRecord, open_store
 from populace.strategies import space_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,8 +102,8 @@ def test_replay_of_a_run_without_results_is_refused(tmp_path, capsys):
     store = open_store(tmp_path / "empty.db")
     from populace.config import RunConfig
 
-    store.create({"run": RunConfig(**s.config).to_dict(), "space": space_to_dict(s.space),
-                  "checkpoints": str(tmp_path / "c"), "script": str(script),
-                  "trainable": "x:y", "window": 0}, [{"x": 0.5}] * 4)
+    store.create(RunRecord(run=RunConfig(**s.config).to_dict(), space=space_to_dict(s.space),
+                           checkpoints=str(tmp_path / "c"), script=str(script),
+                           trainable="x:y"), [{"x": 0.5}] * 4)
     assert main(["replay", str(tmp_path / "empty.db")]) == 2
     assert "no member of the run" in capsys.readouterr().err

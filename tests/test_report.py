@@ -11,7 +11,7 @@ from pathlib import Path
 import browser
 import numpy as np
 import pytest
-from conftest import run_config
+from conftest import LR_SPACE, run_config
 from matplotlib.image import imread
 from test_run import COUNTER, TOY, run_script
 
@@ -138,10 +138,10 @@ def in_progress(tmp_path) -> Path:
     """
     path = tmp_path / "live.db"
     store = open_store(path)
-    config = run_config(population=4)
     # "$\\relu$" would break matplotlib's mathtext, were user text parsed as math
-    config["space"]["act"] = {"type": "choice", "options": ["<relu>", "a&b", "$\\relu$"]}
-    store.create(config, [{"lr": 0.001 * (i + 1), "act": "<relu>"} for i in range(4)])
+    act = {"type": "choice", "options": ["<relu>", "a&b", "$\\relu$"]}
+    store.create(run_config(population=4, space={**LR_SPACE, "act": act}),
+                 [{"lr": 0.001 * (i + 1), "act": "<relu>"} for i in range(4)])
     copied = {"lr": 0.0015, "act": "a&b"}
     assert store.claim("w", 60).id == 0
     store.report(_report(0, 0, 4, 0.5, {"lr": 0.001, "act": "<relu>"}), None, 5)

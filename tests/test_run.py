@@ -200,7 +200,7 @@ def test_cli_settings_precedence(tmp_path):
     toml.write_text('population = 3\nsteps = 12\n[exploit]\nname = "tournament"\n')
     assert main(["run", str(COUNTER), "--store", str(tmp_path / "c.db"), "--config", str(toml),
                  "--steps", "8", "--executor", "inline", "--quiet"]) == 0
-    config = open_store(tmp_path / "c.db").config()["run"]
+    config = open_store(tmp_path / "c.db").config().run
     assert config["population"] == 3  # file over script (4)
     assert config["steps"] == 8  # flag over file (12)
     assert config["exploit"] == {"name": "tournament"}

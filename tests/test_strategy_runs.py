@@ -83,7 +83,7 @@ def test_ttest_run_keeps_a_bounded_window_per_member(tmp_path, executor, monkeyp
                                     {"name": "ttest", "window": 3}, "executor": executor,
                                     "workers": 1})
     store = open_store(tmp_path / "t.db")
-    assert store.config()["window"] == 3
+    assert store.config().window == 3
     snap = store.snapshot()
     assert all(len(w) <= 3 for w in snap.recent)
     assert [m.step for m in store.members()] == [40] * 4

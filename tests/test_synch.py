@@ -24,9 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def synch_store(tmp_path, population=3):
     store = open_store(tmp_path / "s.db")
-    config = run_config(population=population)
-    config["run"]["synch"] = True
-    store.create(config, [{"lr": 0.01 * (i + 1)} for i in range(population)])
+    store.create(run_config(population=population, synch=True),
+                 [{"lr": 0.01 * (i + 1)} for i in range(population)])
     return store
 
 

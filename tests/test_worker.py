@@ -61,10 +61,10 @@ def test_a_damaged_checkpoint_fails_the_member_naming_the_checkpoint(tmp_path, r
     run(tmp_path, script, population=2, steps=4, exploit="none")
     store = open_store(store_path)
     member = store.members()[0]
-    path = Path(store.config()["checkpoints"]) / member.checkpoint.key
+    path = Path(store.config().checkpoints) / member.checkpoint.key
     path.write_bytes(path.read_bytes()[:-3])  # truncated
     with pytest.raises(CheckpointDamaged, match=member.checkpoint.key):
-        CheckpointStorage(store.config()["checkpoints"]).verify(
+        CheckpointStorage(store.config().checkpoints).verify(
             member.checkpoint.key, member.checkpoint.sha256)
 
 

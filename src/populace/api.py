@@ -21,7 +21,7 @@ from populace.executors import TrainableSource, execute
 from populace.function import Member
 from populace.results import RunResult, result_of
 from populace.space import Space
-from populace.store import Store, beside, is_postgres, open_store, store_exists
+from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
 from populace.sweep import grace_for, sweep
@@ -98,12 +98,12 @@ def run(
                   "fsspec URL for a run trained from several machines", file=sys.stderr)
         db = open_store(store)
         try:
-            db.create({
-                "run": config.to_dict(), "space": space_to_dict(space), "checkpoints": storage,
-                "script": None if script is None else str(Path(script).resolve()),
-                "trainable": f"{trainable.__module__}:{trainable.__qualname__}",
-                "window": config.window(),
-            }, hparams)
+            db.create(RunRecord(
+                run=config.to_dict(), space=space_to_dict(space), checkpoints=storage,
+                script=None if script is None else str(Path(script).resolve()),
+                trainable=f"{trainable.__module__}:{trainable.__qualname__}",
+                window=config.window(),
+            ), hparams)
         except BaseException:
             # nothing of the run was written (create is one transaction): leave no file
             # behind that a second attempt would take for a store to resume
@@ -128,7 +128,7 @@ def run(
 
 def _storage(db: Store) -> CheckpointStorage:
     """The run's checkpoint storage, marked as the run's when new, checked when not."""
-    storage = CheckpointStorage(db.config()["checkpoints"])
+    storage = CheckpointStorage(db.config().checkpoints)
     run = db.meta("run")
     if not db.checkpoint_keys() and not db.results():
         storage.mark(run)  # a new run, or one killed before its first checkpoint
@@ -176,7 +176,7 @@ def _preflight(trainable: type[Trainable], hparams: dict[str, Any], config: RunC
 
 def _resume_config(db: Store, settings: Mapping[str, Any]) -> RunConfig:
     """The stored config, after checking that `settings` do not contradict it."""
-    stored = db.config()["run"]
+    stored = db.config().run
     given = RunConfig.from_dict({**stored, **settings}).to_dict()
     for key, value in given.items():
         if key not in RESUMABLE and key in settings and value != stored[key]:

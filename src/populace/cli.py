@@ -237,7 +237,7 @@ def _gc(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"--grace must be a number of seconds >= 0, got {args.grace}")
     store = open_store(args.store)
     try:
-        storage = CheckpointStorage(store.config()["checkpoints"])
+        storage = CheckpointStorage(store.config().checkpoints)
         storage.check(store.meta("run"))
         grace = grace_for(store) if args.grace is None else args.grace
         found = orphans(store, storage, grace) if args.dry_run else sweep(store, storage, grace)

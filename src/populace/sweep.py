@@ -22,7 +22,7 @@ def grace_for(store: Store) -> float:
     went silent that long has lost its member, and its report would be refused)."""
     if not any(m.status in TRAINING for m in store.members()):
         return 0.0
-    return 2.0 * store.config()["run"]["lease_seconds"]
+    return 2.0 * store.config().run["lease_seconds"]
 
 
 def orphans(store: Store, storage: CheckpointStorage, grace: float) -> list[str]:

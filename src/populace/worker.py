@@ -37,6 +37,7 @@ from populace.space import Space
 from populace.store import (
     TRAINING,
     Decision,
+    FailOutcome,
     MemberRow,
     Outcome,
     Report,
@@ -185,11 +186,11 @@ class Worker:
         self.store = store
         self.trainable = trainable  # a Trainable class here, a function in FunctionWorker
         self.space = space
-        config = store.config()
-        self.config = RunConfig.from_dict(config["run"])
+        record = store.config()
+        self.config = RunConfig.from_dict(record.run)
         # a server that restarts is waited for, as long as the member's lease lasts
         store.patience = self.config.lease_seconds
-        self.storage = CheckpointStorage(config["checkpoints"])
+        self.storage = CheckpointStorage(record.checkpoints)
         # a folder that is not mounted here is not a run whose checkpoints all broke
         self.storage.check(store.meta("run"))
         self.ready = self.config.make_ready()
@@ -230,7 +231,7 @@ class Worker:
                 # a non-finite score is a reason, not a bug in the user's code: no traceback
                 error = str(e) if isinstance(e, ScoreNotFinite) else traceback.format_exc()
                 if self.store.fail(self.id, member.id, error, self.config.retries,
-                                   self.replace, self.decide) == "lost":
+                                   self.replace, self.decide) is FailOutcome.LOST:
                     # the lease was already given back (a function that raised after its
                     # last report): nothing in the store to mark, so say it here
                     print(f"populace: member {member.id} raised after its segment was "

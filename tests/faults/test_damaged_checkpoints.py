@@ -15,7 +15,7 @@ import pytest
 from populace.config import RunConfig
 from populace.lineage import lineage
 from populace.results import result_of
-from populace.store import Decision, Report, open_store
+from populace.store import Decision, Report, RunRecord, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = ROOT / "tests" / "scripts" / "counter.py"
@@ -61,7 +61,7 @@ def test_a_damaged_checkpoint_sends_the_member_back_to_its_previous_one(tmp_path
     member = store.members()[0]
     assert member.step < 20, "the run finished before it was interrupted"
     bad = member.checkpoint
-    damage(Path(store.config()["checkpoints"]) / bad.key, how)
+    damage(Path(store.config().checkpoints) / bad.key, how)
     resumed = subprocess.run(args, cwd=ROOT, env={**os.environ, "COUNTER_SLEEP": "0"},
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -107,10 +107,7 @@ def test_a_damaged_checkpoint_after_an_exploit_sends_the_member_back_along_its_l
     hparams), and its lineage must stay one line.
     """
     store = open_store(tmp_path / "s.db")
-    store.create({"run": RunConfig(population=2, steps=100).to_dict(),
-                  "space": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
-                  "checkpoints": str(tmp_path / "c"), "script": None, "trainable": "t:T"},
-                 [{"x": 0.1}, {"x": 0.2}])
+    store.create(_record(tmp_path, 2), [{"x": 0.1}, {"x": 0.2}])
     _report(store, 0, 5)
     for step in (5, 10, 15):
         _report(store, 1, step)
@@ -129,12 +126,16 @@ def test_a_damaged_checkpoint_after_an_exploit_sends_the_member_back_along_its_l
     assert path[0].start == 0 and all(b.start == a.step for a, b in pairwise(path))
 
 
+def _record(tmp_path, population: int) -> RunRecord:
+    return RunRecord(run=RunConfig(population=population, steps=100).to_dict(),
+                     space={"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
+                     checkpoints=str(tmp_path / "c"), trainable="t:T")
+
+
 def _two_members_and_a_copy(tmp_path, population: int = 2):
     """Member 1 trains to step 10; member 0 reports step 5 and copies it (member 1 at 10)."""
     store = open_store(tmp_path / "s.db")
-    store.create({"run": RunConfig(population=population, steps=100).to_dict(),
-                  "space": {"x": {"type": "float", "low": 0.0, "high": 1.0, "log": False}},
-                  "checkpoints": str(tmp_path / "c"), "script": None, "trainable": "t:T"},
+    store.create(_record(tmp_path, population),
                  [{"x": 0.1 * (i + 1)} for i in range(population)])
     _report(store, 1, 5)
     _report(store, 1, 10)

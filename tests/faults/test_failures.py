@@ -63,7 +63,7 @@ def stored_nothing_of_a_bad_score(store) -> None:
     assert all(r.score is not None and math.isfinite(r.score) for r in results)
     assert sorted((c.member, c.step) for c in store.checkpoints(include_deleted=True)) == sorted(
         (r.member, r.step) for r in results)
-    folder = Path(store.config()["checkpoints"])
+    folder = Path(store.config().checkpoints)
     on_disk = {str(f.relative_to(folder)) for f in folder.rglob("*")
                if f.is_file() and f.name != MARKER}
     assert on_disk == {c.key for c in store.checkpoints()}  # no file of a bad segment
@@ -171,7 +171,7 @@ def test_a_full_disk_fails_the_member_clearly_and_leaves_nothing_half_written(tm
     store = open_store(tmp_path / "f.db")
     assert store.results() == [] and store.checkpoints(include_deleted=True) == []
     assert all(m.status == "failed" and m.step == 0 for m in store.members())
-    folder = Path(store.config()["checkpoints"])
+    folder = Path(store.config().checkpoints)
     # no temp or partial file: only the mark that the folder is this run's
     assert not folder.exists() or list(folder.rglob("*")) == [folder / MARKER]
 

@@ -125,7 +125,7 @@ def test_a_run_killed_several_times_resumes_to_one_coherent_history(tmp_path):
     assert view.schedule[0].step == 0
     assert all(len({r.step for r in line}) == len(line) for line in view.results.values())
     # every checkpoint a member holds is whole
-    root = Path(db.config()["checkpoints"])
+    root = Path(db.config().checkpoints)
     for m in members:
         data = (root / m.checkpoint.key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == m.checkpoint.sha256

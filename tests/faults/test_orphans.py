@@ -42,7 +42,7 @@ def plant(storage: CheckpointStorage, age: float) -> tuple[str, str]:
 def test_a_resumed_run_sweeps_what_a_killed_worker_left(tmp_path, capsys):
     run(tmp_path)
     store = open_store(tmp_path / "o.db")
-    storage = CheckpointStorage(store.config()["checkpoints"])
+    storage = CheckpointStorage(store.config().checkpoints)
     live = store.checkpoint_keys()
     planted = plant(storage, age=5)
     run(tmp_path)  # resumes the (finished) run
@@ -56,7 +56,7 @@ def test_a_resumed_run_sweeps_what_a_killed_worker_left(tmp_path, capsys):
 def test_gc_keeps_named_and_young_files_while_members_train(tmp_path, capsys):
     run(tmp_path)
     store = open_store(tmp_path / "o.db")
-    storage = CheckpointStorage(store.config()["checkpoints"])
+    storage = CheckpointStorage(store.config().checkpoints)
     live = store.checkpoint_keys()
     old, old_temp = plant(storage, age=10_000)
     young, young_temp = plant(storage, age=1)
@@ -79,7 +79,7 @@ def test_gc_keeps_named_and_young_files_while_members_train(tmp_path, capsys):
 def test_a_run_whose_checkpoint_folder_is_gone_refuses_to_train(tmp_path, capsys):
     run(tmp_path, steps=8)
     store = open_store(tmp_path / "o.db")
-    folder = Path(store.config()["checkpoints"])
+    folder = Path(store.config().checkpoints)
     # as if the run had been killed mid-way: members still to train
     with store.driver.write() as cur:
         cur.execute("UPDATE members SET status = 'ready'")

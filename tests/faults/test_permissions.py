@@ -45,7 +45,7 @@ def test_store_and_checkpoints_are_readable_by_the_owner_only(tmp_path, open_uma
     files = [tmp_path / f"p.db{suffix}" for suffix in ("", "-wal", "-shm")]
     assert all(f.exists() for f in files)
     assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
-    root = Path(store.config()["checkpoints"])
+    root = Path(store.config().checkpoints)
     checkpoints = [p for p in root.rglob("*") if p.is_file()]
     folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
     assert checkpoints and len(folders) > 1

@@ -14,7 +14,7 @@ from populace.errors import ConfigError
 from populace.function import FunctionWorker
 from populace.script import load_script
 from populace.space import Space
-from populace.store import Store
+from populace.store import RunRecord, Store
 from populace.strategies import space_from_dict
 from populace.worker import Worker
 
@@ -38,28 +38,28 @@ class TrainableSource:
         return self.trainable, self.space
 
 
-def source_of(config: dict[str, Any], script: str | os.PathLike[str] | None = None
+def source_of(record: RunRecord, script: str | os.PathLike[str] | None = None
               ) -> TrainableSource:
     """Where a worker that joins a stored run finds its trainable: `script` (this
     machine's copy), the script the run was started with, or the importable
     trainable and the stored space."""
-    path = script or config.get("script")
+    path = script or record.script
     if path is not None:
         if not Path(path).is_file():
             raise ConfigError(f"the run's script {str(path)!r} is not on this machine: "
                               "give its path here with --script")
         return TrainableSource(script=Path(path))
-    module, _, qualname = config["trainable"].partition(":")
+    module, _, qualname = record.trainable.partition(":")
     try:
         trainable: Any = importlib.import_module(module)
         for name in qualname.split("."):
             trainable = getattr(trainable, name)
     except (ImportError, AttributeError) as e:
         raise ConfigError(
-            f"the run's trainable {config['trainable']!r} cannot be imported here ({e}); "
+            f"the run's trainable {record.trainable!r} cannot be imported here ({e}); "
             "make its module importable, or give a script with --script"
         ) from e
-    return TrainableSource(trainable=trainable, space=space_from_dict(config["space"]))
+    return TrainableSource(trainable=trainable, space=space_from_dict(record.space))
 
 
 def work(store: Store, source: TrainableSource,

@@ -74,7 +74,7 @@ class RunView:
 def gather(store: Store) -> RunView:
     """Read the run in `store` into a `RunView`; works on a run that is still going."""
     config = store.config()
-    run = config["run"]
+    run = config.run
     best, note = _best(store)
     members = store.members()
     events = store.events()
@@ -84,7 +84,7 @@ def gather(store: Store) -> RunView:
     per_member: dict[int, list[Result]] = {m.id: [] for m in members}
     for r in results:
         per_member.setdefault(r.member, []).append(r)
-    path = lineage(best.checkpoint and best.checkpoint.id, results) if best else []
+    path = lineage(best.checkpoint.id if best.checkpoint else None, results) if best else []
     created = store.meta("created")
     summary = Summary(
         store=store.url, population=len(members), steps=run["steps"],
@@ -95,7 +95,7 @@ def gather(store: Store) -> RunView:
         wall_seconds=max(r.time for r in results) - created if results and created else None,
         note=note,
     )
-    space = config.get("space") or {}
+    space = config.space
     names = list(space) + sorted({k for r in results for k in r.hparams} - set(space))
     # an event's result is the newest row when the copy happened, maybe another member's:
     # the copier's own score then is its last result up to that row
@@ -104,8 +104,8 @@ def gather(store: Store) -> RunView:
            for e in exploits}
     return RunView(
         summary=summary, members=members, results=per_member, exploits=exploits,
-        exploit_scores={e.id: by_id[own[e.id]].score if own[e.id] in by_id else None
-                        for e in exploits},
+        exploit_scores={e.id: by_id[i].score if (i := own[e.id]) is not None and i in by_id
+                        else None for e in exploits},
         triggers={r for r in own.values() if r is not None},
         lineage=path,
         ancestry=_ancestry(best.id, exploits) if best is not None else [],

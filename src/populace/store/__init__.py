@@ -1,4 +1,10 @@
-"""Population stores: the single source of truth of a run (see `base.Store`)."""
+"""Population stores: the single source of truth of a run (see `store.Store`).
+
+Files: `driver` (the contract a backend fulfils and the SQL it must accept),
+`schema` (the tables), `store` (the Store: claim, report, decide, fail),
+`read` (its reads), `records` (the rows it hands out), `retry`, and one file
+per backend (`sqlite`, `postgresql`).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +12,30 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from populace.store.base import SCHEMA_VERSION, Store, StoreError
+from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.records import (
     DECISIONS,
     TRAINING,
     CheckpointRow,
     Decision,
     Event,
+    FailOutcome,
+    Kind,
     MemberRow,
     Outcome,
     Report,
     Result,
+    RunRecord,
+    Status,
 )
+from populace.store.schema import SCHEMA_VERSION
 from populace.store.sqlite import SQLiteDriver
+from populace.store.store import Store
 
 __all__ = [
-    "DECISIONS", "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Decision", "Event",
-    "MemberRow", "Outcome", "Report", "Result", "Store", "StoreError", "beside", "is_postgres",
-    "open_store", "store_exists",
+    "DECISIONS", "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Cursor", "Decision", "Driver",
+    "Event", "FailOutcome", "Kind", "MemberRow", "Outcome", "Report", "Result", "RunRecord",
+    "Status", "Store", "StoreError", "beside", "is_postgres", "open_store", "store_exists",
 ]
 
 

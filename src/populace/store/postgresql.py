@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from populace.store.driver import StoreError, StoreUnavailable, safe_url
+from populace.store.driver import Cursor, StoreError, StoreUnavailable, safe_url
 
 # the tables of a run, dropped by `remove` (children before parents)
 _TABLES = ("events", "results", "members", "checkpoints", "meta")
@@ -112,7 +112,7 @@ class PostgresDriver:
             # the server's errors as StoreError: the store failed, not the member
             raise StoreError(f"store {safe_url(self.url)}: {e}") from e
 
-    def columns(self, cur: _Cursor, table: str) -> set[str]:
+    def columns(self, cur: Cursor, table: str) -> set[str]:
         cur.execute("SELECT column_name FROM information_schema.columns"
                     " WHERE table_schema = current_schema() AND table_name = ?", (table,))
         return {row[0] for row in cur.fetchall()}

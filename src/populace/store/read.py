@@ -9,8 +9,18 @@ from typing import Any
 import numpy as np
 
 from populace.snapshot import Snapshot
-from populace.store.driver import SCHEMA_VERSION, Cursor, Driver, StoreError, retried
-from populace.store.records import CheckpointRow, Event, MemberRow, Result
+from populace.store.driver import Cursor, Driver, StoreError
+from populace.store.records import (
+    CheckpointRow,
+    Event,
+    Kind,
+    MemberRow,
+    Result,
+    RunRecord,
+    Status,
+)
+from populace.store.retry import retried
+from populace.store.schema import SCHEMA_VERSION
 
 
 class StoreReader:
@@ -43,8 +53,8 @@ class StoreReader:
             return cur.fetchone() is not None
 
     @retried
-    def config(self) -> dict[str, Any]:
-        """The run's config as it was stored at creation."""
+    def config(self) -> RunRecord:
+        """The run as it was stored at creation: settings, space, where its parts are."""
         with self.driver.read() as cur:
             return self._config(cur)
 
@@ -77,15 +87,15 @@ class StoreReader:
             )
         return True
 
-    def _config(self, cur: Cursor) -> dict[str, Any]:
+    def _config(self, cur: Cursor) -> RunRecord:
         if not self._has_meta(cur):
             raise StoreError(f"{self.url} is not a populace store (no run in it)")
         cur.execute("SELECT value FROM meta WHERE key = 'config'")
-        return json.loads(cur.fetchone()[0])
+        return RunRecord.from_dict(json.loads(cur.fetchone()[0]))
 
     def _window(self, cur: Cursor) -> int:
         """How many recent scores each member keeps (what the exploit strategy reads)."""
-        return self._config_cached(cur).get("window", 0)
+        return self._config_cached(cur).window
 
     # -- reading -----------------------------------------------------------
 
@@ -126,14 +136,14 @@ class StoreReader:
             hit = cache[member] = (text, json.loads(text))
         return hit[1]
 
-    def _config_cached(self, cur: Cursor) -> dict[str, Any]:
+    def _config_cached(self, cur: Cursor) -> RunRecord:
         """The run's config, read once: it never changes during a run."""
         if not hasattr(self, "_config_memo"):
             self._config_memo = self._config(cur)
         return self._config_memo
 
     def _run(self, cur: Cursor) -> dict[str, Any]:
-        return self._config_cached(cur)["run"]
+        return self._config_cached(cur).run
 
     @retried
     def snapshot(self) -> Snapshot:
@@ -151,7 +161,7 @@ class StoreReader:
         checkpoint = None if row[8] is None else CheckpointRow(*row[8:14])
         return MemberRow(
             id=row[0], hparams=json.loads(row[1]), step=row[2], score=row[3],
-            generation=row[4], parent=row[5], status=row[6], checkpoint=checkpoint,
+            generation=row[4], parent=row[5], status=Status(row[6]), checkpoint=checkpoint,
             error=row[7],
         )
 
@@ -196,7 +206,7 @@ class StoreReader:
                 params,
             )
             return [
-                Event(r[0], r[1], r[2], r[3], r[4], r[5],
+                Event(r[0], Kind(r[1]), r[2], r[3], r[4], r[5],
                       None if r[6] is None else json.loads(r[6]),
                       None if r[7] is None else json.loads(r[7]), r[8], r[9], r[10], r[11])
                 for r in cur.fetchall()

@@ -2,13 +2,79 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
+
+class _Word(str, Enum):
+    """A word the store writes in its rows: compares, prints and encodes as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Status(_Word):
+    """Where a member stands in the run."""
+
+    READY = "ready"  # trained next, by whichever worker claims it
+    RUNNING = "running"  # leased by a worker, which trains it now
+    WAITING = "waiting"  # to copy a donor behind it, once the donor catches up
+    DONE = "done"  # trained to the run's last step
+    FAILED = "failed"  # raised more often than its retries allow; never a donor
+
+
+class Kind(_Word):
+    """What an event records."""
+
+    EXPLOIT = "exploit"  # a copy made: donor's checkpoint, explored hparams
+    WAIT = "wait"  # a copy awaited: the donor is behind the member
+    DROPPED = "dropped"  # a copy that could not be made, with the reason
+    RETRY = "retry"  # a segment raised; it is trained again from the checkpoint
+    FAILED = "failed"  # a member failed for good
+    RECOVER = "recover"  # sent back past a checkpoint whose file failed its hash
+    REFUSED = "refused"  # a late report from a worker whose lease was lost
+
+
+class FailOutcome(_Word):
+    """What became of a member whose segment raised (`Store.fail`)."""
+
+    RETRY = "retry"  # it trains the segment again from its checkpoint
+    FAILED = "failed"  # it stays failed, never a donor
+    REPLACED = "replaced"  # the run's exploit and explore made it copy a healthy member
+    LOST = "lost"  # the worker no longer held the lease: nothing changed
+
+
 # a member still in the run: trained now or next, or waiting for its donor to catch up
-TRAINING = ("ready", "running", "waiting")
+TRAINING = (Status.READY, Status.RUNNING, Status.WAITING)
 # the events of exploit decisions: a copy made, a copy awaited, a copy that could not be made
-DECISIONS = ("exploit", "wait", "dropped")
+DECISIONS = (Kind.EXPLOIT, Kind.WAIT, Kind.DROPPED)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run stores once, at its creation: its settings and where its parts are.
+
+    `run` is `RunConfig.to_dict()` (the layers above the store read it back with
+    `RunConfig.from_dict`), `space` is `populace.strategies.space_to_dict(space)`.
+    """
+
+    run: dict[str, Any]
+    space: dict[str, Any]
+    checkpoints: str  # a folder, or an fsspec URL
+    trainable: str  # "module:QualName" of the Trainable class or training function
+    script: str | None = None  # the run script's absolute path, when started from one
+    window: int = 0  # recent scores each member keeps for the exploit strategy
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -31,7 +97,7 @@ class MemberRow:
     score: float | None
     generation: int
     parent: int | None
-    status: str  # ready | running | waiting | done | failed
+    status: Status
     checkpoint: CheckpointRow | None
     error: str | None = None
 
@@ -96,7 +162,7 @@ class Event:
     """An exploit/explore event (kind 'exploit') or another member event (e.g. 'failed')."""
 
     id: int
-    kind: str
+    kind: Kind
     member: int
     donor: int | None
     step: int

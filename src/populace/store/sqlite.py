@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from populace.store.driver import StoreError
+from populace.store.driver import Cursor, StoreError
 
 
 class SQLiteDriver:
@@ -77,7 +77,7 @@ class SQLiteDriver:
         except sqlite3.Error as e:
             raise StoreError(f"store {self.path}: {e}") from e
 
-    def columns(self, cur: sqlite3.Cursor, table: str) -> set[str]:
+    def columns(self, cur: Cursor, table: str) -> set[str]:
         cur.execute("SELECT name FROM pragma_table_info(?)", (table,))
         return {row[0] for row in cur.fetchall()}
 

@@ -23,22 +23,31 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from populace.snapshot import Snapshot
-from populace.store.driver import SCHEMA_VERSION, Cursor, StoreError, retried, schema
+from populace.store.driver import Cursor, StoreError
 from populace.store.read import StoreReader
 from populace.store.records import (
     TRAINING,
     CheckpointRow,
     Decision,
+    FailOutcome,
+    Kind,
     MemberRow,
     Outcome,
     Report,
+    RunRecord,
+    Status,
 )
+from populace.store.retry import retried
+from populace.store.schema import SCHEMA_VERSION, schema
 
 __all__ = ["SCHEMA_VERSION", "Decide", "Store", "StoreError"]
+
+# the statuses of members still in the run, as an SQL list
+_TRAINING_SQL = "(" + ", ".join(f"'{s.value}'" for s in TRAINING) + ")"
 
 # exploit + explore for one member (by id) against a population snapshot
 Decide = Callable[[Snapshot, int], "Decision | None"]
@@ -71,8 +80,8 @@ class Store(StoreReader):
 
     # -- the run ---------------------------------------------------------
 
-    def create(self, config: dict[str, Any], hparams: list[dict[str, Any]]) -> None:
-        """Start a run: its config and one member per hparams, in one transaction."""
+    def create(self, config: RunRecord, hparams: list[dict[str, Any]]) -> None:
+        """Start a run: its record and one member per hparams, in one transaction."""
         with self.driver.write() as cur:
             for sql in schema(self.driver.types):
                 cur.execute(sql)
@@ -82,7 +91,7 @@ class Store(StoreReader):
             now = time.time()
             for key, value in (
                 ("schema_version", SCHEMA_VERSION),
-                ("config", config),
+                ("config", config.to_dict()),
                 ("created", now),
                 # the run's own name, which its checkpoint storage carries (`mark`)
                 ("run", uuid.uuid4().hex),
@@ -153,10 +162,9 @@ class Store(StoreReader):
                     # this very report, stored by an earlier attempt whose commit's answer
                     # the network lost: the member row already holds what it decided
                     return Outcome(True, row[0])
-                self._insert_event(
-                    cur, "refused", report.member, None, report.step, None, None, None, "",
-                    f"late report from worker {report.worker}: its lease was lost", now,
-                )
+                self._event(cur, Kind.REFUSED, report.member, report.step, now,
+                            detail=f"late report from worker {report.worker}: its lease "
+                                   "was lost")
                 # its checkpoint file is nobody's, unless a live row names the same file
                 cur.execute("SELECT COUNT(*) FROM checkpoints WHERE key = ? AND deleted = 0",
                             (report.key,))
@@ -189,7 +197,8 @@ class Store(StoreReader):
                 " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
                 " trail = ?, recent = ?, updated = ? WHERE id = ?",
                 (report.step, score, checkpoint, hparams,
-                 "done" if report.final else "ready", trail, recent, now, report.member),
+                 Status.DONE if report.final else Status.READY, trail, recent, now,
+                 report.member),
             )
             # members waiting for this one copy its new state before it decides for itself
             self._resolve(cur, report.member, decide, result, now)
@@ -236,8 +245,9 @@ class Store(StoreReader):
                         " updated = ? WHERE id = ?",
                         (checkpoint, step, hparams, json.dumps(trail), now, member))
             cur.execute("SELECT MAX(id) FROM results")
-            self._insert_event(cur, "recover", member, member, was, step, json.loads(before),
-                               json.loads(hparams), "", detail, now, cur.fetchone()[0])
+            self._event(cur, Kind.RECOVER, member, was, now, donor=member, donor_step=step,
+                        before=json.loads(before), after=json.loads(hparams), detail=detail,
+                        result=cur.fetchone()[0])
             return self._member(cur, member)
 
     def _intact_ancestor(self, cur: Cursor, checkpoint: int) -> tuple[int, int, str] | None:
@@ -276,7 +286,7 @@ class Store(StoreReader):
 
     @retried
     def fail(self, worker: str, member: int, error: str, retries: int = 0,
-             replace: Decide | None = None, decide: Decide | None = None) -> str:
+             replace: Decide | None = None, decide: Decide | None = None) -> FailOutcome:
         """Record a segment that raised (traceback in `error`); say what became of the member.
 
         'retry': it failed at most `retries` times in a row, and trains the
@@ -289,7 +299,7 @@ class Store(StoreReader):
         now = time.time()
         with self.driver.write() as cur:
             if not self._holds_lease(cur, member, worker):
-                return "lost"
+                return FailOutcome.LOST
             cur.execute("SELECT step, failures FROM members WHERE id = ?", (member,))
             step, failures = cur.fetchone()
             if failures < retries:
@@ -298,11 +308,9 @@ class Store(StoreReader):
                     " lease_expires = NULL, updated = ? WHERE id = ?",
                     (failures + 1, now, member),
                 )
-                self._insert_event(cur, "retry", member, None, step, None, None, None, "",
-                                   error, now)
-                return "retry"
-            self._insert_event(cur, "failed", member, None, step, None, None, None, "",
-                               error, now)
+                self._event(cur, Kind.RETRY, member, step, now, detail=error)
+                return FailOutcome.RETRY
+            self._event(cur, Kind.FAILED, member, step, now, detail=error)
             # no score: a failed member ranks last and never donates
             cur.execute(
                 "UPDATE members SET status = 'failed', score = NULL, error = ?, failures = 0,"
@@ -311,14 +319,14 @@ class Store(StoreReader):
             )
             cur.execute("SELECT MAX(id) FROM results")
             newest = cur.fetchone()[0]
-            outcome = "failed"
+            outcome = FailOutcome.FAILED
             if replace is not None:
                 cur.execute("UPDATE members SET status = 'ready' WHERE id = ?", (member,))
                 if self._decide(cur, [member], replace, newest, now):
-                    outcome = "replaced"
+                    outcome = FailOutcome.REPLACED
                 else:
                     cur.execute("UPDATE members SET status = 'failed' WHERE id = ?", (member,))
-            if outcome == "failed":
+            if outcome is FailOutcome.FAILED:
                 self._resolve(cur, member, decide, newest, now)
             cur.execute("SELECT MIN(step) FROM members WHERE status IN ('ready', 'running')")
             low = cur.fetchone()[0]
@@ -331,7 +339,7 @@ class Store(StoreReader):
     def _holds_lease(self, cur: Cursor, member: int, worker: str) -> bool:
         cur.execute("SELECT status, lease_owner FROM members WHERE id = ?", (member,))
         row = cur.fetchone()
-        return row is not None and row[0] == "running" and row[1] == worker
+        return row is not None and row[0] == Status.RUNNING and row[1] == worker
 
     def _remember(self, cur: Cursor, trail: str, recent: str, step: int,
                   score: float) -> tuple[str, str]:
@@ -352,7 +360,8 @@ class Store(StoreReader):
         if row is not None and step <= json.loads(row[0]):
             return []
         cur.execute(
-            f"SELECT COUNT(*) FROM members WHERE status IN {TRAINING} AND step < ?", (step,),
+            f"SELECT COUNT(*) FROM members WHERE status IN {_TRAINING_SQL} AND step < ?",
+            (step,),
         )
         if cur.fetchone()[0]:
             return []
@@ -390,8 +399,8 @@ class Store(StoreReader):
             if decision.donor == member:
                 donor = f"member {member} cannot copy itself"
             if isinstance(donor, str):
-                self._insert_event(cur, "dropped", member, decision.donor, step, None, before,
-                                   decision.hparams, decision.strategy, donor, now, result)
+                self._event(cur, Kind.DROPPED, member, step, now, decision=decision,
+                            before=before, detail=donor, result=result)
                 continue
             checkpoint = donor[1]
             if checkpoint.step < step:
@@ -401,17 +410,16 @@ class Store(StoreReader):
                     (decision.donor, json.dumps([decision.hparams, decision.strategy]), now,
                      member),
                 )
-                self._insert_event(
-                    cur, "wait", member, decision.donor, step, checkpoint.step, before,
-                    decision.hparams, decision.strategy,
-                    f"waits for member {decision.donor} to reach step {step}", now, result)
+                self._event(cur, Kind.WAIT, member, step, now, decision=decision,
+                            donor_step=checkpoint.step, before=before, result=result,
+                            detail=f"waits for member {decision.donor} to reach step {step}")
                 applied[member] = (decision, None)
                 continue
             self._copy(cur, member, step, before, decision, donor, decide, result, now)
             applied[member] = (decision, checkpoint)
         return applied
 
-    def _copy(self, cur: Cursor, member: int, step: int, before: dict[str, Any],
+    def _copy(self, cur: Cursor, member: int, step: int, before: Mapping[str, Any],
               decision: Decision, donor: DonorState, decide: Decide | None,
               result: int | None, now: float) -> None:
         """Carry out an exploit: the member takes the donor's checkpoint and new hparams."""
@@ -425,8 +433,8 @@ class Store(StoreReader):
             (json.dumps(decision.hparams), checkpoint.id, checkpoint.step, score,
              generation + 1, decision.donor, recent, trail, now, member),
         )
-        self._insert_event(cur, "exploit", member, decision.donor, step, checkpoint.step,
-                           before, decision.hparams, decision.strategy, None, now, result)
+        self._event(cur, Kind.EXPLOIT, member, step, now, decision=decision,
+                    donor_step=checkpoint.step, before=before, result=result)
         # who waited for this member's own state will not get it: they decide again
         self._redecide(cur, member, f"member {member} copied member {decision.donor} first",
                        decide, result, now)
@@ -484,9 +492,8 @@ class Store(StoreReader):
         for w in waiting:
             cur.execute("UPDATE members SET status = 'ready', waits_for = NULL, pending = NULL,"
                         " updated = ? WHERE id = ?", (now, w.member))
-            self._insert_event(cur, "dropped", w.member, w.decision.donor, w.step, None,
-                               w.hparams, w.decision.hparams, w.decision.strategy, reason, now,
-                               result)
+            self._event(cur, Kind.DROPPED, w.member, w.step, now, decision=w.decision,
+                        before=w.hparams, detail=reason, result=result)
         if waiting and decide is not None:
             self._decide(cur, [w.member for w in waiting], decide, result, now)
 
@@ -503,9 +510,9 @@ class Store(StoreReader):
         row = cur.fetchone()
         if row is None:
             return f"member {donor} is not in the run"
-        if row[7] == "failed":
+        if row[7] == Status.FAILED:
             return f"member {donor} failed"
-        if row[7] == "waiting":
+        if row[7] == Status.WAITING:
             return f"member {donor} is itself waiting to copy another member"
         if row[1] is None:
             # a donor without an intact checkpoint would make the copy train from scratch
@@ -539,10 +546,16 @@ class Store(StoreReader):
                 keys.append(key)
         return keys
 
-    def _insert_event(self, cur: Cursor, kind: str, member: int, donor: int | None, step: int,
-                      donor_step: int | None, before: dict | None, after: dict | None,
-                      strategy: str, detail: str | None, now: float,
-                      result: int | None = None) -> None:
+    def _event(self, cur: Cursor, kind: Kind, member: int, step: int, now: float, *,
+               decision: Decision | None = None, donor: int | None = None,
+               donor_step: int | None = None, before: Mapping[str, Any] | None = None,
+               after: Mapping[str, Any] | None = None, detail: str | None = None,
+               result: int | None = None) -> None:
+        """Record an event of `member` at `step`; an exploit decision's own gives its donor,
+        new hparams and strategy (`decision`), other events name what they need."""
+        strategy = ""
+        if decision is not None:
+            donor, after, strategy = decision.donor, decision.hparams, decision.strategy
         cur.execute(
             "INSERT INTO events (kind, member, donor, step, donor_step, before, after,"
             " strategy, detail, result, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,43 @@
+"""The tables every backend holds, and the version of their layout."""
+
+from __future__ import annotations
+
+# 2: each result names the checkpoint it wrote and the one its segment started from
+# 3: a member waiting for its donor keeps the decision it waits to carry out, and every
+#    member a short trail of (step, score) along its lineage
+SCHEMA_VERSION = 3
+
+
+def schema(types: dict[str, str]) -> list[str]:
+    t = types
+    return [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS checkpoints (
+            id {t['id']}, member INTEGER NOT NULL, step INTEGER NOT NULL,
+            key TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
+            created {t['real']} NOT NULL, deleted INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE INDEX IF NOT EXISTS checkpoints_member
+            ON checkpoints (member, deleted, id)""",
+        "CREATE INDEX IF NOT EXISTS checkpoints_key ON checkpoints (key, deleted)",
+        # a member's newest checkpoints, read at every report, without sorting its history
+        "CREATE INDEX IF NOT EXISTS checkpoints_newest ON checkpoints (member, id)",
+        f"""CREATE TABLE IF NOT EXISTS members (
+            id INTEGER PRIMARY KEY, hparams TEXT NOT NULL, step INTEGER NOT NULL,
+            score {t['real']}, generation INTEGER NOT NULL, parent INTEGER,
+            status TEXT NOT NULL, checkpoint INTEGER REFERENCES checkpoints (id),
+            lease_owner TEXT, lease_expires {t['real']}, error TEXT,
+            recent TEXT NOT NULL DEFAULT '[]', trail TEXT NOT NULL DEFAULT '[]',
+            failures INTEGER NOT NULL DEFAULT 0, waits_for INTEGER, pending TEXT,
+            updated {t['real']} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS results (
+            id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
+            step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,
+            seconds {t['real']} NOT NULL, time {t['real']} NOT NULL,
+            checkpoint INTEGER, parent INTEGER)""",
+        "CREATE INDEX IF NOT EXISTS results_member ON results (member, step)",
+        f"""CREATE TABLE IF NOT EXISTS events (
+            id {t['id']}, kind TEXT NOT NULL, member INTEGER NOT NULL, donor INTEGER,
+            step INTEGER NOT NULL, donor_step INTEGER, before TEXT, after TEXT,
+            strategy TEXT NOT NULL, detail TEXT, result INTEGER, time {t['real']} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS events_member ON events (member, id)",
+    ]
