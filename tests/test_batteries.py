@@ -4,11 +4,15 @@ and a broken one fails with a message naming it, the check and the inputs."""
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 
+import fsspec
 import numpy as np
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
+from populace.checkpoints import CheckpointStorage
 from populace.space import Float, Space
 from populace.testing import (
     check_exploit,
@@ -16,6 +20,7 @@ from populace.testing import (
     check_exploit_pure,
     check_explore,
     check_explore_pure,
+    check_storage,
 )
 
 # strategies of your own: good ones
@@ -175,3 +180,49 @@ def test_an_explore_that_returns_its_input_or_other_names_fails():
         check_explore(lambda hparams, space, rng: {"y": 0.5}, Space({"x": Float(0.0, 1.0)}))
     with pytest.raises(AssertionError, match="it returned None, not a dict"):
         check_explore(lambda hparams, space, rng: None)
+
+
+# a checkpoint storage of your own: an fsspec file system behind a URL
+
+
+class LeakyFileSystem(MemoryFileSystem):
+    """memory://, except that a move copies and leaves the source behind."""
+
+    protocol = "leaky"
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(path.replace("leaky://", "memory://", 1))
+
+    def mv(self, path1, path2, **kwargs):
+        self.copy(path1, path2)
+
+
+@pytest.fixture
+def new_url(tmp_path):
+    """A function giving a fresh URL on a protocol, removed after the test."""
+    roots = []
+
+    def new(protocol: str) -> str:
+        roots.append(f"populace-battery-{uuid.uuid4().hex}")
+        return f"{protocol}://{roots[-1]}/ckpt"
+
+    yield new
+    fs = MemoryFileSystem()
+    for root in roots:
+        if fs.exists(f"/{root}"):
+            fs.rm(f"/{root}", recursive=True)
+
+
+def test_a_storage_at_a_url_of_your_own_passes_with_one_call(new_url, tmp_path):
+    check_storage(lambda: CheckpointStorage(new_url("memory"), cache_dir=tmp_path))
+
+
+def test_a_storage_that_leaves_temp_files_fails_naming_them(new_url, tmp_path):
+    fsspec.register_implementation("leaky", LeakyFileSystem, clobber=True)
+    with pytest.raises(AssertionError) as info:
+        check_storage(lambda: CheckpointStorage(new_url("leaky"), cache_dir=tmp_path))
+    message = str(info.value)
+    assert message.startswith("checkpoint storage RemoteCheckpointStorage('leaky://")
+    assert "fails check_storage_round_trip: the storage holds [" in message and ".tmp-" in message
+    assert f"inputs: write {3 * (1 << 20) + 17} random bytes, then read them back" in message

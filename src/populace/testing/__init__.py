@@ -5,6 +5,8 @@ implementation, and a list of individual checks for a test to parametrize over:
 
 - `check_exploit(strategy)`, `check_explore(strategy, space=None)`: a strategy of
   your own (`EXPLOIT_CHECKS`, `EXPLORE_CHECKS`).
+- `check_storage(factory)`: a checkpoint storage at a folder or fsspec URL, each
+  check on a fresh one from `factory` (`STORAGE_CHECKS`).
 
 Every check raises AssertionError naming the implementation, the check and the
 inputs it failed on. Nothing here imports pytest: the checks run under any test
@@ -13,6 +15,26 @@ runner, or none.
 
 from __future__ import annotations
 
+from populace.testing.checkpoints import (
+    STORAGE_CHECKS,
+    StorageFactory,
+    check_storage,
+    check_storage_concurrent_writers,
+    check_storage_damage_is_found,
+    check_storage_delete_is_idempotent,
+    check_storage_different_bytes,
+    check_storage_empty_checkpoint,
+    check_storage_failed_save_leaves_nothing,
+    check_storage_files_and_remove,
+    check_storage_mark,
+    check_storage_no_temp_files,
+    check_storage_pickles,
+    check_storage_refuses_bad_keys,
+    check_storage_rewrite_after_damage,
+    check_storage_round_trip,
+    check_storage_same_bytes_twice,
+    check_storage_save_must_write_its_file,
+)
 from populace.testing.exploit import (
     EXPLOIT_CHECKS,
     check_exploit,
@@ -34,6 +56,24 @@ from populace.testing.explore import (
 )
 
 __all__ = [
+    "STORAGE_CHECKS",
+    "StorageFactory",
+    "check_storage",
+    "check_storage_concurrent_writers",
+    "check_storage_damage_is_found",
+    "check_storage_delete_is_idempotent",
+    "check_storage_different_bytes",
+    "check_storage_empty_checkpoint",
+    "check_storage_failed_save_leaves_nothing",
+    "check_storage_files_and_remove",
+    "check_storage_mark",
+    "check_storage_no_temp_files",
+    "check_storage_pickles",
+    "check_storage_refuses_bad_keys",
+    "check_storage_rewrite_after_damage",
+    "check_storage_round_trip",
+    "check_storage_same_bytes_twice",
+    "check_storage_save_must_write_its_file",
     "EXPLOIT_CHECKS",
     "EXPLORE_CHECKS",
     "check_exploit",
