@@ -1,5 +1,6 @@
 """The codebase's shape, checked like behaviour: imports point down the layers that
-pyproject.toml lists ([tool.importlinter]), so a wrong import fails the suite."""
+pyproject.toml lists ([tool.importlinter]) and the package type-checks ([tool.mypy]),
+so a wrong import or a wrong type fails the suite."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ BIN = Path(sys.executable).parent
 
 def test_imports_point_down_the_layers():
     done = subprocess.run([BIN / "lint-imports"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_package_type_checks():
+    # pyproject.toml's [tool.mypy] says what and how strictly; warm, its cache makes it quick
+    done = subprocess.run([BIN / "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

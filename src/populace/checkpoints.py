@@ -177,7 +177,7 @@ def _mtime(info: dict[str, Any]) -> float:
         value = info.get(field)
         if isinstance(value, (int, float)):
             return float(value)
-        if hasattr(value, "timestamp"):
+        if value is not None and hasattr(value, "timestamp"):  # a datetime
             return float(value.timestamp())
     return time.time()
 

@@ -89,9 +89,7 @@ class Member:
                **named: float) -> None:
         """One step done, with its metrics; at a ready point this checkpoints and reports."""
         row = self._current()
-        if self._state is None:
-            raise RuntimeError("call member.register({...}) with the training state before "
-                               "member.report(...), so populace can checkpoint and restore it")
+        self._registered()
         evaluated = dict(metrics) if isinstance(metrics, Mapping) else (
             metrics if metrics is not None else {})
         if isinstance(evaluated, dict):
@@ -136,6 +134,13 @@ class Member:
         self._row, self._step = row, row.step
         self._segment_start, self._started = row.step, time.monotonic()
 
+    def _registered(self) -> dict[str, Any]:
+        """The training state handed to `register` (an error before it is)."""
+        if self._state is None:
+            raise RuntimeError("call member.register({...}) with the training state before "
+                               "member.report(...), so populace can checkpoint and restore it")
+        return self._state
+
     def _current(self) -> MemberRow:
         if self._row is None:
             raise RuntimeError("this member has stopped training: loop on `while member.training`")
@@ -153,7 +158,7 @@ class Member:
 
         row, path = self._worker.checkpoint_path(row)
         if path is not None:
-            pt.load_state(path, allow_pickle=self._allow_pickle, **self._state)
+            pt.load_state(path, allow_pickle=self._allow_pickle, **self._registered())
             if (seed := copy_seed(self._worker.config.seed, row)) is not None:
                 pt.reseed(seed)  # a copy of its own, not the donor's twin
         self._apply(row.hparams)
@@ -162,7 +167,7 @@ class Member:
     def _apply(self, hparams: dict[str, Any]) -> None:
         from populace.integrations import torch as pt
 
-        objects = list(self._state.values())
+        objects = list(self._registered().values())
         pt.apply_hparams(
             hparams,
             optimizers=[o for o in objects if isinstance(o, pt.Optimizer)],
@@ -173,7 +178,7 @@ class Member:
     def _save(self, path: Path) -> None:
         from populace.integrations import torch as pt
 
-        pt.save_state(path, **self._state)
+        pt.save_state(path, **self._registered())
 
 
 class FunctionWorker(Worker):

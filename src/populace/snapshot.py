@@ -64,7 +64,7 @@ class Snapshot:
         sign = 1.0 if self.maximize else -1.0  # work on scores where higher is better
         scores = self.scores.copy()
         scored = np.isfinite(self.scores)
-        for k in np.flatnonzero((self.steps > step) & scored):  # ahead: few, in practice
+        for k in np.flatnonzero((self.steps > step) & scored).tolist():  # ahead: few, in practice
             then = _score_at(self.trails[k], step)
             if then is not None:
                 scores[k] = sign * min(sign * then, sign * scores[k])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
 from typing import Any, Protocol
@@ -223,7 +223,7 @@ class Int(Dimension):
 class Choice(Dimension):
     """One of ordered categories; perturb steps to a neighbour, so order them meaningfully."""
 
-    options: tuple[Any, ...]
+    options: Sequence[Any]  # given as any sequence (a list, as in a config file); kept a tuple
     explore: OwnRule | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
@@ -314,7 +314,7 @@ def _whole_steps(delta: float) -> int:
     return 0
 
 
-_TYPES: dict[str, type[Dimension]] = {
+_TYPES: dict[str, type[Float] | type[Int] | type[Choice] | type[Constant]] = {
     "float": Float,
     "int": Int,
     "choice": Choice,

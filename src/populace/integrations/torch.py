@@ -121,7 +121,10 @@ def _refused(error: Exception) -> str:
 
 
 def _rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    legacy = np.random.get_state(legacy=True)
+    if not isinstance(legacy, tuple):  # a dict: numpy's global generator is not an MT19937
+        raise TypeError("numpy's global random generator is not an MT19937: no state to save")
+    kind, keys, pos, has_gauss, gauss = legacy
     version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),

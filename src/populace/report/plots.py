@@ -19,7 +19,7 @@ from populace.report.data import RunView
 from populace.store import Result
 
 WIDTH = 10.0  # inches, at 100 dpi: 1000 px, the page's width
-LINEAGE = dict(color="black", lw=6, alpha=0.25, solid_capstyle="round", zorder=1)
+LINEAGE: dict[str, Any] = dict(color="black", lw=6, alpha=0.25, solid_capstyle="round", zorder=1)
 
 
 def score_figure(view: RunView) -> Figure:
@@ -44,8 +44,7 @@ def score_figure(view: RunView) -> Figure:
         ax.plot(xs, ys, color=_colour(view, m.id), lw=1.3, ls="--" if failed else "-",
                 marker="." if len(view.results[m.id]) < 3 else None, zorder=2,
                 label=_label(view, f"member {m.id}" + (" (failed)" if failed else "")))
-    marks = [(e, view.exploit_scores[e.id]) for e in view.exploits]
-    marks = [(e, s) for e, s in marks if s is not None]
+    marks = [(e, s) for e in view.exploits if (s := view.exploit_scores[e.id]) is not None]
     if marks:
         ax.scatter([e.step for e, _ in marks], [s for _, s in marks], marker="v", s=28,
                    c=[_colour(view, e.member) for e, _ in marks], edgecolors="black",
@@ -55,9 +54,9 @@ def score_figure(view: RunView) -> Figure:
                    s=70, c=[_colour(view, f.member) for f in view.failures],
                    edgecolors="black", transform=ax.get_xaxis_transform(), clip_on=False,
                    zorder=5, label="a member failed (dashed: its scores)")
-    scored = [r for r in view.lineage if r.score is not None]
+    scored = [(r.step, r.score) for r in view.lineage if r.score is not None]
     if scored:
-        ax.plot([r.step for r in scored], [r.score for r in scored], **LINEAGE,
+        ax.plot([x for x, _ in scored], [y for _, y in scored], **LINEAGE,
                 label=f"best lineage (member {view.summary.best})")
     if not any(r.score is not None for rs in view.results.values() for r in rs):
         _empty(ax, view.summary.note or "no member has reported a score yet")
@@ -102,7 +101,7 @@ def hparams_figure(view: RunView) -> Figure:
 def lineage_figure(view: RunView) -> Figure:
     """The best member's ancestry: who copied whom at which step, hparams after explore."""
     rows = sorted({r.member for r in view.lineage}
-                  | {m for e in view.ancestry for m in (e.member, e.donor)})
+                  | {m for e in view.ancestry for m in (e.member, e.donor) if m is not None})
     # each row leaves room for a label of one line per hparam
     lines = max([len(e.after or {}) for e in view.ancestry] + [1])
     fig = Figure(figsize=(WIDTH, 2.2 + max(0.9, 0.16 * lines) * len(rows)),
@@ -120,6 +119,7 @@ def lineage_figure(view: RunView) -> Figure:
         ax.plot([start, end], [y[member]] * 2, color=_colour(view, member), lw=5,
                 solid_capstyle="butt")
     for e in view.ancestry:
+        assert e.donor is not None  # the ancestry's walk stops at a copy without a donor
         x = e.donor_step if e.donor_step is not None else e.step
         ax.annotate("", xy=(x, y[e.member]), xytext=(x, y[e.donor]),
                     arrowprops=dict(arrowstyle="-|>", color="black", lw=1))
