@@ -51,12 +51,12 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     if not schedule:
         raise StoreError(f"no member of the run in {os.fspath(store)} has reported yet: "
                          "there is no schedule to replay")
-    settings = {k: v for k, v in config["run"].items()
+    settings = {k: v for k, v in config.run.items()
                 if k not in ("population", "exploit", "workers", "executor", "schedule")}
     out = Path(out) if out is not None else default_replay_store(store)
     result = populace.api.run(
         trainable, space, store=out, initial=[schedule[0]["hparams"]], progress=progress,
-        script=config["script"], population=1, exploit="none", executor="inline",
+        script=config.script, population=1, exploit="none", executor="inline",
         schedule=schedule, **settings,
     )
     return Replay(out, result.score, best.score, schedule, result.metrics)

@@ -48,13 +48,13 @@ def result_of(store: Store) -> RunResult:
     snapshot = Snapshot(
         ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
         scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),
-        hparams=[m.hparams for m in live], maximize=store.config()["run"]["mode"] == "max",
+        hparams=[m.hparams for m in live], maximize=store.config().run["mode"] == "max",
     )
     best = live[int(snapshot.ranking()[0])]
     path = lineage(best.checkpoint.id if best.checkpoint else None, store.results())
     checkpoint = None
     if best.checkpoint is not None:
-        root = store.config()["checkpoints"]
+        root = store.config().checkpoints
         checkpoint = (f"{root.rstrip('/')}/{best.checkpoint.key}" if "://" in root
                       else Path(root) / best.checkpoint.key)
     return RunResult(best, checkpoint, schedule(path), members,

@@ -74,7 +74,7 @@ class RunView:
 def gather(store: Store) -> RunView:
     """Read the run in `store` into a `RunView`; works on a run that is still going."""
     config = store.config()
-    run = config["run"]
+    run = config.run
     best, note = _best(store)
     members = store.members()
     events = store.events()
@@ -95,7 +95,7 @@ def gather(store: Store) -> RunView:
         wall_seconds=max(r.time for r in results) - created if results and created else None,
         note=note,
     )
-    space = config.get("space") or {}
+    space = config.space
     names = list(space) + sorted({k for r in results for k in r.hparams} - set(space))
     # an event's result is the newest row when the copy happened, maybe another member's:
     # the copier's own score then is its last result up to that row
