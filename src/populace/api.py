@@ -90,16 +90,16 @@ def run(
             _check_schedule(space, config.schedule)
         if inspect.isclass(trainable):
             _preflight(trainable, hparams[0], config)
-        storage = checkpoint_root(checkpoints, store)
+        root = checkpoint_root(checkpoints, store)
         if checkpoints is None and is_postgres(store):
-            print(f"populace: no --checkpoints given, so checkpoints go to {storage} on "
+            print(f"populace: no --checkpoints given, so checkpoints go to {root} on "
                   f"this machine ({socket.gethostname()}): a worker on another machine "
                   "cannot reach them and will refuse to train; give a shared folder or an "
                   "fsspec URL for a run trained from several machines", file=sys.stderr)
         db = open_store(store)
         try:
             db.create(RunRecord(
-                run=config.to_dict(), space=space_to_dict(space), checkpoints=storage,
+                run=config.to_dict(), space=space_to_dict(space), checkpoints=root,
                 script=None if script is None else str(Path(script).resolve()),
                 trainable=f"{trainable.__module__}:{trainable.__qualname__}",
                 window=config.window(),
@@ -161,13 +161,14 @@ def _initial(space: Space, config: RunConfig,
 def _check_schedule(space: Space, entries: list[dict[str, Any]]) -> None:
     """A replayed schedule starts at step 0, rises, and holds hparams of the space."""
     steps = [e.get("step") for e in entries]
-    if steps[0] != 0 or any(not isinstance(s, int) for s in steps) or steps != sorted(set(steps)):
+    whole = [s for s in steps if isinstance(s, int)]
+    if len(whole) < len(steps) or whole[0] != 0 or whole != sorted(set(whole)):
         raise ConfigError(f"schedule steps must start at 0 and rise, got {steps}")
     for entry in entries:
         space.validate(entry["hparams"])
 
 
-def _preflight(trainable: type[Trainable], hparams: dict[str, Any], config: RunConfig) -> None:
+def _preflight(trainable: type[Any], hparams: dict[str, Any], config: RunConfig) -> None:
     """Build and evaluate one member before anything is written, to catch a bad score name."""
     probe = trainable()
     probe.build(hparams, member_seed(config.seed, 0))

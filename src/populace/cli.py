@@ -34,9 +34,9 @@ from populace.store import DECISIONS, Event, Store, StoreError, open_store, stor
 from populace.store.driver import safe_url
 from populace.sweep import grace_for, orphans, sweep
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+else:
     import tomli as tomllib
 
 # flags that set a RunConfig field directly
@@ -320,9 +320,9 @@ def _events(events: list[Event], as_json: bool, console: Console) -> int:
                  "after", "detail"):
         table.add_column(name)
     for r in rows:
-        table.add_row(r["kind"], str(r["member"]), str(r["donor"]), str(r["step"]),
-                      str(r["donor_step"]), r["strategy"], json.dumps(r["before"]),
-                      json.dumps(r["after"]), r["detail"] or "")
+        table.add_row(str(r["kind"]), str(r["member"]), str(r["donor"]), str(r["step"]),
+                      str(r["donor_step"]), str(r["strategy"]), json.dumps(r["before"]),
+                      json.dumps(r["after"]), str(r["detail"] or ""))
     console.print(table)
     return 0
 

@@ -156,50 +156,8 @@ class Store(StoreReader):
         now = time.time()
         with self.driver.write() as cur:
             if not self._holds_lease(cur, report.member, report.worker):
-                cur.execute("SELECT id FROM checkpoints WHERE key = ? AND member = ?",
-                            (report.key, report.member))
-                if (row := cur.fetchone()) is not None:
-                    # this very report, stored by an earlier attempt whose commit's answer
-                    # the network lost: the member row already holds what it decided
-                    return Outcome(True, row[0])
-                self._event(cur, Kind.REFUSED, report.member, report.step, now,
-                            detail=f"late report from worker {report.worker}: its lease "
-                                   "was lost")
-                # its checkpoint file is nobody's, unless a live row names the same file
-                cur.execute("SELECT COUNT(*) FROM checkpoints WHERE key = ? AND deleted = 0",
-                            (report.key,))
-                return Outcome(accepted=False,
-                               collect=[] if cur.fetchone()[0] else [report.key])
-            score = _finite(report.score)
-            hparams = json.dumps(report.hparams)
-            cur.execute(
-                "INSERT INTO checkpoints (member, step, key, sha256, bytes, created)"
-                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (report.member, report.step, report.key, report.sha256, report.bytes, now),
-            )
-            checkpoint = cur.fetchone()[0]
-            # the segment started from the member's checkpoint as it is now: no exploit or
-            # recover moves a member while a worker holds its lease
-            cur.execute("SELECT checkpoint, trail, recent FROM members WHERE id = ?",
-                        (report.member,))
-            parent, trail, recent = cur.fetchone()
-            cur.execute(
-                "INSERT INTO results (member, start, step, score, metrics, hparams, seconds,"
-                " time, checkpoint, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (report.member, report.start, report.step, score,
-                 json.dumps(report.metrics), hparams, report.seconds, now, checkpoint, parent),
-            )
-            result = cur.fetchone()[0]
-            if score is not None:
-                trail, recent = self._remember(cur, trail, recent, report.step, score)
-            cur.execute(
-                "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
-                " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
-                " trail = ?, recent = ?, updated = ? WHERE id = ?",
-                (report.step, score, checkpoint, hparams,
-                 Status.DONE if report.final else Status.READY, trail, recent, now,
-                 report.member),
-            )
+                return self._refuse(cur, report, now)
+            checkpoint, result = self._record(cur, report, now)
             # members waiting for this one copy its new state before it decides for itself
             self._resolve(cur, report.member, decide, result, now)
             applied: dict[int, tuple[Decision, CheckpointRow | None]] = {}
@@ -210,6 +168,56 @@ class Store(StoreReader):
             decision, donor_checkpoint = applied.get(report.member, (None, None))
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
+
+    def _refuse(self, cur: Cursor, report: Report, now: float) -> Outcome:
+        """The answer to a report from a worker without the lease: refused and recorded,
+        unless it is this very report, stored by an earlier attempt whose commit's answer
+        the network lost (the member row then already holds what it decided)."""
+        cur.execute("SELECT id FROM checkpoints WHERE key = ? AND member = ?",
+                    (report.key, report.member))
+        if (row := cur.fetchone()) is not None:
+            return Outcome(True, row[0])
+        self._event(cur, Kind.REFUSED, report.member, report.step, now,
+                    detail=f"late report from worker {report.worker}: its lease was lost")
+        # its checkpoint file is nobody's, unless a live row names the same file
+        cur.execute("SELECT COUNT(*) FROM checkpoints WHERE key = ? AND deleted = 0",
+                    (report.key,))
+        return Outcome(accepted=False, collect=[] if cur.fetchone()[0] else [report.key])
+
+    def _record(self, cur: Cursor, report: Report, now: float) -> tuple[int, int]:
+        """Write the report's checkpoint and result rows and the member's new state;
+        return the two rows' ids."""
+        score = _finite(report.score)
+        hparams = json.dumps(report.hparams)
+        cur.execute(
+            "INSERT INTO checkpoints (member, step, key, sha256, bytes, created)"
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (report.member, report.step, report.key, report.sha256, report.bytes, now),
+        )
+        checkpoint = cur.fetchone()[0]
+        # the segment started from the member's checkpoint as it is now: no exploit or
+        # recover moves a member while a worker holds its lease
+        cur.execute("SELECT checkpoint, trail, recent FROM members WHERE id = ?",
+                    (report.member,))
+        parent, trail, recent = cur.fetchone()
+        cur.execute(
+            "INSERT INTO results (member, start, step, score, metrics, hparams, seconds,"
+            " time, checkpoint, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (report.member, report.start, report.step, score,
+             json.dumps(report.metrics), hparams, report.seconds, now, checkpoint, parent),
+        )
+        result = cur.fetchone()[0]
+        if score is not None:
+            trail, recent = self._remember(cur, trail, recent, report.step, score)
+        cur.execute(
+            "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
+            " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
+            " trail = ?, recent = ?, updated = ? WHERE id = ?",
+            (report.step, score, checkpoint, hparams,
+             Status.DONE if report.final else Status.READY, trail, recent, now,
+             report.member),
+        )
+        return checkpoint, result
 
     @retried
     def recover(self, worker: str, member: int, key: str, detail: str) -> MemberRow | None:
