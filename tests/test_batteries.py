@@ -6,20 +6,28 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import fsspec
 import numpy as np
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
+import populace
 from populace.checkpoints import CheckpointStorage
+from populace.config import RunConfig
+from populace.script import load_script
 from populace.space import Float, Space
+from populace.store import RunRecord, open_store
 from populace.testing import (
+    check_checkpoints_intact,
+    check_executor,
     check_exploit,
     check_exploit_deterministic,
     check_exploit_pure,
     check_explore,
     check_explore_pure,
+    check_same_run,
     check_storage,
 )
 
@@ -226,3 +234,53 @@ def test_a_storage_that_leaves_temp_files_fails_naming_them(new_url, tmp_path):
     assert message.startswith("checkpoint storage RemoteCheckpointStorage('leaky://")
     assert "fails check_storage_round_trip: the storage holds [" in message and ".tmp-" in message
     assert f"inputs: write {3 * (1 << 20) + 17} random bytes, then read them back" in message
+
+
+# an executor of your own: a callable that trains the run in a store
+
+
+COUNTER = Path(__file__).parent / "scripts" / "counter.py"
+
+
+def inline(seed: int = 0):
+    def train(url: str) -> None:
+        s = load_script(COUNTER)
+        populace.run(s.trainable, s.space, store=url, progress=False,
+                     **{**s.config, "executor": "inline", "seed": seed})
+
+    return train
+
+
+def test_an_executor_passes_with_one_call_and_its_runs_compare(tmp_path):
+    first = check_executor(inline(), tmp_path / "a.db")
+    check_same_run(first, check_executor(inline(), tmp_path / "b.db"))
+    with pytest.raises(AssertionError, match=r"the run with seed 1 fails check_same_run: its "
+                       r"members differ first at row 0: expected \(0, 'done', 20, "):
+        check_same_run(first, check_executor(inline(seed=1), tmp_path / "c.db"),
+                       "the run with seed 1")
+
+
+def test_an_executor_that_stops_early_fails(tmp_path):
+    def create_only(url: str) -> None:
+        store = open_store(url)
+        store.create(RunRecord(run=RunConfig(population=2, steps=8).to_dict(),
+                               space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+                               checkpoints=str(tmp_path / "ckpt"), trainable="counter:Counter"),
+                     [{"x": 0.1}, {"x": 0.2}])
+        store.close()
+
+    with pytest.raises(AssertionError, match=r"the run in .*run.db fails check_members_done: "
+                       r"every member must be done at step 8; \(member, status, step\) of the "
+                       r"others: \[\(0, 'ready', 0\), \(1, 'ready', 0\)\]"):
+        check_executor(create_only, tmp_path / "run.db")
+
+
+def test_a_checkpoint_lost_after_training_fails_naming_it(tmp_path):
+    check_executor(inline(), tmp_path / "run.db")
+    store = open_store(tmp_path / "run.db")
+    row = store.checkpoints()[0]
+    (Path(store.config().checkpoints) / row.key).unlink()
+    with pytest.raises(AssertionError, match=rf"fails check_checkpoints_intact: checkpoint "
+                       rf"{row.key} is missing"):
+        check_checkpoints_intact(store)
+    store.close()

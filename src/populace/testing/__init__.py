@@ -7,6 +7,8 @@ implementation, and a list of individual checks for a test to parametrize over:
   your own (`EXPLOIT_CHECKS`, `EXPLORE_CHECKS`).
 - `check_storage(factory)`: a checkpoint storage at a folder or fsspec URL, each
   check on a fresh one from `factory` (`STORAGE_CHECKS`).
+- `check_executor(train, store)`: an executor, on the store of a run it trained
+  (`EXECUTOR_CHECKS`); `trace` and `check_same_run` compare two runs.
 
 Every check raises AssertionError naming the implementation, the check and the
 inputs it failed on. Nothing here imports pytest: the checks run under any test
@@ -35,6 +37,19 @@ from populace.testing.checkpoints import (
     check_storage_same_bytes_twice,
     check_storage_save_must_write_its_file,
 )
+from populace.testing.executors import (
+    EXECUTOR_CHECKS,
+    RunTrace,
+    Train,
+    check_checkpoints_intact,
+    check_copies_from_members,
+    check_executor,
+    check_members_done,
+    check_no_result_twice,
+    check_same_run,
+    check_steps_rise,
+    trace,
+)
 from populace.testing.exploit import (
     EXPLOIT_CHECKS,
     check_exploit,
@@ -56,6 +71,17 @@ from populace.testing.explore import (
 )
 
 __all__ = [
+    "EXECUTOR_CHECKS",
+    "RunTrace",
+    "Train",
+    "check_checkpoints_intact",
+    "check_copies_from_members",
+    "check_executor",
+    "check_members_done",
+    "check_no_result_twice",
+    "check_same_run",
+    "check_steps_rise",
+    "trace",
     "STORAGE_CHECKS",
     "StorageFactory",
     "check_storage",
