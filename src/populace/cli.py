@@ -30,7 +30,7 @@ from populace.replay import replay
 from populace.results import RunFailed
 from populace.script import load_script
 from populace.stopping import stop_on_sigterm
-from populace.store import DECISIONS, Event, Store, StoreError, open_store, store_exists
+from populace.store import DECISIONS, Event, Kind, Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.sweep import grace_for, orphans, sweep
 
@@ -313,7 +313,7 @@ def _events(events: list[Event], as_json: bool, console: Console) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    copies = sum(r["kind"] == "exploit" for r in rows)
+    copies = sum(r["kind"] == Kind.EXPLOIT for r in rows)
     table = Table(title=f"{copies} exploit/explore events, {len(rows) - copies} waits and "
                         "dropped decisions")
     for name in ("kind", "member", "donor", "step", "donor step", "strategy", "before",

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from populace.store import MemberRow, open_store
+from populace.store import MemberRow, Status, open_store
 
 POLL = 0.5  # seconds between two looks at the store
 PIPE_WIDTH = 160  # columns when writing to a file or pipe, where rich would assume 80
@@ -55,10 +55,10 @@ class Display:
     def _update(self, p: dict) -> None:
         status = p["status"]
         best = "-" if p["best"] is None else f"{p['best']:.4g}"
-        parts = [f"members {sum(status.values())}", f"running {status.get('running', 0)}",
-                 f"done {status.get('done', 0)}"]
-        if status.get("failed"):
-            parts.append(f"[red]failed {status['failed']}[/]")
+        parts = [f"members {sum(status.values())}", f"running {status.get(Status.RUNNING, 0)}",
+                 f"done {status.get(Status.DONE, 0)}"]
+        if status.get(Status.FAILED):
+            parts.append(f"[red]failed {status[Status.FAILED]}[/]")
         parts += [f"best {best}", f"exploits {p['exploits']}"]
         self._progress.update(self._task, completed=p["steps"], summary=" | ".join(parts))
 
@@ -83,7 +83,7 @@ def members_table(members: Sequence[MemberRow], title: str = "population") -> Ta
         table.add_row(
             str(m.id), str(m.step), "-" if m.score is None else f"{m.score:.4g}",
             str(m.generation), "-" if m.parent is None else str(m.parent),
-            m.status if m.status != "failed" else "[red]failed[/]",
+            str(m.status) if m.status != Status.FAILED else "[red]failed[/]",
             *(_short(m.hparams.get(k, "-")) for k in names),
         )
     return table

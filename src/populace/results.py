@@ -11,7 +11,7 @@ import numpy as np
 
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.snapshot import Snapshot
-from populace.store import MemberRow, Store
+from populace.store import MemberRow, Status, Store
 from populace.store.driver import safe_url
 
 
@@ -41,7 +41,7 @@ class RunResult:
 def result_of(store: Store) -> RunResult:
     """The best member of the run in `store`, from the store alone."""
     members = store.members()
-    live = [m for m in members if m.status != "failed"]
+    live = [m for m in members if m.status != Status.FAILED]
     if not live:
         raise RunFailed(f"every member of the run in {safe_url(store.url)} failed; first error:\n"
                         f"{members[0].error if members else ''}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.results import RunFailed, result_of
-from populace.store import TRAINING, Event, MemberRow, Result, Store
+from populace.store import TRAINING, Event, Kind, MemberRow, Result, Store
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def gather(store: Store) -> RunView:
     members = store.members()
     events = store.events()
     results = store.results()
-    exploits = [e for e in events if e.kind == "exploit"]
+    exploits = [e for e in events if e.kind == Kind.EXPLOIT]
     by_id = {r.id: r for r in results}
     per_member: dict[int, list[Result]] = {m.id: [] for m in members}
     for r in results:
@@ -111,8 +111,8 @@ def gather(store: Store) -> RunView:
         ancestry=_ancestry(best.id, exploits) if best is not None else [],
         schedule=schedule(path),
         failures=[Failure(e.member, e.step, e.detail or "") for e in events
-                  if e.kind == "failed"],
-        dropped=[e for e in events if e.kind == "dropped"],
+                  if e.kind == Kind.FAILED],
+        dropped=[e for e in events if e.kind == Kind.DROPPED],
         space=space, hparams=names,
     )
 

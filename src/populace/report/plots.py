@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from populace.report.data import RunView
-from populace.store import Result
+from populace.store import Result, Status
 
 WIDTH = 10.0  # inches, at 100 dpi: 1000 px, the page's width
 LINEAGE: dict[str, Any] = dict(color="black", lw=6, alpha=0.25, solid_capstyle="round", zorder=1)
@@ -40,7 +40,7 @@ def score_figure(view: RunView) -> Figure:
                 ys.append(math.nan)
         if not any(math.isfinite(y) for y in ys):
             continue
-        failed = m.status == "failed"
+        failed = m.status == Status.FAILED
         ax.plot(xs, ys, color=_colour(view, m.id), lw=1.3, ls="--" if failed else "-",
                 marker="." if len(view.results[m.id]) < 3 else None, zorder=2,
                 label=_label(view, f"member {m.id}" + (" (failed)" if failed else "")))
@@ -86,7 +86,7 @@ def hparams_figure(view: RunView) -> Figure:
         for m in view.members:
             xs, ys = _held(view.results[m.id], name, encode)
             ax.plot(xs, ys, color=_colour(view, m.id), lw=1.2, zorder=2,
-                    ls="--" if m.status == "failed" else "-")
+                    ls="--" if m.status == Status.FAILED else "-")
         xs, ys = _held(view.lineage, name, encode)
         ax.plot(xs, ys, **LINEAGE)
         if dim.get("log"):
