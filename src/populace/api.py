@@ -17,8 +17,9 @@ from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.display import console as make_console
 from populace.errors import ConfigError
-from populace.executors import TrainableSource, execute
+from populace.executors import TrainableSource, check_matches, execute
 from populace.function import Member
+from populace.mend import delete
 from populace.results import RunResult, result_of
 from populace.space import Space
 from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
@@ -64,6 +65,7 @@ def run(
     initial: Sequence[Mapping[str, Any]] | None = None,
     progress: bool = True,
     script: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
     **settings: Any,
 ) -> RunResult:
     """Train a population of `trainable` over `space` (settings: see `RunConfig`).
@@ -71,13 +73,21 @@ def run(
     `trainable` is a `Trainable` subclass, or a training function that receives
     a `populace.Member` (see `populace.function`).
 
-    A store that already holds a run resumes it: the settings given must agree
-    with the stored ones, except those of `RESUMABLE` (where and how it trains).
+    A store that already holds a run resumes it: the trainable and space must be
+    those it started with, the settings given must agree with the stored ones,
+    except those of `RESUMABLE` (where and how it trains), and `steps` may grow, to
+    train a finished run on. `overwrite=True` deletes the run in `store` (its
+    checkpoints too) and starts a new one.
     """
     space = space if isinstance(space, Space) else Space(space)
+    if overwrite and store_exists(store):
+        removed = delete(store)
+        print(f"populace: deleted the run in {safe_url(os.fspath(store))} and its {removed} "
+              "checkpoint file(s)", file=sys.stderr)
     if store_exists(store):
         db = open_store(store)
         try:
+            check_matches(db.config(), trainable, space)
             config = _resume_config(db, settings)
         except BaseException:
             db.close()
@@ -176,13 +186,21 @@ def _preflight(trainable: type[Any], hparams: dict[str, Any], config: RunConfig)
 
 
 def _resume_config(db: Store, settings: Mapping[str, Any]) -> RunConfig:
-    """The stored config, after checking that `settings` do not contradict it."""
+    """The stored config, after checking that `settings` do not contradict it; a run
+    given more steps than it has is extended to them."""
     stored = db.config().run
     given = RunConfig.from_dict({**stored, **settings}).to_dict()
     for key, value in given.items():
+        if key == "steps" and value > stored[key]:
+            continue
         if key not in RESUMABLE and key in settings and value != stored[key]:
+            more = " (steps can only grow)" if key == "steps" else ""
             raise ConfigError(
-                f"{safe_url(db.url)} holds a run with {key}={stored[key]!r}; got {key}={value!r}. "
-                "Use another store for a new run, or drop the setting to resume"
+                f"{safe_url(db.url)} holds a run with {key}={stored[key]!r}; got {key}={value!r}"
+                f"{more}. Use another store for a new run, or drop the setting to resume"
             )
-    return RunConfig.from_dict({**stored, **{k: given[k] for k in RESUMABLE}})
+    if given["steps"] > stored["steps"]:
+        again = db.extend(given["steps"])
+        print(f"populace: the run trains on from {stored['steps']} to {given['steps']} steps"
+              f" ({len(again)} finished member(s) ready again)", file=sys.stderr)
+    return RunConfig.from_dict({**db.config().run, **{k: given[k] for k in RESUMABLE}})

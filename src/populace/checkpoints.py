@@ -340,6 +340,23 @@ class CheckpointStorage:
         with os.fdopen(fd, "w") as f:  # owner-only, as every checkpoint file
             f.write(run + "\n")
 
+    def clear(self, run: str) -> int:
+        """Delete every file of run `run` here and its mark (the run is being deleted);
+        return how many. Refused (StorageMissing) for another run's storage."""
+        self.check(run)
+        names = [name for name, _ in self.files()]
+        for name in names:
+            self.remove(name)
+        self._remove_marker()
+        return len(names)
+
+    def _remove_marker(self) -> None:
+        """The mark, then the folders it leaves empty."""
+        (self.root / MARKER).unlink(missing_ok=True)
+        for folder in (*(self.root / f"{i:02x}" for i in range(256)), self.root):
+            with contextlib.suppress(OSError):  # kept when not empty: not only ours
+                folder.rmdir()
+
     def files(self) -> Iterator[tuple[str, float]]:
         """(name, modification time) of every checkpoint file and leftover temp file here:
         a key, or the temp name a crashed write left in the root."""
@@ -554,6 +571,10 @@ class RemoteCheckpointStorage(CheckpointStorage):
     def _write_marker(self, run: str) -> None:
         self.fs.makedirs(self.base, exist_ok=True)
         self.fs.pipe_file(f"{self.base}/{MARKER}", (run + "\n").encode())
+
+    def _remove_marker(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(f"{self.base}/{MARKER}")
 
     def files(self) -> Iterator[tuple[str, float]]:
         """(name, modification time) of every checkpoint object and leftover temp object

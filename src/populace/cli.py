@@ -1,4 +1,4 @@
-"""The `populace` command: run, worker, status, report and replay.
+"""The `populace` command: run, worker, status, report, replay, retry, delete and gc.
 
 Settings come, weakest first, from populace's defaults, the script's
 `config` dict, a `--config` YAML or TOML file, and the command line.
@@ -26,6 +26,7 @@ from populace.display import console as make_console
 from populace.display import members_table
 from populace.errors import ConfigError
 from populace.executors import WorkersDied, source_of, work
+from populace.mend import delete, retry
 from populace.replay import replay
 from populace.results import RunFailed
 from populace.script import load_script
@@ -86,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="executor ray: GPUs per worker; 0.5 puts two on a GPU (0)")
     r.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
     r.add_argument("--quiet", action="store_true", help="no progress display")
+    r.add_argument("--overwrite", action="store_true",
+                   help="delete the run in --store (and its checkpoints), then start anew")
 
     w = sub.add_parser("worker", help="join the run in --store from this machine: claim "
                                       "members, train and report until the run is done")
@@ -103,6 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("store")
     rp.add_argument("--out", help="the replay's store (default: STORE's name + .replay.db)")
     rp.add_argument("--quiet", action="store_true", help="no progress display")
+
+    rt = sub.add_parser("retry", help="make the failed members of the run in STORE train "
+                                      "again from their checkpoints, after a fix")
+    rt.add_argument("store")
+    rt.add_argument("--member", type=int, action="append",
+                    help="only this member (repeat for several; default: every failed one)")
+
+    d = sub.add_parser("delete", help="delete the run in STORE: its checkpoints and its store")
+    d.add_argument("store")
+    d.add_argument("--yes", action="store_true", help="do not ask first")
 
     g = sub.add_parser("gc", help="remove checkpoint files of the run in STORE that no "
                                   "checkpoint names (left by killed workers)")
@@ -185,7 +198,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     result = run(
         script.trainable, script.space, store=args.store, checkpoints=args.checkpoints,
         initial=script.initial, progress=not args.quiet, script=script.path,
-        **settings_from(args, script.config),
+        overwrite=args.overwrite, **settings_from(args, script.config),
     )
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
@@ -227,6 +240,31 @@ def _wait_for_run(url: str, wait: float, console: Console) -> Store:
             console.print(f"waiting up to {wait:g} s for a run in {safe_url(url)}")
             said = True
         time.sleep(0.5)
+
+
+def _retry(args: argparse.Namespace, console: Console) -> int:
+    retried = retry(args.store, args.member)
+    if not retried:
+        console.print("no member of the run has failed: nothing to retry")
+        return 0
+    console.print(f"member(s) {', '.join(map(str, retried))} will train again from their "
+                  "checkpoints: run the same `populace run` (or `populace worker`) to resume")
+    return 0
+
+
+def _delete(args: argparse.Namespace, console: Console) -> int:
+    where = safe_url(args.store)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"populace delete {where} deletes the run and its checkpoints: "
+                              "add --yes to do it without a question")
+        if input(f"delete the run in {where} and its checkpoints? [y/N] ").strip() != "y":
+            console.print("nothing deleted")
+            return 1
+    removed = delete(args.store)
+    console.print(f"deleted the run in {where} and its {removed} checkpoint file(s)",
+                  highlight=False)
+    return 0
 
 
 def _gc(args: argparse.Namespace, console: Console) -> int:
@@ -332,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console, err = make_console(), make_console(stderr=True)
     try:
         commands = {"run": _run, "worker": _worker, "status": _status, "report": _report,
-                    "replay": _replay, "gc": _gc}
+                    "replay": _replay, "gc": _gc, "retry": _retry, "delete": _delete}
         return commands[args.command](args, console)
     except (ConfigError, StoreError, StorageMissing) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from populace.store import MemberRow, Status, open_store
 
@@ -74,19 +75,30 @@ class Display:
 
 
 def members_table(members: Sequence[MemberRow], title: str = "population") -> Table:
-    """One row per member: id, step, score, generation, parent, status, then each hparam."""
+    """One row per member: id, step, score, generation, parent, status, then each hparam,
+    and, when a member failed, the last line of its error."""
     table = Table(title=title)
     names = list(dict.fromkeys(k for m in members for k in m.hparams))
+    errors = any(m.error for m in members)
     for name in ("member", "step", "score", "gen", "parent", "status", *names):
         table.add_column(name, justify="right")
+    if errors:
+        table.add_column("error", justify="left", overflow="fold")
     for m in members:
         table.add_row(
             str(m.id), str(m.step), "-" if m.score is None else f"{m.score:.4g}",
             str(m.generation), "-" if m.parent is None else str(m.parent),
             str(m.status) if m.status != Status.FAILED else "[red]failed[/]",
             *(_short(m.hparams.get(k, "-")) for k in names),
+            *([_last_line(m.error)] if errors else []),
         )
     return table
+
+
+def _last_line(error: str | None) -> Text:
+    """A traceback's last line, its exception, which says what went wrong."""
+    lines = [line for line in (error or "").splitlines() if line.strip()]
+    return Text(lines[-1].strip() if lines else "")
 
 
 def _short(value: object) -> str:

@@ -43,8 +43,11 @@ def result_of(store: Store) -> RunResult:
     members = store.members()
     live = [m for m in members if m.status != Status.FAILED]
     if not live:
-        raise RunFailed(f"every member of the run in {safe_url(store.url)} failed; first error:\n"
-                        f"{members[0].error if members else ''}")
+        where = safe_url(store.url)
+        raise RunFailed(f"every member of the run in {where} failed; first error:\n"
+                        f"{members[0].error if members else ''}\nOnce the cause is fixed, "
+                        f"`populace retry {where}` makes them train again from their "
+                        "checkpoints, and the same command resumes the run")
     snapshot = Snapshot(
         ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
         scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),

@@ -8,11 +8,11 @@ from populace.executors.external import run_external
 from populace.executors.inline import run_inline
 from populace.executors.local import WorkersDied, run_local
 from populace.executors.ray import run_ray
-from populace.executors.source import TrainableSource, source_of, work
+from populace.executors.source import TrainableSource, check_matches, source_of, work
 from populace.store import Store
 
-__all__ = ["TrainableSource", "WorkersDied", "execute", "run_external", "run_inline",
-           "run_local", "run_ray", "source_of", "work"]
+__all__ = ["TrainableSource", "WorkersDied", "check_matches", "execute", "run_external",
+           "run_inline", "run_local", "run_ray", "source_of", "work"]
 
 
 def execute(store: Store, source: TrainableSource, config: RunConfig) -> None:

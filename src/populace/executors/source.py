@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from populace.function import FunctionWorker
 from populace.script import load_script
 from populace.space import Space
 from populace.store import RunRecord, Store
-from populace.strategies import space_from_dict
+from populace.strategies import space_from_dict, space_to_dict
 from populace.worker import Worker
 
 
@@ -62,6 +63,28 @@ def source_of(record: RunRecord, script: str | os.PathLike[str] | None = None
     return TrainableSource(trainable=trainable, space=space_from_dict(record.space))
 
 
+def check_matches(record: RunRecord, trainable: Any, space: Space) -> None:
+    """ConfigError naming what differs when `trainable` and `space` are not those the run
+    was started with (a script edited since): its members would fail one by one."""
+    problems = []
+    name, stored = getattr(trainable, "__qualname__", repr(trainable)), record.trainable
+    if name != stored.partition(":")[2]:
+        problems.append(f"its trainable is {name}, the run's is {stored.partition(':')[2]}")
+    now = json.loads(json.dumps(space_to_dict(space)))
+    then = record.space
+    for label, names in (("hparams added", [n for n in now if n not in then]),
+                         ("hparams removed", [n for n in then if n not in now])):
+        if names:
+            problems.append(f"{label}: {', '.join(names)}")
+    problems += [f"hparam {n!r} was {json.dumps(then[n])}, is now {json.dumps(now[n])}"
+                 for n in now if n in then and now[n] != then[n]]
+    if problems:
+        raise ConfigError(
+            f"the script does not match the run it would resume ({'; '.join(problems)}): "
+            "put the script back as it was, or start a new run (another --store, or "
+            "--overwrite to delete this one)")
+
+
 def work(store: Store, source: TrainableSource,
          started: Callable[[], None] | None = None) -> int:
     """Run one worker on `store` until the run is done; return the segments it trained.
@@ -70,6 +93,7 @@ def work(store: Store, source: TrainableSource,
     its first claim (the local executor's workers wait there for each other).
     """
     trainable, space = source.load()
+    check_matches(store.config(), trainable, space)
     kind = Worker if inspect.isclass(trainable) else FunctionWorker
     worker = kind(store, trainable, space)
     if started is not None:

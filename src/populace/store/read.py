@@ -4,6 +4,7 @@ read, and the rows that status, reports and lineage show."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -230,6 +231,14 @@ class StoreReader:
             self._config(cur)
             cur.execute("SELECT key FROM checkpoints WHERE deleted = 0")
             return {row[0] for row in cur.fetchall()}
+
+    @retried
+    def leased(self) -> list[int]:
+        """The members a worker holds a live lease on now (an expired one is nobody's)."""
+        with self.driver.read() as cur:
+            cur.execute("SELECT id FROM members WHERE status = 'running' AND lease_expires > ?"
+                        " ORDER BY id", (time.time(),))
+            return [row[0] for row in cur.fetchall()]
 
     @retried
     def progress(self) -> dict[str, Any]:

@@ -23,7 +23,8 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from populace.snapshot import Snapshot
@@ -105,6 +106,41 @@ class Store(StoreReader):
                 )
 
     # -- workers: claim, heartbeat, report, fail --------------------------
+
+    @retried
+    def extend(self, steps: int) -> list[int]:
+        """Let the run train on to `steps`, more than it was started with; the members
+        that had finished are ready again (returned). Only while nothing trains it."""
+        now = time.time()
+        with self.driver.write() as cur:
+            record = self._config(cur)
+            if steps <= record.run["steps"]:
+                raise StoreError(f"a run can only be extended: it has {record.run['steps']} "
+                                 f"steps, got {steps}")
+            extended = replace(record, run={**record.run, "steps": steps})
+            cur.execute("UPDATE meta SET value = ? WHERE key = 'config'",
+                        (json.dumps(extended.to_dict()),))
+            cur.execute("SELECT id FROM members WHERE status = 'done' ORDER BY id")
+            done = [row[0] for row in cur.fetchall()]
+            cur.execute("UPDATE members SET status = 'ready', updated = ? WHERE status = 'done'",
+                        (now,))
+        self.__dict__.pop("_config_memo", None)  # the settings changed: read them again
+        return done
+
+    @retried
+    def retry_failed(self, members: Sequence[int] | None = None) -> list[int]:
+        """Make failed members (all, or those of `members`) train again from their own
+        checkpoints, as after a fix of what made them fail; return those retried."""
+        now = time.time()
+        with self.driver.write() as cur:
+            cur.execute("SELECT id, step FROM members WHERE status = 'failed' ORDER BY id")
+            rows = [(m, step) for m, step in cur.fetchall() if members is None or m in members]
+            for member, step in rows:
+                cur.execute("UPDATE members SET status = 'ready', failures = 0, error = NULL,"
+                            " updated = ? WHERE id = ?", (now, member))
+                self._event(cur, Kind.RETRY, member, step, now,
+                            detail="retried by hand (populace retry)")
+        return [m for m, _ in rows]
 
     @retried
     def claim(self, worker: str, lease: float, prefer: int | None = None) -> MemberRow | None:

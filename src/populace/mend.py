@@ -1,0 +1,54 @@
+"""Mending a run that went wrong: failed members trained again after a fix, or the
+whole run deleted (its store and checkpoints) to start afresh."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from populace.checkpoints import CheckpointStorage
+from populace.store import Status, Store, StoreError, open_store, store_exists
+from populace.store.driver import safe_url
+
+
+def retry(url: str | os.PathLike[str], members: Sequence[int] | None = None) -> list[int]:
+    """Make the failed members of the run at `url` (all, or `members`) train again from
+    their own checkpoints; the next `populace run` or `populace worker` resumes them."""
+    store = _open(url)
+    try:
+        failed = [m.id for m in store.members() if m.status == Status.FAILED]
+        unknown = sorted(set(members or ()) - set(failed))
+        if unknown:
+            raise StoreError(f"member(s) {', '.join(map(str, unknown))} of the run in "
+                             f"{safe_url(os.fspath(url))} did not fail; failed: "
+                             f"{', '.join(map(str, failed)) or 'none'}")
+        return store.retry_failed(members)
+    finally:
+        store.close()
+
+
+def delete(url: str | os.PathLike[str]) -> int:
+    """Delete the run at `url`: its checkpoint files, then its store; return how many
+    files went. Refused while a member is leased, so a live run is never deleted."""
+    store = _open(url)
+    try:
+        leased = store.leased()
+        if leased:
+            raise StoreError(f"the run in {safe_url(os.fspath(url))} is training members "
+                             f"{', '.join(map(str, leased))}: stop its workers first (a "
+                             "killed worker's lease expires after the run's lease_seconds)")
+        removed = CheckpointStorage(store.config().checkpoints).clear(store.meta("run"))
+    finally:
+        store.close()
+    store.driver.remove()
+    return removed
+
+
+def _open(url: str | os.PathLike[str]) -> Store:
+    if not store_exists(url):
+        raise StoreError(f"{safe_url(os.fspath(url))} does not exist")
+    store = open_store(url)
+    if not store.exists():
+        store.close()
+        raise StoreError(f"{safe_url(os.fspath(url))} holds no run")
+    return store
