@@ -13,6 +13,7 @@ TYPE_CHECKING = False  # not typing's: importing typing alone costs more than th
 _EXPORTS = {
     "RunFailed": "populace.results",
     "RunResult": "populace.results",
+    "load_result": "populace.results",
     "run": "populace.api",
     "RunConfig": "populace.config",
     "Member": "populace.function",
@@ -37,7 +38,7 @@ _EXPORTS = {
 __all__ = [
     "Choice", "ConfigError", "Constant", "Float", "Int", "Keep", "Member", "NoExploit",
     "Noise", "Perturb", "PerturbOrResample", "Resample", "RunConfig", "RunFailed", "RunResult",
-    "Space", "Tournament", "Trainable", "Truncation", "TTest", "run",
+    "Space", "Tournament", "Trainable", "Truncation", "TTest", "load_result", "run",
 ]
 __version__ = "0.1.0"
 
@@ -63,7 +64,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from populace.config import RunConfig
     from populace.errors import ConfigError
     from populace.function import Member
-    from populace.results import RunFailed, RunResult
+    from populace.results import RunFailed, RunResult, load_result
     from populace.space import Choice, Constant, Float, Int, Space
     from populace.strategies import (
         Keep,

@@ -1,4 +1,4 @@
-"""The `populace` command: run, worker, status, report, replay, retry, delete and gc.
+"""The `populace` command: run, worker, status, result, report, replay, retry, delete, gc.
 
 Settings come, weakest first, from populace's defaults, the script's
 `config` dict, a `--config` YAML or TOML file, and the command line.
@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from populace import __version__
 from populace.api import run
 from populace.checkpoints import CheckpointStorage, StorageMissing
 from populace.config import strategy_spec
@@ -28,10 +29,10 @@ from populace.errors import ConfigError
 from populace.executors import WorkersDied, source_of, work
 from populace.mend import delete, retry
 from populace.replay import replay
-from populace.results import RunFailed
+from populace.results import RunFailed, load_result
 from populace.script import load_script
 from populace.stopping import stop_on_sigterm
-from populace.store import DECISIONS, Event, Kind, Store, StoreError, open_store, store_exists
+from populace.store import Event, Kind, Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.sweep import grace_for, orphans, sweep
 
@@ -49,7 +50,9 @@ READY = {"ready_steps", "ready_seconds"}
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="populace", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"populace {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.set_defaults(commands=sub.choices)  # each command's parser, for its usage
 
     r = sub.add_parser("run", help="start a run, or resume the one in --store")
     r.add_argument("script", help="Python file defining a Trainable subclass and `space`")
@@ -105,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="train one member from scratch on the best schedule")
     rp.add_argument("store")
     rp.add_argument("--out", help="the replay's store (default: STORE's name + .replay.db)")
+    rp.add_argument("--seed", type=int, help="the replay's seed (default: the run's)")
     rp.add_argument("--quiet", action="store_true", help="no progress display")
 
     rt = sub.add_parser("retry", help="make the failed members of the run in STORE train "
@@ -125,12 +129,17 @@ def _parser() -> argparse.ArgumentParser:
                         "member trains, else twice the run's lease)")
     g.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
 
+    res = sub.add_parser("result", help="the best member of the run in STORE: its score, "
+                                        "hparams, checkpoint and schedule")
+    res.add_argument("store")
+    res.add_argument("--json", action="store_true", help="JSON instead of text")
+
     s = sub.add_parser("status", help="one row per member of the run in STORE")
     s.add_argument("store")
     s.add_argument("--json", action="store_true", help="JSON instead of a table")
     s.add_argument("--events", action="store_true",
-                   help="every exploit/explore event (and every wait for a donor, every "
-                        "dropped decision) instead of the members")
+                   help="every event instead of the members: exploits, waits for a donor, "
+                        "dropped decisions, retries, failures, recoveries, refused reports")
     return parser
 
 
@@ -203,8 +212,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
     console.print(f"its hparams: {json.dumps(result.hparams)}")
-    store = safe_url(args.store)
-    console.print(f"its schedule has {len(result.schedule)} entries: populace report "
+    if result.checkpoint is not None:
+        console.print(f"its checkpoint: {result.checkpoint}", highlight=False, soft_wrap=True)
+    store, n = safe_url(args.store), len(result.schedule)
+    console.print(f"its schedule has {n} {'entry' if n == 1 else 'entries'}: populace report "
                   f"{store} shows it; populace replay {store} retrains it alone")
     return 0
 
@@ -295,20 +306,39 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     store = open_store(args.store)
     try:
         if args.events:
-            return _events([e for e in store.events() if e.kind in DECISIONS], args.json,
-                           console)
+            return _events(store.events(), args.json, console)
         members = store.members()
+        storage = CheckpointStorage(store.config().checkpoints)
     finally:
         store.close()
     if args.json:
         print(json.dumps([
             {"id": m.id, "step": m.step, "score": m.score, "hparams": m.hparams,
              "generation": m.generation, "parent": m.parent, "status": m.status,
-             "error": m.error}
+             "error": m.error,
+             "checkpoint": m.checkpoint and storage.location(m.checkpoint.key)}
             for m in members
         ], indent=2))
     else:
         console.print(members_table(members, title=args.store))
+    return 0
+
+
+def _result(args: argparse.Namespace, console: Console) -> int:
+    result = load_result(args.store)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    console.print(f"best member {result.best.id} at step {result.best.step}: "
+                  f"{_metrics(result.metrics)}")
+    console.print(f"its hparams: {json.dumps(result.hparams)}")
+    console.print(f"its checkpoint: {result.checkpoint}", highlight=False, soft_wrap=True)
+    table = Table(title="its schedule: the hparams in force from each step on")
+    for name in ("step", "member", "hparams"):
+        table.add_column(name)
+    for e in result.schedule:
+        table.add_row(str(e.step), str(e.member), json.dumps(e.hparams))
+    console.print(table)
     return 0
 
 
@@ -324,7 +354,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    done = replay(args.store, args.out, progress=not args.quiet)
+    done = replay(args.store, args.out, progress=not args.quiet, seed=args.seed)
     console.print(f"replayed {len(done.schedule)} schedule entries into {done.store}")
     console.print(f"score: replay {_number(done.score)}, PBT's best member "
                   f"{_number(done.pbt_score)}")
@@ -352,8 +382,7 @@ def _events(events: list[Event], as_json: bool, console: Console) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     copies = sum(r["kind"] == Kind.EXPLOIT for r in rows)
-    table = Table(title=f"{copies} exploit/explore events, {len(rows) - copies} waits and "
-                        "dropped decisions")
+    table = Table(title=f"{copies} exploit/explore events, {len(rows) - copies} others")
     for name in ("kind", "member", "donor", "step", "donor step", "strategy", "before",
                  "after", "detail"):
         table.add_column(name)
@@ -365,12 +394,24 @@ def _events(events: list[Event], as_json: bool, console: Console) -> int:
     return 0
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; an unknown flag is named with its own command's usage, not the
+    top level's (argparse leaves extras to the top-level parser)."""
+    parser = _parser()
+    args, extras = parser.parse_known_args(argv)
+    commands = args.__dict__.pop("commands")
+    if extras:
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     console, err = make_console(), make_console(stderr=True)
     try:
         commands = {"run": _run, "worker": _worker, "status": _status, "report": _report,
-                    "replay": _replay, "gc": _gc, "retry": _retry, "delete": _delete}
+                    "replay": _replay, "gc": _gc, "retry": _retry, "delete": _delete,
+                    "result": _result}
         return commands[args.command](args, console)
     except (ConfigError, StoreError, StorageMissing) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)

@@ -3,6 +3,7 @@ and the hparam schedule of its lineage."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.snapshot import Snapshot
-from populace.store import MemberRow, Status, Store
+from populace.store import MemberRow, Status, Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
 
 
@@ -28,6 +29,7 @@ class RunResult:
     schedule: list[ScheduleEntry]
     members: list[MemberRow]
     metrics: dict[str, float]  # everything the best member's last evaluation returned
+    store: str = ""  # the run's store, where `dataframe` reads every result
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -36,6 +38,45 @@ class RunResult:
     @property
     def score(self) -> float | None:
         return self.best.score
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-able data: the best member, its checkpoint and schedule."""
+        return {"member": self.best.id, "step": self.best.step, "score": self.score,
+                "metrics": self.metrics, "hparams": self.hparams,
+                "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+                "schedule": [{"step": e.step, "hparams": e.hparams, "member": e.member}
+                             for e in self.schedule]}
+
+    def dataframe(self) -> Any:
+        """Every result of the run, one row per segment (a pandas DataFrame, as Optuna's
+        `trials_dataframe`): member, start, step, score, each metric and each hparam in
+        force, seconds, time. Needs pandas."""
+        try:
+            import pandas as pd
+        except ModuleNotFoundError as e:
+            raise ModuleNotFoundError("RunResult.dataframe needs pandas: pip install pandas"
+                                      ) from e
+        store = open_store(self.store)
+        try:
+            results = store.results()
+        finally:
+            store.close()
+        rows = [{"member": r.member, "start": r.start, "step": r.step, "score": r.score,
+                 **{f"metric_{k}": v for k, v in r.metrics.items()},
+                 **{f"hparam_{k}": v for k, v in r.hparams.items()},
+                 "seconds": r.seconds, "time": r.time} for r in results]
+        return pd.DataFrame(rows)
+
+
+def load_result(store: str | os.PathLike[str]) -> RunResult:
+    """The result of the run in `store`, read without resuming it (finished or not)."""
+    if not store_exists(store):
+        raise StoreError(f"{safe_url(os.fspath(store))} does not exist")
+    db = open_store(store)
+    try:
+        return result_of(db)
+    finally:
+        db.close()
 
 
 def result_of(store: Store) -> RunResult:
@@ -61,4 +102,4 @@ def result_of(store: Store) -> RunResult:
         checkpoint = (f"{root.rstrip('/')}/{best.checkpoint.key}" if "://" in root
                       else Path(root) / best.checkpoint.key)
     return RunResult(best, checkpoint, schedule(path), members,
-                     path[-1].metrics if path else {})
+                     path[-1].metrics if path else {}, store.url)

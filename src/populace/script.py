@@ -35,6 +35,9 @@ class Script:
 def load_script(path: str | Path) -> Script:
     """Import the script at `path` and find what a run needs in it."""
     path = Path(path).resolve()
+    if path.is_dir():
+        raise ConfigError(f"script must be a Python file, got {str(path)!r} (a folder): name "
+                          "the .py file that defines the trainable and its space")
     if not path.is_file():
         raise ConfigError(f"script must be a Python file, got {str(path)!r} (no such file)")
     # a stable, unique module name, so classes defined in the script pickle by reference
