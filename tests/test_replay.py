@@ -13,6 +13,7 @@ from populace.report import write_report
 from populace.script import load_script
 from populace.store import RunRecord, open_store
 from populace.strategies import space_to_dict
+from populace.worker import member_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT / "examples" / "toy.py"
@@ -107,3 +108,31 @@ def test_replay_of_a_run_without_results_is_refused(tmp_path, capsys):
                            trainable="x:y"), [{"x": 0.5}] * 4)
     assert main(["replay", str(tmp_path / "empty.db")]) == 2
     assert "no member of the run" in capsys.readouterr().err
+
+
+class Seeded(toy.trainable):
+    """The toy, scored by the seed its member was built with: a replay shows its seed."""
+
+    def build(self, hparams, seed):
+        super().build(hparams, seed)
+        self.seed = seed
+
+    def evaluate(self):
+        return (self.seed % 10007) / 10007
+
+
+def test_replay_trains_with_the_run_seed_unless_given_another(tmp_path, capsys):
+    populace.run(Seeded, toy.space, store=tmp_path / "s.db", initial=toy.initial,
+                 progress=False, population=2, steps=8, ready_steps=4, seed=3,
+                 executor="inline")
+    same = replay(tmp_path / "s.db", progress=False)
+    assert main(["replay", str(tmp_path / "s.db"), "--out", str(tmp_path / "other.db"),
+                 "--seed", "11", "--quiet"]) == 0
+    for store, seed in ((same.store, 3), (tmp_path / "other.db", 11)):
+        db = open_store(store)
+        try:
+            assert db.config().run["seed"] == seed
+            (member,) = db.members()
+        finally:
+            db.close()
+        assert member.score == (member_seed(seed, 0) % 10007) / 10007

@@ -35,8 +35,13 @@ def default_replay_store(store: str | os.PathLike[str]) -> Path:
 
 
 def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
-           progress: bool = True) -> Replay:
-    """Replay the best lineage's schedule of the run in `store` into the store `out`."""
+           progress: bool = True, seed: int | None = None) -> Replay:
+    """Replay the best lineage's schedule of the run in `store` into the store `out`.
+
+    The replay trains with the run's seed unless `seed` is given: replays under several
+    seeds show how much of the best member's score the schedule itself accounts for,
+    and how much its luck (the best member is picked on its score, so it was lucky).
+    """
     if not store_exists(store):
         raise StoreError(f"{os.fspath(store)} does not exist")
     source = open_store(store)
@@ -53,6 +58,8 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
                          "there is no schedule to replay")
     settings = {k: v for k, v in config.run.items()
                 if k not in ("population", "exploit", "workers", "executor", "schedule")}
+    if seed is not None:
+        settings["seed"] = seed
     out = Path(out) if out is not None else default_replay_store(store)
     result = populace.api.run(
         trainable, space, store=out, initial=[schedule[0]["hparams"]], progress=progress,
