@@ -1,4 +1,5 @@
-"""Shared fixtures: one store battery, run against every backend.
+"""Shared fixtures: stores of every backend, for the store battery (test_store.py) and
+the tests that need a run in a store.
 
 PostgreSQL is a real server (tests/postgres.py), each test in a schema of its own.
 
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from populace.config import RunConfig
-from populace.store import RunRecord, Store, open_store
+from populace.store import Store, open_store
+from populace.testing.stores import run_record
+from populace.testing.stores._kit import LR_SPACE  # noqa: F401 - test_report's
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -43,15 +44,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
         store.close()
 
 
-LR_SPACE = {"lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}
-
-
-def run_config(mode: str = "max", population: int = 4, space: dict[str, Any] | None = None,
-               **settings: Any) -> RunRecord:
-    """The record populace.run stores, for a run of `population` members over `space`."""
-    config = RunConfig(mode=mode, population=max(2, population), steps=100, **settings)
-    return RunRecord(run=config.to_dict(), space=space or LR_SPACE, checkpoints="/some/dir",
-                     trainable="toy:Toy", window=config.window())
+# the record populace.run stores, for a run of `population` members over `space`
+run_config = run_record
 
 
 @pytest.fixture
@@ -61,7 +55,7 @@ def new_store(store_factory: Callable[..., Store]) -> Callable[..., Store]:
     def make(population: int = 4, mode: str = "max", name: str = "run") -> Store:
         store = store_factory(name)
         hparams = [{"lr": 0.01 * (i + 1)} for i in range(population)]
-        store.create(run_config(mode, population), hparams)
+        store.create(run_record(mode, population), hparams)
         return store
 
     return make

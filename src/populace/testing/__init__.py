@@ -9,6 +9,9 @@ implementation, and a list of individual checks for a test to parametrize over:
   check on a fresh one from `factory` (`STORAGE_CHECKS`).
 - `check_executor(train, store)`: an executor, on the store of a run it trained
   (`EXECUTOR_CHECKS`); `trace` and `check_same_run` compare two runs.
+- `check_store(factory)`: a store backend, each check on stores of its own that
+  `factory(name)` opens (`STORE_CHECKS`; the checks one by one in
+  `populace.testing.stores`).
 
 Every check raises AssertionError naming the implementation, the check and the
 inputs it failed on. Nothing here imports pytest: the checks run under any test
@@ -69,8 +72,12 @@ from populace.testing.explore import (
     check_explore_pure,
     check_explore_returns_new_dict,
 )
+from populace.testing.stores import STORE_CHECKS, StoreFactory, check_store
 
 __all__ = [
+    "STORE_CHECKS",
+    "StoreFactory",
+    "check_store",
     "EXECUTOR_CHECKS",
     "RunTrace",
     "Train",
