@@ -30,6 +30,7 @@ from populace.testing import (
     check_same_run,
     check_storage,
 )
+from populace.testing.stores import check_store_create_and_read_back
 
 # strategies of your own: good ones
 
@@ -284,3 +285,21 @@ def test_a_checkpoint_lost_after_training_fails_naming_it(tmp_path):
                        rf"{row.key} is missing"):
         check_checkpoints_intact(store)
     store.close()
+
+
+# a store backend: a factory opening the store called `name`
+
+
+def test_a_factory_that_opens_a_new_store_for_a_known_name_fails(tmp_path):
+    """A second call with the same name must reach the same store: this one never does."""
+    calls = iter(range(1000))
+
+    def forgetful(name: str):
+        return open_store(tmp_path / f"{name}-{next(calls)}.db")
+
+    with pytest.raises(AssertionError) as info:
+        check_store_create_and_read_back(forgetful)
+    message = str(info.value)
+    assert message.startswith(f"store sqlite:///{tmp_path}/check_store_create_and_read_back-run-0"
+                              ".db fails check_store_create_and_read_back: run.py:")
+    assert message.endswith(": holds(s.exists())")

@@ -85,7 +85,7 @@ def _line(depth: int = 2) -> str:
     """The source line that called the assertion helper, to say what failed."""
     frame = sys._getframe(depth)
     summary = traceback.extract_stack(frame, limit=1)[0]
-    return f"line {summary.lineno}: {(summary.line or '').strip()}"
+    return f"{os.path.basename(summary.filename)}:{summary.lineno}: {(summary.line or '').strip()}"
 
 
 def equal(got: Any, expected: Any, message: str | None = None) -> None:
