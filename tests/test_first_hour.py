@@ -4,6 +4,8 @@ checkpoint and schedule as data, the results as a table, clear command-line erro
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,142 @@ def test_status_events_lists_every_kind(tmp_path, monkeypatch, capsys):
     assert main(["status", str(store), "--events", "--json"]) == 0
     kinds = {row["kind"] for row in json.loads(capsys.readouterr().out)}
     assert "failed" in kinds
+
+
+SCRIPT = '''
+from populace import Float, Trainable
+{extra}
+space = {{"x": Float(0.0, 1.0)}}
+config = {{"population": 2, "steps": 4, "ready_steps": 2}}
+
+
+class Probe(Trainable):
+    def build(self, hparams, seed):
+        self.total = 0.0
+        self.apply(hparams)
+
+    def apply(self, hparams):
+        self.x = hparams[{key!r}]
+
+    def step(self):
+        self.total += self.x
+
+    def evaluate(self):
+        return {evaluate}
+
+    def save(self, path):
+        {save}
+
+    def load(self, path):
+        self.total = float(path.read_text())
+'''
+
+
+def _script(tmp_path: Path, *, extra: str = "", key: str = "x", evaluate: str = "self.total",
+            save: str = "path.write_text(str(self.total))") -> Path:
+    path = tmp_path / "probe.py"
+    path.write_text(SCRIPT.format(extra=extra, key=key, evaluate=evaluate, save=save))
+    return path
+
+
+def _cli_run(script: Path, tmp_path: Path, *flags: str) -> int:
+    return main(["run", str(script), "--store", str(tmp_path / "p.db"), "--executor",
+                 "inline", "--quiet", *flags])
+
+
+def test_a_bad_dimension_in_a_script_names_its_line(tmp_path, capsys):
+    script = tmp_path / "bad.py"
+    script.write_text('from populace import Float\nspace = {\n    "lr": Float(1.0, 0.0),\n}\n')
+    assert _cli_run(script, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert 'bad.py, line 3 ("lr": Float(1.0, 0.0),): Float: low must be < high' in err
+
+
+def test_noise_without_a_scale_names_the_flag(tmp_path, capsys):
+    assert _cli_run(_script(tmp_path), tmp_path, "--explore", "noise") == 2
+    assert "--explore noise needs --noise-scale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("evaluate, words", [
+    ("None", "evaluate returned None: it must return the score"),
+    ('{"accuracy": self.total}', "set score='accuracy' (--score) to rank by it"),
+    ('{"score": "high"}', "got score='high'"),
+])
+def test_what_evaluate_returns_is_checked_before_the_run(tmp_path, capsys, evaluate, words):
+    assert _cli_run(_script(tmp_path, evaluate=evaluate), tmp_path) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "p.db").exists()  # refused before anything was written
+
+
+def test_a_save_that_writes_nothing_is_refused_before_the_run(tmp_path, capsys):
+    assert _cli_run(_script(tmp_path, save="pass"), tmp_path) == 2
+    assert "Probe.save(path) wrote nothing at the path" in capsys.readouterr().err
+    assert not (tmp_path / "p.db").exists()
+
+
+def test_a_typo_in_an_hparam_name_names_the_hparams_there_are(tmp_path):
+    # the user's own bug: its traceback, whose last line names the hparams there are
+    with pytest.raises(KeyError, match="no hparam 'xx'; the space has 'x'"):
+        _cli_run(_script(tmp_path, key="xx"), tmp_path)
+
+
+def test_settings_that_keep_every_member_from_exploiting_are_named(tmp_path, capsys):
+    assert _cli_run(_script(tmp_path), tmp_path, "--burn-in", "10") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no member will ever exploit (burn_in=10 is not below steps=4)" in err
+    assert _cli_run(_script(tmp_path), tmp_path, "--overwrite", "--exploit", "none",
+                    "--burn-in", "10") == 0
+    assert "ever exploit" not in capsys.readouterr().err
+
+
+def test_a_score_name_for_a_number_is_said_to_be_unused(tmp_path, capsys):
+    assert _cli_run(_script(tmp_path), tmp_path, "--score", "loss") == 0
+    assert "score='loss' is not used: evaluate returns a number" in capsys.readouterr().err
+
+
+def test_the_scripts_folder_is_importable(tmp_path):
+    (tmp_path / "mydata.py").write_text("X_HIGH = 1.0\n")
+    script = _script(tmp_path, extra="from mydata import X_HIGH")
+    assert _cli_run(script, tmp_path) == 0
+
+
+def test_a_loaded_scripts_trainable_runs_in_worker_processes(tmp_path):
+    """load_script then populace.run, as the docs do, on the local executor."""
+    from populace.script import load_script
+
+    s = load_script(_script(tmp_path))
+    result = populace.run(s.trainable, s.space, store=tmp_path / "l.db", progress=False,
+                          workers=2, **s.config)
+    assert [m.status for m in result.members] == ["done", "done"]
+
+
+def test_a_class_from_stdin_is_refused_with_the_fix_unless_inline(tmp_path):
+    body = SCRIPT.format(extra="", key="x", evaluate="self.total",
+                         save="path.write_text(str(self.total))")
+    store = str(tmp_path / "s.db")
+    code = ("import populace\n" + body +
+            f"populace.run(Probe, space, store={store!r}, progress=False, population=2, "
+            "steps=4, ready_steps=2, executor=EXECUTOR)\nprint('trained')\n")
+    done = subprocess.run([sys.executable, "-"], input=code.replace("EXECUTOR", "'local'"),
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "defined in a notebook or on stdin" in done.stderr
+    assert "executor='inline'" in done.stderr and not (tmp_path / "s.db").exists()
+    done = subprocess.run([sys.executable, "-"], input=code.replace("EXECUTOR", "'inline'"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "trained" in done.stdout
+
+
+def test_a_training_function_gets_one_torch_thread(tmp_path):
+    torch = pytest.importorskip("torch")
+    threads = []
+
+    def train(member):
+        threads.append(torch.get_num_threads())
+        model = torch.nn.Linear(1, 1)
+        member.register({"model": model}, ignore=("x",))
+        while member.training:
+            member.report(score=member.hparams["x"])
+
+    populace.run(train, {"x": populace.Float(0.0, 1.0)}, store=tmp_path / "f.db",
+                 executor="inline", progress=False, population=2, steps=2, ready_steps=1)
+    assert threads and set(threads) == {1}

@@ -6,6 +6,7 @@ import inspect
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from populace.executors import TrainableSource, check_matches, execute
 from populace.function import Member
 from populace.mend import delete
 from populace.results import RunResult, result_of
-from populace.space import Space
+from populace.script import SCRIPT_MODULE
+from populace.space import Hparams, Space
 from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
@@ -80,6 +82,7 @@ def run(
     checkpoints too) and starts a new one.
     """
     space = space if isinstance(space, Space) else Space(space)
+    script = script if script is not None else _script_of(trainable, settings)
     if overwrite and store_exists(store):
         removed = delete(store)
         print(f"populace: deleted the run in {safe_url(os.fspath(store))} and its {removed} "
@@ -99,7 +102,8 @@ def run(
         if config.schedule:
             _check_schedule(space, config.schedule)
         if inspect.isclass(trainable):
-            _preflight(trainable, hparams[0], config)
+            _preflight(trainable, hparams[0], config, settings)
+        _warn_idle(config)
         root = checkpoint_root(checkpoints, store)
         if checkpoints is None and is_postgres(store):
             print(f"populace: no --checkpoints given, so checkpoints go to {root} on "
@@ -178,11 +182,56 @@ def _check_schedule(space: Space, entries: list[dict[str, Any]]) -> None:
         space.validate(entry["hparams"])
 
 
-def _preflight(trainable: type[Any], hparams: dict[str, Any], config: RunConfig) -> None:
-    """Build and evaluate one member before anything is written, to catch a bad score name."""
+def _preflight(trainable: type[Any], hparams: dict[str, Any], config: RunConfig,
+               settings: Mapping[str, Any]) -> None:
+    """Build, evaluate and save one member before anything is written, so a bad score
+    name or a `save` that writes nothing is found now, not after a whole segment."""
     probe = trainable()
-    probe.build(hparams, member_seed(config.seed, 0))
-    score_of(probe.evaluate(), config.score)
+    probe.build(Hparams(hparams), member_seed(config.seed, 0))
+    evaluated = probe.evaluate()
+    score_of(evaluated, config.score)
+    if "score" in settings and not isinstance(evaluated, Mapping):
+        print(f"populace: score={config.score!r} is not used: evaluate returns a number, "
+              "which is the score itself", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "probe.ckpt"
+        probe.save(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise ConfigError(f"{trainable.__qualname__}.save(path) wrote nothing at the "
+                              "path it was given: it must write the member's whole state "
+                              "there (one file)")
+
+
+def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:
+    """The file a worker process imports `trainable` from, when it is not importable by
+    its module's name: a class of a script read with `load_script`. One defined in a
+    notebook or on stdin has no file at all: refused for the local executor's processes
+    (inline trains in this one; Ray ships the class by value)."""
+    module = sys.modules.get(getattr(trainable, "__module__", ""))
+    file = getattr(module, "__file__", None)
+    if module is not None and module.__name__.startswith(SCRIPT_MODULE) and file:
+        return Path(file)
+    in_memory = not file or file.startswith("<")  # a notebook has none, stdin "<stdin>"
+    if (module is not None and module.__name__ == "__main__" and in_memory
+            and settings.get("executor", "local") == "local" and settings.get("workers") != 0):
+        raise ConfigError(
+            f"{trainable.__qualname__} is defined in a notebook or on stdin, where worker "
+            "processes cannot import it: put it in a file and pass script=that_file (or "
+            "run `populace run that_file`), or train in this process with executor='inline'")
+    return None
+
+
+def _warn_idle(config: RunConfig) -> None:
+    """Say so when a setting keeps every member from ever exploiting: the run would be
+    random search without the user knowing."""
+    if config.exploit["name"] == "none":
+        return
+    idle = [f"{name}={value} is not below steps={config.steps}" for name, value in
+            (("burn_in", config.burn_in), ("ready_steps", config.ready_steps))
+            if value is not None and value >= config.steps]
+    if idle:
+        print(f"populace: no member will ever exploit ({'; '.join(idle)}): the run is "
+              "random search; lower it, or say so with --exploit none", file=sys.stderr)
 
 
 def _resume_config(db: Store, settings: Mapping[str, Any]) -> RunConfig:

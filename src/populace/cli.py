@@ -199,6 +199,10 @@ def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[st
         "factors": _factors(args.factors), "probability": args.resample_probability,
         "scale": args.noise_scale,
     })
+    explore = settings.get("explore")
+    if isinstance(explore, dict) and explore.get("name") == "noise" and "scale" not in explore:
+        raise ConfigError("--explore noise needs --noise-scale, the standard deviation of "
+                          "the noise added to each hparam (e.g. --noise-scale 0.1)")
     return settings
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from populace import stopping
-from populace.store import MemberRow
+from populace.space import Hparams, Space
+from populace.store import MemberRow, Store
 from populace.worker import ScoreNotFinite, Worker, copy_seed, member_seed
 
 TrainFunction = Callable[["Member"], None]
@@ -59,7 +60,7 @@ class Member:
     @property
     def hparams(self) -> dict[str, Any]:
         """The hparams in force now; read them each time, an exploit changes them."""
-        return self._current().hparams
+        return Hparams(self._current().hparams)
 
     @property
     def step(self) -> int:
@@ -182,7 +183,19 @@ class Member:
 
 
 class FunctionWorker(Worker):
-    """A worker whose segments call the user's training function with a `Member`."""
+    """A worker whose segments call the user's training function with a `Member`.
+
+    Like `TorchTrainable`, it gives torch one thread per process: workers share the
+    cores (a function that wants more calls torch.set_num_threads itself).
+    """
+
+    reported_by = "member.report"
+
+    def __init__(self, store: Store, trainable: Any, space: Space):
+        super().__init__(store, trainable, space)
+        from populace.integrations import torch as pt  # torch is an optional extra
+
+        pt.torch.set_num_threads(1)
 
     def train_segment(self, row: MemberRow) -> None:
         member = Member(self, row)

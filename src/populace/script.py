@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 from populace.errors import ConfigError
 from populace.space import Space
 from populace.trainable import Trainable
+
+SCRIPT_MODULE = "populace_script_"  # the prefix of a loaded script's module name
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def load_script(path: str | Path) -> Script:
     if not path.is_file():
         raise ConfigError(f"script must be a Python file, got {str(path)!r} (no such file)")
     # a stable, unique module name, so classes defined in the script pickle by reference
-    name = "populace_script_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    name = SCRIPT_MODULE + hashlib.sha1(str(path).encode()).hexdigest()[:12]
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -49,10 +52,16 @@ def load_script(path: str | Path) -> Script:
             raise ConfigError(f"script must be a Python file, got {str(path)!r}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        # the script's folder is importable, as for `python script.py`: its own modules
+        # beside it (from mydata import load) need no PYTHONPATH
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
         try:
             spec.loader.exec_module(module)
-        except BaseException:
+        except BaseException as e:
             del sys.modules[name]
+            if isinstance(e, ConfigError):  # e.g. Float(1.0, 0.0): the line names the hparam
+                raise ConfigError(f"{_where(e, path)}{e}") from None
             raise
     return Script(
         path=path,
@@ -61,6 +70,14 @@ def load_script(path: str | Path) -> Script:
         config=dict(getattr(module, "config", {}) or {}),
         initial=getattr(module, "initial", None),
     )
+
+
+def _where(error: BaseException, path: Path) -> str:
+    """"script x.py, line 12 (the line): " for the script's own line that raised."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
+    if not frames:
+        return f"script {path.name}: "
+    return f"script {path.name}, line {frames[-1].lineno} ({(frames[-1].line or '').strip()}): "
 
 
 def _attr(module: Any, name: str, path: Path) -> Any:

@@ -53,6 +53,14 @@ def _same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
+class Hparams(dict):
+    """A member's hparams, handed to the user's code: a name that is not among them
+    (a typo in `apply`) raises KeyError naming those there are."""
+
+    def __missing__(self, name: str) -> Any:
+        raise KeyError(f"no hparam {name!r}; the space has {', '.join(map(repr, self))}")
+
+
 class OwnRule(Protocol):
     """A dimension's own explore rule, such as `populace.strategies.Noise(0.1)`."""
 

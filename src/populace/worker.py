@@ -33,7 +33,7 @@ from populace.checkpoints import CheckpointDamaged, CheckpointStorage
 from populace.config import RunConfig
 from populace.errors import ConfigError
 from populace.snapshot import Snapshot
-from populace.space import Space
+from populace.space import Hparams, Space
 from populace.store import (
     TRAINING,
     Decision,
@@ -85,16 +85,31 @@ def copy_seed(seed: int, member: MemberRow) -> int | None:
     return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
-def score_of(metrics: float | Mapping[str, float], name: str) -> tuple[float, dict[str, float]]:
-    """The score and the metrics dict from what `evaluate` returned."""
+def score_of(metrics: float | Mapping[str, float], name: str, source: str = "evaluate"
+             ) -> tuple[float, dict[str, float]]:
+    """The score and the metrics dict from what `evaluate` (or `member.report`) gave."""
+    if metrics is None:
+        raise ConfigError(f"{source} returned None: it must return the score (a number) or "
+                          f"a dict of metrics holding it ({name!r})")
     if isinstance(metrics, Mapping):
         if name not in metrics:
+            hint = (f"; set score={sorted(metrics)[0]!r} (--score) to rank by it"
+                    if len(metrics) == 1 else "")
             raise ConfigError(
-                f"score {name!r} is not among the metrics evaluate returned: {sorted(metrics)}"
+                f"score {name!r} is not among the metrics {source} returned: "
+                f"{sorted(metrics)}{hint}"
             )
-        values = {k: float(v) for k, v in metrics.items()}
+        values = {k: _number(source, k, v) for k, v in metrics.items()}
         return values[name], values
-    return float(metrics), {name: float(metrics)}
+    return _number(source, name, metrics), {name: _number(source, name, metrics)}
+
+
+def _number(source: str, name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source} must return a number or a dict of numbers holding the "
+                          f"score; got {name}={value!r}") from None
 
 
 def make_decide(config: RunConfig, space: Space, burn_in: bool = True
@@ -182,6 +197,8 @@ class Heartbeat:
 class Worker:
     """Trains members of one run until none is left, one segment per claim."""
 
+    reported_by = "evaluate"  # what hands in the metrics, for messages
+
     def __init__(self, store: Store, trainable: Any, space: Space):
         self.store = store
         self.trainable = trainable  # a Trainable class here, a function in FunctionWorker
@@ -252,7 +269,7 @@ class Worker:
         member, trainable = self.restore(member)
         scheduled = self.config.scheduled(member.step)
         if scheduled is not None and scheduled != member.hparams:  # a replay's next entry
-            trainable.apply(scheduled)
+            trainable.apply(Hparams(scheduled))
             member = replace(member, hparams=scheduled)
         started = time.monotonic()
         step, end = member.step, self.config.segment_end(member.step)
@@ -282,14 +299,14 @@ class Worker:
         self.live = None
         member, path = self.checkpoint_path(member)
         trainable = self.trainable()
-        trainable.build(member.hparams, member_seed(self.config.seed, member.id))
+        trainable.build(Hparams(member.hparams), member_seed(self.config.seed, member.id))
         if path is not None:
             trainable.load(path)
             if (seed := copy_seed(self.config.seed, member)) is not None:
                 trainable.reseed(seed)  # a copy of its own, not the donor's twin
             # the checkpoint carries the donor's hparams (e.g. an optimizer's lr):
             # the member's own, explored ones must win
-            trainable.apply(member.hparams)
+            trainable.apply(Hparams(member.hparams))
         return member, trainable
 
     def checkpoint_path(self, member: MemberRow) -> tuple[MemberRow, Path | None]:
@@ -321,7 +338,7 @@ class Worker:
         A score that is not finite raises `ScoreNotFinite` before anything is
         written: the segment fails, so a diverged state is never a donor.
         """
-        score, metrics = score_of(evaluated, self.config.score)
+        score, metrics = score_of(evaluated, self.config.score, self.reported_by)
         check_finite(score, self.config.score, member.id, step)
         ref = self.storage.write(save)
         report = Report(

@@ -7,7 +7,7 @@ import importlib
 import inspect
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from typing import Any, cast
 
 from populace.errors import ConfigError
@@ -43,6 +43,13 @@ def _build(kind: str, name: str, cls: type, params: dict[str, Any]) -> Any:
             if key not in allowed:
                 raise ConfigError(f"{kind} {name!r} has no parameter {key!r}; "
                                   f"allowed: {', '.join(allowed) or 'none'}")
+    if is_dataclass(cls):
+        missing = [f.name for f in fields(cls) if f.init and f.name not in params
+                   and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise ConfigError(f"{kind} {name!r}: needs the parameter(s) {', '.join(missing)}, "
+                              f'e.g. {{"name": "{name}", "{missing[0]}": ...}} in a config '
+                              "file")
     try:
         return cls(**params)
     except TypeError as e:  # a required parameter is missing, or a class without fields
