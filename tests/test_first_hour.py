@@ -246,3 +246,50 @@ def test_a_training_function_gets_one_torch_thread(tmp_path):
     populace.run(train, {"x": populace.Float(0.0, 1.0)}, store=tmp_path / "f.db",
                  executor="inline", progress=False, population=2, steps=2, ready_steps=1)
     assert threads and set(threads) == {1}
+
+
+class Logged(populace.Trainable):
+    """Records the member and step populace says it trains, at every step."""
+
+    seen: list[tuple[int | None, int]] = []
+
+    def build(self, hparams, seed):
+        self.total = 0.0
+
+    def apply(self, hparams):
+        pass
+
+    def step(self):
+        self.total += 1
+        Logged.seen.append((self.member_id, self.current_step))
+
+    def evaluate(self):
+        return self.total
+
+    def save(self, path):
+        path.write_text(str(self.total))
+
+    def load(self, path):
+        self.total = float(path.read_text())
+
+
+def test_a_trainable_knows_its_member_and_step(tmp_path):
+    Logged.seen.clear()
+    populace.run(Logged, {"x": populace.Float(0.0, 1.0)}, store=tmp_path / "l.db",
+                 executor="inline", progress=False, population=2, steps=6, ready_steps=3,
+                 exploit="none")
+    # current_step is the step before each step() call: 0..5 for each member
+    assert sorted(Logged.seen) == [(m, s) for m in (0, 1) for s in range(6)]
+
+
+def test_a_resume_says_which_members_are_leased_and_for_how_long(finished, capsys):
+    db = open_store(finished)
+    db.extend(12)
+    assert db.claim("gone-worker", 2.0).id == 0  # a worker killed while training it
+    db.close()
+    capsys.readouterr()
+    assert main(["run", str(COUNTER), "--store", str(finished), "--executor", "inline",
+                 "--quiet", "--steps", "12"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "member(s) 0 are leased by other workers" in err and "within 2 s" in err
+    assert [m.step for m in open_store(finished).members()] == [12] * 4

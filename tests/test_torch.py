@@ -19,6 +19,7 @@ from populace.integrations.torch import (
     PickledCheckpoint,
     TorchTrainable,
     apply_hparams,
+    load_objects,
     load_state,
     save_state,
 )
@@ -365,3 +366,20 @@ def test_torch_run_end_to_end(tmp_path: Path, executor: str) -> None:
         assert store.events("exploit")
     finally:
         store.close()
+
+
+def test_the_best_model_loads_without_its_optimizer_or_the_members_rng(tmp_path: Path) -> None:
+    model, sgd = nn.Linear(4, 1), torch.optim.SGD(nn.Linear(4, 1).parameters(), lr=0.1)
+    torch.manual_seed(1)
+    save_state(tmp_path / "s.ckpt", model=model, optimizer=sgd)
+    torch.manual_seed(2)
+    expected = torch.rand(3)
+    torch.manual_seed(2)
+    fresh = nn.Linear(4, 1)
+    torch.manual_seed(2)
+    load_objects(tmp_path / "s.ckpt", model=fresh)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.parameters(), model.parameters(),
+                                                  strict=True))
+    assert torch.equal(torch.rand(3), expected)  # the caller's random state, untouched
+    with pytest.raises(ValueError, match="scaler: not in checkpoint"):
+        load_objects(tmp_path / "s.ckpt", scaler=torch.amp.GradScaler("cpu"))

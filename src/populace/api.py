@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import socket
 import sys
@@ -92,6 +93,7 @@ def run(
         try:
             check_matches(db.config(), trainable, space)
             config = _resume_config(db, settings)
+            _say_leased(db)
         except BaseException:
             db.close()
             raise
@@ -219,6 +221,17 @@ def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:
             "processes cannot import it: put it in a file and pass script=that_file (or "
             "run `populace run that_file`), or train in this process with executor='inline'")
     return None
+
+
+def _say_leased(db: Store) -> None:
+    """A resume finds members leased: by live workers elsewhere, or by workers of a run
+    that was killed. Say so, and how long until they are trained again at the latest."""
+    leased = db.leased()
+    if leased:
+        print(f"populace: member(s) {', '.join(map(str, leased))} are leased by other workers "
+              f"(or by workers of a run that was killed): if those are gone, the members "
+              f"are trained again once their leases expire, within "
+              f"{math.ceil(max(leased.values()))} s", file=sys.stderr)
 
 
 def _warn_idle(config: RunConfig) -> None:

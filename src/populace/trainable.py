@@ -20,7 +20,13 @@ class Trainable(ABC):
     `reseed` with a seed of the member's own, and then `apply` with the explored
     hparams, in that order, so the new hparams always win over whatever the
     checkpoint carried, and the copy does not replay the donor's random draws.
+
+    `member_id` and `current_step` say which member the object trains and the step
+    it has reached, for the trainable's own logging; populace keeps them up to date.
     """
+
+    member_id: int | None = None
+    current_step: int = 0
 
     @abstractmethod
     def build(self, hparams: Mapping[str, Any], seed: int) -> None:

@@ -276,6 +276,7 @@ class Worker:
         while step < end:
             trainable.step()
             step += 1
+            trainable.current_step = step
             stopping.check()
             if self.ready(step - member.step, time.monotonic() - started):
                 break
@@ -299,6 +300,7 @@ class Worker:
         self.live = None
         member, path = self.checkpoint_path(member)
         trainable = self.trainable()
+        trainable.member_id, trainable.current_step = member.id, member.step
         trainable.build(Hparams(member.hparams), member_seed(self.config.seed, member.id))
         if path is not None:
             trainable.load(path)

@@ -77,9 +77,29 @@ def load_state(path: str | os.PathLike[str], /, *, allow_pickle: bool = False,
     `PickledCheckpoint` unless `allow_pickle=True`; allow it only for
     checkpoints you trust.
     """
+    saved = _read(path, allow_pickle)
+    names, given = sorted(saved["objects"]), sorted(objects)
+    for name in names:
+        if name not in objects:
+            raise ValueError(f"{name}: checkpoint {os.fspath(path)!r} holds it but it was not "
+                             f"given; given: {given} (load_objects loads some of them)")
+    _load(path, saved, objects)
+    _set_rng_state(saved["rng"])
+
+
+def load_objects(path: str | os.PathLike[str], /, *, allow_pickle: bool = False,
+                 **objects: Stateful) -> None:
+    """Load some of the objects a checkpoint holds, by name, and nothing else: the best
+    member's model for use after the run, say, without its optimizer. The caller's
+    random state is left as it is (`load_state` restores the member's)."""
+    _load(path, _read(path, allow_pickle), objects)
+
+
+def _read(path: str | os.PathLike[str], allow_pickle: bool) -> dict[str, Any]:
     # to CPU first: load_state_dict copies each tensor onto its object's own device
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+        saved: dict[str, Any] = torch.load(path, map_location="cpu",
+                                           weights_only=not allow_pickle)
     except pickle.UnpicklingError as e:
         if allow_pickle or "weights only" not in str(e).lower():
             raise  # a damaged file, not a refused object
@@ -90,17 +110,17 @@ def load_state(path: str | os.PathLike[str], /, *, allow_pickle: bool = False,
             "`allow_pickle = True` on a TorchTrainable, or "
             "member.register(..., allow_pickle=True)"
         ) from None
-    names, given = sorted(saved["objects"]), sorted(objects)
-    for name in given:
+    return saved
+
+
+def _load(path: str | os.PathLike[str], saved: dict[str, Any],
+          objects: Mapping[str, Stateful]) -> None:
+    names = sorted(saved["objects"])
+    for name in sorted(objects):
         if name not in saved["objects"]:
             raise ValueError(f"{name}: not in checkpoint {os.fspath(path)!r}, which holds {names}")
-    for name in names:
-        if name not in objects:
-            raise ValueError(f"{name}: checkpoint {os.fspath(path)!r} holds it but it was not "
-                             f"given; given: {given}")
     for name, obj in objects.items():
         obj.load_state_dict(saved["objects"][name])
-    _set_rng_state(saved["rng"])
 
 
 def reseed(seed: int) -> None:

@@ -233,12 +233,14 @@ class StoreReader:
             return {row[0] for row in cur.fetchall()}
 
     @retried
-    def leased(self) -> list[int]:
-        """The members a worker holds a live lease on now (an expired one is nobody's)."""
+    def leased(self) -> dict[int, float]:
+        """The members a worker holds a live lease on now, with the seconds each lease has
+        left (an expired one is nobody's: the next claim takes its member)."""
+        now = time.time()
         with self.driver.read() as cur:
-            cur.execute("SELECT id FROM members WHERE status = 'running' AND lease_expires > ?"
-                        " ORDER BY id", (time.time(),))
-            return [row[0] for row in cur.fetchall()]
+            cur.execute("SELECT id, lease_expires FROM members WHERE status = 'running'"
+                        " AND lease_expires > ? ORDER BY id", (now,))
+            return {member: expires - now for member, expires in cur.fetchall()}
 
     @retried
     def progress(self) -> dict[str, Any]:
