@@ -4,6 +4,7 @@ and with expiring leases, and nothing is lost or stored twice."""
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import time
 import traceback
 from collections import Counter
@@ -64,6 +65,27 @@ def _claim_report_loop(url: str, worker: str, short_leases: bool, barrier: Any,
     out.put((worker, log, errors))
 
 
+def _answers(procs: list[Any], out: Any, timeout: float = 240.0) -> list[Any]:
+    """Each worker process's answer; a process that died without one fails at once (a
+    script started without `if __name__ == "__main__":` dies so in every spawned child)."""
+    answers: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(answers) < len(procs):
+        try:
+            answers.append(out.get(timeout=0.5))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                raise AssertionError(
+                    f"{len(procs) - len(answers)} of {len(procs)} worker processes gave no "
+                    f"answer (exit codes {[p.exitcode for p in procs]}); a script that runs "
+                    "the battery needs `if __name__ == \"__main__\":`, as spawned processes "
+                    "import it again") from None
+    return answers
+
+
 def _workers_lose_and_duplicate_nothing(stores: Stores, short_leases: bool) -> None:
     store = stores.new(population=N_MEMBERS)
     ctx = multiprocessing.get_context("spawn")
@@ -73,7 +95,7 @@ def _workers_lose_and_duplicate_nothing(stores: Stores, short_leases: bool) -> N
              for i in range(N_WORKERS)]
     for p in procs:
         p.start()
-    answers = [out.get(timeout=240) for _ in procs]
+    answers = _answers(procs, out)
     for p in procs:
         p.join(timeout=60)
         equal(p.exitcode, 0)
