@@ -293,3 +293,32 @@ def test_a_resume_says_which_members_are_leased_and_for_how_long(finished, capsy
     err = " ".join(capsys.readouterr().err.split())
     assert "member(s) 0 are leased by other workers" in err and "within 2 s" in err
     assert [m.step for m in open_store(finished).members()] == [12] * 4
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_a_run_stops_once_a_member_reaches_stop_score(tmp_path, capsys, executor):
+    store = tmp_path / "s.db"
+    assert main(["run", str(COUNTER), "--store", str(store), "--executor", executor,
+                 "--workers", "2", "--quiet", "--steps", "400", "--stop-score", "3"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "stopped early: a member scored" in out and "reaching stop_score=3" in out
+    result = populace.load_result(store)
+    assert result.score >= 3 and "stop_score" in result.stopped
+    assert max(m.step for m in result.members) < 400  # far from the end: it stopped
+
+
+def test_a_run_stops_when_its_time_budget_is_spent_and_resumes_with_more(tmp_path,
+                                                                         monkeypatch):
+    store = tmp_path / "t.db"
+    monkeypatch.setenv("COUNTER_SLEEP", "0.02")
+    flags = ["run", str(COUNTER), "--store", str(store), "--executor", "inline", "--quiet",
+             "--steps", "100000"]
+    assert main([*flags, "--time-budget", "1"]) == 0
+    first = populace.load_result(store)
+    assert "time_budget of 1 s spent" in first.stopped
+    trained = sum(m.step for m in first.members)
+    assert 0 < trained < 4 * 100000
+    assert main([*flags, "--time-budget", "3"]) == 0  # more time: it trains on
+    again = populace.load_result(store)
+    assert "time_budget of 3 s spent" in again.stopped
+    assert sum(m.step for m in again.members) > trained

@@ -33,7 +33,9 @@ from populace.trainable import Trainable
 from populace.worker import member_seed, score_of
 
 # settings that may change when a run is resumed: they do not change its result
-RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker")
+RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker",
+             "stop_score", "time_budget")
+STOPS = ("stop_score", "time_budget")  # resumable, and read by every worker from the store
 
 
 def default_checkpoints(store: str | os.PathLike[str]) -> Path:
@@ -93,6 +95,7 @@ def run(
         try:
             check_matches(db.config(), trainable, space)
             config = _resume_config(db, settings)
+            db.stop(None)  # stopped early before: its stop settings are looked at afresh
             _say_leased(db)
         except BaseException:
             db.close()
@@ -261,6 +264,9 @@ def _resume_config(db: Store, settings: Mapping[str, Any]) -> RunConfig:
                 f"{safe_url(db.url)} holds a run with {key}={stored[key]!r}; got {key}={value!r}"
                 f"{more}. Use another store for a new run, or drop the setting to resume"
             )
+    stops = {k: given[k] for k in STOPS if k in settings and given[k] != stored.get(k)}
+    if stops:
+        db.change_settings(stops)  # the workers read them from the store
     if given["steps"] > stored["steps"]:
         again = db.extend(given["steps"])
         print(f"populace: the run trains on from {stored['steps']} to {given['steps']} steps"

@@ -44,7 +44,7 @@ else:
 # flags that set a RunConfig field directly
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
           "score", "executor", "keep_checkpoints", "burn_in", "synch", "ray_address",
-          "cpus_per_worker", "gpus_per_worker")
+          "cpus_per_worker", "gpus_per_worker", "stop_score", "time_budget")
 READY = {"ready_steps", "ready_seconds"}
 
 
@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--ready-steps", type=int, help="exploit/explore every N steps")
     r.add_argument("--ready-seconds", type=float, help="exploit/explore every T seconds")
     r.add_argument("--burn-in", type=int, help="steps a member trains before it may exploit")
+    r.add_argument("--stop-score", type=float,
+                   help="stop the run once a member's score reaches this (in the run's mode)")
+    r.add_argument("--time-budget", type=float,
+                   help="stop the run once this many seconds have passed since it started")
     r.add_argument("--synch", action="store_true", default=None,
                    help="decide the whole population at once, generation by generation")
     r.add_argument("--mode", help="max | min: the score's direction")
@@ -213,6 +217,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         initial=script.initial, progress=not args.quiet, script=script.path,
         overwrite=args.overwrite, **settings_from(args, script.config),
     )
+    if result.stopped:
+        console.print(f"stopped early: {result.stopped}")
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
     console.print(f"its hparams: {json.dumps(result.hparams)}")

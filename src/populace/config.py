@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from populace.checks import flag, number, one_of, refused, text, whole
+from populace.checks import flag, is_real, number, one_of, refused, text, whole
 from populace.errors import ConfigError
 from populace.strategies import (
     Exploit,
@@ -40,6 +41,7 @@ BOUNDS: dict[str, int | float] = {
     "keep_checkpoints": 1000,  # checkpoint files kept per member
     "retries": 1000,
     "ready_seconds": 7 * 86_400,  # a week
+    "time_budget": 365 * 86_400,  # a year
     "lease_seconds": 86_400,  # a day: a dead worker's member waits this long at most
     "cpus_per_worker": 1024,
     "gpus_per_worker": 1024,
@@ -85,6 +87,10 @@ class RunConfig:
     lease_seconds: float = 60.0
     retries: int = 0  # times a segment that raised or scored NaN/inf is trained again
     replace_failed: bool = False  # a failed member copies a healthy one instead of stopping
+    # stop early: once a member's score reaches stop_score (in the run's mode), or once
+    # time_budget seconds have passed since the run was created; the best so far wins
+    stop_score: float | None = None
+    time_budget: float | None = None
     # a replay's hparam schedule, [{"step": s, "hparams": {...}}, ...]: one member
     # trains from scratch following it, no exploit
     schedule: list[dict[str, Any]] | None = None
@@ -161,6 +167,12 @@ class RunConfig:
             self.ready_steps = _sized("ready_steps", self.ready_steps, 1)
         if self.ready_seconds is not None:
             self.ready_seconds = _positive("ready_seconds", self.ready_seconds)
+        if self.stop_score is not None:
+            if not is_real(self.stop_score) or not math.isfinite(self.stop_score):
+                raise refused(None, "stop_score", "a finite number", self.stop_score)
+            self.stop_score = float(self.stop_score)
+        if self.time_budget is not None:
+            self.time_budget = _positive("time_budget", self.time_budget)
 
     def make_exploit(self) -> Exploit:
         params = dict(self.exploit)

@@ -107,7 +107,7 @@ class Member:
             # the segment fails whatever the loop does next: nothing of it is stored
             self._row, self._failure = None, e
             raise
-        if self._step >= worker.config.steps or not outcome.accepted:
+        if self._step >= worker.config.steps or not outcome.accepted or worker.stopped():
             self._row = None
             return
         claimed = worker.store.claim(worker.id, worker.config.lease_seconds, prefer=row.id)

@@ -30,6 +30,7 @@ class RunResult:
     members: list[MemberRow]
     metrics: dict[str, float]  # everything the best member's last evaluation returned
     store: str = ""  # the run's store, where `dataframe` reads every result
+    stopped: str | None = None  # why the run stopped early (stop_score, time_budget)
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -102,4 +103,4 @@ def result_of(store: Store) -> RunResult:
         checkpoint = (f"{root.rstrip('/')}/{best.checkpoint.key}" if "://" in root
                       else Path(root) / best.checkpoint.key)
     return RunResult(best, checkpoint, schedule(path), members,
-                     path[-1].metrics if path else {}, store.url)
+                     path[-1].metrics if path else {}, store.url, store.meta("stopped"))

@@ -229,6 +229,8 @@ class Worker:
         segments = 0
         while True:
             stopping.check()
+            if self.stopped():
+                return segments
             prefer = self.live.member if self.live else None
             member = self.store.claim(self.id, self.config.lease_seconds, prefer)
             if member is None:
@@ -263,6 +265,29 @@ class Worker:
     def _finished(self) -> bool:
         status = self.store.progress()["status"]
         return not any(status.get(s) for s in TRAINING)
+
+    def stopped(self) -> bool:
+        """Whether the run stops early: a member's score reached `stop_score`, or the
+        run's `time_budget` is spent (the first worker to see it marks the run), or
+        another worker marked it so."""
+        config = self.config
+        if config.stop_score is None and config.time_budget is None:
+            return False  # the usual run: no store read per claim
+        if self.store.meta("stopped") is not None:
+            return True
+        reason = None
+        if config.time_budget is not None:
+            spent = time.time() - self.store.meta("created")
+            if spent >= config.time_budget:
+                reason = f"time_budget of {config.time_budget:g} s spent ({spent:.0f} s)"
+        if reason is None and config.stop_score is not None:
+            best = self.store.progress()["best"]
+            if best is not None and (best >= config.stop_score if config.mode == "max"
+                                     else best <= config.stop_score):
+                reason = f"a member scored {best:.6g}, reaching stop_score={config.stop_score:g}"
+        if reason is not None:
+            self.store.stop(reason)
+        return reason is not None
 
     def train_segment(self, member: MemberRow) -> None:
         """Train `member` to its next ready point, evaluate, report, exploit/explore."""

@@ -10,9 +10,10 @@ POLL = 0.5  # seconds between looks at the store
 
 
 def run_external(store: Store) -> None:
-    """Return once no member is left to train (every one done or failed)."""
+    """Return once no member is left to train (every one done or failed), or the run
+    stopped early."""
     while True:
         status = store.progress()["status"]
-        if not any(status.get(s) for s in TRAINING):
+        if not any(status.get(s) for s in TRAINING) or store.meta("stopped") is not None:
             return
         time.sleep(POLL)

@@ -65,7 +65,7 @@ def run_local(store: Store, source: TrainableSource, workers: int) -> None:
         for p in procs:
             p.join()
         raise
-    if any(m.status in TRAINING for m in store.members()):
+    if any(m.status in TRAINING for m in store.members()) and store.meta("stopped") is None:
         # a worker stopped from outside (SIGTERM) exits 0 after giving its lease back
         crashed = [p.name for p in procs if p.exitcode not in (0, None)]
         raise WorkersDied(

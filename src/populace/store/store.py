@@ -128,6 +128,29 @@ class Store(StoreReader):
         return done
 
     @retried
+    def change_settings(self, changes: Mapping[str, Any]) -> None:
+        """Store new values of settings that may change on a resume (a stop setting, say):
+        every worker reads the run's settings from here."""
+        with self.driver.write() as cur:
+            record = self._config(cur)
+            changed = replace(record, run={**record.run, **changes})
+            cur.execute("UPDATE meta SET value = ? WHERE key = 'config'",
+                        (json.dumps(changed.to_dict()),))
+        self.__dict__.pop("_config_memo", None)
+
+    @retried
+    def stop(self, reason: str | None) -> None:
+        """Mark the run stopped early, saying why (None clears the mark): its workers
+        claim nothing more, and an unfinished run reads as stopped, not as killed."""
+        with self.driver.write() as cur:
+            if reason is None:
+                cur.execute("DELETE FROM meta WHERE key = 'stopped'")
+            else:
+                cur.execute("INSERT INTO meta (key, value) VALUES ('stopped', ?)"
+                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            (json.dumps(reason),))
+
+    @retried
     def retry_failed(self, members: Sequence[int] | None = None) -> list[int]:
         """Make failed members (all, or those of `members`) train again from their own
         checkpoints, as after a fix of what made them fail; return those retried."""
