@@ -61,7 +61,7 @@ space = {
 # every populace step gives each copy 256 steps, more than an episode's 500-step
 # limit needs over a ready point's 2 or more steps: a score always has episodes
 config = {
-    "population": 8, "steps": 40, "ready_steps": 4, "score": "return",
+    "population": 8, "steps": 30, "ready_steps": 3, "score": "return",
     "exploit": {"name": "ttest", "window": 4},
     "explore": {"name": "perturb-or-resample"},
 }

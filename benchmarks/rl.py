@@ -1,0 +1,533 @@
+"""PPO on CartPole-v1 and Acrobot-v1: populace's PBT against random search and Ray Tune's PBT.
+
+    .venv/bin/python benchmarks/rl.py --seeds 5 --ray-seeds 3
+
+The task is examples/rl_cartpole.py at its own config: 8 members, 30 steps of 2048
+environment steps each (61,440 per member), ready every 3 steps. For each
+environment and seed three methods train the same 8 members (the seed's
+initial hparams, and the same member seeds, so the same initial weights and
+environments):
+
+- PBT: populace, the script's t-test exploit and perturb-or-resample explore;
+- random search: populace, the same run with exploit none;
+- Ray Tune 2.60's PopulationBasedTraining (its truncation, quantile 0.25,
+  perturb x0.8 / x1.2 or resample with probability 0.25, asynchronous), the same
+  PPO trainable as a function trainable, all 8 members at once on fractional
+  CPUs of ray.init(num_cpus=2), in benchmarks/.venv-ray (made the first time,
+  torch installed before the rest).
+
+Each run is a fresh process measured from outside: wall time from launch to
+exit, and the peak of the summed RSS of the process and its descendants
+(benchmarks/overhead.py's sampler). populace uses the local executor with 2
+workers. Then the best lineage's lr and entropy cost of seed 0's PBT run are
+plotted (benchmarks/rl_schedule_<env>.png, populace's report plot) and CartPole's
+seed-0 best member is replayed with `populace replay --seed` for 3 seeds. The
+section goes to benchmarks/RESULTS.md. `child` runs one method of one seed
+(the driver starts it; Ray's runs in Ray's venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from results import RESULTS, write_section
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+EXAMPLE = ROOT / "examples" / "rl_cartpole.py"
+ENVS = ("CartPole-v1", "Acrobot-v1")
+METHODS = ("PBT", "random search", "Ray Tune PBT")
+HEADING = "## Reinforcement learning: PPO on classic control"
+RAY_REQUIREMENTS = (["torch==2.13.0"],  # first: nothing may pull another build of torch
+                    ["ray[tune]==2.60.0", "psutil", "gymnasium"])
+WORKERS = 2
+REPLAY_SEEDS = (1, 2, 3)
+
+
+def example(env: str):
+    """The example module with POPULACE_ENV=env (its space's env Constant)."""
+    import importlib.util
+
+    os.environ["POPULACE_ENV"] = env
+    spec = importlib.util.spec_from_file_location(f"rl_example_{env.split('-')[0]}", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- the children: one method, one seed, one environment --------------------------------
+
+
+def child_populace(args: argparse.Namespace) -> dict:
+    """One populace run (PBT or random search) of the example; its figures from the store."""
+    import populace
+    from populace.script import load_script
+    from populace.store import open_store
+
+    os.environ["POPULACE_ENV"] = args.env  # before the script is loaded, here and in workers
+    script = load_script(EXAMPLE)
+    settings = {**script.config, "seed": args.seed, "executor": args.executor,
+                "workers": WORKERS, "steps": args.steps or script.config["steps"]}
+    if args.exploit == "none":
+        settings["exploit"] = "none"
+    result = populace.run(script.trainable, script.space, store=args.store, script=EXAMPLE,
+                          progress=False, **settings)
+    db = open_store(args.store)
+    try:
+        results, exploits, members = db.results(), db.events("exploit"), db.members()
+    finally:
+        db.close()
+    frames = sum(r.step - r.start for r in results) * example_frames()
+    return {"best": result.score, "median": statistics.median(m.score for m in members),
+            "env_steps": frames, "exploits": len(exploits),
+            # with exploit none a member's hparams never change: these are the initial ones
+            "hparams": [m.hparams for m in sorted(members, key=lambda m: m.id)],
+            "schedule": [{"step": e.step, "hparams": e.hparams} for e in result.schedule]}
+
+
+def example_frames() -> int:
+    """Environment steps per populace step, as the example defines it."""
+    import ast
+
+    tree = ast.parse(EXAMPLE.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "STEP_FRAMES":
+            return int(ast.literal_eval(node.value))
+    raise RuntimeError("examples/rl_cartpole.py defines no STEP_FRAMES")
+
+
+def make_ray_train(env: str, steps: int, ready: int, stats: str):
+    """The example's PPO as a Ray Tune function trainable, checkpointing at ready points."""
+
+    def train(config):
+        import uuid
+        import zlib
+
+        import numpy as np
+        import torch
+        from ray import tune
+
+        sys.path.insert(0, str(ROOT / "src"))
+        rl = example(env)
+        torch.set_num_threads(1)
+        hparams = in_bounds(rl.space, config)
+        member = rl.PPO()
+        member.build(hparams, config["seed"])
+        step = 0
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:  # an exploit, or a restart: carry on from its state
+            with checkpoint.as_directory() as folder:
+                member.load(Path(folder) / "member.pt")
+                step = json.loads((Path(folder) / "step.json").read_text())
+            # a random stream of its own, as populace gives a copy, then the explored hparams
+            trial = tune.get_context().get_trial_id()
+            member.reseed(int(np.random.SeedSequence([zlib.crc32(trial.encode()), step])
+                              .generate_state(1)[0]))
+            member.apply(hparams)
+        trained = 0
+        while step < steps:
+            member.step()
+            step, trained = step + 1, trained + 1
+            metrics = {**member.evaluate(), "step": step}
+            if step % ready == 0 or step == steps:
+                with tempfile.TemporaryDirectory() as folder:
+                    member.save(Path(folder) / "member.pt")
+                    (Path(folder) / "step.json").write_text(json.dumps(step))
+                    Path(stats, f"{uuid.uuid4().hex}.json").write_text(json.dumps(trained))
+                    trained = 0
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                tune.report(metrics)
+        Path(stats, f"{uuid.uuid4().hex}.json").write_text(json.dumps(trained))
+
+    return train
+
+
+def in_bounds(space: dict, config: dict) -> dict:
+    """Ray's hparams held inside the example's bounds (Ray's perturb can leave them), ints
+    rounded."""
+    hparams = {}
+    for name, dim in space.items():
+        if hasattr(dim, "value"):  # a Constant
+            hparams[name] = dim.value
+            continue
+        value = min(max(config[name], dim.low), dim.high)
+        hparams[name] = int(round(value)) if isinstance(dim.low, int) else float(value)
+    return hparams
+
+
+def child_ray(args: argparse.Namespace) -> dict:
+    """One Ray Tune PBT run of the example on the given initial members."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    sys.path.insert(0, str(ROOT / "src"))
+    rl = example(args.env)
+    start = json.loads(Path(args.initial).read_text())  # [{"hparams": ..., "seed": ...}]
+    steps, ready = args.steps or rl.config["steps"], rl.config["ready_steps"]
+    stats = Path(args.storage) / "stats"
+    stats.mkdir(parents=True)
+    mutations = {
+        "lr": tune.loguniform(rl.space["lr"].low, rl.space["lr"].high),
+        "entropy": tune.loguniform(rl.space["entropy"].low, rl.space["entropy"].high),
+        "clip": tune.uniform(rl.space["clip"].low, rl.space["clip"].high),
+        "gae_lambda": tune.uniform(rl.space["gae_lambda"].low, rl.space["gae_lambda"].high),
+        "discount": tune.uniform(rl.space["discount"].low, rl.space["discount"].high),
+        "rollout": tune.lograndint(rl.space["rollout"].low, rl.space["rollout"].high + 1),
+    }
+    points = [{**{k: m["hparams"][k] for k in mutations}, "seed": m["seed"]} for m in start]
+    ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False)
+    pbt = PopulationBasedTraining(time_attr="step", perturbation_interval=ready,
+                                  hyperparam_mutations=mutations)
+    tuner = tune.Tuner(
+        tune.with_resources(make_ray_train(args.env, steps, ready, str(stats)),
+                            {"cpu": WORKERS / len(points)}),
+        param_space={**mutations, "seed": 0},
+        tune_config=tune.TuneConfig(
+            metric="return", mode="max", scheduler=pbt, num_samples=len(points),
+            search_alg=BasicVariantGenerator(points_to_evaluate=points)),
+        run_config=tune.RunConfig(storage_path=str(Path(args.storage) / "ray"), name="rl",
+                                  verbose=0),
+    )
+    grid = tuner.fit()
+    finals = [r.metrics["return"] for r in grid if r.metrics and "return" in r.metrics]
+    trained = sum(json.loads(p.read_text()) for p in stats.glob("*.json"))
+    out = {"best": max(finals), "median": statistics.median(finals),
+           "env_steps": trained * rl.STEP_FRAMES, "errors": len(grid.errors),
+           "exploits": getattr(pbt, "_num_perturbations", None), "members": len(finals)}
+    ray.shutdown()
+    return out
+
+
+# -- the driver --------------------------------------------------------------------------
+
+
+def ray_python() -> Path:
+    """benchmarks/.venv-ray/bin/python, with Ray Tune, torch and gymnasium in it."""
+    python = HERE / ".venv-ray" / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", python.parents[1]], check=True)
+    probe = "import ray.tune, torch, gymnasium"
+    if subprocess.run([python, "-c", probe], capture_output=True).returncode != 0:
+        for packages in RAY_REQUIREMENTS:
+            subprocess.run([python, "-m", "pip", "install", "-q", *packages], check=True)
+    return python
+
+
+def wait_for_tests(limit: float = 300) -> float:
+    """Seconds spent waiting for a pytest on the shared cores to end (polled every 30 s, for
+    `limit` s at most: past that the run goes ahead beside it)."""
+    began = time.perf_counter()
+    while (subprocess.run(["pgrep", "-f", "pytest"], capture_output=True).returncode == 0
+           and time.perf_counter() - began < limit):
+        time.sleep(30)
+    return time.perf_counter() - began
+
+
+def measure(cmd: list, env: dict, timeout: float) -> dict:
+    """Run `cmd` in a fresh session; its last `BENCH {json}` line, wall time and peak RSS."""
+    from overhead import Sampler
+
+    waited = wait_for_tests()
+    with tempfile.TemporaryFile() as log:
+        launched = time.perf_counter()
+        proc = subprocess.Popen([str(c) for c in cmd], env={**os.environ, **env}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        sampler = Sampler(proc.pid)
+        sampler.start()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            code = proc.wait()
+        wall = time.perf_counter() - launched
+        sampler.stop()
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.startswith("BENCH ")]
+    if code != 0 or not lines:
+        raise RuntimeError(f"{shlex.join(map(str, cmd))}: exit {code}\n" + text[-3000:])
+    return {**json.loads(lines[-1][6:]), "wall": wall, "rss": sampler.rss, "waited": waited}
+
+
+def run_method(method: str, env: str, seed: int, folder: Path, initial: list | None,
+               args: argparse.Namespace) -> dict:
+    """One method on one environment and seed, in its own process."""
+    me = [sys.executable, Path(__file__), "child"]
+    common = ["--env", env, "--seed", str(seed), "--steps", str(args.steps or 0)]
+    if method == "Ray Tune PBT":
+        path = folder / f"initial-{env}-{seed}.json"
+        path.write_text(json.dumps(initial))
+        cmd = [ray_python(), Path(__file__), "child", "ray", *common, "--initial", path,
+               "--storage", folder / f"ray-{env}-{seed}"]
+    else:
+        store = folder / f"{env}-{seed}-{method.replace(' ', '-')}.db"
+        exploit = "none" if method == "random search" else "script"
+        cmd = [*me, "populace", *common, "--exploit", exploit, "--store", store,
+               "--executor", args.executor]
+    record = measure(cmd, {"PYTHONUNBUFFERED": "1"}, timeout=1800)
+    record.update(method=method, env=env, seed=seed)
+    if method != "Ray Tune PBT":
+        record["store"] = str(store)
+    return record
+
+
+def replays(store: str, folder: Path) -> list[dict]:
+    """The best member of `store` replayed from scratch on its schedule, once per seed."""
+    from populace.replay import replay
+
+    os.environ["POPULACE_ENV"] = "CartPole-v1"
+    out = []
+    for seed in REPLAY_SEEDS:
+        began = time.perf_counter()
+        done = replay(store, folder / f"replay-{seed}.db", progress=False, seed=seed)
+        out.append({"seed": seed, "score": done.score, "pbt": done.pbt_score,
+                    "entries": len(done.schedule), "wall": time.perf_counter() - began})
+        print(f"replay seed {seed}: {done.score:.1f} (PBT's best {done.pbt_score:.1f})",
+              flush=True)
+    return out
+
+
+def plot_schedule(store: str, env: str, folder: Path) -> Path:
+    """The best lineage's lr and entropy cost over steps (populace's report plot), as PNG."""
+    from dataclasses import replace
+
+    from populace.report.data import gather
+    from populace.report.plots import hparams_figure, save
+    from populace.store import open_store
+
+    db = open_store(store)
+    try:
+        view = gather(db)
+    finally:
+        db.close()
+    fig = hparams_figure(replace(view, hparams=["lr", "entropy"]))
+    fig.suptitle(f"{env}, PBT seed 0: every member's lr and entropy cost; the best lineage "
+                 "(thick grey) is the schedule PBT found", fontsize=10)
+    return save(fig, folder / f"rl_schedule_{env.split('-')[0].lower()}.png")
+
+
+# -- the section ---------------------------------------------------------------------
+
+
+def spread(values: Sequence[float], fmt: str) -> str:
+    return (f"{format(statistics.median(values), fmt)} "
+            f"[{format(min(values), fmt)}, {format(max(values), fmt)}]")
+
+
+def pick(records: Sequence[dict], env: str, method: str) -> list[dict]:
+    return sorted((r for r in records if r["env"] == env and r["method"] == method),
+                  key=lambda r: r["seed"])
+
+
+ROWS = [("best member's final score", "best", ".1f"),
+        ("median member's final score", "median", ".1f"),
+        ("environment steps trained (all members)", "env_steps", ".0f"),
+        ("exploits", "exploits", ".0f"),
+        ("wall time (s)", "wall", ".0f"),
+        ("peak memory, all processes (MB)", "rss_mb", ".0f")]
+
+
+def table(records: Sequence[dict], env: str) -> list[str]:
+    methods = [m for m in METHODS if pick(records, env, m)]
+    lines = ["| median [min, max] over seeds | "
+             + " | ".join(f"{m} ({len(pick(records, env, m))} seeds)" for m in methods) + " |",
+             "|---|" + "---|" * len(methods)]
+    for label, key, fmt in ROWS:
+        cells = []
+        for m in methods:
+            values = [r.get(key) for r in pick(records, env, m)]
+            cells.append("n/a" if None in values else spread(values, fmt))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def per_seed(records: Sequence[dict], env: str) -> list[str]:
+    lines = ["| seed | " + " | ".join(f"{m} best / median" for m in METHODS) + " |",
+             "|---|" + "---|" * len(METHODS)]
+    for seed in sorted({r["seed"] for r in records if r["env"] == env}):
+        cells = []
+        for m in METHODS:
+            r = [x for x in pick(records, env, m) if x["seed"] == seed]
+            cells.append(f"{r[0]['best']:.1f} / {r[0]['median']:.1f}" if r else "-")
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def verdict(records: Sequence[dict], env: str) -> str:
+    """What the medians say, PBT against each other method, with the spreads."""
+    pbt = pick(records, env, "PBT")
+    out = []
+    for other in METHODS[1:]:
+        rival = pick(records, env, other)
+        if not rival:
+            continue
+        for key, what in (("best", "best member"), ("median", "median member")):
+            a = statistics.median(r[key] for r in pbt)
+            b = statistics.median(r[key] for r in rival)
+            word = "above" if a > b else "level with" if a == b else "below"
+            out.append(f"the {what}'s median is {a:.1f} with PBT, {word} {other}'s {b:.1f}")
+    return "; ".join(out) + "."
+
+
+def schedule_text(record: dict) -> str:
+    """The best lineage's lr and entropy cost from step to step."""
+    parts = [f"step {e['step']}: lr {e['hparams']['lr']:.2g}, entropy "
+             f"{e['hparams']['entropy']:.2g}" for e in record["schedule"]]
+    return "; ".join(parts)
+
+
+def section(records: list[dict], replayed: list[dict], plots: dict, argv: Sequence[str],
+            total: float, executor: str, steps: int) -> str:
+    import torch
+
+    rl = example("CartPole-v1")
+    command = shlex.join([".venv/bin/python", "benchmarks/rl.py", *argv])
+    cfg = {**rl.config, "steps": steps or rl.config["steps"]}
+    frames = cfg["steps"] * rl.STEP_FRAMES
+    waited = sum(r["waited"] for r in records)
+    lines = [
+        HEADING, "",
+        f"Produced by `{command}` (from the repository root, with `nice -n 19`) on "
+        f"{datetime.date.today().isoformat()}: {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores shared with other work, Python "
+        f"{platform.python_version()}, torch {torch.__version__}, Ray 2.60.0; the whole "
+        f"benchmark took {total:.0f} s ({waited:.0f} s of it waiting for test runs on the "
+        "same cores to end). Wall times are indicative only.",
+        "",
+        f"`examples/rl_cartpole.py` at its own config: {cfg['population']} PPO members, "
+        f"{cfg['steps']} steps of {rl.STEP_FRAMES} environment steps each ({frames:,} per "
+        f"member), ready every {cfg['ready_steps']} steps; score = mean return of the last "
+        f"{rl.LAST} finished episodes (CartPole: 500 at most; Acrobot: -500 at worst, about "
+        "-60 to -80 for a good policy). PBT: t-test exploit (window 4 ready-point scores, "
+        "p < 0.05), perturb (x0.8 / x1.2) or resample (probability 0.25) each hparam. Random "
+        "search: the same members with exploit none. Both populace runs use the "
+        f"`{executor}` executor with {WORKERS} workers. Ray Tune PBT: the same members "
+        "(initial hparams and member seeds) and the same PPO code as a function trainable, "
+        "checkpointing at every ready point, `PopulationBasedTraining(time_attr='step', "
+        f"perturbation_interval={cfg['ready_steps']})` at its defaults otherwise (truncation "
+        "quantile 0.25, factors 0.8 / 1.2, resample probability 0.25, asynchronous), all 8 "
+        f"members at once on `ray.init(num_cpus={WORKERS})` with a quarter CPU each; a copy "
+        "is reseeded and its explored hparams applied after loading, as populace does, and "
+        "hparams Ray's perturb pushes out of bounds are clipped. The final score is each "
+        "member's last reported score; best and median are over the 8 members. "
+        "Environment steps trained count every step any member trained (an exploit that "
+        "copies a donor ahead skips steps; one behind trains some twice). Peak memory: the "
+        "largest sum of RSS over the run's process and all its descendants.",
+        "",
+    ]
+    for env in [e for e in ENVS if pick(records, e, "PBT")]:
+        lines += [f"### {env}", "", *table(records, env), "", *per_seed(records, env), "",
+                  "Outcome: " + verdict(records, env), ""]
+        seed0 = [r for r in pick(records, env, "PBT") if r["seed"] == 0]
+        if seed0 and env in plots:
+            lines += [f"The schedule PBT found (seed 0, best member, lr and entropy cost "
+                      f"along its lineage): {schedule_text(seed0[0])}. Every member's "
+                      f"hparams, the best lineage underneath: "
+                      f"[{plots[env].name}]({plots[env].name}).", "",
+                      f"![{env} schedule]({plots[env].name})", ""]
+    if replayed:
+        pbt_best = [r["best"] for r in pick(records, "CartPole-v1", "PBT")]
+        scores = [r["score"] for r in replayed]
+        inside = sum(min(pbt_best) <= s <= max(pbt_best) for s in scores)
+        lines += [
+            "### Replay of the schedule", "",
+            f"`populace replay STORE --seed S` on CartPole's seed-0 PBT run (its best member "
+            f"scored {replayed[0]['pbt']:.1f}; schedule of {replayed[0]['entries']} entries), "
+            f"one member trained from scratch on it, no population: "
+            + ", ".join(f"seed {r['seed']}: {r['score']:.1f} ({r['wall']:.0f} s)"
+                        for r in replayed)
+            + f". {inside} of {len(scores)} lie within the spread of PBT's best members "
+            f"across seeds [{min(pbt_best):.1f}, {max(pbt_best):.1f}].", "",
+        ]
+    return "\n".join(lines)
+
+
+def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    began = time.perf_counter()
+    records: list[dict] = []
+    plots: dict[str, Path] = {}
+    replayed: list[dict] = []
+    folder = Path(tempfile.mkdtemp(prefix="rl-bench-"))
+    for env in args.envs:
+        for seed in range(args.seeds):
+            methods = list(METHODS if seed < args.ray_seeds else METHODS[:2])
+            initial = None
+            for method in ("random search", *[m for m in methods if m != "random search"]):
+                record = run_method(method, env, seed, folder, initial, args)
+                if method == "random search":  # exploit none: its hparams are the initial ones
+                    initial = [{"hparams": h, "seed": member_seed(seed, i)}
+                               for i, h in enumerate(record["hparams"])]
+                record["rss_mb"] = record["rss"] / 2**20
+                records.append(record)
+                print(f"{env} seed {seed} {method:13}: best {record['best']:.1f} median "
+                      f"{record['median']:.1f} env steps {record['env_steps']} exploits "
+                      f"{record['exploits']} {record['wall']:.0f} s "
+                      f"{record['rss_mb']:.0f} MB", flush=True)
+        first = [r for r in pick(records, env, "PBT") if r["seed"] == 0]
+        if first:
+            plots[env] = plot_schedule(first[0]["store"], env, args.output.parent)
+    cartpole = [r for r in pick(records, "CartPole-v1", "PBT") if r["seed"] == 0]
+    if cartpole and not args.no_replay:
+        replayed = replays(cartpole[0]["store"], folder)
+    total = time.perf_counter() - began
+    (folder / "records.json").write_text(json.dumps({"records": records,
+                                                     "replays": replayed}, default=str))
+    write_section(args.output, HEADING, section(records, replayed, plots, argv, total,
+                                                args.executor, args.steps))
+    print(f"wrote {args.output} ({total:.0f} s); stores and records in {folder}")
+
+
+def member_seed(seed: int, member: int) -> int:
+    """populace's seed for member `member` of a run seeded `seed` (populace.worker's)."""
+    from populace.worker import member_seed as of
+
+    return of(seed, member)
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode")
+    child = sub.add_parser("child", help="one method of one seed (started by the driver)")
+    child.add_argument("system", choices=("populace", "ray"))
+    child.add_argument("--env", required=True)
+    child.add_argument("--seed", type=int, required=True)
+    child.add_argument("--exploit", default="script")
+    child.add_argument("--store")
+    child.add_argument("--executor", default="local")
+    child.add_argument("--initial")
+    child.add_argument("--storage")
+    child.add_argument("--steps", type=int, default=0, help="0: the script's")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--ray-seeds", type=int, default=3)
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
+    parser.add_argument("--executor", default="local", choices=("local", "inline"))
+    parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--steps", type=int, default=0, help="steps per member (0: the "
+                        "script's; fewer only to try the benchmark out)")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help="the results file; the plots go beside it")
+    args = parser.parse_args(argv)
+    if args.mode == "child":
+        out = child_populace(args) if args.system == "populace" else child_ray(args)
+        print("BENCH " + json.dumps(out), flush=True)
+        return
+    driver(args, argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
