@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-address", help="executor ray: cluster to join (default: start one)")
     r.add_argument("--cpus-per-worker", type=float, help="executor ray: CPUs per worker (1)")
     r.add_argument("--gpus-per-worker", type=float,
-                   help="executor ray: GPUs per worker; 0.5 puts two on a GPU (0)")
+                   help="GPUs per worker (local and ray); 0.5 puts two on a GPU (0)")
     r.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--overwrite", action="store_true",

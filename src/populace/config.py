@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -22,7 +23,9 @@ from populace.strategies import (
 )
 
 MODES = ("max", "min")
-EXECUTORS = ("inline", "local", "ray")
+EXECUTORS = ("inline", "local", "ray", "vectorized")
+# executor vectorized: where the population's tensors live (auto: the GPU when there is one)
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 # The largest value of each size setting, checked before anything is allocated: a larger
 # one is a typo (an extra zero, a pasted number), and would otherwise start drawing hparams,
@@ -80,7 +83,8 @@ class RunConfig:
     executor: str = "local"
     ray_address: str | None = None  # executor ray: the cluster to join (None: start one here)
     cpus_per_worker: float = 1.0  # executor ray: resources each worker task asks for
-    gpus_per_worker: float = 0.0  # fractions let several members share one GPU
+    gpus_per_worker: float = 0.0  # local and ray; fractions let several share one GPU
+    device: str = "auto"  # executor vectorized: cpu, cuda, cuda:N, mps, or auto
     burn_in: int = 0  # steps a member trains before its first exploit
     synch: bool = False  # decide the whole population at once, generation by generation
     keep_checkpoints: int = 2
@@ -142,9 +146,9 @@ class RunConfig:
     def _validate_workers(self) -> None:
         """Where and how members train: the executor, its workers and their leases."""
         self.executor = one_of(None, "executor", self.executor, EXECUTORS)
-        if self.workers == 0 and self.executor == "inline":
+        if self.workers == 0 and self.executor in ("inline", "vectorized"):
             raise ConfigError("workers=0 (train only in `populace worker` processes) needs "
-                              "executor local or ray, got executor='inline'")
+                              f"executor local or ray, got executor={self.executor!r}")
         self.lease_seconds = _positive("lease_seconds", self.lease_seconds)
         if self.lease_seconds < 1:
             # renewed every third of it: shorter leases are stolen from healthy workers
@@ -156,6 +160,9 @@ class RunConfig:
         # fractions let several workers share one GPU; 0: none
         self.gpus_per_worker = number(None, "gpus_per_worker", self.gpus_per_worker,
                                       low=0, high=BOUNDS["gpus_per_worker"])
+        if not (isinstance(self.device, str) and DEVICE.fullmatch(self.device)):
+            raise refused(None, "device", "one of auto, cpu, cuda, cuda:N (a GPU's index), mps",
+                          self.device, sep=";")
 
     def _validate_ready(self) -> None:
         if self.ready_steps is not None and self.ready_seconds is not None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import threading
 
+from populace.executors.gpus import gpu_slots, visible_gpus
 from populace.executors.source import TrainableSource, work
 from populace.stopping import stop_on_sigterm
 from populace.store import TRAINING, Store, open_store
@@ -17,8 +19,11 @@ class WorkersDied(RuntimeError):
     """Every worker process ended while members were still left to train."""
 
 
-def _work(url: str, source: TrainableSource, together: threading.Barrier) -> None:
+def _work(url: str, source: TrainableSource, together: threading.Barrier,
+          gpus: str | None) -> None:
     stop_on_sigterm()
+    if gpus is not None:  # before the trainable imports torch, which reads it once
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     store = open_store(url)
     try:
         work(store, source, lambda: _wait(together))
@@ -40,13 +45,16 @@ def _wait(together: threading.Barrier) -> None:
         together.wait(timeout=START_SECONDS)
 
 
-def run_local(store: Store, source: TrainableSource, workers: int) -> None:
-    """Start `workers` processes and wait until every one has finished."""
+def run_local(store: Store, source: TrainableSource, workers: int,
+              gpus_per_worker: float = 0.0) -> None:
+    """Start `workers` processes and wait until every one has finished; each sees
+    `gpus_per_worker` GPUs of its own (or a share of one)."""
+    slots = gpu_slots(workers, gpus_per_worker, visible_gpus() if gpus_per_worker else [])
     # spawn, not fork: a forked child of a process that used torch threads can hang
     ctx = mp.get_context("spawn")
     together = ctx.Barrier(workers)
     procs = [
-        ctx.Process(target=_work, args=(store.url, source, together),
+        ctx.Process(target=_work, args=(store.url, source, together, slots[i]),
                     name=f"populace-worker-{i}")
         for i in range(workers)
     ]
