@@ -173,6 +173,7 @@ def test_report_of_a_toy_run(toy, tmp_path):
     assert int(s["exploits"]) == len(store.events("exploit")) > 0
     assert s["best member"] == f"member {best.id}"
     assert float(s["best score"]) == pytest.approx(best.score, rel=1e-5)
+    assert s["best checkpoint"] == str(result_of(store).checkpoint)
     assert s["wall time"].endswith("s")
     expected = schedule(lineage(best.checkpoint.id, store.results()))
     rows = body(Tables(text).tables["schedule"])
@@ -262,6 +263,14 @@ def test_report_when_every_member_failed(tmp_path, monkeypatch):
     text = check_report(write_report(store, tmp_path / "out"))
     assert "every member failed" in text
     assert len(body(Tables(text).tables["failures"])) == 4
+
+
+def test_the_hparams_plot_has_a_legend(toy):
+    fig = hparams_figure(gather(open_store(toy)))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    best = result_of(open_store(toy)).best.id
+    assert labels == ["member 0", "member 1",
+                      f"best lineage (member {best}): the discovered schedule"]
 
 
 def test_log_scaled_hparams_get_a_log_axis(in_progress):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from populace.lineage import ScheduleEntry, lineage, schedule
-from populace.results import RunFailed, result_of
+from populace.results import RunFailed, RunResult, result_of
 from populace.store import TRAINING, Event, Kind, MemberRow, Result, Store
 
 
@@ -42,6 +42,7 @@ class Summary:
     exploits: int
     best: int | None  # None when no member has a score yet, or every member failed
     best_score: float | None
+    best_checkpoint: str | None  # its checkpoint file: a path, or a URL in remote storage
     score: str  # the metric exploit ranks by
     mode: str
     wall_seconds: float | None  # from the run's creation to its latest result
@@ -75,7 +76,8 @@ def gather(store: Store) -> RunView:
     """Read the run in `store` into a `RunView`; works on a run that is still going."""
     config = store.config()
     run = config.run
-    best, note = _best(store)
+    result, note = _best(store)
+    best = None if result is None else result.best
     members = store.members()
     events = store.events()
     results = store.results()
@@ -91,6 +93,8 @@ def gather(store: Store) -> RunView:
         trained=sum(m.step for m in members), status=dict(Counter(m.status for m in members)),
         results=len(results), exploits=len(exploits),
         best=None if best is None else best.id, best_score=None if best is None else best.score,
+        best_checkpoint=None if result is None or result.checkpoint is None
+        else str(result.checkpoint),
         score=str(run.get("score")), mode=run["mode"],
         wall_seconds=max(r.time for r in results) - created if results and created else None,
         note=note,
@@ -117,15 +121,15 @@ def gather(store: Store) -> RunView:
     )
 
 
-def _best(store: Store) -> tuple[MemberRow | None, str | None]:
-    """The best member by `result_of`, or None and the reason there is none."""
+def _best(store: Store) -> tuple[RunResult | None, str | None]:
+    """The run's result by `result_of`, or None and the reason there is no best member."""
     try:
-        best = result_of(store).best
+        result = result_of(store)
     except RunFailed:
         return None, "every member failed: no best member"
-    if best.score is None:
+    if result.best.score is None:
         return None, "no member has a score yet"
-    return best, None
+    return result, None
 
 
 def _ancestry(member: int, exploits: list[Event]) -> list[Event]:

@@ -92,6 +92,7 @@ def _summary(view: RunView) -> str:
         ("exploits", s.exploits),
         ("best member", best),
         ("best score", _fmt(s.best_score)),
+        ("best checkpoint", s.best_checkpoint or "—"),
         ("score", f"{s.score} ({s.mode})"),
         ("wall time", "—" if s.wall_seconds is None else _duration(s.wall_seconds)),
         ("written", time.strftime("%Y-%m-%d %H:%M:%S")),

@@ -85,16 +85,21 @@ def hparams_figure(view: RunView) -> Figure:
                                     for r in rs])
         for m in view.members:
             xs, ys = _held(view.results[m.id], name, encode)
+            failed = m.status == Status.FAILED
             ax.plot(xs, ys, color=_colour(view, m.id), lw=1.2, zorder=2,
-                    ls="--" if m.status == Status.FAILED else "-")
+                    ls="--" if failed else "-",
+                    label=_label(view, f"member {m.id}" + (" (failed)" if failed else "")))
         xs, ys = _held(view.lineage, name, encode)
-        ax.plot(xs, ys, **LINEAGE)
+        ax.plot(xs, ys, **LINEAGE, label=f"best lineage (member {view.summary.best}): "
+                                         "the discovered schedule")
         if dim.get("log"):
             ax.set_yscale("log")
         ax.set_ylabel(name, parse_math=False)
         ax.grid(alpha=0.3)
         if not any(view.results.values()):
             _empty(ax, "no results yet")
+    if axes[0].get_legend_handles_labels()[0]:  # the same colours on every axis: one legend
+        axes[0].legend(loc="best", fontsize=8)
     return fig
 
 
