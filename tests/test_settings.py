@@ -106,7 +106,8 @@ def test_whole_numbers_of_seconds_and_devices_are_stored_as_floats(name, value):
     (lambda: Noise(10**400), "Noise: scale must be a finite number > 0, got scale="),
     (lambda: RunConfig(population="3"), "population must be an int in [2, 10,000], got '3'"),
     (lambda: RunConfig(synch=1), "synch must be true or false, got 1"),
-    (lambda: RunConfig(executor=None), "executor must be one of inline, local, ray; got None"),
+    (lambda: RunConfig(executor=None),
+     "executor must be one of inline, local, ray, vectorized; got None"),
     (lambda: RunConfig(gpus_per_worker=-1), "gpus_per_worker must be in [0, 1,024], got -1"),
     (lambda: RunConfig(score=""), "score must be the name of a metric, got ''"),
 ])

@@ -30,11 +30,11 @@ from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
 from populace.sweep import grace_for, sweep
 from populace.trainable import Trainable
-from populace.worker import member_seed, score_of
+from populace.worker import member_seed, run_storage, score_of
 
 # settings that may change when a run is resumed: they do not change its result
 RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker",
-             "stop_score", "time_budget")
+             "device", "stop_score", "time_budget")
 STOPS = ("stop_score", "time_budget")  # resumable, and read by every worker from the store
 
 
@@ -130,7 +130,7 @@ def run(
             db.driver.remove()
             raise
     try:
-        storage = _storage(db)
+        storage = run_storage(db)
         _sweep(db, storage)  # what a killed run left behind
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
@@ -143,16 +143,6 @@ def run(
         return result
     finally:
         db.close()
-
-
-def _storage(db: Store) -> CheckpointStorage:
-    """The run's checkpoint storage, marked as the run's when new, checked when not."""
-    storage = CheckpointStorage(db.config().checkpoints)
-    run = db.meta("run")
-    if not db.checkpoint_keys() and not db.results():
-        storage.mark(run)  # a new run, or one killed before its first checkpoint
-    storage.check(run)
-    return storage
 
 
 def _sweep(db: Store, storage: CheckpointStorage) -> None:

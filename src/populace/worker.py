@@ -112,6 +112,18 @@ def _number(source: str, name: str, value: Any) -> float:
                           f"score; got {name}={value!r}") from None
 
 
+def run_storage(store: Store) -> CheckpointStorage:
+    """The run's checkpoint storage, marked as the run's when the run has trained nothing
+    yet (a new run, or one stopped before its first checkpoint), checked when it has: a
+    folder that is not mounted here is not a run whose checkpoints all broke."""
+    storage = CheckpointStorage(store.config().checkpoints)
+    run = store.meta("run")
+    if not store.checkpoint_keys() and not store.results():
+        storage.mark(run)
+    storage.check(run)
+    return storage
+
+
 def make_decide(config: RunConfig, space: Space, burn_in: bool = True
                 ) -> Callable[[Snapshot, int], Decision | None]:
     """exploit then explore for one member, as one pure function of the population snapshot.
@@ -172,20 +184,22 @@ class Heartbeat:
         with self._lock:
             self._member = member
 
+    def _watched(self) -> list[int]:
+        """The members whose leases the next beat renews."""
+        with self._lock:
+            return [] if self._member is None else [self._member]
+
     def _beat(self) -> None:
         store = open_store(self._url)
         store.patience = self._lease / 3  # the next beat tries again
         try:
             while not self._stop.wait(self._lease / 3):
-                with self._lock:
-                    member = self._member
-                if member is None:
-                    continue
-                try:
-                    store.heartbeat(self._worker, member, self._lease)
-                except Exception as e:  # a busy or failing store: try again at the next beat
-                    print(f"populace: heartbeat of member {member} failed: {e}",
-                          file=sys.stderr)
+                for member in self._watched():
+                    try:
+                        store.heartbeat(self._worker, member, self._lease)
+                    except Exception as e:  # a busy or failing store: try again next beat
+                        print(f"populace: heartbeat of member {member} failed: {e}",
+                              file=sys.stderr)
         finally:
             store.close()
 
@@ -207,9 +221,7 @@ class Worker:
         self.config = RunConfig.from_dict(record.run)
         # a server that restarts is waited for, as long as the member's lease lasts
         store.patience = self.config.lease_seconds
-        self.storage = CheckpointStorage(record.checkpoints)
-        # a folder that is not mounted here is not a run whose checkpoints all broke
-        self.storage.check(store.meta("run"))
+        self.storage = run_storage(store)
         self.ready = self.config.make_ready()
         self.decide = make_decide(self.config, space)
         self.replace = (make_decide(self.config, space, burn_in=False)

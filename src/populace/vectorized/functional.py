@@ -1,0 +1,163 @@
+"""The population as one functional model: every member's parameters and buffers stacked
+along a leading axis (torch.func.stack_module_state), and one forward and gradient for all
+members at once (vmap over functional_call and grad).
+
+Buffers are stacked too, so a layer that updates one in place in training mode (batch
+norm's running statistics) updates each member's own slice. A model vmap cannot run
+is refused before training, naming the layer: a trial step on two members runs under
+hooks that note which layer was running when it failed (an in-place write of a
+member's value into a tensor made for all, a branch on a tensor's value, `.item()`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+from populace.errors import ConfigError
+from populace.vectorized.context import Reads, member_hparams
+from populace.vectorized.data import Batch
+
+if TYPE_CHECKING:
+    from populace.vectorized.trainable import VectorizedTrainable
+
+Tensors = dict[str, Tensor]
+
+LIMITS = "https://pytorch.org/docs/stable/func.ux_limitations.html"
+
+
+def build_member(trainable: VectorizedTrainable, seed: int) -> nn.Module:
+    """The member's fresh model: `trainable.model(seed)` with torch seeded by `seed` (the
+    caller's random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = trainable.model(seed)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{type(trainable).__name__}.model must return an nn.Module, got "
+                        f"{type(module).__name__}")
+    return module
+
+
+def stack(modules: Sequence[nn.Module], device: torch.device) -> tuple[nn.Module, Tensors,
+                                                                         Tensors]:
+    """The members' parameters and buffers stacked (leading axis: member), on `device`, and
+    a skeleton of the model on the meta device to call them through."""
+    params, buffers = stack_module_state(list(modules))
+    base = copy.deepcopy(modules[0]).to("meta")
+    return (base, {k: v.detach().to(device) for k, v in params.items()},
+            {k: v.detach().to(device) for k, v in buffers.items()})
+
+
+class Functional:
+    """The trainable's loss and metrics, run for every member in one vmapped call.
+
+    `read` collects the hparams the model and the loss read (`hparams.check_read`).
+    """
+
+    def __init__(self, trainable: VectorizedTrainable, base: nn.Module,
+                 eval_chunk: int | None = None):
+        self.trainable, self.base = trainable, base
+        self.read: set[str] = set()
+        # dropout masks differ between members; everything else is the same per member
+        self._grads = vmap(grad_and_value(self._loss), randomness="different")
+        self._metrics = vmap(self._member_metrics, randomness="different",
+                             chunk_size=eval_chunk)
+
+    def _call(self, params: Tensors, buffers: Tensors, inputs: Sequence[Tensor]) -> Any:
+        return functional_call(self.base, (params, buffers), tuple(inputs))
+
+    def _loss(self, params: Tensors, buffers: Tensors, hparams: Mapping[str, Tensor],
+              batch: Batch) -> Tensor:
+        hp = Reads(hparams, self.read)
+        with member_hparams(hp):
+            output = self._call(params, buffers, self.trainable.inputs(batch))
+        return self.trainable.loss(output, batch, hp)
+
+    def _member_metrics(self, params: Tensors, buffers: Tensors,
+                        hparams: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        def model(*inputs: Tensor) -> Any:
+            return self._call(params, buffers, inputs)
+
+        with member_hparams(hparams):
+            metrics = self.trainable.metrics(model)
+        return {name: torch.as_tensor(value) for name, value in metrics.items()}
+
+    def grads(self, params: Tensors, buffers: Tensors, hparams: Mapping[str, Tensor],
+              batch: Batch) -> tuple[Tensors, Tensor]:
+        """Every member's gradient and loss on its own batch."""
+        self.base.train()
+        grads, loss = self._grads(params, buffers, hparams, batch)
+        return grads, loss
+
+    def metrics(self, params: Tensors, buffers: Tensors,
+                hparams: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Every member's metrics (one value per member each), the model in eval mode."""
+        self.base.eval()
+        with torch.no_grad():
+            metrics: dict[str, Tensor] = self._metrics(params, buffers, hparams)
+        return metrics
+
+    def trial(self, params: Tensors, buffers: Tensors, hparams: Mapping[str, Tensor],
+              batch: Batch) -> None:
+        """A gradient and the metrics of the members given (two suffice), refused with the
+        layer that could not run under vmap and what to do instead."""
+        for what, run in (("loss", lambda: self.grads(params, buffers, hparams, batch)),
+                          ("metrics", lambda: self.metrics(params, buffers, hparams))):
+            with _running_layer(self.base) as running:
+                try:
+                    run()
+                except Exception as e:
+                    raise ConfigError(_unvmappable(self.base, running, what, e)) from e
+
+
+@contextmanager
+def _running_layer(base: nn.Module) -> Iterator[list[str]]:
+    """The names of the layers running now, outermost first, kept by forward hooks."""
+    running: list[str] = []
+
+    def enter(name: str) -> Callable[..., None]:
+        return lambda *_: running.append(name)
+
+    def leave(*_: Any) -> None:  # a hook that returned something would replace the output
+        running.pop()
+
+    handles = []
+    for name, layer in base.named_modules():
+        handles.append(layer.register_forward_pre_hook(enter(name)))
+        handles.append(layer.register_forward_hook(leave))
+    try:
+        yield running
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _unvmappable(base: nn.Module, running: list[str], what: str, error: Exception) -> str:
+    """Why the model (or the trainable's loss or metrics) cannot train vmapped, and what
+    to do instead."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = str(error).lower()
+    if any(w in text for w in ("inplace", "in-place", "in place", "match the broadcast")):
+        advice = ("an in-place operation writes a value that differs per member into a tensor "
+                  "all members share (a buffer, or a tensor made in forward): write it out "
+                  "of place (y = x + z, not x += z or x.add_(z))")
+    elif any(w in text for w in ("item()", "data-dependent", "boolean value", "data dependent")):
+        advice = ("it branches on a tensor's value (if or while on a tensor, .item(), "
+                  "int(tensor)), and the value differs per member: compute both branches and "
+                  "choose with torch.where, and return tensors, not Python numbers")
+    else:
+        advice = f"see what vmap cannot run: {LIMITS}"
+    if running:
+        layer = type(base.get_submodule(running[-1])).__name__
+        where = f"layer {running[-1] or 'the model'} ({layer})"
+    else:
+        where = f"the trainable's {what}"
+    return (f"a vectorized run cannot train this model: {where} failed under vmap ({reason}); "
+            f"{advice}")
+

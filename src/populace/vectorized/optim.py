@@ -1,0 +1,177 @@
+"""Optimizers over a stacked population: torch.optim's update rules with each hparam a
+tensor of shape [population], and every state tensor stacked like the parameters.
+
+One update moves every member by its own learning rate, momentum, weight decay,
+betas and eps, so PBT's explore step is a write into those tensors and an exploit's
+copy of the optimizer state is a slice copy. The rules follow torch.optim's
+single-tensor code (SGD, Adam, AdamW in torch 2.x) operation for operation, so a
+member matches the same member trained alone by torch.optim within float
+tolerance (tests/test_vectorized.py checks it). Scalars are kept in float64, as
+torch.optim keeps them in Python floats, so Adam's bias corrections agree too.
+
+State is a flat dict of stacked tensors: "step" (each member's update count) and
+"<slot>/<parameter name>"; `update` returns new tensors, so a run can keep the
+old ones for members that do not train this step.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+Tensors = dict[str, Tensor]
+
+
+def _per_member(value: Tensor, like: Tensor) -> Tensor:
+    """A [population] tensor shaped to broadcast over a stacked tensor like `like` (a
+    number in `like`'s dtype, a mask as it is)."""
+    if value.is_floating_point():
+        value = value.to(like.dtype)
+    return value.view(-1, *[1] * (like.dim() - 1))
+
+
+class StackedOptimizer(ABC):
+    """An update rule over stacked tensors, and the torch.optim optimizer it stands for."""
+
+    # the hparams it reads per member; any of them may be in a run's space
+    hparams: ClassVar[tuple[str, ...]]
+    slots: ClassVar[tuple[str, ...]]  # state tensors kept per parameter
+
+    def defaults(self) -> dict[str, float]:
+        """Each hparam's value for members whose space does not set it."""
+        return {name: float(value) for name, value in asdict(self).items()  # type: ignore[call-overload]
+                if name in self.hparams}
+
+    def init(self, params: Mapping[str, Tensor]) -> Tensors:
+        """The state of members that have not taken a step."""
+        population = next(iter(params.values())).shape[0]
+        state = {"step": torch.zeros(population, dtype=torch.float64,
+                                     device=next(iter(params.values())).device)}
+        for slot in self.slots:
+            state.update({f"{slot}/{name}": torch.zeros_like(p) for name, p in params.items()})
+        return state
+
+    @abstractmethod
+    def update(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor],
+               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> tuple[Tensors, Tensors]:
+        """One step for every member: the new parameters and the new state."""
+
+    @abstractmethod
+    def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+        """The torch.optim optimizer one member trained alone uses (before `apply`)."""
+
+    def apply(self, optimizer: torch.optim.Optimizer, hparams: Mapping[str, Any]) -> None:
+        """Put a member's hparams in force on its plain optimizer's param groups."""
+        values = {**self.defaults(), **{k: v for k, v in hparams.items() if k in self.hparams}}
+        for group in optimizer.param_groups:
+            for name, value in values.items():
+                if name in ("beta1", "beta2"):
+                    betas = list(group["betas"])
+                    betas[name == "beta2"] = float(value)
+                    group["betas"] = tuple(betas)
+                else:
+                    group[name] = float(value)
+
+
+@dataclass(frozen=True)
+class SGD(StackedOptimizer):
+    """torch.optim.SGD: momentum (with dampening, optionally Nesterov) and weight decay.
+
+    A member with momentum 0 steps along its gradient, as torch.optim.SGD without a
+    momentum buffer does; `nesterov` is one choice for the whole run.
+    """
+
+    lr: float = 0.01
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+    hparams = ("lr", "momentum", "dampening", "weight_decay")
+    slots = ("momentum",)
+
+    def update(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor],
+               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> tuple[Tensors, Tensors]:
+        # per member, so each parameter costs four passes and no elementwise branch: a
+        # first step (no buffer yet) takes the gradient as its buffer, as torch.optim
+        # does, and so does every step of a member without momentum
+        first = state["step"] == 0
+        momentum = torch.where(first, 0.0, hp["momentum"])
+        plain = first | (hp["momentum"] == 0)
+        fresh = torch.where(plain, 1.0, 1 - hp["dampening"])
+        new_params, new_state = {}, {"step": state["step"] + 1}
+        for name, p in params.items():
+            g = torch.addcmul(grads[name], _per_member(hp["weight_decay"], p), p)
+            buffer = torch.addcmul(_per_member(momentum, p) * state[f"momentum/{name}"],
+                                   _per_member(fresh, p), g)
+            if self.nesterov:
+                direction = torch.addcmul(g, _per_member(hp["momentum"], p), buffer)
+            else:
+                direction = buffer  # the gradient itself, for a member without momentum
+            new_params[name] = torch.addcmul(p, _per_member(-hp["lr"], p), direction)
+            new_state[f"momentum/{name}"] = buffer
+        return new_params, new_state
+
+    def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                               dampening=self.dampening, weight_decay=self.weight_decay,
+                               nesterov=self.nesterov)
+
+
+@dataclass(frozen=True)
+class Adam(StackedOptimizer):
+    """torch.optim.Adam (without amsgrad); the betas are the hparams beta1 and beta2."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+    hparams = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    slots = ("exp_avg", "exp_avg_sq")
+    decoupled: ClassVar[bool] = False  # AdamW: decay the weights, not the gradient
+
+    def update(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor],
+               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> tuple[Tensors, Tensors]:
+        step = state["step"] + 1
+        beta1, beta2 = hp["beta1"], hp["beta2"]
+        # in float64, as torch.optim computes them in Python floats
+        step_size = hp["lr"] / (1 - beta1 ** step)
+        correction2_sqrt = (1 - beta2 ** step).sqrt()
+        new_params, new_state = {}, {"step": step}
+        for name, p in params.items():
+            g = grads[name]
+            if self.decoupled:  # the factor in float64, as torch.optim computes it
+                p = p * _per_member(1 - hp["lr"] * hp["weight_decay"], p)
+            else:
+                g = torch.addcmul(g, _per_member(hp["weight_decay"], p), p)
+            exp_avg = torch.lerp(state[f"exp_avg/{name}"], g, _per_member(1 - beta1, p))
+            exp_avg_sq = torch.addcmul(state[f"exp_avg_sq/{name}"] * _per_member(beta2, p),
+                                       g * _per_member(1 - beta2, p), g)
+            denom = exp_avg_sq.sqrt().div_(_per_member(correction2_sqrt, p))
+            denom.add_(_per_member(hp["eps"], p))
+            new_params[name] = torch.addcmul(p, _per_member(-step_size, p), exp_avg / denom)
+            new_state[f"exp_avg/{name}"], new_state[f"exp_avg_sq/{name}"] = exp_avg, exp_avg_sq
+        return new_params, new_state
+
+    def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+        kind = torch.optim.AdamW if self.decoupled else torch.optim.Adam
+        return kind(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps,
+                    weight_decay=self.weight_decay)
+
+
+@dataclass(frozen=True)
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with weight decay applied to the weights (decoupled)."""
+
+    weight_decay: float = 1e-2
+    decoupled: ClassVar[bool] = True
+
+
+OPTIMIZERS: dict[str, type[StackedOptimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

@@ -1,0 +1,306 @@
+"""The vectorized executor: one worker that holds every member's lease and trains them all
+as one batched model.
+
+It claims each member it can from the store, as any worker does, and puts the member's
+slice in the state the member's row names: unchanged when the slice holds that
+checkpoint already; a gather from the slice that holds it, when it is another member's
+checkpoint still in memory (an exploit's copy, bit for bit); else the file, hash-checked.
+Then it trains every member it holds, one vmapped call a step, and at each member's
+ready point evaluates, writes one checkpoint file for the members ready together and
+reports each (`Store.report` with the worker's `decide`: the same Snapshot, exploit and
+explore, events, waits and lineage as any run). A reported member is ready again at
+once, and the next claim takes it back with whatever the decision made of it.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from populace import stopping
+from populace.checkpoints import CheckpointRef
+from populace.errors import ConfigError
+from populace.space import Space
+from populace.store import MemberRow, Report, Store, StoreError
+from populace.vectorized import layout
+from populace.vectorized.population import Population
+from populace.vectorized.trainable import VectorizedTrainable
+from populace.worker import (
+    IDLE_POLL,
+    Heartbeat,
+    ScoreNotFinite,
+    Worker,
+    check_finite,
+    copy_seed,
+    member_seed,
+    score_of,
+)
+
+# what a slice holds when it is not the state of a checkpoint (else: that checkpoint's id)
+FRESH = -1  # the member's state from its seed, before its first checkpoint
+TRAINED = -2  # trained on past the state it was restored to
+UNKNOWN = -3  # a segment failed in it: whatever it holds is restored again
+
+
+def device_of(name: str) -> torch.device:
+    """The device the setting `device` names: 'auto' is the GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} is not available here: torch {torch.__version__} "
+                          "sees no CUDA GPU; use device 'cpu', or 'auto' (the GPU when there "
+                          "is one)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r} is not available here: this machine has "
+                          f"{torch.cuda.device_count()} CUDA GPU(s)")
+    return device
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A member the run holds, training from `member.step` to its next ready point."""
+
+    member: MemberRow
+    row: int
+    end: int  # the last step the segment may reach (the run's end, or a replay's entry)
+    started: float
+
+
+class Leases(Heartbeat):
+    """Renews the lease of every member the run holds: the worker's heartbeat, for many
+    members at once."""
+
+    def __init__(self, url: str, worker: str, lease: float):
+        self._held: set[int] = set()  # before the thread starts, which reads it
+        super().__init__(url, worker, lease)
+
+    def hold(self, members: Iterable[int]) -> None:
+        with self._lock:
+            self._held.update(members)
+
+    def drop(self, member: int) -> None:
+        with self._lock:
+            self._held.discard(member)
+
+    def _watched(self) -> list[int]:
+        with self._lock:
+            return sorted(self._held)
+
+
+class VectorizedWorker(Worker):
+    """A worker that trains every member it holds at once (see the module's doc)."""
+
+    reported_by = "metrics"
+    leases: Leases
+
+    def __init__(self, store: Store, trainable: type[VectorizedTrainable], space: Space):
+        super().__init__(store, trainable, space)
+        self.id = f"vectorized-{self.id}"
+        members = store.members()
+        self.rows = {m.id: i for i, m in enumerate(members)}
+        self.seeds = [member_seed(self.config.seed, m.id) for m in members]
+        self.population = Population(trainable(), space, self.seeds,
+                                     device_of(self.config.device))
+        self.population.hparams.set(list(range(len(members))), [m.hparams for m in members])
+        self.population.check(members[0].hparams)
+        self.holds = [FRESH] * len(members)
+        self.held: dict[int, Segment] = {}  # by member id
+        # claimed first, as a worker claims again the member it carries on with: the run
+        # reports in the order one inline worker would, so it is the same run
+        self.prefer: int | None = None
+        self.resumed = False  # torch's random state taken from a checkpoint once
+
+    def run(self) -> int:
+        """Claim, train and report until the run is done; return the segments trained."""
+        self.leases = Leases(self.store.url, self.id, self.config.lease_seconds)
+        try:
+            return self._train()
+        except StoreError:
+            raise  # the store failed: stop; the leases expire
+        except BaseException:  # interrupted: no member is at fault
+            for member in list(self.held):
+                self.store.release(self.id, member)
+            raise
+        finally:
+            self.leases.close()
+
+    def _train(self) -> int:
+        segments, claim = 0, True
+        while True:
+            stopping.check()
+            if claim:
+                self._claim()
+                claim = False
+            if not self.held:
+                if self._finished():
+                    return segments
+                time.sleep(IDLE_POLL)  # leases of a killed run, not yet expired
+                claim = True
+                continue
+            rows = np.array(sorted(s.row for s in self.held.values()))
+            try:
+                self.population.train(rows)
+            except Exception:  # one call trains them all: each one's segment failed
+                self._fail(list(self.held.values()), traceback.format_exc())
+                claim = True
+                continue
+            stopping.check()
+            ready = [s for s in self.held.values() if self._is_ready(s)]
+            if ready:
+                segments += self._report(ready)
+                claim = True
+
+    def _is_ready(self, segment: Segment) -> bool:
+        step = int(self.population.steps[segment.row])
+        return step >= segment.end or self.ready(step - segment.member.step,
+                                                 time.monotonic() - segment.started)
+
+    # -- claim and restore -------------------------------------------------------------
+
+    def _claim(self) -> None:
+        """Claim every member the store hands out, and restore each one's slice."""
+        claimed = []
+        while (member := self.store.claim(self.id, self.config.lease_seconds,
+                                          self.prefer)) is not None:
+            if member.id not in self.held:  # else: its own lease, renewed late; it trains on
+                claimed.append(member)
+        if claimed:
+            self.leases.hold(m.id for m in claimed)
+            self._restore(claimed)
+
+    def _restore(self, claimed: Sequence[MemberRow]) -> None:
+        """Put each claimed member's slice in the state its row names, and its hparams in
+        force (the explored ones after an exploit, never the donor's)."""
+        in_memory = {c: row for row, c in enumerate(self.holds) if c >= 0}
+        copies: dict[int, int] = {}
+        files: list[MemberRow] = []
+        for member in claimed:
+            row, want = self.rows[member.id], member.checkpoint.id if member.checkpoint else FRESH
+            if self.holds[row] != want and want in in_memory:
+                copies[row] = in_memory[want]
+            elif self.holds[row] != want:
+                files.append(member)
+        self.population.take(copies)  # every copy reads the slices as they were
+        loaded = {m.id: m for m in self._load(files)}
+        now = time.monotonic()
+        members = [loaded.get(m.id, m) for m in claimed]
+        for member in members:
+            row = self.rows[member.id]
+            if (seed := copy_seed(self.config.seed, member)) is not None:
+                self.population.keys[row] = seed  # a copy's own data order
+            self.population.steps[row] = member.step
+            scheduled = self.config.scheduled(member.step)
+            if scheduled is not None and scheduled != member.hparams:  # a replay's entry
+                member = replace(member, hparams=scheduled)
+            self.holds[row] = TRAINED
+            self.held[member.id] = Segment(member, row, self.config.segment_end(member.step),
+                                           now)
+        self.population.hparams.set([s.row for s in self.held.values()],
+                                    [s.member.hparams for s in self.held.values()])
+
+    def _load(self, members: Sequence[MemberRow]) -> list[MemberRow]:
+        """Slices from checkpoint files, each file read once; a member whose file is
+        damaged goes back to its previous checkpoint (`checkpoint_path`), or to its seed."""
+        by_file: dict[Path, list[MemberRow]] = defaultdict(list)
+        fresh: list[MemberRow] = []
+        done = []
+        for member in members:
+            member, path = self.checkpoint_path(member)
+            (fresh if path is None else by_file[path]).append(member)
+            done.append(member)
+        for path, group in by_file.items():
+            saved = layout.read(path)
+            rows = [self.rows[m.id] for m in group]
+            at = [saved.row(m.checkpoint.member if m.checkpoint else None) for m in group]
+            self.population.put(rows, {k: v[at] for k, v in saved.state.items()})
+            self.population.keys[rows] = saved.keys[at]
+            if not self.resumed:  # dropout masks go on from where the run left them
+                saved.restore_rng()
+                self.resumed = True
+        self.population.fresh([self.rows[m.id] for m in fresh],
+                              [self.seeds[self.rows[m.id]] for m in fresh])
+        return done
+
+    # -- report ------------------------------------------------------------------------
+
+    def _report(self, ready: list[Segment]) -> int:
+        """Evaluate the members at their ready points, checkpoint them in one file and
+        report each; a member whose score is not finite fails alone."""
+        rows = np.array([s.row for s in ready])
+        try:
+            evaluated = self.population.evaluate(rows)
+        except Exception:
+            self._fail(ready, traceback.format_exc())
+            return len(ready)
+        scored, failed = [], []
+        for segment, metrics in zip(ready, evaluated, strict=True):
+            score, values = score_of(metrics, self.config.score, self.reported_by)
+            step = int(self.population.steps[segment.row])
+            try:
+                check_finite(score, self.config.score, segment.member.id, step)
+                scored.append((segment, step, score, values))
+            except ScoreNotFinite as e:
+                failed.append((segment, str(e)))
+        for segment, error in failed:
+            self._fail([segment], error)
+        if scored:
+            at = np.array([s.row for s, *_ in scored])
+            ref = self.storage.write(lambda path: layout.save(
+                path, [s.member.id for s, *_ in scored], self.population.tensors(at),
+                self.population.keys[at], self.population.steps[at]))
+            for segment, step, score, values in scored:
+                self._hand_in(segment, step, score, values, ref)
+        return len(ready)
+
+    def _hand_in(self, segment: Segment, step: int, score: float, metrics: dict[str, float],
+                 ref: CheckpointRef) -> None:
+        """Store the member's result with its slice of the file, and the decision it
+        triggers, in one transaction."""
+        member = segment.member
+        outcome = self.store.report(Report(
+            member=member.id, worker=self.id, start=member.step, step=step, score=score,
+            metrics=metrics, hparams=member.hparams, key=ref.key, sha256=ref.sha256,
+            bytes=ref.bytes, final=step >= self.config.steps,
+            seconds=time.monotonic() - segment.started,
+        ), self.decide, self.config.keep_checkpoints)
+        for key in outcome.collect:
+            self.storage.delete(key)
+        # the slice holds the checkpoint just written, unless the lease had been lost
+        written = outcome.checkpoint if outcome.accepted else None
+        self.holds[segment.row] = UNKNOWN if written is None else written
+        self.prefer = member.id if written is not None and outcome.decision is None else None
+        self._let_go(segment)
+
+    def _let_go(self, segment: Segment) -> None:
+        """The member is reported (or failed): its lease is the store's again."""
+        del self.held[segment.member.id]
+        self.leases.drop(segment.member.id)
+
+    def _fail(self, segments: Sequence[Segment], error: str) -> None:
+        """Each segment failed: the store retries the member from its checkpoint, fails it
+        or replaces it, as for any worker's."""
+        self.prefer = None
+        for segment in segments:
+            self.store.fail(self.id, segment.member.id, error, self.config.retries,
+                            self.replace, self.decide)
+            self.holds[segment.row] = UNKNOWN
+            self._let_go(segment)
+
+
+def run_vectorized(store: Store, trainable: Any, space: Space) -> int:
+    """Train the run in `store` with `trainable` (a VectorizedTrainable) until it is done."""
+    if not (isinstance(trainable, type) and issubclass(trainable, VectorizedTrainable)):
+        name = getattr(trainable, "__qualname__", repr(trainable))
+        raise ConfigError(f"executor vectorized trains a VectorizedTrainable "
+                          f"(populace.vectorized), got {name}: train it with executor "
+                          "local, inline or ray")
+    return VectorizedWorker(store, trainable, space).run()

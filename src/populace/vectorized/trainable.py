@@ -1,0 +1,113 @@
+"""What a user writes for a vectorized run: one member's model, data, loss and metrics.
+
+    class Digits(VectorizedTrainable):
+        optimizer = SGD(lr=0.1, momentum=0.9)     # defaults; the space's hparams override
+
+        def model(self, seed):                    # torch is seeded with `seed` already
+            return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), Dropout("dropout"),
+                                 nn.Linear(128, 10))
+
+        def data(self):                           # each member's own order of the rows
+            return Shuffled(x_train, y_train, batch_size=64)
+
+        def loss(self, output, batch, hparams):   # one member's; hparams: 0-d tensors
+            return F.cross_entropy(output, batch[1])
+
+        def metrics(self, model):                 # one member's, the model in eval mode
+            return {"accuracy": (model(x_val).argmax(1) == y_val).float().mean()}
+
+populace stacks every member's model and trains them all in one vmapped call a step,
+on the device the run names. Each hook is written for one member and runs under vmap,
+so it must use tensor operations only (no `.item()`, no Python branch on a tensor).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import Tensor, nn
+
+from populace.errors import ConfigError
+from populace.space import Constant, Space
+from populace.trainable import Trainable
+from populace.vectorized import layout
+from populace.vectorized.data import Batch, Data
+from populace.vectorized.optim import SGD, StackedOptimizer
+from populace.vectorized.population import Population
+
+ONLY_VECTORIZED = (
+    "{name} is a VectorizedTrainable: the whole population trains at once in one process "
+    "(populace run SCRIPT --store ..., or populace.run(...)), never member by member, so "
+    "`populace worker` cannot train it")
+
+
+class VectorizedTrainable(Trainable):
+    """One member's training, which populace runs for the whole population at once.
+
+    As a `Trainable` it only builds and evaluates a population of one (what
+    `populace.run` checks before it writes anything); training goes through the
+    vectorized executor.
+    """
+
+    optimizer: ClassVar[StackedOptimizer] = SGD()
+    # members evaluated in one vmapped call (None: all at once); lower it when a large
+    # population's evaluation does not fit in memory
+    eval_chunk: ClassVar[int | None] = None
+
+    @abstractmethod
+    def model(self, seed: int) -> nn.Module:
+        """A fresh member's model (torch's generator is seeded with `seed` around the call)."""
+
+    @abstractmethod
+    def data(self) -> Data:
+        """The training batches of every member (`Shuffled`, or your own `Data`)."""
+
+    @abstractmethod
+    def loss(self, output: Any, batch: Batch, hparams: Mapping[str, Tensor]) -> Tensor:
+        """One member's training loss, a 0-d tensor, from its model's output on its batch."""
+
+    @abstractmethod
+    def metrics(self, model: Callable[..., Any]) -> Mapping[str, Tensor]:
+        """One member's metrics as 0-d tensors (the run's score among them); `model(x)`
+        calls the member's model, in eval mode and without gradients."""
+
+    def inputs(self, batch: Batch) -> tuple[Tensor, ...]:
+        """What the model is called with, from a batch: its first tensor by default."""
+        return (batch[0],)
+
+    # -- the Trainable hooks: a population of one, for populace.run's check -------------
+
+    def build(self, hparams: Mapping[str, Any], seed: int) -> None:
+        """A population of one member on the CPU, checked as a run checks its population."""
+        space = Space({name: Constant(value) for name, value in hparams.items()})
+        self._probe = Population(self, space, [seed])
+        self._probe.hparams.set([0], [hparams])
+        self._probe.check(hparams)
+
+    def evaluate(self) -> Mapping[str, float]:
+        """The metrics of the member `build` made."""
+        return self._built().evaluate(np.arange(1))[0]
+
+    def save(self, path: Path) -> None:
+        """The member `build` made, in a vectorized run's checkpoint layout."""
+        probe, rows = self._built(), np.arange(1)
+        layout.save(path, [0], probe.tensors(rows), probe.keys, probe.steps)
+
+    def _built(self) -> Population:
+        if not hasattr(self, "_probe"):
+            raise ConfigError(f"{type(self).__name__}: call build first")
+        probe: Population = self._probe
+        return probe
+
+    def step(self) -> None:
+        raise ConfigError(ONLY_VECTORIZED.format(name=type(self).__name__))
+
+    def load(self, path: Path) -> None:
+        raise ConfigError(ONLY_VECTORIZED.format(name=type(self).__name__))
+
+    def apply(self, hparams: Mapping[str, Any]) -> None:
+        raise ConfigError(ONLY_VECTORIZED.format(name=type(self).__name__))
