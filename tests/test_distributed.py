@@ -119,6 +119,24 @@ def test_a_worker_without_the_runs_script_is_told_to_give_it(tmp_path, capsys):
     _check_finished(str(store), 20)
 
 
+def test_a_worker_trains_a_run_whose_head_stopped_before_marking_its_checkpoints(tmp_path):
+    """The head was stopped between creating the run and marking its checkpoint folder
+    (seen in CI): the run has trained nothing, so the worker marks the folder itself."""
+    from populace.config import RunConfig
+    from populace.store import RunRecord
+    from populace.strategies import space_to_dict
+
+    s = load_script(COUNTER)
+    store = open_store(tmp_path / "run.db")
+    store.create(RunRecord(run=RunConfig(**{**s.config, "steps": 8}).to_dict(),
+                           space=space_to_dict(s.space), checkpoints=str(tmp_path / "c"),
+                           trainable="counter:Counter", script=str(COUNTER)),
+                 [{"x": 0.1 * (i + 1)} for i in range(4)])
+    store.close()
+    assert main(["worker", "--store", str(tmp_path / "run.db")]) == 0
+    _check_finished(str(tmp_path / "run.db"), 8)
+
+
 def test_a_terminated_worker_gives_its_member_back(tmp_path):
     store = tmp_path / "run.db"
     head = _head(COUNTER, store)

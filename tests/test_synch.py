@@ -107,6 +107,23 @@ def test_synch_run_decides_generation_by_generation(tmp_path, executor):
             assert reported == {0, 1, 2, 3}, (r, reported)
 
 
+def test_a_synch_run_repeats_whatever_order_its_workers_report_in(tmp_path):
+    """The README's promise: with --synch, several workers, the same seed: the same run."""
+    script = load_script(COUNTER)
+
+    def decisions(name):
+        populace.run(script.trainable, script.space, store=tmp_path / name, script=COUNTER,
+                     progress=False, **{**script.config, "synch": True, "workers": 2,
+                                        "population": 4, "seed": 7})
+        store = open_store(tmp_path / name)
+        return ([(e.member, e.donor, e.step, e.after) for e in store.events("exploit")],
+                [(m.id, m.hparams, m.score) for m in store.members()])
+
+    first = decisions("a.db")
+    assert first[0]  # it exploited
+    assert decisions("b.db") == first
+
+
 def test_synch_run_survives_a_worker_killed_mid_generation(tmp_path):
     store_path = tmp_path / "k.db"
     config = tmp_path / "c.yaml"

@@ -79,7 +79,9 @@ class Counter(Trainable):
         return {"total": total, "x": self.x}
 
     def save(self, path):
-        if os.environ.get("COUNTER_DISK_FULL"):  # a full disk, halfway through the file
+        # a disk that fills once training starts (the run's preflight saves untrained),
+        # halfway through the file
+        if os.environ.get("COUNTER_DISK_FULL") and self.trained:
             path.write_text("{")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         path.write_text(json.dumps(self.total))
