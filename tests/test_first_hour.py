@@ -322,3 +322,33 @@ def test_a_run_stops_when_its_time_budget_is_spent_and_resumes_with_more(tmp_pat
     again = populace.load_result(store)
     assert "time_budget of 3 s spent" in again.stopped
     assert sum(m.step for m in again.members) > trained
+
+
+def test_ttest_takes_its_window_and_significance_from_flags(tmp_path):
+    store = tmp_path / "t.db"
+    assert main(["run", str(COUNTER), "--store", str(store), "--executor", "inline",
+                 "--quiet", "--steps", "8", "--exploit", "ttest", "--window", "3",
+                 "--significance", "0.1"]) == 0
+    run = open_store(store).config().run
+    assert run["exploit"] == {"name": "ttest", "window": 3, "significance": 0.1}
+
+
+@pytest.mark.parametrize("key, words", [
+    ("fraction", "fraction is a parameter of exploit 'truncation'"),
+    ("noise_scale", "scale is a parameter of explore 'noise'"),
+    ("ready", "(ready_steps or ready_seconds)"),
+])
+def test_a_config_file_key_that_is_a_strategy_parameter_says_where_it_goes(tmp_path, capsys,
+                                                                            key, words):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"{key}: 1\n")
+    assert main(["run", str(COUNTER), "--store", str(tmp_path / "c.db"), "--config",
+                 str(config)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "schedule" not in err
+
+
+def test_an_initial_of_another_size_says_how_to_mend_it(tmp_path, capsys):
+    assert main(["run", str(TOY), "--store", str(tmp_path / "t.db"), "--population", "4"]) == 2
+    assert "leave initial out (a script's `initial` list too)" in " ".join(
+        capsys.readouterr().err.split())

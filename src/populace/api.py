@@ -162,7 +162,8 @@ def _initial(space: Space, config: RunConfig,
     if len(initial) != config.population:
         raise ConfigError(
             f"initial must give hparams for each of the {config.population} members, "
-            f"got {len(initial)}"
+            f"got {len(initial)}: give one per member, or leave initial out (a script's "
+            "`initial` list too) to draw them from the space's prior"
         )
     return [space.normalize(h) for h in initial]
 

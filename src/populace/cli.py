@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--exploit",
                    help="truncation | tournament | ttest | none | package.module:Name")
     r.add_argument("--fraction", type=float, help="truncation: bottom/top fraction (0.2)")
+    r.add_argument("--window", type=int, help="ttest: recent scores compared (10)")
+    r.add_argument("--significance", type=float, help="ttest: the test's level (0.05)")
     r.add_argument("--explore", help="perturb | resample | perturb-or-resample | noise | keep"
                                      " | package.module:Name")
     r.add_argument("--noise-scale", type=float, help="noise: standard deviation added")
@@ -198,7 +200,9 @@ def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[st
             for key in READY:
                 settings.pop(key, None)
         settings.update(layer)
-    _strategy(settings, "exploit", args.exploit, {"fraction": args.fraction})
+    _strategy(settings, "exploit", args.exploit, {
+        "fraction": args.fraction, "window": args.window, "significance": args.significance,
+    })
     _strategy(settings, "explore", args.explore, {
         "factors": _factors(args.factors), "probability": args.resample_probability,
         "scale": args.noise_scale,

@@ -6,12 +6,14 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from populace.checks import flag, is_real, number, one_of, refused, text, whole
 from populace.errors import ConfigError
 from populace.strategies import (
+    EXPLOIT,
+    EXPLORE,
     Exploit,
     Explore,
     Ready,
@@ -23,6 +25,7 @@ from populace.strategies import (
 )
 
 MODES = ("max", "min")
+INTERNAL = {"schedule"}  # set by `populace replay`, not by a user
 EXECUTORS = ("inline", "local", "ray", "vectorized")
 # executor vectorized: where the population's tensors live (auto: the GPU when there is one)
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
@@ -221,9 +224,23 @@ class RunConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(
-                f"unknown setting {unknown[0]!r}; allowed: {', '.join(sorted(known))}"
+                f"unknown setting {unknown[0]!r}{_hint(unknown[0])}; allowed: "
+                f"{', '.join(sorted(known - INTERNAL))}"
             )
         return cls(**data)
+
+
+def _hint(key: str) -> str:
+    """Where a setting that is not one belongs: a strategy's parameter, or a ready rule."""
+    if key == "ready":
+        return " (ready_steps or ready_seconds)"
+    param = key.rsplit("_", 1)[-1]  # noise_scale, resample_probability: the flags' names
+    for kind, registry in (("exploit", EXPLOIT), ("explore", EXPLORE)):
+        for name, strategy in registry.items():
+            if is_dataclass(strategy) and param in {f.name for f in fields(strategy)}:
+                return (f" ({param} is a parameter of {kind} {name!r}: {kind}: "
+                        f"{{name: {name}, {param}: ...}})")
+    return ""
 
 
 def strategy_spec(kind: str, value: Any) -> dict[str, Any]:
