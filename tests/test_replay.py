@@ -10,6 +10,7 @@ import populace
 from populace.cli import main
 from populace.replay import replay
 from populace.report import write_report
+from populace.results import result_of
 from populace.script import load_script
 from populace.store import RunRecord, open_store
 from populace.strategies import space_to_dict
@@ -136,3 +137,22 @@ def test_replay_trains_with_the_run_seed_unless_given_another(tmp_path, capsys):
         finally:
             db.close()
         assert member.score == (member_seed(seed, 0) % 10007) / 10007
+
+
+def test_replay_of_a_chosen_member_follows_its_own_schedule(tmp_path, capsys):
+    store = tmp_path / "toy.db"
+    assert main(["run", str(TOY), "--store", str(store), "--quiet"]) == 0
+    db = open_store(store)
+    best = result_of(db).best.id
+    other = 1 - best
+    expected = [{"step": e.step, "hparams": e.hparams} for e in result_of(db, other).schedule]
+    db.close()
+    capsys.readouterr()
+    out = tmp_path / "other.db"
+    assert main(["replay", str(store), "--member", str(other), "--out", str(out),
+                 "--quiet"]) == 0
+    assert f"PBT's member {other}" in capsys.readouterr().out
+    assert replay(store, tmp_path / "again.db", progress=False, member=other).schedule == \
+        expected
+    assert main(["replay", str(store), "--member", "7", "--quiet"]) == 2
+    assert "has members 0 to 1, not 7" in capsys.readouterr().err

@@ -115,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("store")
     rp.add_argument("--out", help="the replay's store (default: STORE's name + .replay.db)")
     rp.add_argument("--seed", type=int, help="the replay's seed (default: the run's)")
+    rp.add_argument("--member", type=int,
+                    help="replay this member's schedule (default: the best member's)")
     rp.add_argument("--quiet", action="store_true", help="no progress display")
 
     rt = sub.add_parser("retry", help="make the failed members of the run in STORE train "
@@ -368,9 +370,11 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    done = replay(args.store, args.out, progress=not args.quiet, seed=args.seed)
+    done = replay(args.store, args.out, progress=not args.quiet, seed=args.seed,
+                  member=args.member)
     console.print(f"replayed {len(done.schedule)} schedule entries into {done.store}")
-    console.print(f"score: replay {_number(done.score)}, PBT's best member "
+    whose = "best member" if args.member is None else f"member {args.member}"
+    console.print(f"score: replay {_number(done.score)}, PBT's {whose} "
                   f"{_number(done.pbt_score)}")
     if done.metrics:
         console.print("replay metrics: " + _metrics(done.metrics))

@@ -35,19 +35,21 @@ def default_replay_store(store: str | os.PathLike[str]) -> Path:
 
 
 def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
-           progress: bool = True, seed: int | None = None) -> Replay:
+           progress: bool = True, seed: int | None = None,
+           member: int | None = None) -> Replay:
     """Replay the best lineage's schedule of the run in `store` into the store `out`.
 
     The replay trains with the run's seed unless `seed` is given: replays under several
     seeds show how much of the best member's score the schedule itself accounts for,
     and how much its luck (the best member is picked on its score, so it was lucky).
+    `member` replays that member's lineage instead of the best one's.
     """
     if not store_exists(store):
         raise StoreError(f"{os.fspath(store)} does not exist")
     source = open_store(store)
     try:
         config = source.config()
-        best = result_of(source)
+        best = result_of(source, member)
     finally:
         source.close()
     trainable, space = source_of(config).load()

@@ -80,9 +80,14 @@ def load_result(store: str | os.PathLike[str]) -> RunResult:
         db.close()
 
 
-def result_of(store: Store) -> RunResult:
-    """The best member of the run in `store`, from the store alone."""
+def result_of(store: Store, member: int | None = None) -> RunResult:
+    """The best member of the run in `store` (or `member`), from the store alone."""
     members = store.members()
+    if member is not None:
+        if not 0 <= member < len(members):
+            raise StoreError(f"the run in {safe_url(store.url)} has members 0 to "
+                             f"{len(members) - 1}, not {member}")
+        return _result(store, members[member], members)
     live = [m for m in members if m.status != Status.FAILED]
     if not live:
         where = safe_url(store.url)
@@ -95,7 +100,11 @@ def result_of(store: Store) -> RunResult:
         scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),
         hparams=[m.hparams for m in live], maximize=store.config().run["mode"] == "max",
     )
-    best = live[int(snapshot.ranking()[0])]
+    return _result(store, live[int(snapshot.ranking()[0])], members)
+
+
+def _result(store: Store, best: MemberRow, members: list[MemberRow]) -> RunResult:
+    """`best`'s result: its checkpoint, and the schedule of its lineage."""
     path = lineage(best.checkpoint.id if best.checkpoint else None, store.results())
     checkpoint = None
     if best.checkpoint is not None:
