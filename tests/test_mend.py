@@ -165,3 +165,28 @@ def test_delete_refuses_a_run_that_a_worker_trains(tmp_path):
     assert store.exists()
     db.release("worker-1", 0)
     assert delete(store) > 0 and not store.exists()
+
+
+def test_a_run_that_never_trained_starts_again_with_changed_settings(tmp_path, capsys):
+    """The function API has no preflight: a wrong score name fails every member at its
+    first report. The run trained nothing, so the fixed command starts it again."""
+    import populace
+
+    def train(member):
+        torch = pytest.importorskip("torch")
+        member.register({"model": torch.nn.Linear(1, 1)}, ignore=("x",))
+        while member.training:
+            member.report(accuracy=member.hparams["x"])
+
+    space = {"x": populace.Float(0.0, 1.0)}
+    store = tmp_path / "fn.db"
+    settings = dict(store=store, executor="inline", progress=False, population=2, steps=4)
+    with pytest.raises(populace.RunFailed, match="set score='accuracy'"):
+        populace.run(train, space, **settings)
+    capsys.readouterr()
+    result = populace.run(train, space, score="accuracy", **settings)
+    assert "never trained a segment" in capsys.readouterr().err
+    assert [m.status for m in result.members] == ["done", "done"]
+    # a run that trained keeps refusing contradicting settings
+    with pytest.raises(populace.ConfigError, match="score='accuracy'; got score='loss'"):
+        populace.run(train, space, score="loss", **settings)

@@ -90,6 +90,11 @@ def run(
         removed = delete(store)
         print(f"populace: deleted the run in {safe_url(os.fspath(store))} and its {removed} "
               "checkpoint file(s)", file=sys.stderr)
+    if store_exists(store) and _untrained_and_changed(store, trainable, space, settings):
+        delete(store)
+        print(f"populace: the run in {safe_url(os.fspath(store))} never trained a segment "
+              "and its settings or script changed since: it starts again as given now",
+              file=sys.stderr)
     if store_exists(store):
         db = open_store(store)
         try:
@@ -215,6 +220,28 @@ def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:
             "processes cannot import it: put it in a file and pass script=that_file (or "
             "run `populace run that_file`), or train in this process with executor='inline'")
     return None
+
+
+def _untrained_and_changed(store: str | os.PathLike[str], trainable: Any, space: Space,
+                           settings: Mapping[str, Any]) -> bool:
+    """Whether the run in `store` has trained nothing (its every member failed or was
+    stopped before a first report, say) while what it is resumed with differs: then
+    there is nothing to keep, and refusing would leave only deleting files by hand."""
+    db = open_store(store)
+    try:
+        if not db.exists() or db.results() or db.checkpoint_keys() or db.leased():
+            return False
+        try:
+            check_matches(db.config(), trainable, space)
+            RunConfig.from_dict({**db.config().run, **settings})
+            stored = db.config().run
+            return any(k not in RESUMABLE and v != stored.get(k) for k, v in
+                       RunConfig.from_dict({**stored, **settings}).to_dict().items()
+                       if k in settings)
+        except ConfigError:
+            return True
+    finally:
+        db.close()
 
 
 def _say_leased(db: Store) -> None:

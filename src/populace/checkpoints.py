@@ -343,6 +343,8 @@ class CheckpointStorage:
     def clear(self, run: str) -> int:
         """Delete every file of run `run` here and its mark (the run is being deleted);
         return how many. Refused (StorageMissing) for another run's storage."""
+        if self._marker() is None:
+            return 0  # never marked: the run wrote nothing here
         self.check(run)
         names = [name for name, _ in self.files()]
         for name in names:
