@@ -44,7 +44,7 @@ else:
 # flags that set a RunConfig field directly
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
           "score", "executor", "keep_checkpoints", "burn_in", "synch", "ray_address",
-          "cpus_per_worker", "gpus_per_worker", "stop_score", "time_budget")
+          "cpus_per_worker", "gpus_per_worker", "device", "stop_score", "time_budget")
 READY = {"ready_steps", "ready_seconds"}
 
 
@@ -89,11 +89,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", help="max | min: the score's direction")
     r.add_argument("--score", help="name of the metric exploit ranks by")
     r.add_argument("--executor",
-                   help="local (processes, default) | inline (this process) | ray")
+                   help="local (processes, default) | inline (this process) | ray | "
+                        "vectorized (the whole population as one batched model, this process: "
+                        "how a VectorizedTrainable always trains)")
     r.add_argument("--ray-address", help="executor ray: cluster to join (default: start one)")
     r.add_argument("--cpus-per-worker", type=float, help="executor ray: CPUs per worker (1)")
     r.add_argument("--gpus-per-worker", type=float,
                    help="GPUs per worker (local and ray); 0.5 puts two on a GPU (0)")
+    r.add_argument("--device", help="executor vectorized: cpu | cuda | cuda:N | mps | auto "
+                                    "(default: the GPU when there is one)")
     r.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--overwrite", action="store_true",
