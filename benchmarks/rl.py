@@ -22,8 +22,10 @@ exit, and the peak of the summed RSS of the process and its descendants
 workers. Then the best lineage's lr and entropy cost of seed 0's PBT run are
 plotted (benchmarks/rl_schedule_<env>.png, populace's report plot) and CartPole's
 seed-0 best member is replayed with `populace replay --seed` for 3 seeds. The
-section goes to benchmarks/RESULTS.md. `child` runs one method of one seed
-(the driver starts it; Ray's runs in Ray's venv).
+section goes to benchmarks/RESULTS.md, rewritten after every run; `--records FILE`
+keeps the runs' records there (stores beside it) and resumes from it. `child` runs
+one method of one seed (the driver starts it; Ray's runs in Ray's venv). `--learn`
+trains one member at a fixed setting instead (the return PPO reaches, and when).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ EXAMPLE = ROOT / "examples" / "rl_cartpole.py"
 ENVS = ("CartPole-v1", "Acrobot-v1")
 METHODS = ("PBT", "random search", "Ray Tune PBT")
 HEADING = "## Reinforcement learning: PPO on classic control"
+LEARN_HEADING = "## Reinforcement learning: PPO learns CartPole at a fixed setting"
+# the setting tests/test_rl.py trains with: common PPO practice, with a larger lr
+FIXED = {"lr": 1e-3, "entropy": 0.01, "clip": 0.2, "gae_lambda": 0.95, "discount": 0.99,
+         "rollout": 128, "env": "CartPole-v1"}
 RAY_REQUIREMENTS = (["torch==2.13.0"],  # first: nothing may pull another build of torch
                     ["ray[tune]==2.60.0", "psutil", "gymnasium"])
 WORKERS = 2
@@ -457,39 +463,102 @@ def section(records: list[dict], replayed: list[dict], plots: dict, argv: Sequen
     return "\n".join(lines)
 
 
+def learn(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """One member at FIXED, no PBT: the return it reaches and after how many env steps."""
+    import torch
+
+    rl = example("CartPole-v1")
+    torch.set_num_threads(1)
+    rows, began = [], time.perf_counter()
+    for seed in range(args.seeds):
+        member, curve, start = rl.PPO(), [], time.perf_counter()
+        member.build(FIXED, seed)
+        for _ in range(args.steps or 50):
+            member.step()
+            got = member.evaluate()
+            curve.append((got["env_steps"], got["return"]))
+        first = {goal: next((f for f, r in curve if r >= goal), None) for goal in (195, 475)}
+        rows.append({"seed": seed, "curve": curve, "first": first,
+                     "seconds": time.perf_counter() - start})
+        print(f"seed {seed}: {curve[-1][1]:.1f} at {curve[-1][0]} env steps; 195 at "
+              f"{first[195]}, 475 at {first[475]}", flush=True)
+    budget = rl.config["steps"] * rl.STEP_FRAMES
+
+    def at(row: dict, frames: int) -> float:
+        return next(r for f, r in row["curve"] if f >= frames)
+
+    def reached(goal: int) -> str:
+        hits = [r["first"][goal] for r in rows if r["first"][goal] is not None]
+        text = f"{len(hits)} of {len(rows)} seeds"
+        return text + (f", after {spread(hits, ',.0f')} env steps" if hits else "")
+
+    command = shlex.join([".venv/bin/python", "benchmarks/rl.py", *argv])
+    lines = [
+        LEARN_HEADING, "",
+        f"Produced by `{command}` on {datetime.date.today().isoformat()} "
+        f"({time.perf_counter() - began:.0f} s, cores shared with other work). One PPO "
+        f"member of `examples/rl_cartpole.py`, no population, at a fixed setting ("
+        + ", ".join(f"{k} {v}" for k, v in FIXED.items() if k != "env")
+        + f"), {args.seeds} seeds; score = mean return of the last {rl.LAST} finished "
+        "episodes (500 is the most an episode can return).", "",
+        "| env steps | " + " | ".join(f"seed {r['seed']}" for r in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+    for frames in sorted({budget // 2, budget, *(f for f, _ in rows[0]["curve"][9::10])}):
+        lines.append(f"| {frames:,} | " + " | ".join(f"{at(r, frames):.1f}" for r in rows)
+                     + " |")
+    lines += ["", f"A mean of 195 (CartPole-v0's \"solved\") was reached in {reached(195)}; "
+              f"475 (CartPole-v1's) in {reached(475)}. The benchmark's budget is "
+              f"{budget:,} env steps per member.", ""]
+    write_section(args.output, LEARN_HEADING, "\n".join(lines))
+    print(f"wrote {args.output}")
+
+
 def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Every method, seed and environment; the section is rewritten after each run, and
+    runs already in --records (a resumed benchmark) are not run again."""
     began = time.perf_counter()
-    records: list[dict] = []
+    folder = args.records.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = json.loads(args.records.read_text()) if args.records.exists() else {}
+    records: list[dict] = saved.get("records", [])
+    replayed: list[dict] = saved.get("replays", [])
+    spent = saved.get("seconds", 0.0)
     plots: dict[str, Path] = {}
-    replayed: list[dict] = []
-    folder = Path(tempfile.mkdtemp(prefix="rl-bench-"))
+
+    def write() -> None:
+        total = spent + time.perf_counter() - began
+        args.records.write_text(json.dumps({"records": records, "replays": replayed,
+                                            "seconds": total}, default=str))
+        write_section(args.output, HEADING, section(records, replayed, plots, argv, total,
+                                                    args.executor, args.steps))
+
     for env in args.envs:
         for seed in range(args.seeds):
-            methods = list(METHODS if seed < args.ray_seeds else METHODS[:2])
-            initial = None
-            for method in ("random search", *[m for m in methods if m != "random search"]):
+            methods = METHODS if seed < args.ray_seeds else METHODS[:2]
+            for method in methods:  # random search first: its members are the initial ones
+                if any(r["env"] == env and r["seed"] == seed and r["method"] == method
+                       for r in records):
+                    continue
+                search = pick(records, env, "random search")
+                initial = [{"hparams": h, "seed": member_seed(seed, i)} for i, h in
+                           enumerate(next(r["hparams"] for r in search if r["seed"] == seed))]\
+                    if method == "Ray Tune PBT" else None
                 record = run_method(method, env, seed, folder, initial, args)
-                if method == "random search":  # exploit none: its hparams are the initial ones
-                    initial = [{"hparams": h, "seed": member_seed(seed, i)}
-                               for i, h in enumerate(record["hparams"])]
                 record["rss_mb"] = record["rss"] / 2**20
                 records.append(record)
                 print(f"{env} seed {seed} {method:13}: best {record['best']:.1f} median "
                       f"{record['median']:.1f} env steps {record['env_steps']} exploits "
                       f"{record['exploits']} {record['wall']:.0f} s "
                       f"{record['rss_mb']:.0f} MB", flush=True)
+                write()
         first = [r for r in pick(records, env, "PBT") if r["seed"] == 0]
         if first:
             plots[env] = plot_schedule(first[0]["store"], env, args.output.parent)
-    cartpole = [r for r in pick(records, "CartPole-v1", "PBT") if r["seed"] == 0]
-    if cartpole and not args.no_replay:
-        replayed = replays(cartpole[0]["store"], folder)
-    total = time.perf_counter() - began
-    (folder / "records.json").write_text(json.dumps({"records": records,
-                                                     "replays": replayed}, default=str))
-    write_section(args.output, HEADING, section(records, replayed, plots, argv, total,
-                                                args.executor, args.steps))
-    print(f"wrote {args.output} ({total:.0f} s); stores and records in {folder}")
+        if env == "CartPole-v1" and first and not replayed and not args.no_replay:
+            replayed = replays(first[0]["store"], folder)
+        write()
+    print(f"wrote {args.output}; stores and records in {folder}")
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -517,6 +586,12 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
     parser.add_argument("--executor", default="local", choices=("local", "inline"))
     parser.add_argument("--no-replay", action="store_true")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="where the runs' records are kept, the stores beside it; a "
+                             "benchmark started again with it skips the runs it holds "
+                             "(default: a new temporary folder)")
+    parser.add_argument("--learn", action="store_true",
+                        help="only: one member at a fixed setting on CartPole, --seeds seeds")
     parser.add_argument("--steps", type=int, default=0, help="steps per member (0: the "
                         "script's; fewer only to try the benchmark out)")
     parser.add_argument("--output", type=Path, default=RESULTS,
@@ -525,6 +600,11 @@ def main(argv: Sequence[str]) -> None:
     if args.mode == "child":
         out = child_populace(args) if args.system == "populace" else child_ray(args)
         print("BENCH " + json.dumps(out), flush=True)
+        return
+    if args.records is None:
+        args.records = Path(tempfile.mkdtemp(prefix="rl-bench-")) / "records.json"
+    if args.learn:
+        learn(args, argv)
         return
     driver(args, argv)
 
