@@ -262,6 +262,26 @@ def test_a_run_killed_midway_resumes_to_the_end(tmp_path):
         db.close()
 
 
+def test_a_populace_worker_that_joins_trains_as_a_second_vectorized_worker(tmp_path):
+    store = tmp_path / "run.db"
+    env = {**os.environ, "VECTOR_COUNTER_SLEEP": "0.02"}
+    cli = [sys.executable, "-m", "populace.cli"]
+    head = subprocess.Popen([*cli, "run", str(SCRIPTS / "vector_counter.py"), "--store",
+                             str(store), "--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen([*cli, "worker", "--store", str(store)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = [p.communicate(timeout=120)[0] for p in (head, worker)]
+    assert [head.returncode, worker.returncode] == [0, 0], outputs
+    db = open_store(store)
+    try:
+        for check in EXECUTOR_CHECKS:
+            check(db)
+        assert not db.events(Kind.FAILED)
+    finally:
+        db.close()
+
+
 class Branching(nn.Module):
     def forward(self, x):
         return x if x.sum() > 0 else -x

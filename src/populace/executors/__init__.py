@@ -5,16 +5,19 @@ batched model in this process (such a trainable trains no other way)."""
 
 from __future__ import annotations
 
-import inspect
-import sys
-from typing import Any
-
 from populace.config import RunConfig
+from populace.errors import ConfigError
 from populace.executors.external import run_external
 from populace.executors.inline import run_inline
 from populace.executors.local import WorkersDied, run_local
 from populace.executors.ray import run_ray
-from populace.executors.source import TrainableSource, check_matches, source_of, work
+from populace.executors.source import (
+    TrainableSource,
+    check_matches,
+    source_of,
+    vectorized,
+    work,
+)
 from populace.store import Store
 
 __all__ = ["TrainableSource", "WorkersDied", "check_matches", "execute", "run_external",
@@ -23,12 +26,14 @@ __all__ = ["TrainableSource", "WorkersDied", "check_matches", "execute", "run_ex
 
 def execute(store: Store, source: TrainableSource, config: RunConfig) -> None:
     """Train the run in `store` with the executor `config` names, until it is done."""
-    trainable, space = source.load()  # a script run here was imported already: no cost
-    if config.executor == "vectorized" or _vectorized(trainable):
-        from populace.vectorized import run_vectorized  # torch, for this executor only
-
-        check_matches(store.config(), trainable, space)
-        run_vectorized(store, trainable, space)
+    trainable = source.load()[0]  # a script run here was imported already: no cost
+    if config.executor == "vectorized" or vectorized(trainable):
+        if not vectorized(trainable):
+            name = getattr(trainable, "__qualname__", repr(trainable))
+            raise ConfigError(f"executor 'vectorized' trains a VectorizedTrainable "
+                              f"(populace.vectorized), got {name}: train it with executor "
+                              "local, inline or ray")
+        work(store, source)  # one worker in this process, holding every member
         return
     workers = min(config.workers, config.population)
     if workers == 0:
@@ -40,11 +45,3 @@ def execute(store: Store, source: TrainableSource, config: RunConfig) -> None:
                 config.gpus_per_worker)
     else:
         run_local(store, source, workers, config.gpus_per_worker)
-
-
-def _vectorized(trainable: Any) -> bool:
-    """Whether `trainable` is a VectorizedTrainable (never one unless its module is loaded:
-    this costs no torch import)."""
-    module = sys.modules.get("populace.vectorized.trainable")
-    return (module is not None and inspect.isclass(trainable)
-            and issubclass(trainable, module.VectorizedTrainable))

@@ -6,6 +6,7 @@ import importlib
 import inspect
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,14 @@ def check_matches(record: RunRecord, trainable: Any, space: Space) -> None:
             "--overwrite to delete this one)")
 
 
+def vectorized(trainable: Any) -> bool:
+    """Whether `trainable` is a `populace.vectorized.VectorizedTrainable`, which trains as a
+    whole population (never one unless its module is loaded: this imports no torch)."""
+    module = sys.modules.get("populace.vectorized.trainable")
+    return (module is not None and inspect.isclass(trainable)
+            and issubclass(trainable, module.VectorizedTrainable))
+
+
 def work(store: Store, source: TrainableSource,
          started: Callable[[], None] | None = None) -> int:
     """Run one worker on `store` until the run is done; return the segments it trained.
@@ -94,7 +103,11 @@ def work(store: Store, source: TrainableSource,
     """
     trainable, space = source.load()
     check_matches(store.config(), trainable, space)
-    kind = Worker if inspect.isclass(trainable) else FunctionWorker
+    kind: type[Worker] = Worker if inspect.isclass(trainable) else FunctionWorker
+    if vectorized(trainable):  # it trains every member it holds at once
+        from populace.vectorized.run import VectorizedWorker  # torch, for this one only
+
+        kind = VectorizedWorker
     worker = kind(store, trainable, space)
     if started is not None:
         started()

@@ -15,7 +15,7 @@ Modules: `trainable` (what a user writes), `context` (a member's hparams inside 
 forward pass; `Dropout`), `hparams` (hparams as tensors, and where each goes), `optim`
 (SGD, Adam, AdamW over stacked tensors), `data` (each member's batches), `functional`
 (stacking and vmap; refusing models vmap cannot run), `population` (the stacked state
-and one training step), `layout` (checkpoint files), `run` (the executor), `plain` (one
+and one training step), `layout` (checkpoint files), `run` (the executor's worker), `plain` (one
 member trained alone by torch.optim: the reference a vectorized run matches).
 """
 
@@ -25,8 +25,7 @@ from populace.vectorized.context import Dropout, hparam
 from populace.vectorized.data import Batch, Data, Shuffled
 from populace.vectorized.layout import load_best, load_member
 from populace.vectorized.optim import SGD, Adam, AdamW, StackedOptimizer
-from populace.vectorized.run import run_vectorized
 from populace.vectorized.trainable import VectorizedTrainable
 
 __all__ = ["SGD", "Adam", "AdamW", "Batch", "Data", "Dropout", "Shuffled", "StackedOptimizer",
-           "VectorizedTrainable", "hparam", "load_best", "load_member", "run_vectorized"]
+           "VectorizedTrainable", "hparam", "load_best", "load_member"]

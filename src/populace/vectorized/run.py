@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -141,7 +140,7 @@ class VectorizedWorker(Worker):
                 self._claim()
                 claim = False
             if not self.held:
-                if self._finished():
+                if self._finished() or self.stopped():
                     return segments
                 time.sleep(IDLE_POLL)  # leases of a killed run, not yet expired
                 claim = True
@@ -167,7 +166,10 @@ class VectorizedWorker(Worker):
     # -- claim and restore -------------------------------------------------------------
 
     def _claim(self) -> None:
-        """Claim every member the store hands out, and restore each one's slice."""
+        """Claim every member the store hands out, and restore each one's slice; none once
+        the run stops early (stop_score, time_budget)."""
+        if self.stopped():
+            return
         claimed = []
         while (member := self.store.claim(self.id, self.config.lease_seconds,
                                           self.prefer)) is not None:
@@ -295,12 +297,3 @@ class VectorizedWorker(Worker):
             self.holds[segment.row] = UNKNOWN
             self._let_go(segment)
 
-
-def run_vectorized(store: Store, trainable: Any, space: Space) -> int:
-    """Train the run in `store` with `trainable` (a VectorizedTrainable) until it is done."""
-    if not (isinstance(trainable, type) and issubclass(trainable, VectorizedTrainable)):
-        name = getattr(trainable, "__qualname__", repr(trainable))
-        raise ConfigError(f"executor vectorized trains a VectorizedTrainable "
-                          f"(populace.vectorized), got {name}: train it with executor "
-                          "local, inline or ray")
-    return VectorizedWorker(store, trainable, space).run()
