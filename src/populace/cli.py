@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from rich.table import Table
 from populace import __version__
 from populace.api import run
 from populace.checkpoints import CheckpointStorage, StorageMissing
-from populace.config import strategy_spec
+from populace.config import BOUNDS, DOCS, INTERNAL, RunConfig, strategy_spec
 from populace.display import console as make_console
 from populace.display import members_table
 from populace.errors import ConfigError
@@ -153,6 +154,46 @@ def _parser() -> argparse.ArgumentParser:
                    help="every event instead of the members: exploits, waits for a donor, "
                         "dropped decisions, retries, failures, recoveries, refused reports")
     return parser
+
+
+# flags that set a strategy's parameters rather than a setting of their own name
+STRATEGY_FLAGS = {"exploit": ("fraction", "window", "significance"),
+                  "explore": ("factors", "resample_probability", "noise_scale")}
+
+
+def settings_table() -> str:
+    """The README's table of settings, written from RunConfig's fields, their DOCS and
+    BOUNDS, and this command's flags: one place defines them, so the table cannot drift."""
+    run = _parser().parse_args(["run", "x", "--store", "x"]).commands["run"]
+    # argparse lists a parser's arguments only in _actions, its long-standing attribute
+    flags = {a.dest: a.option_strings[0] for a in run._actions if a.option_strings}
+    rows = ["| setting | flag | default | allowed |", "|---|---|---|---|"]
+    for f in fields(RunConfig):
+        if f.name in INTERNAL:
+            continue
+        shown, allowed = DOCS[f.name]
+        named = [flags[f.name]] if f.name in flags else []
+        named += [flags[p] for p in STRATEGY_FLAGS.get(f.name, ())]
+        default = shown if shown is not None else _shown(getattr(RunConfig(), f.name))
+        bound = BOUNDS.get(f.name)
+        allowed = allowed.format(max=f"{bound:,}" if bound is not None else "")
+        rows.append(f"| {f.name} | {', '.join(f'`{n}`' for n in named) or '`--config`'} | "
+                    f"{default} | {allowed} |")
+    settings = {f.name for f in fields(RunConfig)} | {p for ps in STRATEGY_FLAGS.values()
+                                                      for p in ps}
+    rows += ["", "Besides the settings, `populace run` takes:", "",
+             "| argument | flag | meaning |", "|---|---|---|"]
+    rows += [f"| {a.dest} | `{a.option_strings[0]}` | {a.help} |" for a in run._actions
+             if a.option_strings and a.dest not in settings and a.dest != "help"]
+    return "\n".join(rows) + "\n"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def read_config_file(path: str) -> dict[str, Any]:

@@ -54,6 +54,46 @@ BOUNDS: dict[str, int | float] = {
 }
 
 
+# What each setting means, for the README's table (`populace.cli.settings_table` writes it,
+# tests/test_docs.py holds the README to it): the default as shown when the field's own
+# default does not say it, and what is allowed; {max} is the setting's bound in BOUNDS.
+DOCS: dict[str, tuple[str | None, str]] = {
+    "population": (None, "2 to {max}"),
+    "workers": ("CPU cores", "0 to {max} (a population may be larger); 0: only "
+                             "`populace worker`s train"),
+    "steps": (None, "1 to {max}, per member"),
+    "seed": (None, "0 to 2^63 - 1"),
+    "exploit": ("truncation", "truncation (fraction in (0, 0.5], 0.2), tournament, ttest "
+                              "(window 10, at most 1,000; significance 0.05), none, "
+                              "`package.module:Name`"),
+    "explore": ("perturb", "perturb (factors 0.8,1.2, at most 64), resample, "
+                           "perturb-or-resample (probability 0.25), noise (scale), keep, "
+                           "`package.module:Name`"),
+    "ready_steps": ("steps / 10", "1 to {max}: exploit/explore every this many steps"),
+    "ready_seconds": ("off", "(0, {max}] (a week): instead of ready_steps, every this "
+                             "many seconds"),
+    "burn_in": (None, "0 to {max}: steps before a member's first exploit (it still donates)"),
+    "synch": ("off", "every member reaches the ready point, then all are decided against "
+                     "one snapshot (default: asynchronous, see below)"),
+    "mode": (None, "max, min"),
+    "score": (None, "a metric `evaluate` returns (or `member.report` gives)"),
+    "executor": (None, "local (processes), inline (this process), ray (Ray tasks), "
+                       "vectorized (one batched model, see below)"),
+    "ray_address": ("start a cluster", "executor ray: a Ray address (`auto`, "
+                                       "`ray://host:10001`)"),
+    "cpus_per_worker": (None, "executor ray: (0, {max}]"),
+    "gpus_per_worker": (None, "local and ray: [0, {max}]; 0.5 puts two workers on a GPU"),
+    "device": (None, "executor vectorized: auto, cpu, cuda, cuda:N, mps"),
+    "keep_checkpoints": (None, "1 to {max}, newest kept per member"),
+    "lease_seconds": (None, "1 to {max} (a day): how long a silent worker keeps its member"),
+    "retries": (None, "0 to {max}: a segment that raised or scored NaN/inf is trained "
+                      "again this many times"),
+    "replace_failed": (None, "a member that failed copies a healthy one instead of stopping"),
+    "stop_score": ("off", "stop the run once a member's score reaches it (in the run's mode)"),
+    "time_budget": ("off", "(0, {max}]: stop the run this many seconds after it started"),
+}
+
+
 def _sized(name: str, value: Any, low: int) -> int:
     """`value` as an int from `low` to the setting's bound in BOUNDS."""
     return whole(None, name, value, low, int(BOUNDS[name]))
