@@ -3,12 +3,12 @@
 Each file's code blocks run in order, in one folder that holds the examples. A block
 whose first line is a comment naming a file (`# mystrategies.py`, `# file: run.yaml`)
 is that file: it is written, for the blocks after it to use. Python blocks run as
-scripts (a `test_*.py` file under pytest); YAML and TOML blocks are read as populace reads a `--config` file; each
-`populace` command of a shell block runs, except those that need what a test machine
-lacks (a PostgreSQL server of the user's, a Ray cluster, a bucket, the digits run's
-minutes), which are parsed, so a flag that does not exist still fails. `make` lines
-are the README's set-up commands, which CI runs itself, and benchmark commands take
-minutes: neither runs here.
+scripts (a `test_*.py` file under pytest); YAML and TOML blocks are read as populace
+reads a `--config` file; each `populace` command of a shell block runs, except those
+that need what a test machine lacks (a PostgreSQL server of the user's, a Ray cluster,
+a bucket, the digits run's minutes), which are parsed, so a flag that does not exist
+still fails. `make` lines are the README's set-up commands, which CI runs itself, and
+benchmark commands take minutes: neither runs here.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def test_the_docs_run_as_written(doc, tmp_path, monkeypatch):
 
 def test_the_readme_settings_table_is_the_one_the_settings_define():
     text = (ROOT / "README.md").read_text()
-    begin = "<!-- settings: written by populace.cli.settings_table(); tests/test_docs.py checks it -->\n"
+    begin = ("<!-- settings: written by populace.cli.settings_table(); tests/test_docs.py "
+             "checks it -->\n")
     table = text.split(begin, 1)[1].split("<!-- end of settings -->", 1)[0]
     assert table == settings_table(), "run: python -c 'from populace.cli import " \
                                       "settings_table; print(settings_table())'"
