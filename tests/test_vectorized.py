@@ -228,6 +228,23 @@ def test_a_run_stores_what_status_report_and_load_best_read(tmp_path):
     assert result.schedule[-1].hparams == result.best.hparams
 
 
+def test_a_member_whose_score_is_not_finite_fails_alone(tmp_path):
+    # a scale past float32's largest number makes member 1's loss infinite, its weights NaN
+    space = {"scale": Float(1.0, 1e39, log=True), "dropout": Constant(0.0)}
+    initial = [{"scale": scale, "dropout": 0.0} for scale in (1.0, 1e39, 1.0, 2.0)]
+    populace.run(Tiny, space, store=tmp_path / "run.db", progress=False, initial=initial,
+                 population=4, steps=12, ready_steps=6, score="loss", mode="min",
+                 exploit="none", executor="vectorized")
+    store = open_store(tmp_path / "run.db")
+    try:
+        members = {m.id: m for m in store.members()}
+        assert str(members[1].status) == "failed" and "not a finite number" in members[1].error
+        assert [members[m].step for m in (0, 2, 3)] == [12] * 3
+        assert not store.results(1), "a diverged state is never stored"
+    finally:
+        store.close()
+
+
 def test_a_run_killed_midway_resumes_to_the_end(tmp_path):
     config = tmp_path / "lease.toml"
     config.write_text("lease_seconds = 1\n")

@@ -193,21 +193,21 @@ class VectorizedWorker(Worker):
                 files.append(member)
         self.population.take(copies)  # every copy reads the slices as they were
         loaded = {m.id: m for m in self._load(files)}
-        now = time.monotonic()
-        members = [loaded.get(m.id, m) for m in claimed]
-        for member in members:
+        now, segments = time.monotonic(), []
+        for member in (loaded.get(m.id, m) for m in claimed):
             row = self.rows[member.id]
-            if (seed := copy_seed(self.config.seed, member)) is not None:
+            seed = copy_seed(self.config.seed, member)
+            if seed is not None and (row in copies or member.id in loaded):
                 self.population.keys[row] = seed  # a copy's own data order
             self.population.steps[row] = member.step
             scheduled = self.config.scheduled(member.step)
             if scheduled is not None and scheduled != member.hparams:  # a replay's entry
                 member = replace(member, hparams=scheduled)
             self.holds[row] = TRAINED
-            self.held[member.id] = Segment(member, row, self.config.segment_end(member.step),
-                                           now)
-        self.population.hparams.set([s.row for s in self.held.values()],
-                                    [s.member.hparams for s in self.held.values()])
+            segments.append(Segment(member, row, self.config.segment_end(member.step), now))
+        self.held.update((s.member.id, s) for s in segments)
+        self.population.hparams.set([s.row for s in segments],
+                                    [s.member.hparams for s in segments])
 
     def _load(self, members: Sequence[MemberRow]) -> list[MemberRow]:
         """Slices from checkpoint files, each file read once; a member whose file is
@@ -243,30 +243,39 @@ class VectorizedWorker(Worker):
         except Exception:
             self._fail(ready, traceback.format_exc())
             return len(ready)
-        scored, failed = [], []
+        scores: dict[int, tuple[int, float, dict[str, float]] | str] = {}
         for segment, metrics in zip(ready, evaluated, strict=True):
             score, values = score_of(metrics, self.config.score, self.reported_by)
             step = int(self.population.steps[segment.row])
             try:
                 check_finite(score, self.config.score, segment.member.id, step)
-                scored.append((segment, step, score, values))
+                scores[segment.row] = (step, score, values)
             except ScoreNotFinite as e:
-                failed.append((segment, str(e)))
-        for segment, error in failed:
-            self._fail([segment], error)
+                scores[segment.row] = str(e)  # it fails: its state is not stored
+        scored = [s for s in ready if not isinstance(scores[s.row], str)]
+        ref = None
         if scored:
-            at = np.array([s.row for s, *_ in scored])
+            at = np.array([s.row for s in scored])
             ref = self.storage.write(lambda path: layout.save(
-                path, [s.member.id for s, *_ in scored], self.population.tensors(at),
+                path, [s.member.id for s in scored], self.population.tensors(at),
                 self.population.keys[at], self.population.steps[at]))
-            for segment, step, score, values in scored:
-                self._hand_in(segment, step, score, values, ref)
+        collect: set[str] = set()
+        for segment in ready:  # in the order one worker would report them
+            outcome = scores[segment.row]
+            if isinstance(outcome, str):
+                self._fail([segment], outcome)
+            elif ref is not None:
+                collect.update(self._hand_in(segment, *outcome, ref))
+        if ref is not None and any(self.holds[s.row] >= 0 for s in scored):
+            collect.discard(ref.key)  # a refused report's answer, while other rows name it
+        for key in collect:
+            self.storage.delete(key)
         return len(ready)
 
     def _hand_in(self, segment: Segment, step: int, score: float, metrics: dict[str, float],
-                 ref: CheckpointRef) -> None:
+                 ref: CheckpointRef) -> list[str]:
         """Store the member's result with its slice of the file, and the decision it
-        triggers, in one transaction."""
+        triggers, in one transaction; return the checkpoint files the store collected."""
         member = segment.member
         outcome = self.store.report(Report(
             member=member.id, worker=self.id, start=member.step, step=step, score=score,
@@ -274,13 +283,12 @@ class VectorizedWorker(Worker):
             bytes=ref.bytes, final=step >= self.config.steps,
             seconds=time.monotonic() - segment.started,
         ), self.decide, self.config.keep_checkpoints)
-        for key in outcome.collect:
-            self.storage.delete(key)
         # the slice holds the checkpoint just written, unless the lease had been lost
         written = outcome.checkpoint if outcome.accepted else None
         self.holds[segment.row] = UNKNOWN if written is None else written
         self.prefer = member.id if written is not None and outcome.decision is None else None
         self._let_go(segment)
+        return outcome.collect
 
     def _let_go(self, segment: Segment) -> None:
         """The member is reported (or failed): its lease is the store's again."""
