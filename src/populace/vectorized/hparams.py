@@ -26,7 +26,7 @@ from torch import Tensor
 from populace.checks import is_real, is_whole
 from populace.errors import ConfigError
 from populace.space import Choice, Constant, Dimension, Float, Int, Space
-from populace.vectorized.optim import StackedOptimizer
+from populace.vectorized.optim import StackedOptimizer, exact
 
 
 def _options(dimension: Dimension) -> Sequence[Any] | None:
@@ -80,7 +80,7 @@ def check_read(space: Space, optimizer: StackedOptimizer, read: set[str]) -> Non
 class HparamTable:
     """Every member's hparams, one tensor of shape [population] per name.
 
-    `exact` holds them in float64, as the optimizer's update rules read them;
+    `exact` holds them in float64 (`optim.exact`), as the optimizer's update rules read them;
     `values` as the model and loss see them: int64 for integer hparams, else the
     default float dtype.
     """
@@ -91,10 +91,10 @@ class HparamTable:
         self.defaults = optimizer.defaults()
         self.optimizer_names = optimizer.hparams
         self._integral = integral(space)
-        self.exact = {name: torch.full((population,), value, dtype=torch.float64,
-                                       device=device)
+        dtype = exact(device)
+        self.exact = {name: torch.full((population,), value, dtype=dtype, device=device)
                       for name, value in self.defaults.items()}
-        self.exact.update({name: torch.zeros(population, dtype=torch.float64, device=device)
+        self.exact.update({name: torch.zeros(population, dtype=dtype, device=device)
                            for name in self.names})
         self.values: dict[str, Tensor] = {}
         self._refresh()
@@ -106,7 +106,7 @@ class HparamTable:
         index = torch.as_tensor(list(rows), device=next(iter(self.exact.values())).device)
         for name, column in self.exact.items():
             given = [h.get(name, self.defaults.get(name)) for h in hparams]
-            column[index] = torch.tensor(given, dtype=torch.float64, device=column.device)
+            column[index] = torch.tensor(given, dtype=column.dtype, device=column.device)
         self._refresh()
 
     def _refresh(self) -> None:

@@ -27,6 +27,12 @@ from torch import Tensor
 Tensors = dict[str, Tensor]
 
 
+def exact(device: torch.device) -> torch.dtype:
+    """The dtype of per-member scalars on `device`: float64, as torch.optim's Python floats,
+    except on Apple's MPS, which has none (there Adam's bias corrections round more)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _per_member(value: Tensor, like: Tensor) -> Tensor:
     """A [population] tensor shaped to broadcast over a stacked tensor like `like` (a
     number in `like`'s dtype, a mask as it is)."""
@@ -49,9 +55,9 @@ class StackedOptimizer(ABC):
 
     def init(self, params: Mapping[str, Tensor]) -> Tensors:
         """The state of members that have not taken a step."""
-        population = next(iter(params.values())).shape[0]
-        state = {"step": torch.zeros(population, dtype=torch.float64,
-                                     device=next(iter(params.values())).device)}
+        first = next(iter(params.values()))
+        state = {"step": torch.zeros(first.shape[0], dtype=exact(first.device),
+                                     device=first.device)}
         for slot in self.slots:
             state.update({f"{slot}/{name}": torch.zeros_like(p) for name, p in params.items()})
         return state
