@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,7 @@ def test_a_run_stops_when_its_time_budget_is_spent_and_resumes_with_more(tmp_pat
     assert "time_budget of 1 s spent" in first.stopped
     trained = sum(m.step for m in first.members)
     assert 0 < trained < 4 * 100000
+    time.sleep(1.5)  # the time between run commands does not count
     assert main([*flags, "--time-budget", "3"]) == 0  # more time: it trains on
     again = populace.load_result(store)
     assert "time_budget of 3 s spent" in again.stopped
@@ -352,3 +354,56 @@ def test_an_initial_of_another_size_says_how_to_mend_it(tmp_path, capsys):
     assert main(["run", str(TOY), "--store", str(tmp_path / "t.db"), "--population", "4"]) == 2
     assert "leave initial out (a script's `initial` list too)" in " ".join(
         capsys.readouterr().err.split())
+
+
+def test_a_plain_resume_keeps_a_run_grown_past_the_scripts_steps(tmp_path):
+    store = tmp_path / "g.db"
+    run = ["run", str(COUNTER), "--store", str(store), "--executor", "inline", "--quiet"]
+    assert main([*run, "--steps", "24"]) == 0  # the counter's script says 20
+    assert main(run) == 0  # the README's plain resume: the stored 24 steps stand
+    assert [m.step for m in open_store(store).members()] == [24] * 4
+
+
+def test_a_run_with_failed_members_says_so_even_quietly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COUNTER_FAIL_ABOVE", "0.5")
+    assert _cli_run(COUNTER, tmp_path, "--exploit", "none", "--steps", "4") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "member(s) failed" in err and "populace retry" in err
+
+
+def test_a_config_files_noise_without_a_scale_names_the_parameter(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("explore: {name: noise}\n")
+    assert _cli_run(_script(tmp_path), tmp_path, "--config", str(config)) == 2
+    err = capsys.readouterr().err
+    assert "explore 'noise': needs the parameter(s) scale" in err and "--noise-scale" not in err
+
+
+def test_a_script_with_a_training_function_is_told_to_name_it(tmp_path, capsys):
+    script = tmp_path / "fn.py"
+    script.write_text("from populace import Float\nspace = {'x': Float(0, 1)}\n"
+                      "def train(member):\n    pass\n")
+    assert _cli_run(script, tmp_path) == 2
+    assert "add `trainable = train`" in capsys.readouterr().err
+
+
+def test_abbreviated_flags_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", str(COUNTER), "--store", str(tmp_path / "a.db"), "--step", "5"])
+    assert "unrecognized arguments: --step 5" in capsys.readouterr().err
+
+
+def test_a_save_through_numpy_is_told_where_its_file_went(tmp_path, capsys):
+    script = _script(tmp_path, extra="import numpy as np",
+                     save="np.save(str(path), np.array([self.total]))")
+    assert _cli_run(script, tmp_path) == 2
+    assert "it wrote probe.ckpt.npy instead" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_replay_says_nothing_of_a_score_setting_nobody_gave(tmp_path, capsys):
+    store = tmp_path / "toy.db"
+    assert main(["run", str(TOY), "--store", str(store), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(store), "--quiet"]) == 0
+    assert "is not used" not in capsys.readouterr().err
+

@@ -240,7 +240,7 @@ def test_cli_refuses_bad_settings_and_writes_nothing(tmp_path, capsys, flags, me
 @pytest.mark.parametrize(
     ("script", "message"),
     [
-        ("from populace import Float\nspace = {}\n", "must define exactly one Trainable"),
+        ("from populace import Float\nspace = {}\n", "must define one Trainable subclass"),
         ("import populace\nspace = {}\nclass T(populace.Trainable):\n"
          "    build=step=evaluate=save=load=apply=lambda *a: 0\n",
          "space must have at least one hparam"),

@@ -406,7 +406,7 @@ def test_make_rejects_unknown_params():
     ):
         make_exploit("truncation", frac=0.2)
     with pytest.raises(
-        ConfigError, match="exploit 'tournament' has no parameter 'size'; allowed: none"
+        ConfigError, match="exploit 'tournament' has no parameter 'size'; it takes no parameters"
     ):
         make_exploit("tournament", size=3)
     with pytest.raises(ConfigError, match="explore 'perturb' has no parameter 'probability'"):

@@ -141,7 +141,11 @@ def run(
                   else TrainableSource(trainable=trainable, space=space))
         console = make_console(quiet=not progress)
         with Display(db.url, config.population * config.steps, console):
-            execute(db, source, config)
+            db.begin_session()  # the time budget counts training time, not the gaps between
+            try:
+                execute(db, source, config)
+            finally:
+                db.end_session()
         _sweep(db, storage)
         result = result_of(db)
         console.print(members_table(result.members))
@@ -191,16 +195,19 @@ def _preflight(trainable: type[Any], hparams: dict[str, Any], config: RunConfig,
     probe.build(Hparams(hparams), member_seed(config.seed, 0))
     evaluated = probe.evaluate()
     score_of(evaluated, config.score)
-    if "score" in settings and not isinstance(evaluated, Mapping):
+    if config.score != "score" and not isinstance(evaluated, Mapping):
         print(f"populace: score={config.score!r} is not used: evaluate returns a number, "
               "which is the score itself", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "probe.ckpt"
         probe.save(path)
         if not path.is_file() or path.stat().st_size == 0:
+            beside = sorted(p.name for p in Path(folder).iterdir() if p != path)
+            elsewhere = (f"; it wrote {', '.join(beside)} instead (numpy's save adds .npy "
+                         "to a path: pass it an open file, open(path, 'wb'))" if beside else "")
             raise ConfigError(f"{trainable.__qualname__}.save(path) wrote nothing at the "
                               "path it was given: it must write the member's whole state "
-                              "there (one file)")
+                              f"there (one file){elsewhere}")
 
 
 def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:

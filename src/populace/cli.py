@@ -33,7 +33,7 @@ from populace.replay import replay
 from populace.results import RunFailed, load_result
 from populace.script import load_script
 from populace.stopping import stop_on_sigterm
-from populace.store import Event, Kind, Store, StoreError, open_store, store_exists
+from populace.store import Event, Kind, Status, Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.sweep import grace_for, orphans, sweep
 
@@ -49,14 +49,22 @@ FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_second
 READY = {"ready_steps", "ready_seconds"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags: `--step 50` must not quietly mean --steps 50."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="populace", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="populace", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"populace {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     parser.set_defaults(commands=sub.choices)  # each command's parser, for its usage
 
     r = sub.add_parser("run", help="start a run, or resume the one in --store")
-    r.add_argument("script", help="Python file defining a Trainable subclass and `space`")
+    r.add_argument("script", help="Python file defining `space` and a Trainable subclass "
+                                  "(or `trainable = train` for a training function)")
     r.add_argument("--store", required=True,
                    help="the run's SQLite file, or a postgresql:// URL")
     r.add_argument("--config", help="YAML or TOML file of settings")
@@ -84,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--stop-score", type=float,
                    help="stop the run once a member's score reaches this (in the run's mode)")
     r.add_argument("--time-budget", type=float,
-                   help="stop the run once this many seconds have passed since it started")
+                   help="stop the run once it has trained this many seconds (over every "
+                        "run command, not the time between them)")
     r.add_argument("--synch", action="store_true", default=None,
                    help="decide the whole population at once, generation by generation")
     r.add_argument("--mode", help="max | min: the score's direction")
@@ -255,7 +264,7 @@ def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[st
         "scale": args.noise_scale,
     })
     explore = settings.get("explore")
-    if isinstance(explore, dict) and explore.get("name") == "noise" and "scale" not in explore:
+    if (args.explore == "noise" and isinstance(explore, dict) and "scale" not in explore):
         raise ConfigError("--explore noise needs --noise-scale, the standard deviation of "
                           "the noise added to each hparam (e.g. --noise-scale 0.1)")
     return settings
@@ -263,13 +272,22 @@ def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[st
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     script = load_script(args.script)
+    # a resume keeps the stored settings: only the config file and flags may change them,
+    # not the script's defaults (the run may have grown past its steps)
+    resuming = store_exists(args.store) and not args.overwrite
     result = run(
         script.trainable, script.space, store=args.store, checkpoints=args.checkpoints,
         initial=script.initial, progress=not args.quiet, script=script.path,
-        overwrite=args.overwrite, **settings_from(args, script.config),
+        overwrite=args.overwrite, **settings_from(args, {} if resuming else script.config),
     )
     if result.stopped:
         console.print(f"stopped early: {result.stopped}")
+    failed = [m.id for m in result.members if m.status == Status.FAILED]
+    if failed:
+        err = make_console(stderr=True)
+        err.print(f"{len(failed)} member(s) failed ({', '.join(map(str, failed))}): populace "
+                  f"status {safe_url(args.store)} shows why; after a fix, populace retry "
+                  f"{safe_url(args.store)} trains them again", highlight=False)
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
     console.print(f"its hparams: {json.dumps(result.hparams)}")

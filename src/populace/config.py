@@ -90,7 +90,8 @@ DOCS: dict[str, tuple[str | None, str]] = {
                       "again this many times"),
     "replace_failed": (None, "a member that failed copies a healthy one instead of stopping"),
     "stop_score": ("off", "stop the run once a member's score reaches it (in the run's mode)"),
-    "time_budget": ("off", "(0, {max}]: stop the run this many seconds after it started"),
+    "time_budget": ("off", "(0, {max}]: stop the run once it has trained this many "
+                           "seconds (over every run command, not the time between them)"),
 }
 
 
@@ -135,7 +136,7 @@ class RunConfig:
     retries: int = 0  # times a segment that raised or scored NaN/inf is trained again
     replace_failed: bool = False  # a failed member copies a healthy one instead of stopping
     # stop early: once a member's score reaches stop_score (in the run's mode), or once
-    # time_budget seconds have passed since the run was created; the best so far wins
+    # the run has trained time_budget seconds (run commands' time, not the gaps between)
     stop_score: float | None = None
     time_budget: float | None = None
     # a replay's hparam schedule, [{"step": s, "hparams": {...}}, ...]: one member

@@ -92,9 +92,11 @@ def result_of(store: Store, member: int | None = None) -> RunResult:
     if not live:
         where = safe_url(store.url)
         raise RunFailed(f"every member of the run in {where} failed; first error:\n"
-                        f"{members[0].error if members else ''}\nOnce the cause is fixed, "
-                        f"`populace retry {where}` makes them train again from their "
-                        "checkpoints, and the same command resumes the run")
+                        f"{members[0].error if members else ''}\nOnce the cause is fixed in "
+                        f"the script, `populace retry {where}` makes them train again from "
+                        "their checkpoints and the same command resumes the run; when a "
+                        "setting was the cause, run again with it fixed: a run that never "
+                        "trained a segment starts again with new settings")
     snapshot = Snapshot(
         ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
         scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),

@@ -99,8 +99,15 @@ def _find_trainable(module: Any, path: Path) -> type[Trainable] | Callable[..., 
         ]
     if len(found) != 1 or not (inspect.isclass(found[0]) and issubclass(found[0], Trainable)):
         names = [getattr(c, "__name__", repr(c)) for c in found]
+        functions = [name for name, obj in vars(module).items() if inspect.isfunction(obj)
+                     and obj.__module__ == module.__name__
+                     and list(inspect.signature(obj).parameters) == ["member"]]
+        hint = (f": for the training function {functions[0]}, add `trainable = {functions[0]}`"
+                if functions and not names else
+                ": name the one to train with `trainable = ThatClass`" if names else "")
         raise ConfigError(
-            f"script {path.name} must define exactly one Trainable subclass (or name one, or "
-            f"a training function, 'trainable'), found {names}"
+            f"script {path.name} must define one Trainable subclass, or name its trainable "
+            f"(`trainable = train` for a training function); found "
+            f"{', '.join(names) or 'none'}{hint}"
         )
     return found[0]

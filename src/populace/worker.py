@@ -289,7 +289,7 @@ class Worker:
             return True
         reason = None
         if config.time_budget is not None:
-            spent = time.time() - self.store.meta("created")
+            spent = self.store.trained_seconds()
             if spent >= config.time_budget:
                 reason = f"time_budget of {config.time_budget:g} s spent ({spent:.0f} s)"
         if reason is None and config.stop_score is not None:

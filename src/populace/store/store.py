@@ -139,6 +139,38 @@ class Store(StoreReader):
         self.__dict__.pop("_config_memo", None)
 
     @retried
+    def begin_session(self) -> None:
+        """A run command starts training the run: its time counts toward `time_budget`."""
+        self._set_meta("session", time.time())
+
+    @retried
+    def end_session(self) -> None:
+        """The run command ends: its session's time is added to the run's training time."""
+        with self.driver.write() as cur:
+            cur.execute("SELECT key, value FROM meta WHERE key IN ('session', 'trained')")
+            found = {key: json.loads(value) for key, value in cur.fetchall()}
+            if found.get("session") is not None:
+                trained = found.get("trained", 0.0) + time.time() - found["session"]
+                self._upsert(cur, "trained", trained)
+                self._upsert(cur, "session", None)
+
+    def trained_seconds(self) -> float:
+        """The seconds run commands have spent training this run (a killed command's
+        session, never ended, counts only while it is the newest)."""
+        trained, session = self.meta("trained") or 0.0, self.meta("session")
+        return trained + (time.time() - session if session is not None else 0.0)
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        with self.driver.write() as cur:
+            self._upsert(cur, key, value)
+
+    @staticmethod
+    def _upsert(cur: Cursor, key: str, value: Any) -> None:
+        cur.execute("INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, json.dumps(value)))
+
+    @retried
     def stop(self, reason: str | None) -> None:
         """Mark the run stopped early, saying why (None clears the mark): its workers
         claim nothing more, and an unfinished run reads as stopped, not as killed."""
@@ -146,9 +178,7 @@ class Store(StoreReader):
             if reason is None:
                 cur.execute("DELETE FROM meta WHERE key = 'stopped'")
             else:
-                cur.execute("INSERT INTO meta (key, value) VALUES ('stopped', ?)"
-                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                            (json.dumps(reason),))
+                self._upsert(cur, "stopped", reason)
 
     @retried
     def retry_failed(self, members: Sequence[int] | None = None) -> list[int]:

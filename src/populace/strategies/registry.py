@@ -41,8 +41,8 @@ def _build(kind: str, name: str, cls: type, params: dict[str, Any]) -> Any:
         allowed = [f.name for f in fields(cls) if f.init]
         for key in params:
             if key not in allowed:
-                raise ConfigError(f"{kind} {name!r} has no parameter {key!r}; "
-                                  f"allowed: {', '.join(allowed) or 'none'}")
+                raise ConfigError(f"{kind} {name!r} has no parameter {key!r}; " + (
+                    f"allowed: {', '.join(allowed)}" if allowed else "it takes no parameters"))
     if is_dataclass(cls):
         missing = [f.name for f in fields(cls) if f.init and f.name not in params
                    and f.default is MISSING and f.default_factory is MISSING]
