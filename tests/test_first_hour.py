@@ -407,3 +407,18 @@ def test_a_replay_says_nothing_of_a_score_setting_nobody_gave(tmp_path, capsys):
     assert main(["replay", str(store), "--quiet"]) == 0
     assert "is not used" not in capsys.readouterr().err
 
+
+
+def test_a_stop_setting_turns_off_on_a_resume(tmp_path, capsys):
+    store = tmp_path / "o.db"
+    run = ["run", str(COUNTER), "--store", str(store), "--executor", "inline", "--quiet",
+           "--steps", "40"]
+    assert main([*run, "--stop-score", "3"]) == 0
+    assert populace.load_result(store).stopped
+    assert main([*run, "--stop-score", "off"]) == 0  # trains on to the end
+    result = populace.load_result(store)
+    assert result.stopped is None and [m.step for m in result.members] == [40] * 4
+    assert open_store(store).config().run["stop_score"] is None
+    with pytest.raises(SystemExit):
+        main([*run, "--stop-score", "high"])
+    assert "a number or off, got 'high'" in capsys.readouterr().err

@@ -89,11 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--ready-steps", type=int, help="exploit/explore every N steps")
     r.add_argument("--ready-seconds", type=float, help="exploit/explore every T seconds")
     r.add_argument("--burn-in", type=int, help="steps a member trains before it may exploit")
-    r.add_argument("--stop-score", type=float,
-                   help="stop the run once a member's score reaches this (in the run's mode)")
-    r.add_argument("--time-budget", type=float,
+    r.add_argument("--stop-score", type=_number_or_off,
+                   help="stop the run once a member's score reaches this (in the run's "
+                        "mode); off: no more")
+    r.add_argument("--time-budget", type=_number_or_off,
                    help="stop the run once it has trained this many seconds (over every "
-                        "run command, not the time between them)")
+                        "run command, not the time between them); off: no more")
     r.add_argument("--synch", action="store_true", default=None,
                    help="decide the whole population at once, generation by generation")
     r.add_argument("--mode", help="max | min: the score's direction")
@@ -205,6 +206,18 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+OFF = "off"  # a stop setting turned off on a resume
+
+
+def _number_or_off(text: str) -> float | str:
+    if text == OFF:
+        return OFF
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or off, got {text!r}") from None
+
+
 def read_config_file(path: str) -> dict[str, Any]:
     """Settings from a YAML or TOML file (parsed as data: nothing in it is executed)."""
     file = Path(path)
@@ -249,7 +262,8 @@ def _factors(text: str | None) -> list[float] | None:
 
 def settings_from(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
     """The run's settings: script defaults, then the config file, then the flags."""
-    flags = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
+    flags = {name: None if getattr(args, name) == OFF else getattr(args, name)
+             for name in FIELDS if getattr(args, name) is not None}
     settings = dict(defaults)
     for layer in (read_config_file(args.config) if args.config else {}, flags):
         if READY & set(layer):  # a ready rule replaces the weaker layer's, of either kind

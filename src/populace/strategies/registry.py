@@ -73,7 +73,8 @@ def _import(kind: str, path: str) -> Any:
     except Exception as e:  # anything the module raises on import is the user's to see
         raise ConfigError(
             f"{kind} {path!r} cannot be imported: {type(e).__name__}: {e}. A strategy of "
-            "your own must be importable as 'package.module:Name' in every worker process"
+            "your own must be importable as 'package.module:Name' in every worker process "
+            "(a module beside your script: run with PYTHONPATH=. or install it)"
         ) from e
     return target
 
