@@ -10,8 +10,9 @@ tolerance (tests/test_vectorized.py checks it). Scalars are kept in float64, as
 torch.optim keeps them in Python floats, so Adam's bias corrections agree too.
 
 State is a flat dict of stacked tensors: "step" (each member's update count) and
-"<slot>/<parameter name>"; `update` returns new tensors, so a run can keep the
-old ones for members that do not train this step.
+"<slot>/<parameter name>". `update` works in place, on the parameters, the state and
+the gradients (fresh tensors of vmap's): a step allocates no parameter-sized tensor
+that it can reuse, which on a CPU costs a fifth of the step in page faults.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ class StackedOptimizer(ABC):
 
     @abstractmethod
     def update(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor],
-               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> tuple[Tensors, Tensors]:
-        """One step for every member: the new parameters and the new state."""
+               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> None:
+        """One step for every member, in place (the gradients are used up)."""
 
     @abstractmethod
     def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
@@ -102,26 +103,23 @@ class SGD(StackedOptimizer):
     slots = ("momentum",)
 
     def update(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor],
-               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> tuple[Tensors, Tensors]:
+               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> None:
         # per member, so each parameter costs four passes and no elementwise branch: a
         # first step (no buffer yet) takes the gradient as its buffer, as torch.optim
         # does, and so does every step of a member without momentum
         first = state["step"] == 0
         momentum = torch.where(first, 0.0, hp["momentum"])
-        plain = first | (hp["momentum"] == 0)
-        fresh = torch.where(plain, 1.0, 1 - hp["dampening"])
-        new_params, new_state = {}, {"step": state["step"] + 1}
+        fresh = torch.where(first | (hp["momentum"] == 0), 1.0, 1 - hp["dampening"])
         for name, p in params.items():
-            g = torch.addcmul(grads[name], _per_member(hp["weight_decay"], p), p)
-            buffer = torch.addcmul(_per_member(momentum, p) * state[f"momentum/{name}"],
-                                   _per_member(fresh, p), g)
+            g = grads[name].addcmul_(_per_member(hp["weight_decay"], p), p)
+            buffer = state[f"momentum/{name}"]
+            buffer.mul_(_per_member(momentum, p)).addcmul_(_per_member(fresh, p), g)
             if self.nesterov:
-                direction = torch.addcmul(g, _per_member(hp["momentum"], p), buffer)
+                direction = g.addcmul_(_per_member(hp["momentum"], p), buffer)
             else:
                 direction = buffer  # the gradient itself, for a member without momentum
-            new_params[name] = torch.addcmul(p, _per_member(-hp["lr"], p), direction)
-            new_state[f"momentum/{name}"] = buffer
-        return new_params, new_state
+            p.addcmul_(_per_member(-hp["lr"], p), direction)
+        state["step"].add_(1)
 
     def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
@@ -144,27 +142,25 @@ class Adam(StackedOptimizer):
     decoupled: ClassVar[bool] = False  # AdamW: decay the weights, not the gradient
 
     def update(self, params: Mapping[str, Tensor], grads: Mapping[str, Tensor],
-               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> tuple[Tensors, Tensors]:
+               state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> None:
         step = state["step"] + 1
         beta1, beta2 = hp["beta1"], hp["beta2"]
         # in float64, as torch.optim computes them in Python floats
         step_size = hp["lr"] / (1 - beta1 ** step)
         correction2_sqrt = (1 - beta2 ** step).sqrt()
-        new_params, new_state = {}, {"step": step}
         for name, p in params.items():
             g = grads[name]
             if self.decoupled:  # the factor in float64, as torch.optim computes it
-                p = p * _per_member(1 - hp["lr"] * hp["weight_decay"], p)
+                p.mul_(_per_member(1 - hp["lr"] * hp["weight_decay"], p))
             else:
-                g = torch.addcmul(g, _per_member(hp["weight_decay"], p), p)
-            exp_avg = torch.lerp(state[f"exp_avg/{name}"], g, _per_member(1 - beta1, p))
-            exp_avg_sq = torch.addcmul(state[f"exp_avg_sq/{name}"] * _per_member(beta2, p),
-                                       g * _per_member(1 - beta2, p), g)
+                g.addcmul_(_per_member(hp["weight_decay"], p), p)
+            exp_avg, exp_avg_sq = state[f"exp_avg/{name}"], state[f"exp_avg_sq/{name}"]
+            exp_avg.lerp_(g, _per_member(1 - beta1, p))
+            exp_avg_sq.mul_(_per_member(beta2, p)).addcmul_(g, g * _per_member(1 - beta2, p))
             denom = exp_avg_sq.sqrt().div_(_per_member(correction2_sqrt, p))
             denom.add_(_per_member(hp["eps"], p))
-            new_params[name] = torch.addcmul(p, _per_member(-step_size, p), exp_avg / denom)
-            new_state[f"exp_avg/{name}"], new_state[f"exp_avg_sq/{name}"] = exp_avg, exp_avg_sq
-        return new_params, new_state
+            p.addcmul_(_per_member(-step_size, p), exp_avg.div(denom))
+        state["step"].copy_(step)
 
     def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
         kind = torch.optim.AdamW if self.decoupled else torch.optim.Adam

@@ -78,11 +78,8 @@ class Population:
         state = self._rows("optimizer", index)
         batch = self.data.batches(self.keys[chosen], self.steps[chosen])
         grads, _ = self.functional.grads(params, buffers, self.hparams.model(index), batch)
-        params, state = self.optimizer.update(params, grads, state,
-                                              self.hparams.optimizer(index))
-        if index is None:  # buffers a layer updates in place (batch norm's) are updated
-            self.parts["param"], self.parts["optimizer"] = params, state
-        else:  # the other members' slices stay as they were
+        self.optimizer.update(params, grads, state, self.hparams.optimizer(index))
+        if index is not None:  # the members' copies go back; the others' stay as they were
             for part, new in (("param", params), ("buffer", buffers), ("optimizer", state)):
                 for k, v in new.items():
                     self.parts[part][k][index] = v
