@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -234,7 +235,7 @@ def ray_python() -> Path:
     return python
 
 
-def wait_for_tests(limit: float = 300) -> float:
+def wait_for_tests(limit: float = 60) -> float:
     """Seconds spent waiting for a pytest on the shared cores to end (polled every 30 s, for
     `limit` s at most: past that the run goes ahead beside it)."""
     began = time.perf_counter()
@@ -278,10 +279,14 @@ def run_method(method: str, env: str, seed: int, folder: Path, initial: list | N
     if method == "Ray Tune PBT":
         path = folder / f"initial-{env}-{seed}.json"
         path.write_text(json.dumps(initial))
+        storage = folder / f"ray-{env}-{seed}"
+        shutil.rmtree(storage, ignore_errors=True)  # left by a stopped run: start afresh
         cmd = [ray_python(), Path(__file__), "child", "ray", *common, "--initial", path,
-               "--storage", folder / f"ray-{env}-{seed}"]
+               "--storage", storage]
     else:
         store = folder / f"{env}-{seed}-{method.replace(' ', '-')}.db"
+        for left in folder.glob(f"{store.stem}.*"):  # a stopped run's: never resume it
+            shutil.rmtree(left) if left.is_dir() else left.unlink()
         exploit = "none" if method == "random search" else "script"
         cmd = [*me, "populace", *common, "--exploit", exploit, "--store", store,
                "--executor", args.executor]
@@ -324,7 +329,11 @@ def plot_schedule(store: str, env: str, folder: Path) -> Path:
     fig = hparams_figure(replace(view, hparams=["lr", "entropy"]))
     fig.suptitle(f"{env}, PBT seed 0: every member's lr and entropy cost; the best lineage "
                  "(thick grey) is the schedule PBT found", fontsize=10)
-    return save(fig, folder / f"rl_schedule_{env.split('-')[0].lower()}.png")
+    return save(fig, plot_path(env, folder))
+
+
+def plot_path(env: str, folder: Path) -> Path:
+    return folder / f"rl_schedule_{env.split('-')[0].lower()}.png"
 
 
 # -- the section ---------------------------------------------------------------------
@@ -387,7 +396,12 @@ def verdict(records: Sequence[dict], env: str) -> str:
             b = statistics.median(r[key] for r in rival)
             word = "above" if a > b else "level with" if a == b else "below"
             out.append(f"the {what}'s median is {a:.1f} with PBT, {word} {other}'s {b:.1f}")
-    return "; ".join(out) + "."
+    text = "; ".join(out) + "."
+    if env == "CartPole-v1" and all(r["best"] == 500 for r in records if r["env"] == env):
+        text += (" Every run's best member ends at CartPole's ceiling of 500: among 8 "
+                 "members one always solves it, so only the median member tells the "
+                 "methods apart.")
+    return text
 
 
 def schedule_text(record: dict) -> str:
@@ -397,18 +411,19 @@ def schedule_text(record: dict) -> str:
     return "; ".join(parts)
 
 
-def section(records: list[dict], replayed: list[dict], plots: dict, argv: Sequence[str],
-            total: float, executor: str, steps: int) -> str:
+def section(records: list[dict], replayed: list[dict], plots: dict, commands: list,
+            total: float, executor: str) -> str:
     import torch
 
     rl = example("CartPole-v1")
-    command = shlex.join([".venv/bin/python", "benchmarks/rl.py", *argv])
-    cfg = {**rl.config, "steps": steps or rl.config["steps"]}
-    frames = cfg["steps"] * rl.STEP_FRAMES
+    command = "`, then `".join(shlex.join([".venv/bin/python", "benchmarks/rl.py", *argv])
+                               for argv in commands)
+    cfg = rl.config
     waited = sum(r["waited"] for r in records)
     lines = [
         HEADING, "",
-        f"Produced by `{command}` (from the repository root, with `nice -n 19`) on "
+        f"Produced by `{command}` (from the repository root, with `nice -n 19`; a second "
+        "command with `--records` goes on with the runs the first did not reach) on "
         f"{datetime.date.today().isoformat()}: {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPU cores shared with other work, Python "
         f"{platform.python_version()}, torch {torch.__version__}, Ray 2.60.0; the whole "
@@ -416,8 +431,8 @@ def section(records: list[dict], replayed: list[dict], plots: dict, argv: Sequen
         "same cores to end). Wall times are indicative only.",
         "",
         f"`examples/rl_cartpole.py` at its own config: {cfg['population']} PPO members, "
-        f"{cfg['steps']} steps of {rl.STEP_FRAMES} environment steps each ({frames:,} per "
-        f"member), ready every {cfg['ready_steps']} steps; score = mean return of the last "
+        f"steps of {rl.STEP_FRAMES} environment steps each (the number per environment "
+        f"below), ready every {cfg['ready_steps']} steps; score = mean return of the last "
         f"{rl.LAST} finished episodes (CartPole: 500 at most; Acrobot: -500 at worst, about "
         "-60 to -80 for a good policy). PBT: t-test exploit (window 4 ready-point scores, "
         "p < 0.05), perturb (x0.8 / x1.2) or resample (probability 0.25) each hparam. Random "
@@ -437,7 +452,9 @@ def section(records: list[dict], replayed: list[dict], plots: dict, argv: Sequen
         "",
     ]
     for env in [e for e in ENVS if pick(records, e, "PBT")]:
-        lines += [f"### {env}", "", *table(records, env), "", *per_seed(records, env), "",
+        steps = pick(records, env, "PBT")[0].get("steps") or cfg["steps"]
+        lines += [f"### {env}: {steps} steps, {steps * rl.STEP_FRAMES:,} environment steps "
+                  "per member", "", *table(records, env), "", *per_seed(records, env), "",
                   "Outcome: " + verdict(records, env), ""]
         seed0 = [r for r in pick(records, env, "PBT") if r["seed"] == 0]
         if seed0 and env in plots:
@@ -524,14 +541,17 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
     records: list[dict] = saved.get("records", [])
     replayed: list[dict] = saved.get("replays", [])
     spent = saved.get("seconds", 0.0)
-    plots: dict[str, Path] = {}
+    commands = [*saved.get("commands", []), list(argv)]
+    # a plot an earlier command drew
+    plots = {env: path for env in ENVS if (path := plot_path(env, args.output.parent)).exists()}
 
     def write() -> None:
         total = spent + time.perf_counter() - began
         args.records.write_text(json.dumps({"records": records, "replays": replayed,
-                                            "seconds": total}, default=str))
-        write_section(args.output, HEADING, section(records, replayed, plots, argv, total,
-                                                    args.executor, args.steps))
+                                            "seconds": total, "commands": commands},
+                                           default=str))
+        write_section(args.output, HEADING, section(records, replayed, plots, commands, total,
+                                                    args.executor))
 
     for env in args.envs:
         for seed in range(args.seeds):
@@ -546,6 +566,7 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
                     if method == "Ray Tune PBT" else None
                 record = run_method(method, env, seed, folder, initial, args)
                 record["rss_mb"] = record["rss"] / 2**20
+                record["steps"] = args.steps or example(env).config["steps"]
                 records.append(record)
                 print(f"{env} seed {seed} {method:13}: best {record['best']:.1f} median "
                       f"{record['median']:.1f} env steps {record['env_steps']} exploits "
