@@ -422,3 +422,12 @@ def test_a_stop_setting_turns_off_on_a_resume(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*run, "--stop-score", "high"])
     assert "a number or off, got 'high'" in capsys.readouterr().err
+
+
+def test_result_says_when_the_run_is_not_finished(finished, capsys):
+    db = open_store(finished)
+    db.extend(12)  # its members have steps left again
+    db.close()
+    capsys.readouterr()
+    assert main(["result", str(finished)]) == 0
+    assert "the run is not finished: 4 member(s) still to train" in capsys.readouterr().out

@@ -33,7 +33,16 @@ from populace.replay import replay
 from populace.results import RunFailed, load_result
 from populace.script import load_script
 from populace.stopping import stop_on_sigterm
-from populace.store import Event, Kind, Status, Store, StoreError, open_store, store_exists
+from populace.store import (
+    TRAINING,
+    Event,
+    Kind,
+    Status,
+    Store,
+    StoreError,
+    open_store,
+    store_exists,
+)
 from populace.store.driver import safe_url
 from populace.sweep import grace_for, orphans, sweep
 
@@ -422,6 +431,10 @@ def _result(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
+    training = [m for m in result.members if m.status in TRAINING]
+    if training:
+        console.print(f"the run is not finished: {len(training)} member(s) still to train; "
+                      "the same populace run command resumes it")
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
     console.print(f"its hparams: {json.dumps(result.hparams)}")
