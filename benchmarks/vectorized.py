@@ -1,0 +1,408 @@
+"""A vectorized population against the local executor and against raw torch.func.
+
+The job: the digits MLP of examples/digits_vectorized.py (64-128-128-10 with dropout,
+SGD with momentum and weight decay, a batch of 64 images a step), `--steps` steps per
+member, ready every `--ready`, truncation exploit and perturb explore, every member's
+starting hparams drawn from the example's space with seed 0. Three systems run it:
+
+- vectorized: `populace.run(..., executor="vectorized")`, one process, all members in
+  one batched model;
+- local: the same members trained alone by torch.optim (`populace.vectorized.plain`:
+  the same model, batches and hparams) by the local executor, one worker process per
+  core, one torch thread each;
+- raw: torch.func alone, no PBT: the members' models stacked, vmap over grad, an SGD
+  step in place, the same batches; no store, no evaluation, no checkpoints, no exploit.
+  The limit a vectorized run can approach.
+
+Each row is a fresh process (this script with --child) whose peak memory (RSS of the
+process and its children, sampled every 0.25 s) is measured from outside; its wall
+time is measured inside, from before `populace.run` to its return (store creation,
+the members' first build and every ready point included; the interpreter's start and
+torch's import not). Inside a vectorized run, timers around the training step, the
+evaluation, checkpoint writes and reads and the store's calls split its wall time;
+PBT's own work is everything but the training step and the evaluation.
+
+    nice -n 19 .venv/bin/python benchmarks/vectorized.py                  # CPU, all rows
+    nice -n 19 .venv/bin/python benchmarks/vectorized.py --populations 8 32 --local 8
+    .venv/bin/python benchmarks/vectorized.py --device cuda --local       # GPU, no local rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT / "examples")]
+
+HEADING = "## Vectorized population: one batched model against the local executor and torch.func"
+
+from digits_vectorized import DigitsVectorized  # noqa: E402 - found through sys.path
+
+from populace.vectorized.plain import PlainMember  # noqa: E402
+
+
+class TimedAlone(PlainMember):
+    """A member trained alone that adds up its process's training and evaluation time in
+    $BENCH_STATS/<pid>.json (the local executor's workers import it as `vectorized`)."""
+
+    vectorized = DigitsVectorized
+    seconds: dict[str, float] = defaultdict(float)  # this process's, every member's
+
+    def step(self) -> None:
+        started = time.perf_counter()
+        super().step()
+        self.seconds["train"] += time.perf_counter() - started
+
+    def evaluate(self) -> dict[str, float]:
+        started = time.perf_counter()
+        try:
+            return super().evaluate()
+        finally:
+            self.seconds["evaluate"] += time.perf_counter() - started
+
+    def save(self, path: Path) -> None:
+        super().save(path)
+        stats = Path(os.environ["BENCH_STATS"]) / f"{os.getpid()}.json"
+        stats.write_text(json.dumps(self.seconds))
+
+
+# -- one job, in a child process ---------------------------------------------------------
+
+
+class Timers:
+    """Seconds spent in each wrapped function, by a name of the caller's."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - started
+
+        setattr(owner, name, timed)
+
+
+def job(args: argparse.Namespace) -> dict:
+    """The settings every system shares."""
+    return {"population": args.population, "steps": args.steps, "ready_steps": args.ready,
+            "score": "accuracy", "seed": 0}
+
+
+def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
+    from digits_vectorized import DigitsVectorized, space
+
+    import populace
+    from populace.checkpoints import CheckpointStorage
+    from populace.store import Store
+    from populace.vectorized import layout
+    from populace.vectorized.population import Population
+
+    timers = Timers()
+    timers.wrap(Population, "train", "train")
+    timers.wrap(Population, "evaluate", "evaluate")
+    for name in ("take", "put", "fresh"):
+        timers.wrap(Population, name, "restore")
+    timers.wrap(layout, "read", "restore")
+    timers.wrap(CheckpointStorage, "write", "checkpoint")
+    timers.wrap(CheckpointStorage, "fetch", "checkpoint")
+    for name in ("claim", "report", "fail"):
+        timers.wrap(Store, name, "store")
+        timers.wrap(Store, name, f"store.{name}")
+    started = time.perf_counter()
+    populace.run(DigitsVectorized, space, store=folder / "run.db", progress=False,
+                 executor="vectorized", device=args.device, **job(args))
+    return {"wall": time.perf_counter() - started, **timers.seconds}
+
+
+def child_local(args: argparse.Namespace, folder: Path) -> dict:
+    from digits_vectorized import space
+
+    import populace
+
+    stats = folder / "stats"
+    stats.mkdir()
+    os.environ["BENCH_STATS"] = str(stats)
+    from vectorized import TimedAlone  # by its module's name: worker processes import it
+
+    started = time.perf_counter()
+    populace.run(TimedAlone, space, store=folder / "run.db", progress=False,
+                 executor="local", workers=args.workers, **job(args))
+    wall = time.perf_counter() - started
+    seconds: dict[str, float] = defaultdict(float)
+    for file in stats.glob("*.json"):
+        for label, value in json.loads(file.read_text()).items():
+            seconds[label] += value
+    return {"wall": wall, **seconds}
+
+
+def child_raw(args: argparse.Namespace, folder: Path) -> dict:
+    import copy
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from digits_vectorized import DigitsVectorized, space
+    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+    from populace.space import Space
+    from populace.vectorized.context import member_hparams
+    from populace.worker import member_seed
+
+    started = time.perf_counter()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+    trainable = DigitsVectorized()
+    rng = np.random.default_rng(0)
+    hparams = [Space(space).sample(rng) for _ in range(args.population)]
+    seeds = [member_seed(0, m) for m in range(args.population)]
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(trainable.model(seed))
+    params, buffers = stack_module_state(models)
+    params = {k: v.detach().to(device) for k, v in params.items()}
+    buffers = {k: v.to(device) for k, v in buffers.items()}
+    base = copy.deepcopy(models[0]).to("meta")
+    data = trainable.data().to(device)
+
+    def column(name: str) -> torch.Tensor:
+        return torch.tensor([h[name] for h in hparams], device=device)
+
+    lr, momentum, decay = column("lr"), column("momentum"), column("weight_decay")
+    dropout = {"dropout": column("dropout")}
+    velocity = {k: torch.zeros_like(v) for k, v in params.items()}
+
+    def loss(p, b, h, x, y):
+        with member_hparams(h):
+            return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
+
+    grads_of = vmap(grad_and_value(loss), randomness="different")
+    keys, steps = np.array(seeds, dtype=np.int64), np.zeros(args.population, dtype=np.int64)
+    trained = time.perf_counter()
+    for _ in range(args.steps):
+        x, y = data.batches(keys, steps)
+        grads, _ = grads_of(params, buffers, dropout, x, y)
+        with torch.no_grad():
+            for k, p in params.items():
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                g = grads[k].add_(p * decay.view(shape))
+                velocity[k].mul_(momentum.view(shape)).add_(g)
+                p.sub_(lr.view(shape) * velocity[k])
+        steps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    now = time.perf_counter()
+    return {"wall": now - started, "train": now - trained}
+
+
+# in the tables' order
+CHILDREN = {"vectorized": child_vectorized, "local": child_local, "raw": child_raw}
+
+
+# -- the parent: one fresh process a row ------------------------------------------------
+
+
+def measure(system: str, population: int, args: argparse.Namespace) -> dict:
+    from overhead import Sampler
+
+    cmd = [sys.executable, __file__, "--child", system, "--population", str(population),
+           "--steps", str(args.steps), "--ready", str(args.ready), "--device", args.device,
+           "--workers", str(args.workers), "--threads", str(args.threads)]
+    load = os.getloadavg()[0]  # other work on the cores slows every figure
+    with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as folder:
+        proc = subprocess.Popen(cmd + ["--folder", folder], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        sampler = Sampler(proc.pid)
+        sampler.start()
+        out, _ = proc.communicate()
+        sampler.stop()
+    lines = [ln for ln in out.splitlines() if ln.startswith("BENCH ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{system} at {population} failed:\n{out[-3000:]}")
+    row = json.loads(lines[-1][6:])
+    row.update(system=system, population=population, rss=sampler.rss,
+               rate=population * args.steps / row["wall"], load=[load, os.getloadavg()[0]])
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
+PARTS = ("train", "evaluate", "checkpoint", "store", "restore")
+
+
+def table(rows: list[dict], args: argparse.Namespace) -> str:
+    """Throughput and memory of the three systems; where a vectorized run's time goes."""
+    by = {(r["system"], r["population"]): r for r in rows}
+
+    def cell(system: str, p: int, show) -> str:
+        row = by.get((system, p))
+        return "-" if row is None else show(row)
+
+    def ratio(p: int, other: str) -> str:
+        a, b = by.get(("vectorized", p)), by.get((other, p))
+        return "-" if a is None or b is None else f"{a['rate'] / b['rate']:.2f}"
+
+    lines = ["| members | member-steps/s: vectorized | local | raw torch.func | vectorized / "
+             "local | vectorized / raw | peak memory (MB): vectorized | local | raw |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for p in args.populations:
+        rate = [cell(s, p, lambda r: f"{r['rate']:,.0f}") for s in CHILDREN]
+        memory = [cell(s, p, lambda r: f"{r['rss'] / 2**20:,.0f}") for s in CHILDREN]
+        lines.append(f"| {p:,} | {' | '.join(rate)} | {ratio(p, 'local')} | {ratio(p, 'raw')} "
+                     f"| {' | '.join(memory)} |")
+    lines += ["", "Where a vectorized run's wall time goes (seconds, and share of the wall; "
+              "PBT's own work is checkpoints, store and restore; set-up is building the "
+              "members, the run's check and its store, and the result):", "",
+              "| members | wall | train | evaluate | checkpoints | store (claims, reports, "
+              "decisions) | restore (copies, loads) | set-up and the rest | load average |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for p in args.populations:
+        v = by.get(("vectorized", p))
+        if v is None:
+            continue
+        wall = v["wall"]
+        rest = wall - sum(v.get(part, 0.0) for part in PARTS)
+        shares = [f"{v.get(part, 0.0):.1f} ({v.get(part, 0.0) / wall:.0%})" for part in PARTS]
+        lines.append(f"| {p:,} | {wall:.1f} | {' | '.join(shares)} | {rest:.1f} "
+                     f"({rest / wall:.0%}) | {v['load'][0]:.1f} to {v['load'][1]:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--populations", type=int, nargs="+", default=[8, 32, 128, 512, 2048])
+    parser.add_argument("--local", type=int, nargs="*", default=[8, 32, 128],
+                        help="populations the local executor runs (none: no local rows)")
+    parser.add_argument("--steps", type=int, default=256)
+    parser.add_argument("--ready", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the vectorized and raw processes (1: on cores "
+                             "other work shares, more threads spin against it)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write the section to this file (default: benchmarks/RESULTS.md)")
+    parser.add_argument("--rows", type=Path,
+                        help="write the section from these rows (a vectorized.json), measuring "
+                             "nothing")
+    parser.add_argument("--child", choices=sorted(CHILDREN))
+    parser.add_argument("--population", type=int)
+    parser.add_argument("--folder", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        if args.child != "local":  # the local executor's workers take one thread each
+            import torch
+
+            torch.set_num_threads(args.threads)
+        print("BENCH " + json.dumps(CHILDREN[args.child](args, args.folder)), flush=True)
+        return
+    if args.rows:
+        saved = json.loads(args.rows.read_text())
+        write(args, table(saved["rows"], args), saved["rows"], saved["seconds"])
+        return
+    started = time.time()
+    rows = []
+    for p in args.populations:
+        rows.append(measure("vectorized", p, args))
+        rows.append(measure("raw", p, args))
+        if p in args.local:
+            rows.append(measure("local", p, args))
+    text = table(rows, args)
+    print(text)
+    write(args, text, rows, time.time() - started)
+
+
+def findings(rows: list[dict], args: argparse.Namespace) -> str:
+    """What the figures say against the targets, and what limits each."""
+    by = {(r["system"], r["population"]): r for r in rows}
+
+    def ratio(p: int, other: str) -> str:
+        a, b = by.get(("vectorized", p)), by.get((other, p))
+        return "not measured" if a is None or b is None else f"{a['rate'] / b['rate']:.2f}"
+
+    def share(p: int, part: str) -> str:
+        v = by.get(("vectorized", p))
+        return "-" if v is None else f"{v.get(part, 0.0) / v['wall']:.0%}"
+
+    small, large = min(args.populations), max(args.populations)
+    return f"""Against the targets, at 128 members: the vectorized run made {ratio(128, 'local')}
+times the local executor's member-steps per second (target: at least 2) and {ratio(128, 'raw')}
+of raw torch.func's (target: 0.8).
+
+What limits each figure:
+
+- Vectorized: the training step is every member's matrix products at once, on one
+  thread here, so member-steps per second rise with the population until the thread
+  is full and then stay level. Around it: the evaluation at each ready point (the
+  example's validation and test sets, {share(128, 'evaluate')} of the wall at 128 members),
+  one checkpoint file a ready point of every member's weights and momentum (about 210 KB
+  a member, hashed and fsynced: {share(128, 'checkpoint')} at 128), and the store. The store's
+  share grows with the population ({share(small, 'store')} at {small}, {share(128, 'store')} at 128,
+  {share(large, 'store')} at {large:,}): each member's report decides against every member's
+  row, as on any executor, so a ready point costs population x population row reads.
+  Set-up (building every member, the run's check before it writes anything, the
+  store) is a few seconds at every size.
+- Local: each worker process trains one member at a time, so a step is one small
+  model's forward and backward pass, where PyTorch's cost per operation dominates;
+  with more members than workers a worker loads a checkpoint each time it switches
+  members; three processes (the run and two workers) each hold torch, hence the
+  memory. Measured at {', '.join(map(str, args.local)) or 'no'} members only, {args.steps}
+  steps each, to keep its rows affordable.
+- Raw torch.func: the same model, batches and per-member hparams, an SGD step in place;
+  no evaluation, no store, no checkpoint, no exploit: the limit.
+- The machine: two cores shared with other work (the load average of each row is in
+  the second table; rows run one after another, so two rows compare minutes apart).
+  The vectorized and raw processes ran one torch thread: with two, on cores that
+  other processes share, OpenMP's spinning threads made a step 2 to 10 times slower.
+  The local executor's two worker processes had a thread each: it had both cores, the
+  vectorized run one.
+- GPU rows: not measured. This session had no GPU; `--device cuda` runs the same code
+  on one (the device setting and CUDA random states are written for it, untested here).
+"""
+
+
+def write(args: argparse.Namespace, text: str, rows: list[dict], seconds: float) -> None:
+    import torch
+    from results import RESULTS, write_section
+
+    load = os.getloadavg()[0]
+    section = f"""{HEADING}
+
+Produced by `nice -n 19 .venv/bin/python benchmarks/vectorized.py` on
+{time.strftime('%Y-%m-%d')}: {platform.system()} {platform.machine()}, {os.cpu_count()} CPU
+cores, Python {platform.python_version()}, torch {torch.__version__}, device
+{args.device} ({'CUDA' if torch.cuda.is_available() else 'no GPU'}); {seconds:.0f} s in
+all, load average {load:.1f} at the end. The digits MLP of `examples/digits_vectorized.py`
+(64-128-128-10, dropout, SGD, batch 64), {args.steps} steps a member, ready every
+{args.ready}, truncation and perturb; the local executor with {args.workers} worker
+processes at {', '.join(map(str, args.local)) or 'no'} members only (each member trained
+alone by torch.optim, one torch thread a process); the vectorized and raw processes
+with {args.threads} torch thread(s). A member-step is one member's training step; wall
+time runs from before `populace.run` to its return. The rows are in
+`benchmarks/vectorized.json`.
+
+{text}
+
+{findings(rows, args)}"""
+    write_section(args.output or RESULTS, HEADING, section)
+    (args.output or RESULTS).with_name("vectorized.json").write_text(
+        json.dumps({"seconds": seconds, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
