@@ -404,6 +404,27 @@ def verdict(records: Sequence[dict], env: str) -> str:
     return text
 
 
+def why(records: Sequence[dict], env: str) -> str:
+    """Why PBT did or did not copy, from the exploit counts."""
+    pbt, ray = pick(records, env, "PBT"), pick(records, env, "Ray Tune PBT")
+    steps = pbt[0].get("steps") or 30
+    mine = sum(r["exploits"] for r in pbt)
+    theirs = statistics.median(r["exploits"] for r in ray) if ray else 0
+    text = (f"Why: populace's t-test exploit made {mine} copies in {len(pbt)} runs "
+            f"(Ray Tune's truncation a median of {theirs:.0f} a run). A member decides at "
+            f"{steps // 3} ready points, the first with two scores to compare being the "
+            "second, and copies a rival only when Welch's test on its last 4 scores (each a "
+            "mean of 10 episodes) gives p < 0.05, evidence a noisy return rarely gives in "
+            "a few points; truncation copies the bottom quarter from the top quarter at "
+            "every ready point without asking for evidence.")
+    if mine == 0:
+        text += (" With no copy, PBT is random search exactly: the same members and seeds "
+                 "give the same numbers, and Ray's greedier copying wins on this short "
+                 "budget, where early returns already rank the members well. The target "
+                 "(populace's PBT at least Ray Tune's) is missed here.")
+    return text
+
+
 def schedule_text(record: dict) -> str:
     """The best lineage's lr and entropy cost from step to step."""
     parts = [f"step {e['step']}: lr {e['hparams']['lr']:.2g}, entropy "
@@ -455,7 +476,7 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
         steps = pick(records, env, "PBT")[0].get("steps") or cfg["steps"]
         lines += [f"### {env}: {steps} steps, {steps * rl.STEP_FRAMES:,} environment steps "
                   "per member", "", *table(records, env), "", *per_seed(records, env), "",
-                  "Outcome: " + verdict(records, env), ""]
+                  "Outcome: " + verdict(records, env), "", why(records, env), ""]
         seed0 = [r for r in pick(records, env, "PBT") if r["seed"] == 0]
         if seed0 and env in plots:
             lines += [f"The schedule PBT found (seed 0, best member, lr and entropy cost "
