@@ -58,8 +58,8 @@ space = {
     "rollout": Int(32, 256, log=True),  # steps per copy between updates
     "env": Constant(ENV),
 }
-# every populace step gives each copy 256 steps, more than an episode's 500-step
-# limit needs over a ready point's 2 or more steps: a score always has episodes
+# ready every 2 or more steps, each copy has taken 512 or more steps and so ended an
+# episode (both environments cut one at 500): a score always has episodes to average
 config = {
     "population": 8, "steps": 30, "ready_steps": 3, "score": "return",
     "exploit": {"name": "ttest", "window": 4},
