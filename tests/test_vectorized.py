@@ -352,6 +352,24 @@ def test_hparams_a_vectorized_run_cannot_hold_are_refused_by_name(space, says):
         assert words in str(refused.value)
 
 
+class PlainOptimizer(Tiny):
+    optimizer = torch.optim.SGD  # torch's, which cannot hold a population's state
+
+
+class TupleData(Tiny):
+    def data(self):
+        return X, Y
+
+
+@pytest.mark.parametrize("trainable, says", [
+    (PlainOptimizer, "PlainOptimizer.optimizer must be a stacked optimizer"),
+    (TupleData, "TupleData.data must return a data source"),
+])
+def test_a_trainable_with_the_wrong_parts_is_refused_by_name(trainable, says):
+    with pytest.raises(ConfigError, match=says):
+        trainable().build({"scale": 1.0, "dropout": 0.0}, seed=0)
+
+
 def test_hparam_reads_the_members_value_in_a_run_and_the_default_outside():
     assert hparam("dropout", 0.25) == 0.25
     with pytest.raises(KeyError, match="no default"):

@@ -18,8 +18,10 @@ from torch import Tensor
 
 from populace.errors import ConfigError
 from populace.space import Space
+from populace.vectorized.data import Data
 from populace.vectorized.functional import Functional, build_member, stack
 from populace.vectorized.hparams import HparamTable, check_read, check_space
+from populace.vectorized.optim import StackedOptimizer
 
 if TYPE_CHECKING:
     from populace.vectorized.trainable import VectorizedTrainable
@@ -37,6 +39,10 @@ class Population:
         self.trainable, self.space = trainable, space
         self.device = torch.device(device)
         self.optimizer = trainable.optimizer
+        if not isinstance(self.optimizer, StackedOptimizer):
+            raise ConfigError(f"{type(trainable).__name__}.optimizer must be a stacked "
+                              "optimizer (populace.vectorized.SGD, Adam or AdamW), got "
+                              f"{self.optimizer!r}")
         modules = [build_member(trainable, seed) for seed in seeds]
         self.base, params, buffers = stack(modules, self.device)
         self.parts: dict[str, Tensors] = {"param": params, "buffer": buffers,
@@ -44,7 +50,12 @@ class Population:
         self.keys = np.array(seeds, dtype=np.int64)  # each member's data stream
         self.steps = np.zeros(len(seeds), dtype=np.int64)
         self.hparams = HparamTable(space, self.optimizer, len(seeds), self.device)
-        self.data = trainable.data().to(self.device)
+        data = trainable.data()
+        if not isinstance(data, Data):
+            raise ConfigError(f"{type(trainable).__name__}.data must return a data source "
+                              "(populace.vectorized.Shuffled, or an object with batches(keys, "
+                              f"steps) and to(device)), got {type(data).__name__}")
+        self.data = data.to(self.device)
         self.functional = Functional(trainable, self.base, trainable.eval_chunk)
 
     def __len__(self) -> int:
