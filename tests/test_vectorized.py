@@ -326,7 +326,13 @@ class Items(Tiny):
         return {"score": (model(X).argmax(1) == Y).float().mean().item()}
 
 
+class OtherRate(Tiny):
+    def model(self, seed):
+        return nn.Sequential(nn.Linear(4, 8), Dropout("rate"), nn.Linear(8, 2))
+
+
 @pytest.mark.parametrize("trainable, says", [
+    (OtherRate, ["layer 1 (Dropout) reads hparam 'rate', which the run's space lacks"]),
     (Branches, ["layer 1 (Branching)", "torch.where"]),
     (InPlace, ["layer 1 (Shifted)", "out of place"]),
     (Items, ["the trainable's metrics", "return tensors"]),

@@ -61,8 +61,8 @@ def hparam(name: str, default: float | None = None) -> Tensor | float:
                            "default: give the layer one")
         return default
     if name not in values:
-        raise KeyError(f"hparam {name!r} is not in the run's space, which has "
-                       f"{', '.join(values) or 'no hparams'}")
+        raise KeyError(f"hparam {name!r}, which the run's space lacks (it has "
+                       f"{', '.join(values) or 'no hparams'})")
     return values[name]
 
 

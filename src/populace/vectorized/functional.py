@@ -112,6 +112,11 @@ class Functional:
             with _running_layer(self.base) as running:
                 try:
                     run()
+                except ConfigError:
+                    raise
+                except KeyError as e:  # an hparam the space lacks (`hparam`, the loss's)
+                    raise ConfigError(f"{_where(self.base, running, what)} reads "
+                                      f"{e.args[0] if e.args else e}") from e
                 except Exception as e:
                     raise ConfigError(_unvmappable(self.base, running, what, e)) from e
 
@@ -153,11 +158,13 @@ def _unvmappable(base: nn.Module, running: list[str], what: str, error: Exceptio
                   "choose with torch.where, and return tensors, not Python numbers")
     else:
         advice = f"see what vmap cannot run: {LIMITS}"
-    if running:
-        layer = type(base.get_submodule(running[-1])).__name__
-        where = f"layer {running[-1] or 'the model'} ({layer})"
-    else:
-        where = f"the trainable's {what}"
-    return (f"a vectorized run cannot train this model: {where} failed under vmap ({reason}); "
-            f"{advice}")
+    return (f"a vectorized run cannot train this model: {_where(base, running, what)} failed "
+            f"under vmap ({reason}); {advice}")
+
+
+def _where(base: nn.Module, running: list[str], what: str) -> str:
+    """The layer that was running (innermost), else the trainable's hook."""
+    if not running:
+        return f"the trainable's {what}"
+    return f"layer {running[-1] or 'the model'} ({type(base.get_submodule(running[-1])).__name__})"
 
