@@ -390,3 +390,24 @@ def test_a_device_that_is_not_here_is_refused_by_name(tmp_path):
             populace.run(vector_counter.VectorCounter, vector_counter.space,
                          store=tmp_path / "run.db", progress=False,
                          **{**vector_counter.config, "device": "cuda"})
+
+
+@pytest.mark.parametrize("example", ["digits_vectorized.py", "digits_cnn_vectorized.py"])
+def test_an_example_runs_from_the_cli_and_its_run_reports_and_replays(tmp_path, example):
+    """The README's two vectorized examples at a tiny size, then status, report and replay
+    on the run they made: a vectorized run is read like any other."""
+    store = tmp_path / "run.db"
+    cli = [sys.executable, "-m", "populace.cli"]
+    script = Path(__file__).resolve().parents[1] / "examples" / example
+    tiny = ["--population", "4", "--steps", "16", "--ready-steps", "8", "--device", "cpu"]
+    for command in ([*cli, "run", str(script), "--store", str(store), *tiny, "--quiet"],
+                    [*cli, "status", str(store), "--json"],
+                    [*cli, "report", str(store)],
+                    [*cli, "replay", str(store), "--quiet"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180,
+                              cwd=tmp_path)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+    assert (tmp_path / "run.report" / "report.html").exists()
+    result, replayed = populace.load_result(store), populace.load_result(tmp_path / "run.replay.db")
+    assert {m.step for m in result.members} == {16}
+    assert 0.3 < result.score <= 1 and 0.3 < replayed.score <= 1, "a few steps learn digits"
