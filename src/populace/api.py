@@ -9,6 +9,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from populace.worker import member_seed, run_storage, score_of
 
 # settings that may change when a run is resumed: they do not change its result
 RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker",
-             "device", "stop_score", "time_budget")
+             "device", "stop_score", "time_budget", "tensorboard", "mlflow")
 STOPS = ("stop_score", "time_budget")  # resumable, and read by every worker from the store
 
 
@@ -140,7 +141,7 @@ def run(
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
         console = make_console(quiet=not progress)
-        with Display(db.url, config.population * config.steps, console):
+        with Display(db.url, config.population * config.steps, console), _live(db, config):
             db.begin_session()  # the time budget counts training time, not the gaps between
             try:
                 execute(db, source, config)
@@ -152,6 +153,15 @@ def run(
         return result
     finally:
         db.close()
+
+
+def _live(db: Store, config: RunConfig) -> AbstractContextManager[object]:
+    """The live TensorBoard and MLflow logs the settings ask for (none: nothing to do)."""
+    if config.tensorboard is None and config.mlflow is None:
+        return nullcontext()
+    from populace.export import Follow  # tensorboardX or mlflow only for a run that logs
+
+    return Follow(db.url, config.tensorboard, config.mlflow)
 
 
 def _sweep(db: Store, storage: CheckpointStorage) -> None:

@@ -1,4 +1,4 @@
-"""The `populace` command: run, worker, status, result, report, replay, retry, delete, gc.
+"""The `populace` command: run, worker, status, result, report, export, replay, retry, delete, gc.
 
 Settings come, weakest first, from populace's defaults, the script's
 `config` dict, a `--config` YAML or TOML file, and the command line.
@@ -54,7 +54,8 @@ else:
 # flags that set a RunConfig field directly
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
           "score", "executor", "keep_checkpoints", "burn_in", "synch", "ray_address",
-          "cpus_per_worker", "gpus_per_worker", "device", "stop_score", "time_budget")
+          "cpus_per_worker", "gpus_per_worker", "device", "stop_score", "time_budget",
+          "tensorboard", "mlflow")
 READY = {"ready_steps", "ready_seconds"}
 
 
@@ -119,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", help="executor vectorized: cpu | cuda | cuda:N | mps | auto "
                                     "(default: the GPU when there is one)")
     r.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
+    r.add_argument("--tensorboard", metavar="DIR", help="live TensorBoard logs in DIR")
+    r.add_argument("--mlflow", metavar="URI", help="live MLflow runs at URI (or a folder, or "
+                                                   "beside)")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--overwrite", action="store_true",
                    help="delete the run in --store (and its checkpoints), then start anew")
@@ -172,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--events", action="store_true",
                    help="every event instead of the members: exploits, waits for a donor, "
                         "dropped decisions, retries, failures, recoveries, refused reports")
+    x = sub.add_parser("export", help="write the run in STORE, finished or not, as TensorBoard "
+                                      "logs or MLflow runs")
+    x.add_argument("store")
+    x.add_argument("--tensorboard", metavar="DIR", help="a folder for one log per member")
+    x.add_argument("--mlflow", metavar="URI", nargs="?", const="beside",
+                   help="an MLflow tracking URI, or a folder for an mlflow.db (default: "
+                        "beside the store, STORE's name + .mlflow.db)")
     return parser
 
 
@@ -448,6 +459,22 @@ def _result(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace, console: Console) -> int:
+    if args.tensorboard is None and args.mlflow is None:
+        raise ConfigError("populace export needs --tensorboard DIR, --mlflow [URI] or both")
+    from populace.export import export, mlflow_uri  # tensorboardX or mlflow: loaded here only
+
+    export(args.store, args.tensorboard, args.mlflow)
+    if args.tensorboard is not None:
+        console.print(f"TensorBoard logs written to {args.tensorboard}: tensorboard --logdir "
+                      f"{args.tensorboard}", highlight=False)
+    if args.mlflow is not None:
+        uri = mlflow_uri(args.mlflow, args.store)
+        console.print(f"MLflow runs written to {uri}: mlflow ui --backend-store-uri {uri}",
+                      highlight=False)
+    return 0
+
+
 def _report(args: argparse.Namespace, console: Console) -> int:
     try:  # matplotlib loads only for this command
         from populace.report import write_report
@@ -519,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"run": _run, "worker": _worker, "status": _status, "report": _report,
                     "replay": _replay, "gc": _gc, "retry": _retry, "delete": _delete,
-                    "result": _result}
+                    "result": _result, "export": _export}
         return commands[args.command](args, console)
     except (ConfigError, StoreError, StorageMissing) as e:
         err.print(f"[red]error:[/] {e}", highlight=False)

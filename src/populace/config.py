@@ -92,6 +92,10 @@ DOCS: dict[str, tuple[str | None, str]] = {
     "stop_score": ("off", "stop the run once a member's score reaches it (in the run's mode)"),
     "time_budget": ("off", "(0, {max}]: stop the run once it has trained this many "
                            "seconds (over every run command, not the time between them)"),
+    "tensorboard": ("off", "a folder: live TensorBoard logs, one per member (`populace "
+                           "export` writes them for any run)"),
+    "mlflow": ("off", "a tracking URI, a folder for an `mlflow.db`, or `beside` (runs/x.mlflow"
+                      ".db): a live MLflow run, one nested run per member"),
 }
 
 
@@ -139,6 +143,9 @@ class RunConfig:
     # the run has trained time_budget seconds (run commands' time, not the gaps between)
     stop_score: float | None = None
     time_budget: float | None = None
+    # live logs of the run as it trains (populace.export): a TensorBoard folder, an MLflow URI
+    tensorboard: str | None = None
+    mlflow: str | None = None
     # a replay's hparam schedule, [{"step": s, "hparams": {...}}, ...]: one member
     # trains from scratch following it, no exploit
     schedule: list[dict[str, Any]] | None = None
@@ -161,6 +168,7 @@ class RunConfig:
         self.score = text(None, "score", self.score, "the name of a metric")
         window_of(self.make_exploit())  # built, so a bad parameter or window is refused now
         self.make_explore()
+        self._validate_logs()
 
     def _validate_sizes(self) -> None:
         if self.schedule is None:
@@ -224,6 +232,13 @@ class RunConfig:
             self.stop_score = float(self.stop_score)
         if self.time_budget is not None:
             self.time_budget = _positive("time_budget", self.time_budget)
+
+    def _validate_logs(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard = text(None, "tensorboard", self.tensorboard, "a folder")
+        if self.mlflow is not None:
+            self.mlflow = text(None, "mlflow", self.mlflow, "an MLflow tracking URI, a folder "
+                               "or 'beside'")
 
     def make_exploit(self) -> Exploit:
         params = dict(self.exploit)

@@ -59,7 +59,8 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         raise StoreError(f"no member of the run in {os.fspath(store)} has reported yet: "
                          "there is no schedule to replay")
     settings = {k: v for k, v in config.run.items()
-                if k not in ("population", "exploit", "workers", "executor", "schedule")}
+                if k not in ("population", "exploit", "workers", "executor", "schedule",
+                             "tensorboard", "mlflow")}  # the run's logs are not the replay's
     if seed is not None:
         settings["seed"] = seed
     out = Path(out) if out is not None else default_replay_store(store)
