@@ -14,6 +14,7 @@ from populace.space import Choice, Float, Int, Space
 from populace.strategies import (
     EXPLOIT,
     EXPLORE,
+    PB2,
     EverySeconds,
     EverySteps,
     Keep,
@@ -377,6 +378,7 @@ def test_registries_name_the_classes():
         "perturb-or-resample": PerturbOrResample,
         "noise": Noise,
         "keep": Keep,
+        "pb2": PB2,
     }
 
 
@@ -394,7 +396,7 @@ def test_make_rejects_unknown_names():
         "of your own is named by its import path, 'package.module:Name'")
     with pytest.raises(
         ConfigError,
-        match="explore must be one of perturb, resample, perturb-or-resample, noise, keep; "
+        match="explore must be one of perturb, resample, perturb-or-resample, noise, keep, pb2; "
         "got 'mutate'",
     ):
         make_explore("mutate")

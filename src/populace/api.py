@@ -128,6 +128,7 @@ def run(
                 script=None if script is None else str(Path(script).resolve()),
                 trainable=f"{trainable.__module__}:{trainable.__qualname__}",
                 window=config.window(),
+                segments=config.segments(),
             ), hparams)
         except BaseException:
             # nothing of the run was written (create is one transaction): leave no file

@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--window", type=int, help="ttest: recent scores compared (10)")
     r.add_argument("--significance", type=float, help="ttest: the test's level (0.05)")
     r.add_argument("--explore", help="perturb | resample | perturb-or-resample | noise | keep"
-                                     " | package.module:Name")
+                                     " | pb2 | package.module:Name")
     r.add_argument("--noise-scale", type=float, help="noise: standard deviation added")
     r.add_argument("--factors", help="perturb factors, comma separated (0.8,1.2)")
     r.add_argument("--resample-probability", type=float,

@@ -21,6 +21,7 @@ from populace.strategies import (
     make_exploit,
     make_explore,
     make_ready,
+    segments_of,
     window_of,
 )
 
@@ -68,6 +69,7 @@ DOCS: dict[str, tuple[str | None, str]] = {
                               "`package.module:Name`"),
     "explore": ("perturb", "perturb (factors 0.8,1.2, at most 64), resample, "
                            "perturb-or-resample (probability 0.25), noise (scale), keep, "
+                           "pb2 (segments 16, at most 100; the `pb2` extra), "
                            "`package.module:Name`"),
     "ready_steps": ("steps / 10", "1 to {max}: exploit/explore every this many steps"),
     "ready_seconds": ("off", "(0, {max}] (a week): instead of ready_steps, every this "
@@ -167,7 +169,7 @@ class RunConfig:
         self.mode = one_of(None, "mode", self.mode, MODES)
         self.score = text(None, "score", self.score, "the name of a metric")
         window_of(self.make_exploit())  # built, so a bad parameter or window is refused now
-        self.make_explore()
+        segments_of(self.make_explore())  # a bad segments window too
         self._validate_logs()
 
     def _validate_sizes(self) -> None:
@@ -251,6 +253,10 @@ class RunConfig:
     def window(self) -> int:
         """How many recent scores per member the exploit strategy reads (0: none)."""
         return window_of(self.make_exploit()) or 0
+
+    def segments(self) -> int:
+        """How many recent segments per member the explore strategy reads (0: none)."""
+        return segments_of(self.make_explore()) or 0
 
     def scheduled(self, step: int) -> dict[str, Any] | None:
         """The replayed schedule's hparams in force from `step` on (None: not a replay)."""

@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+
+class Segment(NamedTuple):
+    """One segment a member trained: from step `start`, where its weights scored `before`,
+    to `step`, where they scored `score`, with `hparams` in force (what PB2 learns from)."""
+
+    start: int
+    step: int
+    before: float
+    score: float
+    hparams: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,10 @@ class Snapshot:
     # each member's last few (step, score) points along its lineage, oldest first: what
     # its weights scored at earlier ready points, whoever trained them (empty: not known)
     trails: Sequence[Sequence[Sequence[float]]] = ()
+    # each member's last few segments of its own, oldest first, kept for an explore
+    # strategy that declares `segments` (empty when not kept); they stay with the member
+    # on an exploit: they are what its hparams did, not its weights' history
+    segments: Sequence[Sequence[Segment]] = ()
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -40,6 +55,8 @@ class Snapshot:
             raise ValueError("Snapshot.recent must have one window per member")
         if self.trails and len(self.trails) != n:
             raise ValueError("Snapshot.trails must have one trail per member")
+        if self.segments and len(self.segments) != n:
+            raise ValueError("Snapshot.segments must have one list of segments per member")
 
     def aligned(self, member_id: int) -> Snapshot:
         """The scores as `member_id` should be ranked against them, at its own step.

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from populace.store import (
     StoreError,
     open_store,
 )
+from populace.strategies import Modelled, segments_of
 from populace.trainable import Trainable
 
 IDLE_POLL = 0.05  # seconds between claims while other workers hold the last members
@@ -132,6 +133,8 @@ def make_decide(config: RunConfig, space: Space, burn_in: bool = True
     """
     exploit, explore = config.make_exploit(), config.make_explore()
     name = config.exploit["name"]
+    # PB2: it reads the population's segments too
+    modelled = cast(Modelled, explore) if segments_of(explore) is not None else None
 
     def decide(snapshot: Snapshot, member: int) -> Decision | None:
         step = int(snapshot.steps[snapshot.index(member)])
@@ -146,7 +149,9 @@ def make_decide(config: RunConfig, space: Space, burn_in: bool = True
         if donor == member or donor not in snapshot.ids:
             raise ValueError(f"exploit {name!r} chose member {donor} as the donor of member "
                              f"{member}: a donor must be another member of the population")
-        hparams = explore(snapshot.hparams[snapshot.index(donor)], space, rng)
+        copied = snapshot.hparams[snapshot.index(donor)]
+        hparams = (explore(copied, space, rng) if modelled is None else
+                   modelled(copied, space, rng, snapshot=snapshot, member=member, donor=donor))
         # a user's explore must stay inside the declared space, in plain Python values
         return Decision(donor, space.normalize(hparams),
                         strategy=f"{name}+{config.explore['name']}")

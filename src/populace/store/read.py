@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from populace.snapshot import Snapshot
+from populace.snapshot import Segment, Snapshot
 from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.records import (
     CheckpointRow,
@@ -24,6 +25,10 @@ from populace.store.retry import retried
 from populace.store.schema import SCHEMA_VERSION
 
 
+def _segments(stored: list[list[Any]]) -> list[Segment]:
+    return [Segment(*s) for s in stored]
+
+
 class StoreReader:
     """Reads a run's store over any `Driver`; `Store` adds the writes."""
 
@@ -34,6 +39,7 @@ class StoreReader:
         self._hparams_cache: dict[int, tuple[str, Any]] = {}
         self._recent_cache: dict[int, tuple[str, Any]] = {}
         self._trail_cache: dict[int, tuple[str, Any]] = {}
+        self._segments_cache: dict[int, tuple[str, Any]] = {}
 
     @property
     def url(self) -> str:
@@ -109,7 +115,7 @@ class StoreReader:
         """
         statuses = "('ready', 'running')" if training else "('ready', 'running', 'waiting', 'done')"
         cur.execute(
-            "SELECT id, step, score, hparams, recent, trail FROM members"
+            "SELECT id, step, score, hparams, recent, trail, segments FROM members"
             f" WHERE status IN {statuses} ORDER BY id"
         )
         rows = cur.fetchall()
@@ -117,6 +123,8 @@ class StoreReader:
         recent = ([self._parsed(self._recent_cache, r[0], r[4]) for r in rows]
                   if self._window(cur) else ())
         trails = [self._parsed(self._trail_cache, r[0], r[5]) for r in rows]
+        segments = ([self._parsed(self._segments_cache, r[0], r[6], _segments) for r in rows]
+                    if self._config_cached(cur).segments else ())
         return Snapshot(
             ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
             steps=np.fromiter((r[1] for r in rows), np.int64, len(rows)),
@@ -127,14 +135,18 @@ class StoreReader:
             maximize=self._run(cur)["mode"] == "max",
             recent=recent,
             trails=trails,
+            segments=segments,
         )
 
     @staticmethod
-    def _parsed(cache: dict[int, tuple[str, Any]], member: int, text: str) -> Any:
-        """JSON `text` of a member's column, parsed only when it changed since last time."""
+    def _parsed(cache: dict[int, tuple[str, Any]], member: int, text: str,
+                convert: Callable[[Any], Any] | None = None) -> Any:
+        """JSON `text` of a member's column (`convert`ed), parsed only when it changed
+        since last time."""
         hit = cache.get(member)
         if hit is None or hit[0] != text:
-            hit = cache[member] = (text, json.loads(text))
+            value = json.loads(text)
+            hit = cache[member] = (text, value if convert is None else convert(value))
         return hit[1]
 
     def _config_cached(self, cur: Cursor) -> RunRecord:

@@ -68,6 +68,7 @@ class RunRecord:
     trainable: str  # "module:QualName" of the Trainable class or training function
     script: str | None = None  # the run script's absolute path, when started from one
     window: int = 0  # recent scores each member keeps for the exploit strategy
+    segments: int = 0  # recent segments each member keeps for the explore strategy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -286,9 +286,9 @@ class Store(StoreReader):
         checkpoint = cur.fetchone()[0]
         # the segment started from the member's checkpoint as it is now: no exploit or
         # recover moves a member while a worker holds its lease
-        cur.execute("SELECT checkpoint, trail, recent FROM members WHERE id = ?",
-                    (report.member,))
-        parent, trail, recent = cur.fetchone()
+        cur.execute("SELECT checkpoint, trail, recent, segments, score FROM members"
+                    " WHERE id = ?", (report.member,))
+        parent, trail, recent, segments, before = cur.fetchone()
         cur.execute(
             "INSERT INTO results (member, start, step, score, metrics, hparams, seconds,"
             " time, checkpoint, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -298,12 +298,14 @@ class Store(StoreReader):
         result = cur.fetchone()[0]
         if score is not None:
             trail, recent = self._remember(cur, trail, recent, report.step, score)
+            if before is not None and self._config_cached(cur).segments:
+                segments = self._segment(cur, segments, report, before, score)
         cur.execute(
             "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
             " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
-            " trail = ?, recent = ?, updated = ? WHERE id = ?",
+            " trail = ?, recent = ?, segments = ?, updated = ? WHERE id = ?",
             (report.step, score, checkpoint, hparams,
-             Status.DONE if report.final else Status.READY, trail, recent, now,
+             Status.DONE if report.final else Status.READY, trail, recent, segments, now,
              report.member),
         )
         return checkpoint, result
@@ -445,6 +447,13 @@ class Store(StoreReader):
         if window:
             recent = json.dumps((json.loads(recent) + [score])[-window:])
         return json.dumps((json.loads(trail) + [[step, score]])[-TRAIL:]), recent
+
+    def _segment(self, cur: Cursor, segments: str, report: Report, before: float,
+                 score: float) -> str:
+        """A member's window of segments with this one added: from the step and score its
+        row held when the segment started, trained with the report's hparams."""
+        segment = [report.start, report.step, before, score, report.hparams]
+        return json.dumps((json.loads(segments) + [segment])[-self._config_cached(cur).segments:])
 
     def _deciding(self, cur: Cursor, reporter: int | None, step: int) -> list[int]:
         """Who is decided on now: the reporter, or in a synchronous run the whole

@@ -12,7 +12,9 @@ the name. `describe` turns an object into that name, which the run stores.
 An exploit strategy that reads recent scores also declares `window`
 (`Windowed`); `window_of` reads it. Ready rules follow `Ready`; `READY`
 names the built-ins by the unit they count (the settings `ready_steps` and
-`ready_seconds`).
+`ready_seconds`). An explore strategy that learns from the population's recent segments
+(PB2) declares `segments` (`Modelled`); `segments_of` reads it, and the worker then hands
+it the snapshot.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from populace.strategies.explore import (
     PerturbOrResample,
     Resample,
     Rule,
+    segments_of,
 )
-from populace.strategies.protocols import Exploit, Explore, Ready, Windowed
+from populace.strategies.pb2 import PB2
+from populace.strategies.protocols import Exploit, Explore, Modelled, Ready, Windowed
 from populace.strategies.ready import EverySeconds, EverySteps
 from populace.strategies.registry import (
     EXPLOIT,
@@ -57,7 +61,9 @@ __all__ = [
     "Explore",
     "Keep",
     "NoExploit",
+    "Modelled",
     "Noise",
+    "PB2",
     "Perturb",
     "PerturbOrResample",
     "Ready",
@@ -72,6 +78,7 @@ __all__ = [
     "make_exploit",
     "make_explore",
     "make_ready",
+    "segments_of",
     "space_from_dict",
     "space_to_dict",
     "window_of",

@@ -31,11 +31,24 @@ from typing import Any
 
 import numpy as np
 
-from populace.checks import number, refused
+from populace.checks import number, refused, whole
 from populace.errors import ConfigError
 from populace.space import Dimension, Space
+from populace.strategies.protocols import Explore
 
 MAX_FACTORS = 64  # a perturb draws one of its factors: more than a handful is a mistake
+# segments a member row keeps for a `Modelled` explore, hparams and all, rewritten at each
+# report: a model of the population needs tens, not thousands
+MAX_SEGMENTS = 100
+
+
+def segments_of(explore: Explore) -> int | None:
+    """How many recent segments per member `explore` reads (its `segments`, see
+    `Modelled`); None: it reads none, and is called with the donor's hparams alone."""
+    segments = getattr(explore, "segments", None)
+    if segments is None:
+        return None
+    return whole(type(explore).__qualname__, "segments", segments, 1, MAX_SEGMENTS)
 
 
 def _check_factors(owner: str, factors: Any) -> tuple[float, ...]:

@@ -55,6 +55,25 @@ class Explore(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class Modelled(Explore, Protocol):
+    """An explore strategy that learns from the population's recent segments, as PB2 does.
+
+    `segments` (an int from 1 to 100, `MAX_SEGMENTS`) is how many of each member's latest
+    segments the store keeps and `snapshot.segments` holds; `segments_of` reads and
+    checks it. The worker then calls it with keywords too: the whole `snapshot`, the
+    `member` that copies and its `donor` (whose hparams `hparams` are). Called without
+    them (no population known), it must still propose valid hparams.
+    """
+
+    segments: int
+
+    def __call__(
+        self, hparams: Mapping[str, Any], space: Space, rng: np.random.Generator,
+        *, snapshot: Snapshot | None = None, member: int | None = None,
+        donor: int | None = None,
+    ) -> dict[str, Any]: ...
+
+
 class Ready(Protocol):
     """A ready rule: whether a member has trained long enough to exploit and explore.
 

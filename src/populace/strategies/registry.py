@@ -14,6 +14,7 @@ from populace.errors import ConfigError
 from populace.space import Space, dimension_from_dict
 from populace.strategies.exploit import NoExploit, Tournament, Truncation, TTest
 from populace.strategies.explore import Keep, Noise, Perturb, PerturbOrResample, Resample
+from populace.strategies.pb2 import PB2
 from populace.strategies.protocols import Exploit, Explore, Ready
 from populace.strategies.ready import EverySeconds, EverySteps
 
@@ -26,6 +27,7 @@ EXPLORE: dict[str, type] = {
     "perturb-or-resample": PerturbOrResample,
     "noise": Noise,
     "keep": Keep,
+    "pb2": PB2,
 }
 # a ready rule by the unit it counts, as the settings ready_steps and ready_seconds name it
 READY: dict[str, type] = {"steps": EverySteps, "seconds": EverySeconds}
