@@ -199,11 +199,13 @@ def test_pb2_without_scikit_learn_says_how_to_install_it(monkeypatch):
         PB2()
 
 
-def test_a_pb2_run_keeps_each_members_segments_with_the_hparams_in_force(tmp_path):
+@pytest.mark.parametrize("synch", [False, True])
+def test_a_pb2_run_keeps_each_members_segments_with_the_hparams_in_force(tmp_path, synch):
     script = load_script(COUNTER)
     populace.run(script.trainable, script.space, store=tmp_path / "p.db", script=COUNTER,
                  progress=False, **{**script.config, "steps": 40, "executor": "inline",
-                                    "workers": 1, "explore": {"name": "pb2", "segments": 3}})
+                                    "workers": 1, "synch": synch,
+                                    "explore": {"name": "pb2", "segments": 3}})
     store = populace.store.open_store(tmp_path / "p.db")
     assert store.config().segments == 3
     snap = store.snapshot()
