@@ -4,17 +4,14 @@ run with the paper's MT strategies."""
 
 from __future__ import annotations
 
-from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from example_checks import before_and_after, carries_on_bit_for_bit, run_tiny
 from torch import nn
 
-import populace
 from populace.script import load_script
-from populace.store import open_store
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "translation.py"
 mt = load_script(EXAMPLE)
@@ -84,11 +81,7 @@ def test_the_four_hparams_reach_their_own_modules_after_a_load(tmp_path):
 
 def test_training_lowers_the_loss_and_greedy_decoding_reads_it():
     m = member()
-    m.step()
-    first = m.evaluate()
-    for _ in range(5):
-        m.step()
-    later = m.evaluate()
+    first, later = before_and_after(m, 5)
     assert later["loss"] < first["loss"] - 0.5, (first, later)
     score, hypotheses = m.translate("validation")
     assert score == later["bleu"] and len(hypotheses) == example.VALIDATION
@@ -96,25 +89,11 @@ def test_training_lowers_the_loss_and_greedy_decoding_reads_it():
 
 
 def test_a_member_reloaded_from_its_checkpoint_carries_on_bit_for_bit(tmp_path):
-    a = member()
-    a.step()
-    a.save(tmp_path / "a.pt")
-    a.step()
-    b = member(seed=99)  # other weights and random state until it loads
-    b.load(tmp_path / "a.pt")
-    b.step()
-    assert b.evaluate() == a.evaluate()
-    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
-        assert torch.equal(x, y)
+    carries_on_bit_for_bit(member, mt.trainable.state, tmp_path)
 
 
 def test_populace_runs_the_example_with_tournament_and_perturb(tmp_path):
-    result = populace.run(mt.trainable, mt.space, store=tmp_path / "mt.db", script=EXAMPLE,
-                          progress=False, **{**mt.config, "population": 2, "steps": 2,
-                                             "ready_steps": 1, "executor": "inline"})
-    with closing(open_store(tmp_path / "mt.db")) as store:
-        run, results = store.config().run, store.results()
+    run, results = run_tiny(mt, tmp_path)
     assert run["exploit"] == {"name": "tournament"}
     assert run["explore"] == {"name": "perturb", "factors": [0.8, 1.2]}
-    assert len(results) == 2 * 2 and all("test_bleu" in r.metrics for r in results)
-    assert result.score == max(r.score for r in results if r.step == 2)
+    assert all("test_bleu" in r.metrics for r in results)
