@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -74,8 +75,8 @@ def run_once(domain: str, method: str, seed: int, folder: Path) -> dict:
     settings = {**script.config, "seed": seed, "executor": "local", "workers": WORKERS,
                 **variants(script.config)[method]}
     store = folder / f"{domain}-{seed}-{method.replace(' ', '-')}.db"
-    for left in folder.glob(f"{store.name}*"):  # a stopped run's: start afresh
-        left.unlink()
+    for left in folder.glob(f"{store.stem}.*"):  # a stopped run's: start afresh
+        shutil.rmtree(left) if left.is_dir() else left.unlink()
     began, load = time.perf_counter(), os.getloadavg()[0]
     result = populace.run(script.trainable, script.space, store=store, script=script.path,
                           progress=False, **settings)
@@ -293,5 +294,4 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
     main(sys.argv[1:])
