@@ -9,6 +9,7 @@ the best member), and an export over an earlier one replaces it.
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +74,8 @@ def _text(log: EventAccumulator, tag: str) -> list[tuple[int, str]]:
 
 
 def _check_tensorboard(folder: Path, store_path: Path) -> None:
-    store = open_store(store_path)
-    try:
+    with closing(open_store(store_path)) as store:
         results, events = store.results(), store.events(Kind.EXPLOIT)
-    finally:
-        store.close()
     assert events, "the run made no copy: nothing to see"
     for member in range(POPULATION):
         log = _tensorboard(folder, member)
@@ -100,11 +98,8 @@ def _check_tensorboard(folder: Path, store_path: Path) -> None:
 
 
 def _check_mlflow(uri: str, store_path: Path) -> None:
-    store = open_store(store_path)
-    try:
+    with closing(open_store(store_path)) as store:
         results, members, run_id = store.results(), store.members(), store.meta("run")
-    finally:
-        store.close()
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("populace").experiment_id
     found = client.search_runs([experiment], f"tags.`populace.run` = '{run_id}'")

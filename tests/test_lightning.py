@@ -8,18 +8,15 @@ uses in the next batch is the explored one.
 
 from __future__ import annotations
 
-import gc
-import threading
-
 import lightning.pytorch as pl
 import pytest
 import torch
+from framework import assert_loop_ends_when_dropped, assert_segments_used
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from populace import Choice, Float, run
 from populace.integrations.lightning import LightningTrainable
-from populace.store import Kind, open_store
 
 
 def blobs(seed: int, n: int = 256) -> TensorDataset:
@@ -144,14 +141,7 @@ def test_a_fresh_member_evaluates_and_saves_before_training(tmp_path):
 
 
 def test_a_member_no_one_holds_ends_its_loop():
-    member = trained(Member, 1)
-    loop = member._paused._thread
-    assert loop is not None and loop.is_alive()
-    del member
-    gc.collect()
-    loop.join(10)
-    assert not loop.is_alive()
-    assert not [t for t in threading.enumerate() if t.name == "populace-loop"]
+    assert_loop_ends_when_dropped(trained(Member, 1))
 
 
 def test_a_pbt_run_trains_each_segment_with_the_hparams_in_force(tmp_path):
@@ -160,14 +150,7 @@ def test_a_pbt_run_trains_each_segment_with_the_hparams_in_force(tmp_path):
                           "batch_size": Choice([16, 32])},
                  store=store, population=4, steps=4, ready_steps=1, executor="inline",
                  score="val_acc", progress=False, seed=3)
-    db = open_store(store)
-    try:
-        results, copies = db.results(), db.events(Kind.EXPLOIT)
-    finally:
-        db.close()
-    assert copies, "no member copied another: nothing was tested"
     # the lr the optimizer used, logged by the module, is the one populace had in force,
     # in every segment, those right after a copy of a donor with another lr included
-    for r in results:
-        assert r.metrics["first_lr"] == pytest.approx(r.hparams["lr"]), r
+    assert_segments_used(store, "first_lr", "lr")
     assert result.best.step == 4
