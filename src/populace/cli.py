@@ -30,7 +30,7 @@ from populace.errors import ConfigError
 from populace.executors import WorkersDied, source_of, work
 from populace.mend import delete, retry
 from populace.replay import replay
-from populace.results import RunFailed, load_result
+from populace.results import RunFailed, RunResult, load_result, result_of
 from populace.script import load_script
 from populace.stopping import stop_on_sigterm
 from populace.store import (
@@ -53,7 +53,7 @@ else:
 
 # flags that set a RunConfig field directly
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
-          "score", "executor", "keep_checkpoints", "burn_in", "synch", "ray_address",
+          "score", "objectives", "executor", "keep_checkpoints", "burn_in", "synch", "ray_address",
           "cpus_per_worker", "gpus_per_worker", "device", "stop_score", "time_budget",
           "tensorboard", "mlflow")
 READY = {"ready_steps", "ready_seconds"}
@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="decide the whole population at once, generation by generation")
     r.add_argument("--mode", help="max | min: the score's direction")
     r.add_argument("--score", help="name of the metric exploit ranks by")
+    r.add_argument("--objectives", type=_objectives,
+                   help="several metrics ranked at once, e.g. accuracy:max,width:min")
     r.add_argument("--executor",
                    help="local (processes, default) | inline (this process) | ray | "
                         "vectorized (the whole population as one batched model, this process: "
@@ -271,6 +273,16 @@ def _strategy(settings: dict[str, Any], kind: str, name: str | None,
         settings[kind] = spec
 
 
+def _objectives(text: str) -> dict[str, str]:
+    """`accuracy:max,width:min` as {"accuracy": "max", "width": "min"} (RunConfig checks
+    the names and directions)."""
+    pairs = [item.rpartition(":") for item in text.split(",")]
+    if any(not name or not sep for name, sep, _ in pairs):
+        raise argparse.ArgumentTypeError(
+            f"--objectives must be metric:max or metric:min pairs, comma separated, got {text!r}")
+    return {name: mode for name, _, mode in pairs}
+
+
 def _factors(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -322,6 +334,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         err.print(f"{len(failed)} member(s) failed ({', '.join(map(str, failed))}): populace "
                   f"status {safe_url(args.store)} shows why; after a fix, populace retry "
                   f"{safe_url(args.store)} trains them again", highlight=False)
+    if result.objectives:
+        console.print(front_table(result))
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
     console.print(f"its hparams: {json.dumps(result.hparams)}")
@@ -422,6 +436,9 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             return _events(store.events(), args.json, console)
         members = store.members()
         storage = CheckpointStorage(store.config().checkpoints)
+        objectives = store.config().run.get("objectives")
+        front = result_of(store) if objectives and any(m.score is not None
+                                                       for m in members) else None
     finally:
         store.close()
     if args.json:
@@ -429,12 +446,31 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             {"id": m.id, "step": m.step, "score": m.score, "hparams": m.hparams,
              "generation": m.generation, "parent": m.parent, "status": m.status,
              "error": m.error,
-             "checkpoint": m.checkpoint and storage.location(m.checkpoint.key)}
+             "checkpoint": m.checkpoint and storage.location(m.checkpoint.key),
+             **({"objectives": dict(zip(objectives, m.objectives or [], strict=False)),
+                 "front": front is not None and m.id in {f.id for f in front.front}}
+                if objectives else {})}
             for m in members
         ], indent=2))
     else:
         console.print(members_table(members, title=args.store))
+        if front is not None:
+            console.print(front_table(front))
     return 0
+
+
+def front_table(result: RunResult) -> Table:
+    """A multi-objective run's Pareto front: each member on it, its objectives, hparams."""
+    names = list(result.objectives or {})
+    table = Table(title=f"Pareto front: {len(result.front)} member(s) no other dominates ("
+                        + ", ".join(f"{n} {m}" for n, m in (result.objectives or {}).items())
+                        + ")")
+    for column in ("member", "step", *names, "hparams"):
+        table.add_column(column)
+    for m in result.front:
+        values = [f"{v:.6g}" if v is not None else "-" for v in (m.objectives or [])]
+        table.add_row(str(m.id), str(m.step), *values, json.dumps(m.hparams))
+    return table
 
 
 def _result(args: argparse.Namespace, console: Console) -> int:
@@ -446,6 +482,8 @@ def _result(args: argparse.Namespace, console: Console) -> int:
     if training:
         console.print(f"the run is not finished: {len(training)} member(s) still to train; "
                       "the same populace run command resumes it")
+    if result.objectives:
+        console.print(front_table(result))
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{_metrics(result.metrics)}")
     console.print(f"its hparams: {json.dumps(result.hparams)}")

@@ -79,6 +79,8 @@ DOCS: dict[str, tuple[str | None, str]] = {
                      "one snapshot (default: asynchronous, see below)"),
     "mode": (None, "max, min"),
     "score": (None, "a metric `evaluate` returns (or `member.report` gives)"),
+    "objectives": ("off", "two or more metrics and their directions, `accuracy:max,width:min`"
+                          ": exploit ranks by Pareto front, then crowding distance"),
     "executor": (None, "local (processes), inline (this process), ray (Ray tasks), "
                        "vectorized (one batched model, see below)"),
     "ray_address": ("start a cluster", "executor ray: a Ray address (`auto`, "
@@ -130,6 +132,9 @@ class RunConfig:
     ready_seconds: float | None = None
     mode: str = "max"
     score: str = "score"
+    # a multi-objective run: each metric ranked and its direction, {"accuracy": "max",
+    # "width": "min"}; the first is the score shown where one number is shown
+    objectives: dict[str, str] | None = None
     executor: str = "local"
     ray_address: str | None = None  # executor ray: the cluster to join (None: start one here)
     cpus_per_worker: float = 1.0  # executor ray: resources each worker task asks for
@@ -168,6 +173,7 @@ class RunConfig:
         self._validate_ready()
         self.mode = one_of(None, "mode", self.mode, MODES)
         self.score = text(None, "score", self.score, "the name of a metric")
+        self._validate_objectives()
         window_of(self.make_exploit())  # built, so a bad parameter or window is refused now
         segments_of(self.make_explore())  # a bad segments window too
         self._validate_logs()
@@ -234,6 +240,23 @@ class RunConfig:
             self.stop_score = float(self.stop_score)
         if self.time_budget is not None:
             self.time_budget = _positive("time_budget", self.time_budget)
+
+    def _validate_objectives(self) -> None:
+        """Several metrics ranked at once: each named, each max or min; then the first is
+        the score and its direction the mode."""
+        if self.objectives is None:
+            return
+        allowed = "a mapping of two or more metric names to max or min"
+        if not isinstance(self.objectives, dict) or len(self.objectives) < 2:
+            raise refused(None, "objectives", allowed, self.objectives)
+        self.objectives = {text(None, "objectives", name, "the name of a metric"):
+                           one_of(None, f"objectives[{name!r}]", mode, MODES)
+                           for name, mode in self.objectives.items()}
+        if self.exploit["name"] == "ttest":
+            raise ConfigError("exploit ttest compares one score's recent values: with "
+                              "objectives, use truncation or tournament (they rank by "
+                              "Pareto front)")
+        self.score, self.mode = next(iter(self.objectives.items()))
 
     def _validate_logs(self) -> None:
         if self.tensorboard is not None:

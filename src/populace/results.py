@@ -4,12 +4,13 @@ and the hparam schedule of its lineage."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from populace import pareto
 from populace.lineage import ScheduleEntry, lineage, schedule
 from populace.snapshot import Snapshot
 from populace.store import MemberRow, Status, Store, StoreError, open_store, store_exists
@@ -31,6 +32,10 @@ class RunResult:
     metrics: dict[str, float]  # everything the best member's last evaluation returned
     store: str = ""  # the run's store, where `dataframe` reads every result
     stopped: str | None = None  # why the run stopped early (stop_score, time_budget)
+    # a multi-objective run: its Pareto front, the members no other member dominates (by
+    # id; `best` is the least crowded of them); empty in a run with one score
+    front: list[MemberRow] = field(default_factory=list)
+    objectives: dict[str, str] | None = None  # the run's objectives and their directions
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -46,7 +51,11 @@ class RunResult:
                 "metrics": self.metrics, "hparams": self.hparams,
                 "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
                 "schedule": [{"step": e.step, "hparams": e.hparams, "member": e.member}
-                             for e in self.schedule]}
+                             for e in self.schedule],
+                **({"front": [{"member": m.id, "step": m.step, "hparams": m.hparams,
+                               "objectives": dict(zip(self.objectives, m.objectives or [],
+                                                      strict=False))} for m in self.front]}
+                   if self.objectives else {})}
 
     def dataframe(self) -> Any:
         """Every result of the run, one row per segment (a pandas DataFrame, as Optuna's
@@ -97,15 +106,23 @@ def result_of(store: Store, member: int | None = None) -> RunResult:
                         "their checkpoints and the same command resumes the run; when a "
                         "setting was the cause, run again with it fixed: a run that never "
                         "trained a segment starts again with new settings")
+    objectives = store.config().run.get("objectives")
     snapshot = Snapshot(
         ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
         scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),
         hparams=[m.hparams for m in live], maximize=store.config().run["mode"] == "max",
+        objectives=None if not objectives else pareto.oriented(
+            [m.objectives for m in live], objectives.values()),
     )
-    return _result(store, live[int(snapshot.ranking()[0])], members)
+    front = []
+    if snapshot.objectives is not None:
+        on = (pareto.fronts(snapshot.objectives) == 0) & snapshot.valid()
+        front = [m for m, first in zip(live, on, strict=True) if first]
+    return _result(store, live[int(snapshot.ranking()[0])], members, front)
 
 
-def _result(store: Store, best: MemberRow, members: list[MemberRow]) -> RunResult:
+def _result(store: Store, best: MemberRow, members: list[MemberRow],
+            front: list[MemberRow] | None = None) -> RunResult:
     """`best`'s result: its checkpoint, and the schedule of its lineage."""
     path = lineage(best.checkpoint.id if best.checkpoint else None, store.results())
     checkpoint = None
@@ -114,4 +131,5 @@ def _result(store: Store, best: MemberRow, members: list[MemberRow]) -> RunResul
         checkpoint = (f"{root.rstrip('/')}/{best.checkpoint.key}" if "://" in root
                       else Path(root) / best.checkpoint.key)
     return RunResult(best, checkpoint, schedule(path), members,
-                     path[-1].metrics if path else {}, store.url, store.meta("stopped"))
+                     path[-1].metrics if path else {}, store.url, store.meta("stopped"),
+                     front or [], store.config().run.get("objectives"))

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from populace import pareto
+
 
 class Segment(NamedTuple):
     """One segment a member trained: from step `start`, where its weights scored `before`,
@@ -46,6 +48,9 @@ class Snapshot:
     # strategy that declares `segments` (empty when not kept); they stay with the member
     # on an exploit: they are what its hparams did, not its weights' history
     segments: Sequence[Sequence[Segment]] = ()
+    # a multi-objective run: one row per member, one column per objective, each oriented so
+    # that higher is better (NaN: not reported); None: the run ranks by `scores` alone
+    objectives: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -57,6 +62,8 @@ class Snapshot:
             raise ValueError("Snapshot.trails must have one trail per member")
         if self.segments and len(self.segments) != n:
             raise ValueError("Snapshot.segments must have one list of segments per member")
+        if self.objectives is not None and len(self.objectives) != n:
+            raise ValueError("Snapshot.objectives must have one row per member")
 
     def aligned(self, member_id: int) -> Snapshot:
         """The scores as `member_id` should be ranked against them, at its own step.
@@ -76,6 +83,8 @@ class Snapshot:
         """
         row = self.index(member_id)
         step, mine_now = int(self.steps[row]), self.scores[row]
+        if self.objectives is not None:  # several scores: ranked as they are
+            return self
         if not self.trails or not np.isfinite(mine_now) or bool(np.all(self.steps == step)):
             return self
         sign = 1.0 if self.maximize else -1.0  # work on scores where higher is better
@@ -104,21 +113,31 @@ class Snapshot:
         return int(rows[0])
 
     def valid(self) -> np.ndarray:
-        """Boolean mask of members with a finite score (the only possible donors)."""
+        """Boolean mask of members with a finite score (the only possible donors); with
+        several objectives, a finite value of each."""
+        if self.objectives is not None:
+            return np.isfinite(self.objectives).all(axis=1)
         return np.isfinite(self.scores)
 
     def ranking(self) -> np.ndarray:
         """Row indices from best to worst; members without a valid score come last.
 
-        Ties keep the order of `ids`, so a ranking is deterministic.
+        Ties keep the order of `ids`, so a ranking is deterministic. With several
+        objectives: by Pareto front, then crowding distance (`populace.pareto`).
         """
+        if self.objectives is not None:
+            return pareto.ranking(self.objectives, self.ids)
         oriented = self.scores if self.maximize else -self.scores
         key = np.where(np.isfinite(oriented), oriented, -np.inf)
         # lexsort sorts by the last key first: best score, then smallest id
         return np.lexsort((self.ids, -key))
 
     def better(self, a: int, b: int) -> bool:
-        """Whether row `a` has a strictly better valid score than row `b`."""
+        """Whether row `a` has a strictly better valid score than row `b`; with several
+        objectives, whether it lies on a strictly better Pareto front."""
+        if self.objectives is not None:
+            rank = pareto.fronts(self.objectives)
+            return bool(rank[a] < rank[b])
         sa, sb = self.scores[a], self.scores[b]
         if not np.isfinite(sa):
             return False

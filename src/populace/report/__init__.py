@@ -11,7 +11,13 @@ from pathlib import Path
 
 from populace.report.data import RunView, gather
 from populace.report.page import Plot, render
-from populace.report.plots import hparams_figure, lineage_figure, save, score_figure
+from populace.report.plots import (
+    front_figure,
+    hparams_figure,
+    lineage_figure,
+    save,
+    score_figure,
+)
 from populace.store import StoreError, beside, open_store, store_exists
 
 __all__ = ["RunView", "default_out", "gather", "write_report"]
@@ -28,6 +34,14 @@ FIGURES = [
      "The best member's ancestry: each bar is a stretch one member trained, each arrow a "
      "copy from the donor at the step it was copied, labelled with the hparams after "
      "explore."),
+]
+
+
+# a multi-objective run's own figure
+FRONT = [
+    ("front", "Pareto front", front_figure,
+     "The members no other member dominates, at each ready step (from dark, early, to yellow, late), and the "
+     "final front's members circled; with more than two objectives, the first two."),
 ]
 
 
@@ -48,7 +62,7 @@ def write_report(store: str | os.PathLike[str], out: Path | None = None) -> Path
     out = Path(out) if out is not None else default_out(store)
     out.mkdir(parents=True, exist_ok=True)
     plots = []
-    for name, title, draw, caption in FIGURES:
+    for name, title, draw, caption in FIGURES + (FRONT if view.objectives else []):
         png = save(draw(view), out / f"{name}.png")
         plots.append(Plot(name, title, caption, png.read_bytes()))
     html = out / "report.html"

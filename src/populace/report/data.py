@@ -8,7 +8,7 @@ events are read before results, so every exploit's triggering result is known.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from populace.lineage import ScheduleEntry, lineage, schedule
@@ -70,6 +70,9 @@ class RunView:
     dropped: list[Event]  # exploit decisions that could not be carried out, with why
     space: dict[str, dict[str, Any]]
     hparams: list[str]  # hparam names, in the order of the space
+    # a multi-objective run: its objectives and directions, and its final Pareto front
+    objectives: dict[str, str] | None = None
+    front: list[MemberRow] = field(default_factory=list)
 
 
 def gather(store: Store) -> RunView:
@@ -117,7 +120,8 @@ def gather(store: Store) -> RunView:
         failures=[Failure(e.member, e.step, e.detail or "") for e in events
                   if e.kind == Kind.FAILED],
         dropped=[e for e in events if e.kind == Kind.DROPPED],
-        space=space, hparams=names,
+        space=space, hparams=names, objectives=run.get("objectives"),
+        front=[] if result is None else result.front,
     )
 
 

@@ -71,6 +71,8 @@ def render(view: RunView, plots: Sequence[Plot]) -> str:
             f'<figure><img src="data:image/png;base64,{data}" alt="{escape(p.title)}">',
             f"<figcaption>{escape(p.caption)}</figcaption></figure>",
         ]
+    if view.objectives:
+        parts += ["<h2>Pareto front</h2>", _front(view)]
     parts += ["<h2>Schedule of the best member</h2>", _schedule(view)]
     if view.failures:
         parts += ["<h2>Failed members</h2>", _failures(view)]
@@ -146,6 +148,20 @@ def _members(view: RunView) -> str:
         for m in view.members
     )
     return f'<table id="members"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _front(view: RunView) -> str:
+    """The final front: each member on it, its value of each objective, its hparams."""
+    names = list(view.objectives or {})
+    head = "".join(f"<th>{escape(n)}</th>" for n in
+                   ["member", "step", *(f"{n} ({view.objectives[n]})" for n in names
+                                        if view.objectives), *view.hparams])
+    rows = "".join(
+        "<tr>" + _cell(m.id) + _cell(m.step)
+        + "".join(_cell(v) for v in (m.objectives or [None] * len(names)))
+        + "".join(_cell(m.hparams.get(n)) for n in view.hparams) + "</tr>"
+        for m in view.front)
+    return f'<table id="front"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def _cell(x: Any) -> str:

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from populace import pareto
 from populace.report.data import RunView
 from populace.store import Result, Status
 
@@ -145,6 +147,44 @@ def save(fig: Figure, path: Path) -> Path:
     """Write `fig` as a PNG at 100 dpi (the page shows it at its natural size)."""
     fig.savefig(path, format="png", dpi=100)
     return path
+
+
+def front_figure(view: RunView) -> Figure:
+    """A multi-objective run's Pareto front at each ready step, darker as it goes, and the
+    final front's members labelled (the first two objectives, if there are more)."""
+    names = list(view.objectives or {})[:2]
+    modes = [(view.objectives or {})[n] for n in names]
+    fig = Figure(figsize=(WIDTH, 6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set(title="Pareto front over steps", xlabel=f"{names[0]} ({modes[0]})",
+           ylabel=f"{names[1]} ({modes[1]})")
+    by_step: dict[int, list[list[float | None]]] = {}
+    for results in view.results.values():
+        for r in results:
+            by_step.setdefault(r.step, []).append([r.metrics.get(n) for n in names])
+    steps = sorted(by_step)
+    cmap = colormaps["viridis"]
+    signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
+    for i, step in enumerate(steps):
+        points = pareto.oriented(by_step[step], modes)
+        on = (pareto.fronts(points) == 0) & ~np.isnan(points).any(axis=1)
+        front = points[on] * signs  # back in the metrics' own units
+        front = front[np.argsort(front[:, 0])]
+        if len(front):
+            ax.plot(front[:, 0], front[:, 1], marker="o", ms=4, lw=1,
+                    color=cmap(i / max(1, len(steps) - 1)),
+                    label=f"step {step}" if i in (0, len(steps) - 1) else "_nolegend_")
+    for m in view.front:
+        values = (m.objectives or [])[:2]
+        if len(values) == 2 and values[0] is not None and values[1] is not None:
+            x, y = float(values[0]), float(values[1])
+            ax.scatter([x], [y], s=90, facecolors="none", edgecolors="black", zorder=4)
+            ax.annotate(f"member {m.id}", (x, y), textcoords="offset points", xytext=(6, 6))
+    if not steps:
+        _empty(ax, "no results yet")
+    else:
+        ax.legend(loc="best", fontsize=8)
+    return fig
 
 
 def _colour(view: RunView, member: int) -> Any:

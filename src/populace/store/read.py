@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from populace import pareto
 from populace.snapshot import Segment, Snapshot
 from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.records import (
@@ -115,7 +116,7 @@ class StoreReader:
         """
         statuses = "('ready', 'running')" if training else "('ready', 'running', 'waiting', 'done')"
         cur.execute(
-            "SELECT id, step, score, hparams, recent, trail, segments FROM members"
+            "SELECT id, step, score, hparams, recent, trail, segments, objectives FROM members"
             f" WHERE status IN {statuses} ORDER BY id"
         )
         rows = cur.fetchall()
@@ -136,7 +137,17 @@ class StoreReader:
             recent=recent,
             trails=trails,
             segments=segments,
+            objectives=self._oriented(cur, [r[7] for r in rows]),
         )
+
+    def _oriented(self, cur: Cursor, stored: list[str | None]) -> np.ndarray | None:
+        """The members' objectives (JSON each) as points (`pareto.oriented`); None in a
+        run with one score."""
+        names = self._run(cur).get("objectives")
+        if not names:
+            return None
+        return pareto.oriented([None if o is None else json.loads(o) for o in stored],
+                               names.values())
 
     @staticmethod
     def _parsed(cache: dict[int, tuple[str, Any]], member: int, text: str,
@@ -165,7 +176,7 @@ class StoreReader:
 
     _MEMBER_SQL = (
         "SELECT m.id, m.hparams, m.step, m.score, m.generation, m.parent, m.status, m.error,"
-        " c.id, c.member, c.step, c.key, c.sha256, c.bytes"
+        " c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.objectives"
         " FROM members m LEFT JOIN checkpoints c ON c.id = m.checkpoint"
     )
 
@@ -175,7 +186,7 @@ class StoreReader:
         return MemberRow(
             id=row[0], hparams=json.loads(row[1]), step=row[2], score=row[3],
             generation=row[4], parent=row[5], status=Status(row[6]), checkpoint=checkpoint,
-            error=row[7],
+            error=row[7], objectives=None if row[14] is None else json.loads(row[14]),
         )
 
     def _member(self, cur: Cursor, member: int) -> MemberRow:

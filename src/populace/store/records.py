@@ -101,6 +101,8 @@ class MemberRow:
     status: Status
     checkpoint: CheckpointRow | None
     error: str | None = None
+    # a multi-objective run: its latest value of each objective, in the run's order
+    objectives: list[float | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 # 3: a member waiting for its donor keeps the decision it waits to carry out, and every
 #    member a short trail of (step, score) along its lineage
 # 4: each member its last few segments with the hparams in force (`segments`), for an
-#    explore strategy that learns from them (PB2)
+#    explore strategy that learns from them (PB2), and in a multi-objective run its latest
+#    value of each objective (`objectives`)
 SCHEMA_VERSION = 4
 
 
@@ -29,7 +30,7 @@ def schema(types: dict[str, str]) -> list[str]:
             status TEXT NOT NULL, checkpoint INTEGER REFERENCES checkpoints (id),
             lease_owner TEXT, lease_expires {t['real']}, error TEXT,
             recent TEXT NOT NULL DEFAULT '[]', trail TEXT NOT NULL DEFAULT '[]',
-            segments TEXT NOT NULL DEFAULT '[]',
+            segments TEXT NOT NULL DEFAULT '[]', objectives TEXT,
             failures INTEGER NOT NULL DEFAULT 0, waits_for INTEGER, pending TEXT,
             updated {t['real']} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS results (

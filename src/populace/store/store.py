@@ -27,6 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from populace import pareto
 from populace.snapshot import Snapshot
 from populace.store.driver import Cursor, StoreError
 from populace.store.read import StoreReader
@@ -52,9 +55,9 @@ _TRAINING_SQL = "(" + ", ".join(f"'{s.value}'" for s in TRAINING) + ")"
 
 # exploit + explore for one member (by id) against a population snapshot
 Decide = Callable[[Snapshot, int], "Decision | None"]
-# what a donor hands over: its generation, checkpoint, recent scores, trail (both JSON) and
-# the score its checkpoint was evaluated at
-DonorState = tuple[int, CheckpointRow, str, str, "float | None"]
+# what a donor hands over: its generation, checkpoint, recent scores, trail (both JSON),
+# the score its checkpoint was evaluated at and its objectives there (JSON, or None)
+DonorState = tuple[int, CheckpointRow, str, str, "float | None", "str | None"]
 
 
 class Waiting(NamedTuple):
@@ -65,6 +68,7 @@ class Waiting(NamedTuple):
     score: float | None
     hparams: dict[str, Any]
     decision: Decision
+    objectives: list[float | None] | None = None
 
 
 # how many (step, score) points of its lineage each member keeps, to rank members that are
@@ -303,10 +307,10 @@ class Store(StoreReader):
         cur.execute(
             "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
             " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
-            " trail = ?, recent = ?, segments = ?, updated = ? WHERE id = ?",
+            " trail = ?, recent = ?, segments = ?, objectives = ?, updated = ? WHERE id = ?",
             (report.step, score, checkpoint, hparams,
-             Status.DONE if report.final else Status.READY, trail, recent, segments, now,
-             report.member),
+             Status.DONE if report.final else Status.READY, trail, recent, segments,
+             self._objectives(cur, report.metrics), now, report.member),
         )
         return checkpoint, result
 
@@ -529,14 +533,15 @@ class Store(StoreReader):
               decision: Decision, donor: DonorState, decide: Decide | None,
               result: int | None, now: float) -> None:
         """Carry out an exploit: the member takes the donor's checkpoint and new hparams."""
-        generation, checkpoint, recent, trail, score = donor
-        # the score, trail and recent scores travel with the weights: they are the copied
-        # state's evaluation and history, so a copy does not rank with its old score
+        generation, checkpoint, recent, trail, score, objectives = donor
+        # the score, objectives, trail and recent scores travel with the weights: they are
+        # the copied state's evaluation and history, so a copy does not rank with its old
+        # score
         cur.execute(
             "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, score = ?,"
-            " generation = ?, parent = ?, recent = ?, trail = ?, status = 'ready',"
-            " waits_for = NULL, pending = NULL, updated = ? WHERE id = ?",
-            (json.dumps(decision.hparams), checkpoint.id, checkpoint.step, score,
+            " objectives = ?, generation = ?, parent = ?, recent = ?, trail = ?,"
+            " status = 'ready', waits_for = NULL, pending = NULL, updated = ? WHERE id = ?",
+            (json.dumps(decision.hparams), checkpoint.id, checkpoint.step, score, objectives,
              generation + 1, decision.donor, recent, trail, now, member),
         )
         self._event(cur, Kind.EXPLOIT, member, step, now, decision=decision,
@@ -547,10 +552,11 @@ class Store(StoreReader):
 
     def _waiting(self, cur: Cursor, donor: int) -> list[Waiting]:
         """The members waiting for `donor`, by id."""
-        cur.execute("SELECT id, step, score, hparams, pending FROM members"
+        cur.execute("SELECT id, step, score, hparams, pending, objectives FROM members"
                     " WHERE status = 'waiting' AND waits_for = ? ORDER BY id", (donor,))
-        return [Waiting(m, step, score, json.loads(hparams), Decision(donor, *json.loads(p)))
-                for m, step, score, hparams, p in cur.fetchall()]
+        return [Waiting(m, step, score, json.loads(hparams), Decision(donor, *json.loads(p)),
+                        None if o is None else json.loads(o))
+                for m, step, score, hparams, p, o in cur.fetchall()]
 
     def _resolve(self, cur: Cursor, donor: int, decide: Decide | None, result: int | None,
                  now: float) -> None:
@@ -570,7 +576,8 @@ class Store(StoreReader):
             self._drop(cur, waiting, state, decide, result, now)
             return
         arrived = [w for w in waiting if state[1].step >= w.step]
-        fell = [w for w in arrived if not self._better(cur, state[4], w.score)]
+        fell = [w for w in arrived if not self._better(cur, state[4], w.score) or
+                self._dominated(cur, state[5], w.objectives)]
         for w in arrived:
             if w not in fell:
                 self._copy(cur, w.member, w.step, w.hparams, w.decision, state, decide,
@@ -579,12 +586,23 @@ class Store(StoreReader):
                    decide, result, now)
 
     def _better(self, cur: Cursor, a: float | None, b: float | None) -> bool:
-        """Whether score `a` beats score `b` in the run's mode (a missing score never wins)."""
+        """Whether score `a` beats score `b` in the run's mode (a missing score never wins);
+        with several objectives, only whether `a` is a score (`_dominated` compares)."""
         if a is None:
             return False
-        if b is None:
+        if b is None or self._run(cur).get("objectives"):
             return True
         return a > b if self._run(cur)["mode"] == "max" else a < b
+
+    def _dominated(self, cur: Cursor, donor: str | None,
+                   member: list[float | None] | None) -> bool:
+        """Whether the member's objectives now dominate the donor's (JSON): its wait no
+        longer leads anywhere better (always False with one objective)."""
+        objectives = self._run(cur).get("objectives")
+        if not objectives or donor is None or member is None or None in member:
+            return False
+        mine, theirs = pareto.oriented([member, json.loads(donor)], objectives.values())
+        return bool(np.isnan(theirs).any()) or pareto.dominates(mine, theirs)
 
     def _redecide(self, cur: Cursor, donor: int, reason: str, decide: Decide | None,
                   result: int | None, now: float) -> None:
@@ -607,7 +625,7 @@ class Store(StoreReader):
         """What a donor hands over (`DonorState`), or why it cannot donate."""
         cur.execute(
             "SELECT m.generation, c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.status,"
-            " m.recent, m.trail, r.score FROM members m LEFT JOIN checkpoints c"
+            " m.recent, m.trail, r.score, r.metrics FROM members m LEFT JOIN checkpoints c"
             " ON c.id = m.checkpoint AND c.deleted = 0 LEFT JOIN results r"
             " ON r.member = c.member AND r.step = c.step AND r.checkpoint = c.id"
             " WHERE m.id = ?",
@@ -627,7 +645,18 @@ class Store(StoreReader):
         if checkpoint.step >= self._run(cur)["steps"]:
             # a finished donor's copy would end as its clone, never trained again
             return f"member {donor} finished training"
-        return row[0], checkpoint, row[8], row[9], row[10]
+        metrics = None if row[11] is None else json.loads(row[11])
+        return row[0], checkpoint, row[8], row[9], row[10], self._objectives(cur, metrics)
+
+    def _objectives(self, cur: Cursor, metrics: Mapping[str, Any] | None) -> str | None:
+        """The run's objectives as `metrics` gave them (JSON; a missing or non-finite one
+        None), or None in a run with one score."""
+        names = self._run(cur).get("objectives")
+        if not names or metrics is None:
+            return None
+        values = [metrics.get(name) for name in names]
+        return json.dumps([_finite(float(v)) if isinstance(v, (int, float)) else None
+                           for v in values])
 
     def _collect(self, cur: Cursor, member: int, keep: int) -> list[str]:
         """Mark the member's old, unreferenced checkpoints deleted; return files to remove."""
