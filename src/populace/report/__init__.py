@@ -40,8 +40,9 @@ FIGURES = [
 # a multi-objective run's own figure
 FRONT = [
     ("front", "Pareto front", front_figure,
-     "The members no other member dominates, at each ready step (from dark, early, to yellow, late), and the "
-     "final front's members circled; with more than two objectives, the first two."),
+     "The members no other member dominates, at each ready step (from dark, early, to "
+     "yellow, late), and the final front's members circled; with more than two "
+     "objectives, the first two."),
 ]
 
 
