@@ -25,7 +25,9 @@ space = {
     "dropout": Float(0.0, 0.5),
     "batch_size": Choice([16, 32, 64]),
 }
-config = {"population": 4, "steps": 6, "ready_steps": 2, "workers": 2, "score": "val_acc"}
+# inline: the members train in this process, one at a time (tiny members: no process
+# start-up, no second import of Lightning); `--executor local` trains them in parallel
+config = {"population": 4, "steps": 6, "ready_steps": 2, "executor": "inline", "score": "val_acc"}
 
 
 def moons(n: int, seed: int) -> TensorDataset:

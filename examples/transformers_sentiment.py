@@ -32,7 +32,9 @@ space = {
     "weight_decay": Float(0.0, 0.1),
     "per_device_train_batch_size": Choice([8, 16]),
 }
-config = {"population": 4, "steps": STEPS, "ready_steps": 2, "workers": 2,
+# inline: the members train in this process, one at a time (tiny members: no process
+# start-up, no second import of Transformers); `--executor local` trains them in parallel
+config = {"population": 4, "steps": STEPS, "ready_steps": 2, "executor": "inline",
           "score": "eval_accuracy"}
 
 
