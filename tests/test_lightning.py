@@ -122,9 +122,20 @@ def test_apply_between_steps_is_in_force_at_the_next_batch():
     assert member.evaluate()["first_lr"] == pytest.approx(0.02)
 
 
-def test_a_step_of_batches_trains_that_many():
-    member = trained(Short, 2)
-    assert len(member.model.used) == 6
+def test_steps_of_batches_go_on_across_epochs_and_resume_mid_epoch(tmp_path):
+    member = trained(Short, 2)  # epochs of 256 / 32 = 8 batches
+    assert len(member.model.used) == 6 and member.trainer.current_epoch == 0
+    member.save(tmp_path / "mid.ckpt")
+    member.step()  # batches 7 and 8 end epoch 0, batch 9 is epoch 1's first
+    assert len(member.model.used) == 9 and member.trainer.current_epoch == 1
+    assert 0.0 <= member.evaluate()["val_acc"] <= 1.0
+
+    copy = Short()
+    copy.build(HPARAMS, seed=1)
+    copy.load(tmp_path / "mid.ckpt")
+    copy.apply(HPARAMS)
+    copy.step()
+    assert len(copy.model.used) == 3 and copy.trainer.global_step == 9
 
 
 def test_a_fresh_member_evaluates_and_saves_before_training(tmp_path):

@@ -1,7 +1,7 @@
 """PyTorch Lightning members: a LightningModule trained by Lightning's own `Trainer.fit`.
 
-One populace step is one epoch of `fit` (`batches = N`: an epoch of N batches,
-Lightning's `limit_train_batches`). The member's checkpoint is Lightning's own
+One populace step is one epoch of `fit`, or N batches with `batches = N` (the
+data goes on across epochs; a validation ends each step). The member's checkpoint is Lightning's own
 (`Trainer.save_checkpoint`: weights, optimizers, LR schedulers, loops, callbacks),
 restored by `fit(ckpt_path=..., weights_only=True)`. Restoring puts the donor's
 lr back into the optimizers (Lightning #12812, the same bug through Ray Tune), so
@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 
 from populace.integrations._paused import Paused
@@ -42,17 +43,27 @@ from populace.trainable import Trainable
 
 class _Steps(pl.Callback):
     """Pauses `fit` where a populace step ends, and puts the hparams in force where a
-    restored checkpoint could have changed them: at the start of training."""
+    restored checkpoint could have changed them: at the start of training.
 
-    def __init__(self, paused: Paused, member: _Enforce) -> None:
-        self.paused, self.member = paused, member
+    A step ends after its validation, where Lightning's ModelCheckpoint saves: at the
+    end of an epoch, or of every N batches (`val_check_interval=N`).
+    """
+
+    def __init__(self, paused: Paused, member: _Enforce, batches: int | None) -> None:
+        self.paused, self.member, self.batches = paused, member, batches
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.member.enforce(trainer)  # the checkpoint is restored by now: this wins over it
         self.paused.pause()  # started: load, apply and save may run here
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.paused.pause()  # after the epoch's validation, where ModelCheckpoint saves
+        if self.batches is None:
+            self.paused.pause()
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if self.batches is not None and fitting:
+            self.paused.pause()
 
 
 class _Enforce:
@@ -86,7 +97,7 @@ class LightningTrainable(Trainable):
 
     modules: ClassVar[Mapping[str, tuple[type[nn.Module], str]]] = {}
     ignore: ClassVar[tuple[str, ...]] = ()
-    batches: ClassVar[int | None] = None  # a step of N batches instead of a whole epoch
+    batches: ClassVar[int | None] = None  # a step of N batches (across epochs), not an epoch
     trainer_args: ClassVar[Mapping[str, Any]] = {}  # more Trainer arguments (accelerator...)
     # intra-op threads per process, as TorchTrainable's; None keeps torch's default
     threads: ClassVar[int | None] = 1
@@ -111,16 +122,17 @@ class LightningTrainable(Trainable):
         self._paused = Paused()
         # a member no one holds any more ends its loop, and its thread and tensors go
         weakref.finalize(self, self._paused.stop)
+        # N batches a step: a validation every N batches, across epochs
+        steps = ({} if self.batches is None else
+                 {"val_check_interval": self.batches, "check_val_every_n_epoch": None})
         self.trainer = pl.Trainer(**self._trainer_args(
-            max_epochs=-1, limit_train_batches=self.batches,
-            callbacks=[_Steps(self._paused, self._enforce),
-                       *self.trainer_args.get("callbacks", ())]))
+            max_epochs=-1, **steps, callbacks=[_Steps(self._paused, self._enforce, self.batches),
+                                               *self.trainer_args.get("callbacks", ())]))
 
     def _trainer_args(self, **args: Any) -> dict[str, Any]:
         quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
                  "enable_model_summary": False, "num_sanity_val_steps": 0}
-        return {**quiet, **self.trainer_args, **{k: v for k, v in args.items()
-                                                 if v is not None}}
+        return {**quiet, **self.trainer_args, **args}
 
     def _fit(self, checkpoint: Path | None) -> None:
         """Start Lightning's fit (from `checkpoint`, Lightning's own restore) up to its
@@ -134,7 +146,7 @@ class LightningTrainable(Trainable):
                                                weights_only=weights_only, **loaders))
 
     def step(self) -> None:
-        """Train one epoch (of `batches` batches, when set) and its validation."""
+        """Train one epoch (or `batches` batches) and its validation."""
         if not self._paused.started:
             self._fit(None)
         self._paused.resume()
