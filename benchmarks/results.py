@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import tempfile
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -19,3 +26,31 @@ def write_section(path: Path, heading: str, text: str) -> None:
                len(lines))
     tail = "".join(lines[end:])
     path.write_text("".join(lines[:starts[0]]) + text + ("\n" + tail if tail else ""))
+
+
+def seeds_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: `--seeds` (0..N-1, N >= 1) and `--output`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=_at_least_one, default=5,
+                        help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    return parser
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return int(text)
+
+
+def measure(cases: Iterable[tuple[Any, ...]], run: Callable[..., R],
+            line: Callable[[R], str]) -> tuple[list[R], float]:
+    """`run(*case, folder)` for each case, in one temporary folder, printing `line` of each
+    record as it comes; the records and the seconds they took in all."""
+    began = time.perf_counter()
+    records = []
+    with tempfile.TemporaryDirectory() as folder:
+        for case in cases:
+            records.append(run(*case, Path(folder)))
+            print(line(records[-1]), flush=True)
+    return records, time.perf_counter() - began
