@@ -174,6 +174,11 @@ def test_pb2_honours_a_dimensions_own_rule_and_constants():
         assert new["epochs"] == 10
 
 
+def test_pb2_is_a_runs_explore_not_a_dimensions_rule():
+    with pytest.raises(ConfigError, match="explore must be a rule with a mutate"):
+        Float(0.0, 1.0, explore=PB2())
+
+
 def test_pb2_minimizing_follows_falling_scores():
     """In mode min an improvement is a fall: the model must want the setting that fell."""
     space = Space({"opt": Choice(["sgd", "adam"])})
