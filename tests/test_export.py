@@ -176,3 +176,14 @@ def test_numbers_plot_and_choices_of_words_or_flags_do_not() -> None:
 
     assert numbers({"lr": np.float64(0.1), "depth": 3, "act": "relu", "flag": True}) == {
         "lr": 0.1, "depth": 3.0}
+
+
+def test_a_missing_package_is_named_with_its_extra(logged: dict, monkeypatch, capsys) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "populace.export.tensorboard", raising=False)
+    out = logged["root"] / "missing"
+    assert main(["export", str(logged["store"]), "--tensorboard", str(out)]) == 2
+    assert ("tensorboard: logging a run to tensorboard needs the package tensorboardX: pip "
+            "install 'populace[tensorboard]'") in capsys.readouterr().err

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from populace import __version__
@@ -587,7 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "result": _result, "export": _export}
         return commands[args.command](args, console)
     except (ConfigError, StoreError, StorageMissing) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        # escaped: `pip install 'populace[report]'` is not rich markup
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
         return 2
     except (RunFailed, WorkersDied) as e:
         err.print(f"[red]run failed:[/] {e}", highlight=False)

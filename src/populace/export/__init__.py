@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
+from populace.errors import ConfigError
 from populace.results import RunFailed, RunResult, result_of
 from populace.store import (
     Event,
@@ -57,18 +59,25 @@ def mlflow_uri(target: str, store: str | os.PathLike[str]) -> str:
 def make_logs(store: Store, tensorboard: str | None, mlflow: str | None) -> list[Log]:
     """The logs the settings ask for, each starting afresh from an empty copy of the run."""
     logs: list[Log] = []
-    try:
-        if tensorboard is not None:
+    if tensorboard is not None:
+        with _extra("tensorboard"):
             from populace.export.tensorboard import TensorBoardLog
-            logs.append(TensorBoardLog(tensorboard))
-        if mlflow is not None:
+        logs.append(TensorBoardLog(tensorboard))
+    if mlflow is not None:
+        with _extra("mlflow"):
             from populace.export.mlflow import MlflowLog
-            logs.append(MlflowLog(mlflow_uri(mlflow, store.url), store))
-    except ModuleNotFoundError as e:
-        extra = "tensorboard" if tensorboard is not None and not logs else "mlflow"
-        raise ModuleNotFoundError(f"exporting to {extra} needs {e.name}: pip install "
-                                  f"'populace[{extra}]'") from e
+        logs.append(MlflowLog(mlflow_uri(mlflow, store.url), store))
     return logs
+
+
+@contextmanager
+def _extra(name: str) -> Iterator[None]:
+    """A missing package named as the extra that installs it."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"{name}: logging a run to {name} needs the package {e.name}: "
+                          f"pip install 'populace[{name}]'") from e
 
 
 class Tail:
