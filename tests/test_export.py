@@ -54,8 +54,13 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     """A finished run that logged itself live to TensorBoard and MLflow."""
     root = tmp_path_factory.mktemp("export")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    run(Climb, {"rate": Float(0.01, 0.3, log=True)}, store=root / "run.db",
-        population=POPULATION, steps=STEPS, ready_steps=4, executor="inline", progress=False,
+    space = {"rate": Float(0.01, 0.3, log=True)}
+    # in worker processes, whose reports the run's own process logs from the store; then
+    # resumed for more steps, which logs the whole run again, not twice
+    run(Climb, space, store=root / "run.db", population=POPULATION, steps=STEPS // 2,
+        ready_steps=4, executor="local", workers=2, progress=False,
+        tensorboard=str(root / "live"), mlflow=uri)
+    run(Climb, space, store=root / "run.db", steps=STEPS, executor="inline", progress=False,
         tensorboard=str(root / "live"), mlflow=uri)
     return {"store": root / "run.db", "live": root / "live", "uri": uri, "root": root}
 
