@@ -143,3 +143,11 @@ def test_a_pbt_run_trains_each_segment_with_the_hparams_in_force(tmp_path):
         store=store, population=3, steps=4, ready_steps=1, executor="inline",
         score="eval_accuracy", progress=False, seed=1)
     assert_segments_used(store, "first_lr", "learning_rate")
+
+
+def test_an_hparam_without_a_target_is_refused_by_name():
+    member = Member()
+    member.build(HPARAMS, seed=0)
+    member.step()
+    with pytest.raises(ConfigError, match="hparam 'temperature' has no target"):
+        member.apply({**HPARAMS, "temperature": 2.0})

@@ -49,8 +49,9 @@ from populace.integrations._paused import Paused
 from populace.integrations.torch import apply_hparams, reseed
 from populace.trainable import Trainable
 
-SCHEDULE = ("learning_rate", "warmup_steps", "warmup_ratio")  # the LR schedule is rebuilt
 ARGS = {f.name for f in dataclasses.fields(TrainingArguments)}
+# the hparams the LR schedule is rebuilt for (warmup_ratio: Transformers before 5)
+SCHEDULE = tuple(n for n in ("learning_rate", "warmup_steps", "warmup_ratio") if n in ARGS)
 TIMINGS = ("_runtime", "_per_second", "_preparation_time")  # Trainer.evaluate's, left out
 
 
