@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from populace import Float, Trainable, load_result, run
 from populace.cli import main
@@ -80,7 +81,7 @@ def _text(log: EventAccumulator, tag: str) -> list[tuple[int, str]]:
 
 def _check_tensorboard(folder: Path, store_path: Path) -> None:
     with closing(open_store(store_path)) as store:
-        results, events = store.results(), store.events(Kind.EXPLOIT)
+        results, events, members = store.results(), store.events(Kind.EXPLOIT), store.members()
     assert events, "the run made no copy: nothing to see"
     for member in range(POPULATION):
         log = _tensorboard(folder, member)
@@ -100,6 +101,10 @@ def _check_tensorboard(folder: Path, store_path: Path) -> None:
             assert json.dumps(e.before) in line and json.dumps(e.after) in line
     best = load_result(store_path).best.id
     assert _text(_tensorboard(folder, best), "best")
+    for member in members:  # the HParams tab: each member's last hparams
+        start = _tensorboard(folder, member.id).SummaryMetadata("_hparams_/session_start_info")
+        shown = HParamsPluginData.FromString(start.plugin_data.content).session_start_info
+        assert shown.hparams["rate"].number_value == pytest.approx(member.hparams["rate"])
 
 
 def _check_mlflow(uri: str, store_path: Path) -> None:
@@ -157,9 +162,14 @@ def test_export_writes_a_finished_run_again_replacing_the_earlier_copy(logged: d
     assert "tensorboard --logdir" in capsys.readouterr().out
 
 
-def test_export_beside_the_store_by_default(logged: dict) -> None:
-    assert main(["export", str(logged["store"]), "--mlflow"]) == 0
-    _check_mlflow(f"sqlite:///{logged['root'] / 'run.mlflow.db'}", logged["store"])
+def test_mlflow_takes_a_uri_as_given_and_a_folder_or_beside_as_a_sqlite_file(tmp_path) -> None:
+    from populace.export import mlflow_uri
+
+    store = tmp_path / "runs" / "x.db"
+    assert mlflow_uri("http://host:5000", store) == "http://host:5000"
+    assert mlflow_uri("beside", store) == f"sqlite:///{tmp_path / 'runs' / 'x.mlflow.db'}"
+    assert mlflow_uri(str(tmp_path / "ml"), store) == f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}"
+    assert (tmp_path / "ml").is_dir()  # made, for SQLite to create its file in
 
 
 def test_export_needs_a_destination(logged: dict, capsys) -> None:

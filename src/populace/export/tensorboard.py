@@ -1,8 +1,9 @@
 """A run as TensorBoard logs: one folder per member, written with tensorboardX.
 
 Each member's folder holds its score and metrics by step, the numeric hparams in
-force as curves (the schedule), and each exploit as text with its donor and the
-hparams before and after. The folder always shows the store: event files an
+force as curves (the schedule), each exploit as text with its donor and the
+hparams before and after, and, at the end, its last hparams against its score for
+TensorBoard's HParams tab. The folder always shows the store: event files an
 earlier export or live log of populace wrote there are replaced.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tensorboardX import SummaryWriter
+from tensorboardX.summary import hparams
 
 from populace.export.rows import numbers, said
 from populace.results import RunResult
@@ -61,6 +63,12 @@ class TensorBoardLog:
             w.flush()
 
     def finish(self, members: Sequence[MemberRow], best: RunResult | None) -> None:
+        for member in members:
+            if member.id in self._writers:  # TensorBoard's HParams tab: hparams against score
+                shown = {k: v if isinstance(v, (bool, str, int, float)) else json.dumps(v)
+                         for k, v in member.hparams.items()}
+                for summary in hparams(shown, {"score": member.score or 0.0}):
+                    self._writers[member.id].file_writer.add_summary(summary)
         if best is not None:
             self._writer(best.best.id).add_text(
                 "best", f"the run's best member: score {best.score} at step {best.best.step},"
