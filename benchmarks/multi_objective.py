@@ -16,10 +16,6 @@ cost 1): larger is better, and a front both accurate and spread over sizes score
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -31,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from digits_width import cost
-from results import measure, seeds_parser, write_section
+from results import measure, produced_by, seeds_parser, write_section
 
 import populace
 from populace import pareto
@@ -150,15 +146,8 @@ def table(records: Sequence[Record], task: str) -> list[str]:
 
 def section(records: Sequence[Record], argv: Sequence[str], total: float, seeds: int,
             tasks: Sequence[str]) -> str:
-    command = shlex.join(["python", "benchmarks/multi_objective.py", *argv])
-    load = os.getloadavg()
     lines = [
-        HEADING, "",
-        f"Produced by `{command}` (from the repository root, in its `.venv`) on "
-        f"{datetime.date.today()}: {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores shared with other work (load average {load[0]:.1f} at "
-        f"the end), Python {platform.python_version()}, torch {torch.__version__}; the whole "
-        f"benchmark took {total:.0f} s, so wall times are indicative only.", "",
+        HEADING, "", produced_by("multi_objective.py", argv, total), "",
         "Both tasks are the digits MLP of `examples/digits_mlp.py`. **width** "
         "(`benchmarks/digits_width.py`): one hidden layer whose width (4 to 128 units, 310 "
         "to 9,738 parameters) is drawn once per member and copied with the weights, never "

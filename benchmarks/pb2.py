@@ -16,10 +16,6 @@ worker trains each run (inline), so a seed's run repeats exactly.
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -29,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from results import measure, seeds_parser, write_section
+from results import measure, produced_by, seeds_parser, write_section
 
 import populace
 from populace.script import load_script
@@ -161,16 +157,8 @@ def versus(records: Sequence[Record], task: str, population: int, method: str) -
 
 def section(records: Sequence[Record], argv: Sequence[str], total: float,
             tasks: Sequence[str], populations: Sequence[int], seeds: int) -> str:
-    command = shlex.join(["python", "benchmarks/pb2.py", *argv])
-    load = os.getloadavg()
     lines = [
-        HEADING, "",
-        f"Produced by `{command}` (from the repository root, in its `.venv`) on "
-        f"{datetime.date.today()}: {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores shared with other work (load average "
-        f"{load[0]:.1f} at the end), Python {platform.python_version()}, torch "
-        f"{torch.__version__}; the whole benchmark took {total:.0f} s, so wall times are "
-        "indicative only.", "",
+        HEADING, "", produced_by("pb2.py", argv, total), "",
         "Each run keeps its script's config (truncation; moving optimum: fraction 0.25, 200 "
         "steps, ready every 4; digits: fraction 0.2, 40 epochs, ready every 4, scored by "
         "validation accuracy) and changes the explore only: perturb by 0.8 or 1.2, PB2 "

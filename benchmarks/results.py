@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import shlex
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,3 +57,18 @@ def measure(cases: Iterable[tuple[Any, ...]], run: Callable[..., R],
             records.append(run(*case, Path(folder)))
             print(line(records[-1]), flush=True)
     return records, time.perf_counter() - began
+
+
+def produced_by(script: str, argv: Sequence[str], total: float) -> str:
+    """The sentence that opens a section: the command, date, machine, load and duration."""
+    import platform
+
+    import torch
+
+    command = shlex.join(["python", f"benchmarks/{script}", *argv])
+    return (f"Produced by `{command}` (from the repository root, in its `.venv`) on "
+            f"{datetime.date.today()}: {platform.system()} {platform.machine()}, "
+            f"{os.cpu_count()} CPU cores shared with other work (load average "
+            f"{os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}, torch "
+            f"{torch.__version__}; the whole benchmark took {total:.0f} s, so wall times are "
+            "indicative only.")
