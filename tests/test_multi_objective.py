@@ -21,8 +21,10 @@ from populace.report import write_report
 from populace.results import load_result
 from populace.script import load_script
 from populace.snapshot import Snapshot
-from populace.store import open_store
+from populace.store import Decision, open_store
 from populace.strategies import Tournament, Truncation
+from populace.testing.stores import run_record
+from populace.testing.stores._kit import train
 
 TWO_GOALS = Path(__file__).parent / "scripts" / "two_goals.py"
 
@@ -187,3 +189,33 @@ def test_a_run_with_one_score_has_no_front(tmp_path):
     assert open_store(store).snapshot().objectives is None
     html = write_report(store, tmp_path / "out").read_text()
     assert "Pareto front" not in html and not (tmp_path / "out" / "front.png").exists()
+
+
+def waiting_run(store_factory):
+    """Three members ranked by (a max, b max); member 1 waits for member 0, 2 steps behind."""
+    store = store_factory("mo")
+    store.create(run_record(population=3, objectives={"a": "max", "b": "max"}),
+                 [{"lr": 0.01 * (i + 1)} for i in range(3)])
+    copy = lambda snapshot, member: Decision(0, {"lr": 0.5}, "test")  # noqa: E731
+    train(store, 0, 2, 5.0, metrics={"a": 5.0, "b": 5.0})
+    train(store, 1, 4, 1.0, metrics={"a": 1.0, "b": 1.0}, decide=copy)
+    assert store.members()[1].status == "waiting"
+    return store
+
+
+def test_a_wait_is_carried_out_when_the_donor_is_not_dominated(store_factory):
+    store = waiting_run(store_factory)
+    # worse than the member in a (the score), better in b: by one score it would be dropped
+    train(store, 0, 4, 0.5, metrics={"a": 0.5, "b": 9.0})
+    member = store.members()[1]
+    assert (member.status, member.parent, member.objectives) == ("ready", 0, [0.5, 9.0])
+    assert store.events("dropped") == []
+
+
+def test_a_wait_is_dropped_when_the_member_dominates_the_donor_at_its_step(store_factory):
+    store = waiting_run(store_factory)
+    train(store, 0, 4, 0.5, metrics={"a": 0.5, "b": 0.5})
+    member = store.members()[1]
+    assert (member.status, member.parent, member.objectives) == ("ready", None, [1.0, 1.0])
+    (dropped,) = store.events("dropped")
+    assert "no longer scores better" in dropped.detail
