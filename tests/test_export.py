@@ -202,3 +202,16 @@ def test_a_missing_package_is_named_with_its_extra(logged: dict, monkeypatch, ca
     assert main(["export", str(logged["store"]), "--tensorboard", str(out)]) == 2
     assert ("tensorboard: logging a run to tensorboard needs the package tensorboardX: pip "
             "install 'populace[tensorboard]'") in capsys.readouterr().err
+
+
+def test_a_replay_does_not_log_over_the_runs_logs(logged: dict) -> None:
+    from populace.replay import replay
+
+    def files() -> dict[str, int]:
+        return {str(p): p.stat().st_size for p in logged["live"].rglob("*") if p.is_file()}
+
+    client = MlflowClient(tracking_uri=logged["uri"])
+    experiment = client.get_experiment_by_name("populace").experiment_id
+    before, runs = files(), len(client.search_runs([experiment]))
+    replay(logged["store"], logged["root"] / "replay.db", progress=False)
+    assert files() == before and len(client.search_runs([experiment])) == runs
