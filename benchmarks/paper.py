@@ -41,7 +41,7 @@ ROOT = HERE.parent
 DOMAINS = {"translation": ROOT / "examples" / "translation.py",
            "gan": ROOT / "examples" / "gan_digits.py"}
 # the metric each domain reports beside its score, never ranked by
-CHECKS = {"translation": ("test_bleu", "test BLEU"), "gan": ("coverage", "class coverage")}
+CHECKS = {"translation": ("test_bleu", "test BLEU"), "gan": ("coverage", "coverage")}
 HEADING = "## The paper's translation and GAN experiments at laptop scale"
 RECORDS = HERE / "paper.json"
 WORKERS = 2
@@ -178,7 +178,8 @@ def verdict(records: Sequence[dict], domain: str) -> str:
         a, b = (statistics.median(x[key] for x in rows) for rows in (p, r))
         out.append(f"the {what}'s median score is {a:.2f} with PBT against {b:.2f} with random "
                    f"search (per seed: PBT {wins(records, domain, key)})")
-    return "; ".join(out).capitalize() + "."
+    text = "; ".join(out)
+    return text[0].upper() + text[1:] + "."
 
 
 def section(records: Sequence[dict], commands: Sequence[Sequence[str]], notes: dict) -> str:
@@ -187,7 +188,8 @@ def section(records: Sequence[dict], commands: Sequence[Sequence[str]], notes: d
 
     from populace.script import load_script
 
-    ran = [shlex.join(["nice", "-n", "19", ".venv/bin/python", "benchmarks/paper.py", *c])
+    ran = [c if isinstance(c, str) else
+           shlex.join(["nice", "-n", "19", ".venv/bin/python", "benchmarks/paper.py", *c])
            for c in commands]
     loads = [r["load"] for r in records]
     lines = [
@@ -257,19 +259,26 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--notes", type=Path, default=HERE / "paper_notes.json",
                         help="what the results show, a paragraph a domain, written after "
                              "reading them")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="only rewrite the section from the records (new notes, say)")
     args = parser.parse_args(argv)
     args.folder.mkdir(parents=True, exist_ok=True)
     saved = json.loads(RECORDS.read_text()) if RECORDS.exists() else {}
-    records, commands = saved.get("records", []), [*saved.get("commands", []), list(argv)]
+    records, commands = saved.get("records", []), saved.get("commands", [])
+    if not args.rewrite:  # as run, with the PYTHONPATH that chose the library's copy
+        path = f"PYTHONPATH={os.environ['PYTHONPATH']} " if "PYTHONPATH" in os.environ else ""
+        commands.append(path + shlex.join(["nice", "-n", "19", ".venv/bin/python",
+                                           "benchmarks/paper.py", *argv]))
     notes = json.loads(args.notes.read_text()) if args.notes.exists() else {}
 
     def write() -> None:
-        RECORDS.write_text(json.dumps({"records": records, "commands": commands}, indent=1))
+        if not args.rewrite:
+            RECORDS.write_text(json.dumps({"records": records, "commands": commands}, indent=1))
         write_section(args.output, HEADING, section(records, commands, notes))
 
     from populace.script import load_script
 
-    for domain in args.domains:
+    for domain in [] if args.rewrite else args.domains:
         names = list(variants(load_script(DOMAINS[domain]).config))
         plan = [(m, s) for s in range(args.seeds) for m in MAIN]
         plan += [(m, s) for m in names[2:] for s in range(args.ablation_seeds)]
