@@ -281,7 +281,8 @@ def main(argv: Sequence[str]) -> None:
     for domain in [] if args.rewrite else args.domains:
         names = list(variants(load_script(DOMAINS[domain]).config))
         plan = [(m, s) for s in range(args.seeds) for m in MAIN]
-        plan += [(m, s) for m in names[2:] for s in range(args.ablation_seeds)]
+        # seed by seed: a benchmark stopped early leaves every ablation with as many seeds
+        plan += [(m, s) for s in range(args.ablation_seeds) for m in names[2:]]
         for method, seed in plan:
             if args.only and method not in args.only:
                 continue
