@@ -495,6 +495,10 @@ def unchanged(hparams, space, rng):
         ({"type": "float", "low": 0, "high": 1, "explore": {"name": "jitter"}},
          "explore must be one of perturb, resample, perturb-or-resample, noise, keep; "
          "got 'jitter'"),
+        # a run's explore that models the hparams together is not offered as a value's rule
+        ({"type": "float", "low": 0, "high": 1, "explore": "pb2"},
+         "explore must be one of perturb, resample, perturb-or-resample, noise, keep; "
+         "got 'pb2'"),
         ({"type": "float", "low": 0, "high": 1, "explore": "noise"},
          "explore 'noise': "),
         ({"type": "float", "low": 0, "high": 1, "explore": {"name": "noise", "scale": -1}},

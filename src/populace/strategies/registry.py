@@ -29,6 +29,8 @@ EXPLORE: dict[str, type] = {
     "keep": Keep,
     "pb2": PB2,
 }
+# the explores a dimension can take as its own rule: those that move one value (`mutate`)
+RULES: dict[str, type] = {name: cls for name, cls in EXPLORE.items() if hasattr(cls, "mutate")}
 # a ready rule by the unit it counts, as the settings ready_steps and ready_seconds name it
 READY: dict[str, type] = {"steps": EverySteps, "seconds": EverySeconds}
 
@@ -208,7 +210,7 @@ def rule_from_spec(spec: Any) -> Any:
             f"explore must be a rule name or a mapping with a 'name', got explore={spec!r}"
         )
     params = dict(spec)
-    return make_explore(params.pop("name"), **params)
+    return _make("explore", RULES, params.pop("name"), params)
 
 
 def space_to_dict(space: Space) -> dict[str, dict[str, Any]]:
