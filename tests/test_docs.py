@@ -31,7 +31,8 @@ BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
 FILE = re.compile(r"#\s*(?:file:\s*)?([\w./-]+\.(?:py|yaml|yml|toml))\s*$")
 # commands that need what this machine lacks: parsed, not run
 PARSED_ONLY = re.compile(r"postgresql://|s3://|--ray-address|--executor ray|digits|worker |"
-                         r"benchmarks/|examples/rl_|cartpole|acrobot|vectorized", re.I)
+                         r"benchmarks/|examples/rl_|cartpole|acrobot|vectorized|translation",
+                         re.I)
 
 
 def blocks(path: Path) -> list[tuple[str, str]]:
