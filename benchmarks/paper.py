@@ -128,13 +128,15 @@ def pick(records: Sequence[dict], domain: str, method: str) -> list[dict]:
                   key=lambda r: r["seed"])
 
 
-def table(records: Sequence[dict], domain: str, methods: Sequence[str], score: str) -> list[str]:
-    """Median [min, max] over seeds of each method's measures, a row a method."""
+def table(records: Sequence[dict], domain: str, methods: Sequence[str], score: str,
+          seeds: Sequence[int] | None = None) -> list[str]:
+    """Median [min, max] over seeds (all, or `seeds`) of each method's measures, a row a
+    method."""
     check = CHECKS[domain][1]
     lines = [f"| method | seeds | best member's {score} | its {check} | median member's "
              f"{score} | exploits | steps trained | wall (s) |", "|---|" + "---|" * 7]
     for method in methods:
-        rows = pick(records, domain, method)
+        rows = [r for r in pick(records, domain, method) if seeds is None or r["seed"] in seeds]
         if not rows:
             continue
         checks = [r["check"] for r in rows]
@@ -214,6 +216,8 @@ def section(records: Sequence[dict], commands: Sequence[Sequence[str]], notes: d
         config = load_script(path).config
         score = config["score"]
         names = list(variants(config))
+        seeds = sorted({r["seed"] for r in records
+                        if r["domain"] == domain and r["method"] in names[2:]}) or [0]
         lines += [
             f"### {domain}: `{path.relative_to(ROOT)}` ({config['population']} members, "
             f"{config['steps']} steps, ready every {config['ready_steps']}, exploit "
@@ -221,8 +225,9 @@ def section(records: Sequence[dict], commands: Sequence[Sequence[str]], notes: d
             *table(records, domain, MAIN, score), "",
             verdict(records, domain), "",
             *per_seed(records, domain), "",
-            "Ablations (one change each to PBT's config; PBT's row repeats the main one):", "",
-            *table(records, domain, ["PBT", *names[2:]], score), "",
+            f"Ablations, one change each to PBT's config, on seeds {', '.join(map(str, seeds))} "
+            "(PBT and random search on the same seeds, from the main runs):", "",
+            *table(records, domain, [*MAIN, *names[2:]], score, seeds), "",
         ]
         unrun = [n for n in names if not pick(records, domain, n)]
         if unrun:
