@@ -86,18 +86,18 @@ class Snapshot:
         if not self.trails or bool(np.all(self.steps == step)):
             return self
         sign = 1.0 if self.maximize else -1.0  # work on values where higher is better
-        scores = _aligned(sign * self.scores, self.steps, self.trails, row, 1, sign)
+        scores = _aligned(sign * self.scores, self.steps, self.trails, row, sign)
         if self.objectives is None:
             return self if scores is None else replace(self, scores=sign * scores)
-        # several objectives: each column as the score is, from the trails' later columns
-        # (oriented as `objectives` are); a member not yet ranked by them sees them as is
-        columns = [_aligned(self.objectives[:, j], self.steps, self.trails, row, 2 + j)
-                   for j in range(self.objectives.shape[1])]
-        kept = [c for c in columns if c is not None]
-        if len(kept) < len(columns):
+        # several objectives: the first is the score, what training moves, and is aligned
+        # as one score is; the others (a size, a cost) stand as they are: they do not grow
+        # with training, and a credit of their change would pass on what the deciding
+        # member's hparams did (measured: benchmarks/RESULTS.md, "Multi-objective PBT")
+        if scores is None:
             return self
-        return replace(self, scores=self.scores if scores is None else sign * scores,
-                       objectives=np.stack(kept, axis=1))
+        objectives = self.objectives.copy()
+        objectives[:, 0] = scores
+        return replace(self, scores=sign * scores, objectives=objectives)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -144,34 +144,31 @@ class Snapshot:
 
 
 def _aligned(values: np.ndarray, steps: np.ndarray, trails: Sequence[Sequence[Sequence[float]]],
-             row: int, column: int, sign: float = 1.0) -> np.ndarray | None:
-    """`values` (higher is better) as row `row` should be ranked against them at its own
-    step (`Snapshot.aligned`), each trail point's `column` turned by `sign`; None when
-    the deciding member has no finite value of its own."""
+             row: int, sign: float) -> np.ndarray | None:
+    """Oriented scores `values` (higher is better) as row `row` should be ranked against
+    them at its own step (`Snapshot.aligned`), the trails' scores turned by `sign`; None
+    when the deciding member has no finite score of its own."""
     step, mine_now = int(steps[row]), values[row]
     if not np.isfinite(mine_now):
         return None
     out = values.copy()
     scored = np.isfinite(values)
     for k in np.flatnonzero((steps > step) & scored).tolist():  # ahead: few, in practice
-        then = _value_at(trails[k], step, column)
+        then = _score_at(trails[k], step)
         if then is not None:
             out[k] = min(sign * then, out[k])
     behind = (steps < step) & scored
     for at in np.unique(steps[behind]):  # one credit per step: a handful of steps
-        mine_then = _value_at(trails[row], int(at), column)
+        mine_then = _score_at(trails[row], int(at))
         if mine_then is not None:
             out[behind & (steps == at)] += max(0.0, mine_now - sign * mine_then)
     return out
 
 
-def _value_at(trail: Sequence[Sequence[float]], step: int, column: int) -> float | None:
-    """A trail's `column` (1: the score) where its weights were at `step`: its newest
-    point at or before it, else its oldest point; None for an empty trail or a point
-    without a finite value there (older points of a run that kept no objectives)."""
-    if not trail:
-        return None
-    point = next((p for p in reversed(trail) if p[0] <= step), trail[0])
-    if len(point) <= column or point[column] is None or not np.isfinite(point[column]):
-        return None
-    return float(point[column])
+def _score_at(trail: Sequence[Sequence[float]], step: int) -> float | None:
+    """The score a trail's weights had at `step`: its newest point at or before it, else
+    its oldest point (None for an empty trail)."""
+    for at, score in reversed(trail):
+        if at <= step:
+            return float(score)
+    return float(trail[0][1]) if trail else None

@@ -123,8 +123,7 @@ class StoreReader:
         hparams = [self._parsed(self._hparams_cache, r[0], r[3]) for r in rows]
         recent = ([self._parsed(self._recent_cache, r[0], r[4]) for r in rows]
                   if self._window(cur) else ())
-        trails = [self._parsed(self._trail_cache, r[0], r[5], self._trail_oriented(cur))
-                  for r in rows]
+        trails = [self._parsed(self._trail_cache, r[0], r[5]) for r in rows]
         segments = ([self._parsed(self._segments_cache, r[0], r[6], _segments) for r in rows]
                     if self._config_cached(cur).segments else ())
         return Snapshot(
@@ -149,19 +148,6 @@ class StoreReader:
             return None
         return pareto.oriented([None if o is None else json.loads(o) for o in stored],
                                names.values())
-
-    def _trail_oriented(self, cur: Cursor) -> Callable[[Any], Any] | None:
-        """A trail's points with their objectives (after step and score) oriented as
-        `_oriented` turns a member's, NaN where missing; None in a run with one score."""
-        names = self._run(cur).get("objectives")
-        if not names:
-            return None
-        modes = list(names.values())
-
-        def orient(trail: list[list[Any]]) -> list[list[float]]:
-            return [[p[0], p[1], *pareto.oriented([p[2:]], modes)[0].tolist()]
-                    if len(p) > 2 else p for p in trail]
-        return orient
 
     @staticmethod
     def _parsed(cache: dict[int, tuple[str, Any]], member: int, text: str,

@@ -71,8 +71,8 @@ class Waiting(NamedTuple):
     objectives: list[float | None] | None = None
 
 
-# how many (step, score[, objectives...]) points of its lineage each member keeps, to rank
-# members that are at other steps by what they scored at the decider's step (`aligned`)
+# how many (step, score) points of its lineage each member keeps, to rank members that are
+# at other steps by what they scored at the decider's step (`Snapshot.aligned`)
 TRAIL = 32
 
 
@@ -300,9 +300,8 @@ class Store(StoreReader):
              json.dumps(report.metrics), hparams, report.seconds, now, checkpoint, parent),
         )
         result = cur.fetchone()[0]
-        objectives = self._objectives(cur, report.metrics)
         if score is not None:
-            trail, recent = self._remember(cur, trail, recent, report.step, score, objectives)
+            trail, recent = self._remember(cur, trail, recent, report.step, score)
             if before is not None and self._config_cached(cur).segments:
                 segments = self._segment(cur, segments, report, before, score)
         cur.execute(
@@ -311,7 +310,7 @@ class Store(StoreReader):
             " trail = ?, recent = ?, segments = ?, objectives = ?, updated = ? WHERE id = ?",
             (report.step, score, checkpoint, hparams,
              Status.DONE if report.final else Status.READY, trail, recent, segments,
-             objectives, now, report.member),
+             self._objectives(cur, report.metrics), now, report.member),
         )
         return checkpoint, result
 
@@ -445,15 +444,13 @@ class Store(StoreReader):
         row = cur.fetchone()
         return row is not None and row[0] == Status.RUNNING and row[1] == worker
 
-    def _remember(self, cur: Cursor, trail: str, recent: str, step: int, score: float,
-                  objectives: str | None) -> tuple[str, str]:
-        """A member's trail and (for a t-test) recent window with a finite score added; in
-        a multi-objective run each trail point holds the objectives too, after the score."""
+    def _remember(self, cur: Cursor, trail: str, recent: str, step: int,
+                  score: float) -> tuple[str, str]:
+        """A member's trail and (for a t-test) recent window with a finite score added."""
         window = self._window(cur)
         if window:
             recent = json.dumps((json.loads(recent) + [score])[-window:])
-        point = [step, score, *([] if objectives is None else json.loads(objectives))]
-        return json.dumps((json.loads(trail) + [point])[-TRAIL:]), recent
+        return json.dumps((json.loads(trail) + [[step, score]])[-TRAIL:]), recent
 
     def _segment(self, cur: Cursor, segments: str, report: Report, before: float,
                  score: float) -> str:
