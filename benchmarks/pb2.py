@@ -63,9 +63,8 @@ READING = (
     "inside the report's transaction, about 0.1 to 0.2 s per explore on this busy machine "
     "(moving optimum, population 8: 29 s against 5 s for about 150 copies), small beside a "
     "real segment's training, large beside a toy's microsecond steps. The RL example "
-    "(examples/rl_cartpole.py) has a section of its own, at population 4 only: its PPO "
-    "runs take over a minute each on these shared cores, and population 8 did not fit in "
-    "the session that measured it."
+    "(examples/rl_cartpole.py) has a section of its own (its PPO runs take over a minute "
+    "each on these shared cores): populations 4 and 8."
 )
 RL_READING = (
     "How to read it. With the t-test exploit a population of 4 copies only 1 to 4 times "
