@@ -92,6 +92,14 @@ def test_a_copy_has_the_donors_state_and_steps_with_its_explored_hparams(tmp_pat
     assert 0.0 <= copy.evaluate()["eval_accuracy"] <= 1.0
 
 
+def started() -> Member:
+    """A member built from HPARAMS that has trained one populace step."""
+    member = Member()
+    member.build(HPARAMS, seed=0)
+    member.step()
+    return member
+
+
 def test_a_fresh_member_evaluates_and_saves_before_training(tmp_path):
     member = Member()
     member.build(HPARAMS, seed=0)
@@ -105,22 +113,13 @@ def test_a_fresh_member_evaluates_and_saves_before_training(tmp_path):
 
 
 def test_a_live_batch_size_change_is_refused_and_max_steps_must_cover_the_run():
-    member = Member()
-    member.build(HPARAMS, seed=0)
-    member.step()
+    member = started()
     with pytest.raises(ConfigError, match="'per_device_train_batch_size': a TrainingArguments"):
         member.apply({**HPARAMS, "per_device_train_batch_size": 32})
     for _ in range(5):
         member.step()
     with pytest.raises(ConfigError, match="reached max_steps=12"):
         member.step()
-
-
-def started() -> Member:
-    member = Member()
-    member.build(HPARAMS, seed=0)
-    member.step()
-    return member
 
 
 def test_a_member_no_one_holds_ends_its_loop():
@@ -146,8 +145,6 @@ def test_a_pbt_run_trains_each_segment_with_the_hparams_in_force(tmp_path):
 
 
 def test_an_hparam_without_a_target_is_refused_by_name():
-    member = Member()
-    member.build(HPARAMS, seed=0)
-    member.step()
+    member = started()
     with pytest.raises(ConfigError, match="hparam 'temperature' has no target"):
         member.apply({**HPARAMS, "temperature": 2.0})
