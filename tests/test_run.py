@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import populace
@@ -91,6 +92,37 @@ def test_exploit_none_never_copies(tmp_path):
     store = open_store(tmp_path / "grid.db")
     assert store.events("exploit") == []
     assert result.score == pytest.approx(0.39, abs=0.01)
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_exploit_own_explores_each_members_hparams_in_place(tmp_path, executor):
+    """The paper's explore only: no member copies another, each one's hparams walk from
+    ready point to ready point, and every score is the one those hparams train to."""
+    from populace.export.rows import said
+
+    toy = sys.modules[load_script(TOY).trainable.__module__]
+
+    result = run_script(TOY, tmp_path / "own.db", exploit="own", executor=executor,
+                        workers=2)
+    store = open_store(tmp_path / "own.db")
+    assert store.events("exploit") == []
+    explores = store.events("explore")
+    # every ready point but the last: 200 steps, ready every 4
+    assert sorted((e.member, e.step) for e in explores) == [
+        (m, s) for m in (0, 1) for s in range(4, 200, 4)]
+    assert all(e.donor is None and e.strategy == "own+resample" for e in explores)
+    assert said(explores[0]).startswith("step 4: explored its own hparams by own+resample")
+    for member in (0, 1):
+        results = store.results(member=member)
+        assert len({json.dumps(r.hparams) for r in results}) > 40  # a walk, not one setting
+        theta = np.array([0.9, 0.9])
+        for r in results:  # each segment trained with the hparams it records
+            h = np.array([r.hparams["h0"], r.hparams["h1"]])
+            for _ in range(r.step - r.start):
+                theta = theta + toy.LEARNING_RATE * (-2.0 * h * theta)
+            assert r.score == pytest.approx(toy.q(theta), abs=1e-12)
+    # the grid's cap is 0.39: resampling h walks both coordinates down
+    assert result.score > 0.9
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
@@ -218,7 +250,7 @@ def test_cli_settings_precedence(tmp_path):
         (["--explore", "perturb", "--factors", "0.8,-1"], "factors"),
         (["--factors", "a,b"], "factors must be numbers"),
         (["--exploit", "best"],
-         "exploit must be one of truncation, tournament, ttest, none; got 'best'"),
+         "exploit must be one of truncation, tournament, ttest, none, own; got 'best'"),
         (["--explore", "jitter"], "explore must be one of"),
         (["--mode", "maximise"], "mode must be one of max, min; got 'maximise'"),
         (["--ready-steps", "0"], "ready_steps must be >= 1, got 0"),

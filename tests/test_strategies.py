@@ -20,6 +20,7 @@ from populace.strategies import (
     Keep,
     NoExploit,
     Noise,
+    OwnState,
     Perturb,
     PerturbOrResample,
     Resample,
@@ -371,6 +372,7 @@ def test_every_seconds_rejects_bad_seconds(seconds):
 def test_registries_name_the_classes():
     assert EXPLOIT == {
         "truncation": Truncation, "tournament": Tournament, "ttest": TTest, "none": NoExploit,
+        "own": OwnState,
     }
     assert EXPLORE == {
         "perturb": Perturb,
@@ -392,7 +394,7 @@ def test_make_rejects_unknown_names():
     with pytest.raises(ConfigError) as info:
         make_exploit("foo")
     assert str(info.value) == (
-        "exploit must be one of truncation, tournament, ttest, none; got 'foo'. A strategy "
+        "exploit must be one of truncation, tournament, ttest, none, own; got 'foo'. A strategy "
         "of your own is named by its import path, 'package.module:Name'")
     with pytest.raises(
         ConfigError,

@@ -177,6 +177,7 @@ SETTINGS = {
     "ttest": {"exploit": "ttest"}, "resample": {"explore": "resample"},
     "perturb-or-resample": {"explore": "perturb-or-resample"},
     "noise": {"explore": {"name": "noise", "scale": 0.1}}, "keep": {"explore": "keep"},
+    "explore only": {"exploit": "own"},
 }
 
 

@@ -87,11 +87,11 @@ def best_as_numpy(snapshot, member_id, rng):
     return None if best == member_id else best
 
 
-def itself(snapshot, member_id, rng):
-    return member_id
+def outsider(snapshot, member_id, rng):
+    return 7
 
 
-def test_decide_turns_a_numpy_donor_into_an_int_and_refuses_the_member_itself():
+def test_decide_turns_a_numpy_donor_into_an_int_and_refuses_a_donor_outside_the_run():
     import numpy as np
 
     from populace.config import RunConfig
@@ -104,5 +104,9 @@ def test_decide_turns_a_numpy_donor_into_an_int_and_refuses_the_member_itself():
                         scores=np.array([0.1, 0.9]), hparams=[{"x": 0.1}, {"x": 0.9}])
     decision = make_decide(RunConfig(exploit=f"{__name__}:best_as_numpy"), space)(snapshot, 0)
     assert decision.donor == 1 and type(decision.donor) is int
-    with pytest.raises(ValueError, match="a donor must be another member"):
-        make_decide(RunConfig(exploit=f"{__name__}:itself"), space)(snapshot, 0)
+    with pytest.raises(ValueError, match=r"chose member 7 .* one of \[0, 1\]"):
+        make_decide(RunConfig(exploit=f"{__name__}:outsider"), space)(snapshot, 0)
+    # the member itself: it keeps its state and explores its own hparams
+    decision = make_decide(RunConfig(exploit="own", explore="resample"), space)(snapshot, 0)
+    assert decision.donor == 0 and decision.hparams != {"x": 0.1}
+    assert decision.strategy == "own+resample"

@@ -26,6 +26,7 @@ _EXPORTS = {
     "Keep": "populace.strategies",
     "NoExploit": "populace.strategies",
     "Noise": "populace.strategies",
+    "OwnState": "populace.strategies",
     "Perturb": "populace.strategies",
     "PerturbOrResample": "populace.strategies",
     "Resample": "populace.strategies",
@@ -37,7 +38,7 @@ _EXPORTS = {
 
 __all__ = [
     "Choice", "ConfigError", "Constant", "Float", "Int", "Keep", "Member", "NoExploit",
-    "Noise", "Perturb", "PerturbOrResample", "Resample", "RunConfig", "RunFailed", "RunResult",
+    "Noise", "OwnState", "Perturb", "PerturbOrResample", "Resample", "RunConfig", "RunFailed", "RunResult",
     "Space", "Tournament", "Trainable", "Truncation", "TTest", "load_result", "run",
 ]
 __version__ = "0.1.0"
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         Keep,
         NoExploit,
         Noise,
+        OwnState,
         Perturb,
         PerturbOrResample,
         Resample,

@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, help="training steps per member")
     r.add_argument("--seed", type=int)
     r.add_argument("--exploit",
-                   help="truncation | tournament | ttest | none | package.module:Name")
+                   help="truncation | tournament | ttest | none | own | package.module:Name")
     r.add_argument("--fraction", type=float, help="truncation: bottom/top fraction (0.2)")
     r.add_argument("--window", type=int, help="ttest: recent scores compared (10)")
     r.add_argument("--significance", type=float, help="ttest: the test's level (0.05)")
@@ -555,7 +555,7 @@ def _events(events: list[Event], as_json: bool, console: Console) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    copies = sum(r["kind"] == Kind.EXPLOIT for r in rows)
+    copies = sum(r["kind"] in (Kind.EXPLOIT, Kind.EXPLORE) for r in rows)
     table = Table(title=f"{copies} exploit/explore events, {len(rows) - copies} others")
     for name in ("kind", "member", "donor", "step", "donor step", "strategy", "before",
                  "after", "detail"):

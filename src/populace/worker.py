@@ -146,9 +146,10 @@ def make_decide(config: RunConfig, space: Space, burn_in: bool = True
         if donor is None:
             return None
         donor = int(donor)  # a user's strategy may hand back a numpy integer
-        if donor == member or donor not in snapshot.ids:
+        if donor not in snapshot.ids:
             raise ValueError(f"exploit {name!r} chose member {donor} as the donor of member "
-                             f"{member}: a donor must be another member of the population")
+                             f"{member}: a donor must be a member of the population still "
+                             f"training, one of {sorted(snapshot.ids.tolist())}")
         copied = snapshot.hparams[snapshot.index(donor)]
         hparams = (explore(copied, space, rng) if modelled is None else
                    modelled(copied, space, rng, snapshot=snapshot, member=member, donor=donor))
@@ -323,7 +324,9 @@ class Worker:
             if self.ready(step - member.step, time.monotonic() - started):
                 break
         outcome = self.report(member, step, trainable.evaluate(), trainable.save, started)
-        if outcome.accepted and outcome.decision is None:
+        decision = outcome.decision
+        if outcome.accepted and (decision is None or decision.donor == member.id):
+            # its own state goes on: the next claim applies hparams explored in place
             self.live = Live(member.id, trainable, outcome.checkpoint, member.hparams)
         else:
             self.live = None  # exploited (or waiting to): the next claim loads the donor's state
@@ -336,8 +339,10 @@ class Worker:
         """
         live = self.live
         checkpoint = member.checkpoint.id if member.checkpoint else None
-        if (live is not None and live.member == member.id and live.checkpoint == checkpoint
-                and live.hparams == member.hparams):
+        if live is not None and live.member == member.id and live.checkpoint == checkpoint:
+            if live.hparams != member.hparams:  # explored in place
+                live.trainable.apply(Hparams(member.hparams))
+                self.live = replace(live, hparams=member.hparams)
             return member, live.trainable
         self.live = None
         member, path = self.checkpoint_path(member)

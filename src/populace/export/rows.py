@@ -17,11 +17,15 @@ def numbers(hparams: Mapping[str, Any]) -> dict[str, float]:
 
 
 def said(event: Event) -> str:
-    """One line for an event: a copy with its donor and hparams before and after."""
+    """One line for an event: a copy with its donor and hparams before and after, an explore
+    in place with its hparams."""
     if event.kind == Kind.EXPLOIT:
         return (f"step {event.step}: copied member {event.donor} (at its step "
                 f"{event.donor_step}) by {event.strategy}; hparams {json.dumps(event.before)}"
                 f" -> {json.dumps(event.after)}")
+    if event.kind == Kind.EXPLORE:
+        return (f"step {event.step}: explored its own hparams by {event.strategy}; hparams "
+                f"{json.dumps(event.before)} -> {json.dumps(event.after)}")
     detail = f": {event.detail}" if event.detail else ""
     donor = f" (donor {event.donor})" if event.donor is not None else ""
     return f"step {event.step}: {event.kind}{donor}{detail}"

@@ -31,6 +31,7 @@ class Kind(_Word):
     """What an event records."""
 
     EXPLOIT = "exploit"  # a copy made: donor's checkpoint, explored hparams
+    EXPLORE = "explore"  # no copy: the member kept its own state and explored its hparams
     WAIT = "wait"  # a copy awaited: the donor is behind the member
     DROPPED = "dropped"  # a copy that could not be made, with the reason
     RETRY = "retry"  # a segment raised; it is trained again from the checkpoint
@@ -50,8 +51,9 @@ class FailOutcome(_Word):
 
 # a member still in the run: trained now or next, or waiting for its donor to catch up
 TRAINING = (Status.READY, Status.RUNNING, Status.WAITING)
-# the events of exploit decisions: a copy made, a copy awaited, a copy that could not be made
-DECISIONS = (Kind.EXPLOIT, Kind.WAIT, Kind.DROPPED)
+# the events of exploit decisions: a copy made, a copy awaited, a copy that could not be
+# made, hparams explored in place
+DECISIONS = (Kind.EXPLOIT, Kind.WAIT, Kind.DROPPED, Kind.EXPLORE)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class Report:
 
 @dataclass(frozen=True)
 class Decision:
-    """Exploit/explore outcome: copy `donor`'s checkpoint and continue with `hparams`."""
+    """Exploit/explore outcome: copy `donor`'s checkpoint and continue with `hparams`
+    (`donor` the member itself: keep its own checkpoint, continue with `hparams`)."""
 
     donor: int
     hparams: dict[str, Any]

@@ -495,6 +495,8 @@ class Store(StoreReader):
         cannot form a cycle. `result` is the newest result row: the copies happen
         after it, so the lineage takes a donor's results up to it and a member's
         own after it. A checkpoint of None in the answer means the member waits.
+        A member that is its own donor keeps its state and takes the new hparams
+        (`_explore`).
         """
         snapshot = self._snapshot(cur, training=True)
         wanted = {m: d for m in members if (d := decide(snapshot, m)) is not None}
@@ -506,8 +508,10 @@ class Store(StoreReader):
             row = snapshot.index(member)
             step, before = int(snapshot.steps[row]), snapshot.hparams[row]
             donor = donors[decision.donor]
-            if decision.donor == member:
-                donor = f"member {member} cannot copy itself"
+            if decision.donor == member and not isinstance(donor, str):
+                self._explore(cur, member, step, before, decision, result, now)
+                applied[member] = (decision, donor[1])
+                continue
             if isinstance(donor, str):
                 self._event(cur, Kind.DROPPED, member, step, now, decision=decision,
                             before=before, detail=donor, result=result)
@@ -549,6 +553,15 @@ class Store(StoreReader):
         # who waited for this member's own state will not get it: they decide again
         self._redecide(cur, member, f"member {member} copied member {decision.donor} first",
                        decide, result, now)
+
+    def _explore(self, cur: Cursor, member: int, step: int, before: Mapping[str, Any],
+                 decision: Decision, result: int | None, now: float) -> None:
+        """Carry out an explore in place (the member its own donor): new hparams, the
+        same weights, score and history; members waiting for its state still get it."""
+        cur.execute("UPDATE members SET hparams = ?, updated = ? WHERE id = ?",
+                    (json.dumps(decision.hparams), now, member))
+        self._event(cur, Kind.EXPLORE, member, step, now, decision=decision, before=before,
+                    result=result)
 
     def _waiting(self, cur: Cursor, donor: int) -> list[Waiting]:
         """The members waiting for `donor`, by id."""
@@ -691,6 +704,7 @@ class Store(StoreReader):
         strategy = ""
         if decision is not None:
             donor, after, strategy = decision.donor, decision.hparams, decision.strategy
+            donor = None if donor == member else donor  # an explore in place copies no one
         cur.execute(
             "INSERT INTO events (kind, member, donor, step, donor_step, before, after,"
             " strategy, detail, result, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -22,6 +22,7 @@ from __future__ import annotations
 from populace.snapshot import Snapshot
 from populace.strategies.exploit import (
     NoExploit,
+    OwnState,
     Tournament,
     Truncation,
     TTest,
@@ -62,6 +63,7 @@ __all__ = [
     "Keep",
     "NoExploit",
     "Modelled",
+    "OwnState",
     "Noise",
     "PB2",
     "Perturb",

@@ -16,7 +16,8 @@ class Exploit(Protocol):
 
     It must be pure: read `snapshot` (each member's id, step, latest score,
     hparams; `snapshot.ranking()` orders them best first, whatever the mode),
-    draw randomness only from `rng`, and return another member's id. It runs
+    draw randomness only from `rng`, and return another member's id (or
+    `member_id` itself: keep its weights, explore its own hparams). It runs
     inside the store's report transaction, so it must be quick and never
     touch files, processes or the database.
 

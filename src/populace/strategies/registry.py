@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from populace.errors import ConfigError
 from populace.space import Space, dimension_from_dict
-from populace.strategies.exploit import NoExploit, Tournament, Truncation, TTest
+from populace.strategies.exploit import NoExploit, OwnState, Tournament, Truncation, TTest
 from populace.strategies.explore import Keep, Noise, Perturb, PerturbOrResample, Resample
 from populace.strategies.pb2 import PB2
 from populace.strategies.protocols import Exploit, Explore, Ready
@@ -20,6 +20,7 @@ from populace.strategies.ready import EverySeconds, EverySteps
 
 EXPLOIT: dict[str, type] = {
     "truncation": Truncation, "tournament": Tournament, "ttest": TTest, "none": NoExploit,
+    "own": OwnState,
 }
 EXPLORE: dict[str, type] = {
     "perturb": Perturb,

@@ -48,6 +48,7 @@ from populace.testing.stores.decisions import (
     check_store_a_decision_ranks_only_the_members_still_training,
     check_store_a_decision_that_raises_rolls_back_the_whole_report,
     check_store_a_final_report_is_not_decided_on,
+    check_store_a_member_its_own_donor_explores_in_place,
     check_store_generation_counts_exploits_along_the_lineage,
     check_store_the_decision_sees_the_population_after_this_result,
 )
@@ -90,6 +91,7 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_store_a_decision_points_the_member_at_the_donors_checkpoint,
     check_store_generation_counts_exploits_along_the_lineage,
     check_store_a_decision_naming_a_donor_without_a_usable_checkpoint_is_dropped,
+    check_store_a_member_its_own_donor_explores_in_place,
     check_store_a_decision_that_raises_rolls_back_the_whole_report,
     check_store_the_decision_sees_the_population_after_this_result,
     check_store_a_decision_ranks_only_the_members_still_training,
@@ -135,6 +137,7 @@ __all__ = ["STORE_CHECKS", "StoreFactory", "check_store", "claim_exactly", "repo
            "check_store_a_decision_points_the_member_at_the_donors_checkpoint",
            "check_store_generation_counts_exploits_along_the_lineage",
            "check_store_a_decision_naming_a_donor_without_a_usable_checkpoint_is_dropped",
+           "check_store_a_member_its_own_donor_explores_in_place",
            "check_store_a_decision_that_raises_rolls_back_the_whole_report",
            "check_store_the_decision_sees_the_population_after_this_result",
            "check_store_a_decision_ranks_only_the_members_still_training",

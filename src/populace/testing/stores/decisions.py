@@ -77,6 +77,33 @@ def check_store_generation_counts_exploits_along_the_lineage(stores: Stores) -> 
         (1, 0, 7), (2, 1, 7)])
 
 
+@store_check
+def check_store_a_member_its_own_donor_explores_in_place(stores: Stores) -> None:
+    """A member that is its own donor (exploit "own") keeps its checkpoint, step, score and
+    generation and takes the new hparams; an 'explore' event names no donor."""
+    store = stores.new(population=2)
+    outcome = train(store, 1, 4, 0.3, hparams={"lr": 0.02},
+                    decide=lambda s, m: Decision(m, {"lr": 0.05}, "own+perturb"))
+    holds(outcome.accepted)
+    equal(outcome.decision, Decision(1, {"lr": 0.05}, "own+perturb"))
+    member = store.members()[1]
+    equal(outcome.donor_checkpoint, member.checkpoint)
+    equal(some(member.checkpoint).id, outcome.checkpoint)
+    equal((member.step, member.score, member.generation, member.parent), (4, 0.3, 0, None))
+    equal((member.hparams, member.status), ({"lr": 0.05}, "ready"))
+    equal(store.events("exploit"), [])
+    (event,) = store.events()
+    equal((event.kind, event.member, event.donor, event.step), ("explore", 1, None, 4))
+    equal((event.before, event.after, event.strategy), ({"lr": 0.02}, {"lr": 0.05},
+                                                           "own+perturb"))
+    equal(event.result, store.results(member=1)[0].id)
+    # the next claim goes on from the member's own state, with the explored hparams
+    equal(some(store.claim("w", 60.0, prefer=0)).id, 0)
+    claimed = some(store.claim("w", 60.0, prefer=1))
+    equal((claimed.id, claimed.step, claimed.checkpoint), (1, 4, member.checkpoint))
+    equal(claimed.hparams, {"lr": 0.05})
+
+
 def _never_reported(store: Store) -> int:
     return 0
 
@@ -86,10 +113,6 @@ def _failed(store: Store) -> int:
     claim_exactly(store, 0)
     equal(store.fail("w", 0, "boom"), "failed")
     return 0
-
-
-def _itself(store: Store) -> int:
-    return 1
 
 
 def _finished(store: Store) -> int:
@@ -106,7 +129,7 @@ def _no_such_member(store: Store) -> int:
 def check_store_a_decision_naming_a_donor_without_a_usable_checkpoint_is_dropped(
         stores: Stores) -> None:
     """A copy of a donor without a usable checkpoint is dropped and recorded, never faked."""
-    for donor_of in (_never_reported, _failed, _itself, _no_such_member, _finished):
+    for donor_of in (_never_reported, _failed, _no_such_member, _finished):
         # Ray's bug: exploiting a member that has no checkpoint yet trains the copy from scratch
         store = stores.new(population=3, name=donor_of.__name__)
         donor = donor_of(store)
