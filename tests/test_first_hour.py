@@ -71,6 +71,30 @@ def test_result_gives_the_best_member_its_checkpoint_and_schedule_as_json(finish
     assert "its schedule" in capsys.readouterr().out
 
 
+def test_status_heads_the_score_by_its_metric_and_says_what_gen_is(finished, capsys):
+    capsys.readouterr()
+    assert main(["status", str(finished)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "total (max)" in out  # the counter's score is its metric "total", maximized
+    assert "gen: copies along the lineage; parent: last donor" in out
+
+
+def test_the_progress_line_says_the_workers_are_starting_until_one_trains(finished):
+    """Worker processes import the script (torch takes seconds) before the first claim:
+    "running 0" then would read as a run that hangs."""
+    from populace.display import Display
+
+    display = Display(str(finished), 32)
+
+    def summary(**status: int) -> str:
+        display._update({"status": status, "steps": 0 if "running" not in status else 4,
+                         "best": None, "exploits": 0})
+        return display._progress.tasks[0].fields["summary"]
+
+    assert summary(ready=4) == "members 4 | waiting for the workers to start"
+    assert summary(ready=3, running=1).startswith("members 4 | running 1 | done 0 | best -")
+
+
 def test_status_json_gives_each_members_checkpoint(finished, capsys):
     capsys.readouterr()
     assert main(["status", str(finished), "--json"]) == 0

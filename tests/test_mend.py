@@ -141,6 +141,25 @@ def test_delete_removes_the_store_and_its_checkpoints(tmp_path, capsys):
     assert main(["delete", str(store), "--yes"]) == 2  # nothing left to delete
 
 
+def test_delete_and_overwrite_take_the_report_along_and_keep_the_replay(tmp_path, capsys):
+    """A report left beside a new run under the same name would be taken for its own; a
+    replay is a run of its own, so it stays, and the message says how to delete it."""
+    store, report = tmp_path / "run.db", tmp_path / "run.report"
+    assert _run(store, "--steps", "8") == 0
+    assert main(["report", str(store)]) == 0
+    assert (report / "report.html").is_file()
+    assert _run(store, "--steps", "4", "--overwrite") == 0
+    assert not report.exists()
+    assert main(["report", str(store)]) == 0
+    assert main(["replay", str(store), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["delete", str(store), "--yes"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"and its report {report}" in out and not report.exists()
+    replayed = tmp_path / "run.replay.db"
+    assert f"kept {replayed}, a replay of it" in out and replayed.is_file()
+
+
 def test_overwrite_starts_a_new_run_in_the_same_store(tmp_path, capsys):
     store = tmp_path / "run.db"
     assert _run(store, "--steps", "8") == 0

@@ -150,7 +150,7 @@ def run(
                 db.end_session()
         _sweep(db, storage)
         result = result_of(db)
-        console.print(members_table(result.members))
+        console.print(members_table(result.members, score=config.score, mode=config.mode))
         return result
     finally:
         db.close()

@@ -30,7 +30,7 @@ from populace.display import members_table
 from populace.errors import ConfigError
 from populace.executors import WorkersDied, source_of, work
 from populace.mend import delete, retry
-from populace.replay import replay
+from populace.replay import default_replay_store, replay
 from populace.results import RunFailed, RunResult, load_result, result_of
 from populace.script import load_script
 from populace.stopping import stop_on_sigterm
@@ -400,9 +400,16 @@ def _delete(args: argparse.Namespace, console: Console) -> int:
         if input(f"delete the run in {where} and its checkpoints? [y/N] ").strip() != "y":
             console.print("nothing deleted")
             return 1
+    from populace.report import default_out  # matplotlib's import: only where it is needed
+
+    report = default_out(args.store).is_dir()
     removed = delete(args.store)
-    console.print(f"deleted the run in {where} and its {removed} checkpoint file(s)",
+    console.print(f"deleted the run in {where}, its {removed} checkpoint file(s)"
+                  + (f" and its report {default_out(args.store)}" if report else ""),
                   highlight=False)
+    if store_exists(replayed := default_replay_store(args.store)):
+        console.print(f"kept {replayed}, a replay of it: a run of its own (populace delete "
+                      f"{replayed} deletes it)", highlight=False)
     return 0
 
 
@@ -437,7 +444,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             return _events(store.events(), args.json, console)
         members = store.members()
         storage = CheckpointStorage(store.config().checkpoints)
-        objectives = store.config().run.get("objectives")
+        run = store.config().run
+        objectives = run.get("objectives")
         front = result_of(store) if objectives and any(m.score is not None
                                                        for m in members) else None
     finally:
@@ -454,7 +462,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             for m in members
         ], indent=2))
     else:
-        console.print(members_table(members, title=args.store))
+        console.print(members_table(members, title=args.store, score=run["score"],
+                                    mode=run["mode"]))
         if front is not None:
             console.print(front_table(front))
     return 0

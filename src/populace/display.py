@@ -56,7 +56,13 @@ class Display:
     def _update(self, p: dict) -> None:
         status = p["status"]
         best = "-" if p["best"] is None else f"{p['best']:.4g}"
-        parts = [f"members {sum(status.values())}", f"running {status.get(Status.RUNNING, 0)}",
+        running = status.get(Status.RUNNING, 0)
+        if not p["steps"] and not running and not status.get(Status.DONE):
+            # worker processes import the script (torch: seconds) before the first claim
+            summary = f"members {sum(status.values())} | waiting for the workers to start"
+            self._progress.update(self._task, completed=0, summary=summary)
+            return
+        parts = [f"members {sum(status.values())}", f"running {running}",
                  f"done {status.get(Status.DONE, 0)}"]
         if status.get(Status.FAILED):
             parts.append(f"[red]failed {status[Status.FAILED]}[/]")
@@ -74,13 +80,15 @@ class Display:
         self._progress.stop()
 
 
-def members_table(members: Sequence[MemberRow], title: str = "population") -> Table:
-    """One row per member: id, step, score, generation, parent, status, then each hparam,
-    and, when a member failed, the last line of its error."""
-    table = Table(title=title)
+def members_table(members: Sequence[MemberRow], title: str = "population", *,
+                  score: str = "score", mode: str = "max") -> Table:
+    """One row per member: id, step, score (headed by the metric it is, and its mode),
+    generation, parent, status, then each hparam, and, when a member failed, the last line
+    of its error."""
+    table = Table(title=title, caption="gen: copies along the lineage; parent: last donor")
     names = list(dict.fromkeys(k for m in members for k in m.hparams))
     errors = any(m.error for m in members)
-    for name in ("member", "step", "score", "gen", "parent", "status", *names):
+    for name in ("member", "step", f"{score} ({mode})", "gen", "parent", "status", *names):
         table.add_column(name, justify="right")
     if errors:
         table.add_column("error", justify="left", overflow="fold")

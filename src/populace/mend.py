@@ -4,10 +4,11 @@ whole run deleted (its store and checkpoints) to start afresh."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 
 from populace.checkpoints import CheckpointStorage
-from populace.store import Status, Store, StoreError, open_store, store_exists
+from populace.store import Status, Store, StoreError, beside, open_store, store_exists
 from populace.store.driver import safe_url
 
 
@@ -28,8 +29,9 @@ def retry(url: str | os.PathLike[str], members: Sequence[int] | None = None) -> 
 
 
 def delete(url: str | os.PathLike[str]) -> int:
-    """Delete the run at `url`: its checkpoint files, then its store; return how many
-    files went. Refused while a member is leased, so a live run is never deleted."""
+    """Delete the run at `url`: its checkpoint files, its store, then its report folder;
+    return how many checkpoint files went. Refused while a member is leased, so a live run
+    is never deleted. A replay of the run is a run of its own, and stays."""
     store = _open(url)
     try:
         leased = store.leased()
@@ -41,6 +43,9 @@ def delete(url: str | os.PathLike[str]) -> int:
     finally:
         store.close()
     store.driver.remove()
+    # `populace report`'s folder (populace.report.default_out): a report of a run that is
+    # gone would be taken for the next run's under the same name
+    shutil.rmtree(beside(url, ".report"), ignore_errors=True)
     return removed
 
 
