@@ -20,6 +20,7 @@ from populace.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT / "examples" / "toy.py"
+SLOW_TOY = Path(__file__).parent / "scripts" / "slow_toy.py"
 COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 EXECUTORS = ["inline", "local"]
 
@@ -45,7 +46,9 @@ def unique_results(store_path: Path) -> None:
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_toy_run_finishes_with_exploits_and_a_schedule(tmp_path, executor):
-    result = run_script(TOY, tmp_path / "toy.db", executor=executor, workers=2)
+    # two processes must overlap to copy each other: the local run's toy steps take time
+    script = TOY if executor == "inline" else SLOW_TOY
+    result = run_script(script, tmp_path / "toy.db", executor=executor, workers=2)
     store = open_store(tmp_path / "toy.db")
     members = store.members()
     assert [m.step for m in members] == [200, 200]
