@@ -86,13 +86,14 @@ def test_the_progress_line_says_the_workers_are_starting_until_one_trains(finish
 
     display = Display(str(finished), 32)
 
-    def summary(**status: int) -> str:
+    def summary(explores: int = 0, **status: int) -> str:
         display._update({"status": status, "steps": 0 if "running" not in status else 4,
-                         "best": None, "exploits": 0})
+                         "best": None, "exploits": 0, "explores": explores})
         return display._progress.tasks[0].fields["summary"]
 
     assert summary(ready=4) == "members 4 | waiting for the workers to start"
-    assert summary(ready=3, running=1).startswith("members 4 | running 1 | done 0 | best -")
+    assert summary(ready=3, running=1) == "members 4 | running 1 | done 0 | best - | exploits 0"
+    assert summary(explores=2, ready=3, running=1).endswith("exploits 0 | explores 2")
 
 
 def test_status_json_gives_each_members_checkpoint(finished, capsys):

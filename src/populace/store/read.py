@@ -267,7 +267,8 @@ class StoreReader:
 
     @retried
     def progress(self) -> dict[str, Any]:
-        """A cheap summary for live displays: counts by status, steps, best score, exploits."""
+        """A cheap summary for live displays: counts by status, steps, best score, exploits
+        (copies) and explores in place."""
         with self.driver.read() as cur:
             maximize = self._run(cur)["mode"] == "max"
             cur.execute("SELECT status, COUNT(*), SUM(step) FROM members GROUP BY status")
@@ -275,11 +276,13 @@ class StoreReader:
             best = "MAX" if maximize else "MIN"
             cur.execute(f"SELECT {best}(score) FROM members WHERE status != 'failed'")
             best_score = cur.fetchone()[0]
-            cur.execute("SELECT COUNT(*) FROM events WHERE kind = 'exploit'")
-            exploits = cur.fetchone()[0]
+            cur.execute("SELECT kind, COUNT(*) FROM events WHERE kind IN ('exploit', 'explore')"
+                        " GROUP BY kind")
+            decisions = dict(cur.fetchall())
         return {
             "status": {s: n for s, (n, _) in by_status.items()},
             "steps": sum(steps or 0 for _, steps in by_status.values()),
             "best": best_score,
-            "exploits": exploits,
+            "exploits": decisions.get("exploit", 0),
+            "explores": decisions.get("explore", 0),
         }

@@ -126,20 +126,24 @@ def check_store_collection_invariants_over_random_runs(stores: Stores) -> None:
 # min: member 4's 0.2 went with its own state when it copied member 1 (scored 0.9)
 @store_check
 def check_store_progress_summarises_the_population(stores: Stores) -> None:
-    """The progress summary counts statuses, steps, the best score and the copies."""
+    """The progress summary counts statuses, steps, the best score, the copies and the
+    explores in place."""
     for mode, best in (("max", 0.9), ("min", 0.5)):
         store = stores.new(population=5, mode=mode, name=mode)
-        equal(store.progress(), {"status": {"ready": 5}, "steps": 0, "best": None, "exploits": 0})
+        equal(store.progress(), {"status": {"ready": 5}, "steps": 0, "best": None,
+                                 "exploits": 0, "explores": 0})
         train(store, 0, 3, 0.5)
         train(store, 1, 5, 0.9, final=True)
         train(store, 2, 2, 5.0 if mode == "max" else -5.0)
         claim_exactly(store, 2)
         store.fail("w", 2, "boom")  # a failed member's score is not the best
         train(store, 4, 1, 0.2, decide=lambda s, _m: Decision(1, {"lr": 0.3}))  # now at step 5
+        train(store, 3, 2, 0.6, decide=lambda s, m: Decision(m, {"lr": 0.4}))  # in place
         claim_exactly(store, 0)
         equal(store.progress(), {
             "status": {"ready": 2, "running": 1, "done": 1, "failed": 1},
-            "steps": 3 + 5 + 2 + 0 + 5,
+            "steps": 3 + 5 + 2 + 2 + 5,
             "best": best,
             "exploits": 1,
+            "explores": 1,
         })
