@@ -241,6 +241,16 @@ def test_report_of_a_run_with_no_exploit(tmp_path):
     assert view.ancestry == [] and {r.member for r in view.lineage} == {view.summary.best}
 
 
+def test_report_of_a_run_that_explores_in_place(tmp_path):
+    """Exploit "own" copies nothing: the summary counts its explores, not 0 decisions."""
+    store = tmp_path / "own.db"
+    run_script(TOY, store, exploit="own")
+    text = check_report(write_report(store, tmp_path / "out"))
+    s = summary(text)
+    assert s["exploits"] == "0"
+    assert s["explores in place"] == str(len(open_store(store).events("explore"))) == "98"
+
+
 def test_report_before_any_score(tmp_path):
     path = tmp_path / "new.db"
     store = open_store(path)

@@ -40,6 +40,7 @@ class Summary:
     status: dict[str, int]  # members by status
     results: int
     exploits: int
+    explores: int  # hparams explored in place (exploit "own"), no copy
     best: int | None  # None when no member has a score yet, or every member failed
     best_score: float | None
     best_checkpoint: str | None  # its checkpoint file: a path, or a URL in remote storage
@@ -95,6 +96,7 @@ def gather(store: Store) -> RunView:
         store=store.url, population=len(members), steps=run["steps"],
         trained=sum(m.step for m in members), status=dict(Counter(m.status for m in members)),
         results=len(results), exploits=len(exploits),
+        explores=sum(e.kind == Kind.EXPLORE for e in events),
         best=None if best is None else best.id, best_score=None if best is None else best.score,
         best_checkpoint=None if result is None or result.checkpoint is None
         else str(result.checkpoint),

@@ -92,6 +92,7 @@ def _summary(view: RunView) -> str:
         ("members", ", ".join(f"{n} {status}" for status, n in sorted(s.status.items()))),
         ("results", s.results),
         ("exploits", s.exploits),
+        *([("explores in place", s.explores)] if s.explores else []),
         ("best member", best),
         ("best score", _fmt(s.best_score)),
         ("best checkpoint", s.best_checkpoint or "—"),
