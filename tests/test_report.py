@@ -230,25 +230,23 @@ def test_report_of_a_run_in_progress(in_progress, tmp_path):
         ("running", "0", "—"), ("ready", "0", "—")]
 
 
-def test_report_of_a_run_with_no_exploit(tmp_path):
-    store = tmp_path / "grid.db"
-    run_script(TOY, store, exploit="none")
+@pytest.mark.parametrize("exploit", ["none", "own"])
+def test_report_of_a_run_that_copies_nothing(tmp_path, exploit):
+    """No exploit, or each member explores in place (exploit "own"): no ancestry, and the
+    summary counts the explores in place, so "0 exploits" is not read as a run that did
+    nothing."""
+    store = tmp_path / f"{exploit}.db"
+    run_script(TOY, store, exploit=exploit)
     text = check_report(write_report(store, tmp_path / "out"))
     s = summary(text)
     assert s["exploits"] == "0"
-    assert len(body(Tables(text).tables["schedule"])) == 1  # one member, its own hparams
+    explores = len(open_store(store).events("explore"))
+    assert s.get("explores in place", "0") == str(explores) == ("98" if exploit == "own" else "0")
+    schedule = body(Tables(text).tables["schedule"])
+    # one member's own hparams; walked at each of its 49 ready points with "own"
+    assert len(schedule) == (1 if exploit == "none" else 50)
     view = gather(open_store(store))
     assert view.ancestry == [] and {r.member for r in view.lineage} == {view.summary.best}
-
-
-def test_report_of_a_run_that_explores_in_place(tmp_path):
-    """Exploit "own" copies nothing: the summary counts its explores, not 0 decisions."""
-    store = tmp_path / "own.db"
-    run_script(TOY, store, exploit="own")
-    text = check_report(write_report(store, tmp_path / "out"))
-    s = summary(text)
-    assert s["exploits"] == "0"
-    assert s["explores in place"] == str(len(open_store(store).events("explore"))) == "98"
 
 
 def test_report_before_any_score(tmp_path):
