@@ -103,6 +103,31 @@ def test_pb2_is_deterministic_for_a_seed():
     assert len({str(propose(seed)) for seed in range(4)}) > 1  # the seed does matter
 
 
+def test_pb2_fits_the_newest_segments_only_when_a_large_population_has_many(monkeypatch):
+    """40 members x 16 segments are 640 points: a fit of them would hold the store's write
+    lock for seconds; the GP gets the newest 256 (MAX_DATA) instead."""
+    from populace.strategies import gp
+    from populace.strategies.pb2 import MAX_DATA
+
+    seen = []
+    propose = gp.propose
+
+    def spy(X, y, context, pending, rng):
+        seen.append(X)
+        return propose(X, y, context, pending, rng)
+
+    monkeypatch.setattr(gp, "propose", spy)
+    snap = population(SPACE, 40, 16, seed=5)
+    PB2()(snap.hparams[2], SPACE, np.random.default_rng(0), snapshot=snap, member=0, donor=2)
+    (X,) = seen
+    assert MAX_DATA == 256 and X.shape[0] == 256
+    # the newest: every segment from step 40 on (6 starts x 40 members = 240), then 16 of
+    # those from step 36; the time column scales starts 36..60 and the donor's step 64
+    times = np.sort(np.unique(np.round(X[:, 0], 6)))
+    assert np.allclose(times, (np.arange(36, 61, 4) - 36) / (64 - 36))
+    assert np.sum(np.isclose(X[:, 0], 0.0)) == 16
+
+
 PLANTED = np.array([0.8, 0.2])  # where the improvement per step is highest
 
 
