@@ -8,15 +8,23 @@ uses in the next batch is the explored one.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning.pytorch as pl
 import pytest
 import torch
-from framework import assert_loop_ends_when_dropped, assert_segments_used
+from framework import (
+    assert_example_trains_on_ray,
+    assert_loop_ends_when_dropped,
+    assert_segments_used,
+)
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from populace import Choice, Float, run
 from populace.integrations.lightning import LightningTrainable
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lightning_classifier.py"
 
 
 def blobs(seed: int, n: int = 256) -> TensorDataset:
@@ -165,3 +173,7 @@ def test_a_pbt_run_trains_each_segment_with_the_hparams_in_force(tmp_path):
     # in every segment, those right after a copy of a donor with another lr included
     assert_segments_used(store, "first_lr", "lr")
     assert result.best.step == 4
+
+
+def test_the_example_trains_on_ray_workers(tmp_path):
+    assert_example_trains_on_ray(EXAMPLE, tmp_path)

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from framework import assert_loop_ends_when_dropped, assert_segments_used
+from framework import (
+    assert_example_trains_on_ray,
+    assert_loop_ends_when_dropped,
+    assert_segments_used,
+)
 from torch import nn
 from transformers import TrainerCallback
 
@@ -148,3 +152,7 @@ def test_an_hparam_without_a_target_is_refused_by_name():
     member = started()
     with pytest.raises(ConfigError, match="hparam 'temperature' has no target"):
         member.apply({**HPARAMS, "temperature": 2.0})
+
+
+def test_the_example_trains_on_ray_workers(tmp_path):
+    assert_example_trains_on_ray(EXAMPLE, tmp_path)
