@@ -1,6 +1,7 @@
 """The codebase's shape, checked like behaviour: imports point down the layers that
-pyproject.toml lists ([tool.importlinter]) and the package type-checks ([tool.mypy]),
-so a wrong import or a wrong type fails the suite."""
+pyproject.toml lists ([tool.importlinter]), the package type-checks ([tool.mypy]) and
+the code passes its linter ([tool.ruff]), so a wrong import, a wrong type or a lint
+fails the suite."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ def test_imports_point_down_the_layers():
 def test_the_package_type_checks():
     # pyproject.toml's [tool.mypy] says what and how strictly; warm, its cache makes it quick
     done = subprocess.run([BIN / "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_code_passes_ruff():
+    # pyproject.toml's [tool.ruff] says which rules; the folders are the project's code
+    done = subprocess.run([BIN / "ruff", "check", "src", "tests", "benchmarks", "examples"],
+                          cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -38,8 +38,8 @@ _EXPORTS = {
 
 __all__ = [
     "Choice", "ConfigError", "Constant", "Float", "Int", "Keep", "Member", "NoExploit",
-    "Noise", "OwnState", "Perturb", "PerturbOrResample", "Resample", "RunConfig", "RunFailed", "RunResult",
-    "Space", "Tournament", "Trainable", "Truncation", "TTest", "load_result", "run",
+    "Noise", "OwnState", "Perturb", "PerturbOrResample", "Resample", "RunConfig", "RunFailed",
+    "RunResult", "Space", "Tournament", "Trainable", "Truncation", "TTest", "load_result", "run",
 ]
 __version__ = "0.1.0"
 
