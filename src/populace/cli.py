@@ -564,8 +564,8 @@ def _events(events: list[Event], as_json: bool, console: Console) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    copies = sum(r["kind"] in (Kind.EXPLOIT, Kind.EXPLORE) for r in rows)
-    table = Table(title=f"{copies} exploit/explore events, {len(rows) - copies} others")
+    decisions = sum(r["kind"] in (Kind.EXPLOIT, Kind.EXPLORE) for r in rows)
+    table = Table(title=f"{decisions} exploit/explore events, {len(rows) - decisions} others")
     for name in ("kind", "member", "donor", "step", "donor step", "strategy", "before",
                  "after", "detail"):
         table.add_column(name)

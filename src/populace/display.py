@@ -67,7 +67,7 @@ class Display:
         if status.get(Status.FAILED):
             parts.append(f"[red]failed {status[Status.FAILED]}[/]")
         parts += [f"best {best}", f"exploits {p['exploits']}"]
-        if p.get("explores"):  # exploit "own": each member explores in place
+        if p["explores"]:  # exploit "own": each member explores in place
             parts.append(f"explores {p['explores']}")
         self._progress.update(self._task, completed=p["steps"], summary=" | ".join(parts))
 

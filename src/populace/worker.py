@@ -324,9 +324,8 @@ class Worker:
             if self.ready(step - member.step, time.monotonic() - started):
                 break
         outcome = self.report(member, step, trainable.evaluate(), trainable.save, started)
-        decision = outcome.decision
-        if outcome.accepted and (decision is None or decision.donor == member.id):
-            # its own state goes on: the next claim applies hparams explored in place
+        if outcome.own_state(member.id):
+            # the next claim goes on with it, and applies hparams explored in place
             self.live = Live(member.id, trainable, outcome.checkpoint, member.hparams)
         else:
             self.live = None  # exploited (or waiting to): the next claim loads the donor's state

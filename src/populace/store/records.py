@@ -145,6 +145,11 @@ class Outcome:
     donor_checkpoint: CheckpointRow | None = None  # None with a decision: the member waits
     collect: list[str] = field(default_factory=list)  # checkpoint keys no one needs any more
 
+    def own_state(self, member: int) -> bool:
+        """Whether `member` goes on from the state it reported: no decision, or its hparams
+        explored in place (it was its own donor)."""
+        return self.accepted and (self.decision is None or self.decision.donor == member)
+
 
 @dataclass(frozen=True)
 class Result:

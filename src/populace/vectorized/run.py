@@ -286,10 +286,8 @@ class VectorizedWorker(Worker):
         # the slice holds the checkpoint just written, unless the lease had been lost
         written = outcome.checkpoint if outcome.accepted else None
         self.holds[segment.row] = UNKNOWN if written is None else written
-        decision = outcome.decision
         # as a worker goes on with a member whose state it holds (`Worker.train_segment`)
-        own = decision is None or decision.donor == member.id
-        self.prefer = member.id if written is not None and own else None
+        self.prefer = member.id if outcome.own_state(member.id) else None
         self._let_go(segment)
         return outcome.collect
 
