@@ -12,12 +12,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from populace.mode import Mode
 
-def oriented(values: Sequence[Sequence[float | None] | None], modes: Iterable[str]
+
+def oriented(values: Sequence[Sequence[float | None] | None], modes: Iterable[Mode | str]
              ) -> np.ndarray:
     """Members' objective values (None where missing) as points: one row each, every
-    column turned so that higher is better ("min" negated), NaN where missing."""
-    signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
+    column turned so that higher is better (`Mode.MIN` negated), NaN where missing;
+    `modes` are each column's `Mode`, or its word."""
+    signs = np.array([Mode(mode).sign for mode in modes])
     rows = [[np.nan] * len(signs) if v is None else
             [np.nan if x is None else float(x) for x in v] for v in values]
     return np.array(rows, dtype=float).reshape(len(rows), len(signs)) * signs

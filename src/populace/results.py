@@ -12,6 +12,7 @@ import numpy as np
 
 from populace import pareto
 from populace.lineage import ScheduleEntry, lineage, schedule
+from populace.mode import Mode
 from populace.snapshot import Snapshot
 from populace.store import MemberRow, Status, Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
@@ -35,7 +36,7 @@ class RunResult:
     # a multi-objective run: its Pareto front, the members no other member dominates (by
     # id; `best` is the least crowded of them); empty in a run with one score
     front: list[MemberRow] = field(default_factory=list)
-    objectives: dict[str, str] | None = None  # the run's objectives and their directions
+    objectives: dict[str, Mode] | None = None  # the run's objectives and their directions
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -106,13 +107,13 @@ def result_of(store: Store, member: int | None = None) -> RunResult:
                         "their checkpoints and the same command resumes the run; when a "
                         "setting was the cause, run again with it fixed: a run that never "
                         "trained a segment starts again with new settings")
-    objectives = store.config().run.get("objectives")
+    config = store.config()
     snapshot = Snapshot(
         ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),
         scores=np.array([np.nan if m.score is None else m.score for m in live], dtype=float),
-        hparams=[m.hparams for m in live], maximize=store.config().run["mode"] == "max",
-        objectives=None if not objectives else pareto.oriented(
-            [m.objectives for m in live], objectives.values()),
+        hparams=[m.hparams for m in live], maximize=config.mode.maximize,
+        objectives=None if config.objectives is None else pareto.oriented(
+            [m.objectives for m in live], config.objectives.values()),
     )
     front = []
     if snapshot.objectives is not None:
@@ -132,4 +133,4 @@ def _result(store: Store, best: MemberRow, members: list[MemberRow],
                       else Path(root) / best.checkpoint.key)
     return RunResult(best, checkpoint, schedule(path), members,
                      path[-1].metrics if path else {}, store.url, store.meta("stopped"),
-                     front or [], store.config().run.get("objectives"))
+                     front or [], store.config().objectives)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import Any
+
+from populace.mode import Mode
 
 
 class _Word(str, Enum):
@@ -78,6 +81,30 @@ class RunRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
         return cls(**d)
+
+    # the settings the store itself acts on, typed (the record is read once per store,
+    # so the Modes are built once, not per claim or report)
+
+    @cached_property
+    def mode(self) -> Mode:
+        """Which way the run's score improves."""
+        return Mode(self.run["mode"])
+
+    @cached_property
+    def objectives(self) -> dict[str, Mode] | None:
+        """A multi-objective run's objectives and their directions; None with one score."""
+        named = self.run.get("objectives")
+        return {name: Mode(mode) for name, mode in named.items()} if named else None
+
+    @property
+    def synch(self) -> bool:
+        """Whether the whole generation is decided at once, when its last member reports."""
+        return bool(self.run["synch"])
+
+    @property
+    def steps(self) -> int:
+        """The step every member trains to."""
+        return int(self.run["steps"])
 
 
 @dataclass(frozen=True)
