@@ -1,9 +1,10 @@
 """Population stores: the single source of truth of a run (see `store.Store`).
 
 Files: `driver` (the contract a backend fulfils and the SQL it must accept),
-`schema` (the tables), `store` (the Store: claim, report, decide, fail),
-`read` (its reads), `records` (the rows it hands out), `retry`, and one file
-per backend (`sqlite`, `postgresql`).
+`schema` (the tables), `store` (the Store: claim, report, fail), `exploits`
+(carrying out the exploit decisions a report or failure sets off), `read` (its
+reads), `records` (the rows it hands out), `rows` (the writes both halves
+share), `retry`, and one file per backend (`sqlite`, `postgresql`).
 """
 
 from __future__ import annotations

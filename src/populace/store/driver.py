@@ -1,8 +1,8 @@
 """The driver contract: what a store backend supplies, and what its SQL must accept.
 
 A backend is a `Driver`: connections and transactions, nothing else. The store's
-SQL (populace.store.store and .read) is written once for every backend, so a
-backend's database must accept:
+SQL (populace.store.store, .exploits and .read) is written once for every backend,
+so a backend's database must accept:
 
 - `?` placeholders (a driver for another style rewrites them, as the PostgreSQL
   driver does to psycopg's `%s`);

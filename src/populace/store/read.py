@@ -25,6 +25,10 @@ from populace.store.records import (
 from populace.store.retry import retried
 from populace.store.schema import SCHEMA_VERSION
 
+# the members a decision ranks (training now or next), and every member still in the run
+_RANKED = (Status.READY, Status.RUNNING)
+_LIVE = (Status.READY, Status.RUNNING, Status.WAITING, Status.DONE)
+
 
 def _segments(stored: list[list[Any]]) -> list[Segment]:
     return [Segment(*s) for s in stored]
@@ -68,6 +72,7 @@ class StoreReader:
 
     @retried
     def meta(self, key: str) -> Any:
+        """The run's stored value under `key` (None when it has none)."""
         with self.driver.read() as cur:
             self._config(cur)
             cur.execute("SELECT value FROM meta WHERE key = ?", (key,))
@@ -114,10 +119,10 @@ class StoreReader:
         finished member can no longer be copied (its copy would end as its clone), and
         one waiting to copy another has given up its own state.
         """
-        statuses = "('ready', 'running')" if training else "('ready', 'running', 'waiting', 'done')"
+        statuses = _RANKED if training else _LIVE
         cur.execute(
             "SELECT id, step, score, hparams, recent, trail, segments, objectives FROM members"
-            f" WHERE status IN {statuses} ORDER BY id"
+            f" WHERE status IN ({', '.join('?' for _ in statuses)}) ORDER BY id", statuses
         )
         rows = cur.fetchall()
         hparams = [self._parsed(self._hparams_cache, r[0], r[3]) for r in rows]
@@ -133,7 +138,7 @@ class StoreReader:
                 (np.nan if r[2] is None else r[2] for r in rows), np.float64, len(rows)
             ),
             hparams=hparams,
-            maximize=self._run(cur)["mode"] == "max",
+            maximize=self._config_cached(cur).mode.maximize,
             recent=recent,
             trails=trails,
             segments=segments,
@@ -143,8 +148,8 @@ class StoreReader:
     def _oriented(self, cur: Cursor, stored: list[str | None]) -> np.ndarray | None:
         """The members' objectives (JSON each) as points (`pareto.oriented`); None in a
         run with one score."""
-        names = self._run(cur).get("objectives")
-        if not names:
+        names = self._config_cached(cur).objectives
+        if names is None:
             return None
         return pareto.oriented([None if o is None else json.loads(o) for o in stored],
                                names.values())
@@ -166,11 +171,9 @@ class StoreReader:
             self._config_memo = self._config(cur)
         return self._config_memo
 
-    def _run(self, cur: Cursor) -> dict[str, Any]:
-        return self._config_cached(cur).run
-
     @retried
     def snapshot(self) -> Snapshot:
+        """Each live member's latest state, as a strategy sees the population."""
         with self.driver.read() as cur:
             return self._snapshot(cur)
 
@@ -238,6 +241,7 @@ class StoreReader:
 
     @retried
     def checkpoints(self, include_deleted: bool = False) -> list[CheckpointRow]:
+        """Every checkpoint row, by id (with `include_deleted`, those collected too)."""
         where = "" if include_deleted else "WHERE deleted = 0"
         with self.driver.read() as cur:
             self._config(cur)
@@ -261,8 +265,8 @@ class StoreReader:
         left (an expired one is nobody's: the next claim takes its member)."""
         now = time.time()
         with self.driver.read() as cur:
-            cur.execute("SELECT id, lease_expires FROM members WHERE status = 'running'"
-                        " AND lease_expires > ? ORDER BY id", (now,))
+            cur.execute("SELECT id, lease_expires FROM members WHERE status = ?"
+                        " AND lease_expires > ? ORDER BY id", (Status.RUNNING, now))
             return {member: expires - now for member, expires in cur.fetchall()}
 
     @retried
@@ -270,14 +274,14 @@ class StoreReader:
         """A cheap summary for live displays: counts by status, steps, best score, exploits
         (copies) and explores in place."""
         with self.driver.read() as cur:
-            maximize = self._run(cur)["mode"] == "max"
+            maximize = self._config_cached(cur).mode.maximize
             cur.execute("SELECT status, COUNT(*), SUM(step) FROM members GROUP BY status")
             by_status = {s: (n, steps) for s, n, steps in cur.fetchall()}
             best = "MAX" if maximize else "MIN"
-            cur.execute(f"SELECT {best}(score) FROM members WHERE status != 'failed'")
+            cur.execute(f"SELECT {best}(score) FROM members WHERE status != ?", (Status.FAILED,))
             best_score = cur.fetchone()[0]
-            cur.execute("SELECT kind, COUNT(*) FROM events WHERE kind IN ('exploit', 'explore')"
-                        " GROUP BY kind")
+            cur.execute("SELECT kind, COUNT(*) FROM events WHERE kind IN (?, ?) GROUP BY kind",
+                        (Kind.EXPLOIT, Kind.EXPLORE))
             decisions = dict(cur.fetchall())
         return {
             "status": {s: n for s, (n, _) in by_status.items()},

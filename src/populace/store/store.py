@@ -12,6 +12,9 @@ anything else:
 4. Every exploit decision is carried out, now or once its donor catches up,
    or recorded as a 'dropped' event with its reason: none is lost silently.
 
+The fourth is kept by `populace.store.exploits`, which carries out the decisions
+inside the transaction of the report (or failure) that set them off.
+
 The SQL here is shared by all backends; a backend (a `Driver`) only supplies
 the connection, the column types and the way a write transaction is
 serialised (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock).
@@ -20,23 +23,16 @@ serialised (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock).
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
-
-from populace import pareto
-from populace.snapshot import Snapshot
 from populace.store.driver import Cursor, StoreError
+from populace.store.exploits import Applied, Decide, Exploits
 from populace.store.read import StoreReader
 from populace.store.records import (
-    TRAINING,
-    CheckpointRow,
-    Decision,
     FailOutcome,
     Kind,
     MemberRow,
@@ -46,38 +42,14 @@ from populace.store.records import (
     Status,
 )
 from populace.store.retry import retried
+from populace.store.rows import finite, record_event, stored_objectives
 from populace.store.schema import SCHEMA_VERSION, schema
 
-__all__ = ["SCHEMA_VERSION", "Decide", "Store", "StoreError"]
-
-# the statuses of members still in the run, as an SQL list
-_TRAINING_SQL = "(" + ", ".join(f"'{s.value}'" for s in TRAINING) + ")"
-
-# exploit + explore for one member (by id) against a population snapshot
-Decide = Callable[[Snapshot, int], "Decision | None"]
-# what a donor hands over: its generation, checkpoint, recent scores, trail (both JSON),
-# the score its checkpoint was evaluated at and its objectives there (JSON, or None)
-DonorState = tuple[int, CheckpointRow, str, str, "float | None", "str | None"]
-
-
-class Waiting(NamedTuple):
-    """A member waiting for its donor: its step, score and hparams, and the decision."""
-
-    member: int
-    step: int
-    score: float | None
-    hparams: dict[str, Any]
-    decision: Decision
-    objectives: list[float | None] | None = None
-
+__all__ = ["SCHEMA_VERSION", "Store", "StoreError"]
 
 # how many (step, score) points of its lineage each member keeps, to rank members that are
 # at other steps by what they scored at the decider's step (`Snapshot.aligned`)
 TRAIL = 32
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
 
 
 class Store(StoreReader):
@@ -105,8 +77,8 @@ class Store(StoreReader):
             for i, h in enumerate(hparams):
                 cur.execute(
                     "INSERT INTO members (id, hparams, step, score, generation, parent, status,"
-                    " updated) VALUES (?, ?, 0, NULL, 0, NULL, 'ready', ?)",
-                    (i, json.dumps(h), now),
+                    " updated) VALUES (?, ?, 0, NULL, 0, NULL, ?, ?)",
+                    (i, json.dumps(h), Status.READY, now),
                 )
 
     # -- workers: claim, heartbeat, report, fail --------------------------
@@ -118,16 +90,16 @@ class Store(StoreReader):
         now = time.time()
         with self.driver.write() as cur:
             record = self._config(cur)
-            if steps <= record.run["steps"]:
-                raise StoreError(f"a run can only be extended: it has {record.run['steps']} "
+            if steps <= record.steps:
+                raise StoreError(f"a run can only be extended: it has {record.steps} "
                                  f"steps, got {steps}")
             extended = replace(record, run={**record.run, "steps": steps})
             cur.execute("UPDATE meta SET value = ? WHERE key = 'config'",
                         (json.dumps(extended.to_dict()),))
-            cur.execute("SELECT id FROM members WHERE status = 'done' ORDER BY id")
+            cur.execute("SELECT id FROM members WHERE status = ? ORDER BY id", (Status.DONE,))
             done = [row[0] for row in cur.fetchall()]
-            cur.execute("UPDATE members SET status = 'ready', updated = ? WHERE status = 'done'",
-                        (now,))
+            cur.execute("UPDATE members SET status = ?, updated = ? WHERE status = ?",
+                        (Status.READY, now, Status.DONE))
         self.__dict__.pop("_config_memo", None)  # the settings changed: read them again
         return done
 
@@ -190,13 +162,14 @@ class Store(StoreReader):
         checkpoints, as after a fix of what made them fail; return those retried."""
         now = time.time()
         with self.driver.write() as cur:
-            cur.execute("SELECT id, step FROM members WHERE status = 'failed' ORDER BY id")
+            cur.execute("SELECT id, step FROM members WHERE status = ? ORDER BY id",
+                        (Status.FAILED,))
             rows = [(m, step) for m, step in cur.fetchall() if members is None or m in members]
             for member, step in rows:
-                cur.execute("UPDATE members SET status = 'ready', failures = 0, error = NULL,"
-                            " updated = ? WHERE id = ?", (now, member))
-                self._event(cur, Kind.RETRY, member, step, now,
-                            detail="retried by hand (populace retry)")
+                cur.execute("UPDATE members SET status = ?, failures = 0, error = NULL,"
+                            " updated = ? WHERE id = ?", (Status.READY, now, member))
+                record_event(cur, Kind.RETRY, member, step, now,
+                             detail="retried by hand (populace retry)")
         return [m for m, _ in rows]
 
     @retried
@@ -205,21 +178,24 @@ class Store(StoreReader):
         now = time.time()
         with self.driver.write() as cur:
             # a synchronous run holds back members that finished the current generation
-            barrier = (" AND step <= (SELECT MIN(step) FROM members"
-                       " WHERE status IN ('ready', 'running'))") if self._run(cur)["synch"] else ""
+            synch = self._config_cached(cur).synch
+            barrier = (" AND step <= (SELECT MIN(step) FROM members WHERE status IN (?, ?))"
+                       if synch else "")
             cur.execute(
-                "SELECT id FROM members WHERE (status = 'ready'"
-                f" OR (status = 'running' AND lease_expires < ?)){barrier}"
+                "SELECT id FROM members WHERE (status = ?"
+                f" OR (status = ? AND lease_expires < ?)){barrier}"
                 " ORDER BY step, CASE WHEN id = ? THEN 0 ELSE 1 END, id LIMIT 1",
-                (now, -1 if prefer is None else prefer),
+                (Status.READY, Status.RUNNING, now,
+                 *((Status.READY, Status.RUNNING) if synch else ()),
+                 -1 if prefer is None else prefer),
             )
             row = cur.fetchone()
             if row is None:
                 return None
             cur.execute(
-                "UPDATE members SET status = 'running', lease_owner = ?, lease_expires = ?,"
+                "UPDATE members SET status = ?, lease_owner = ?, lease_expires = ?,"
                 " updated = ? WHERE id = ?",
-                (worker, now + lease, now, row[0]),
+                (Status.RUNNING, worker, now + lease, now, row[0]),
             )
             return self._member(cur, row[0])
 
@@ -229,8 +205,8 @@ class Store(StoreReader):
         with self.driver.write() as cur:
             cur.execute(
                 "UPDATE members SET lease_expires = ? WHERE id = ? AND lease_owner = ?"
-                " AND status = 'running'",
-                (time.time() + lease, member, worker),
+                " AND status = ?",
+                (time.time() + lease, member, worker, Status.RUNNING),
             )
             return cur.rowcount == 1
 
@@ -251,13 +227,14 @@ class Store(StoreReader):
             if not self._holds_lease(cur, report.member, report.worker):
                 return self._refuse(cur, report, now)
             checkpoint, result = self._record(cur, report, now)
+            exploits = self._exploits(cur, decide, result, now)
             # members waiting for this one copy its new state before it decides for itself
-            self._resolve(cur, report.member, decide, result, now)
-            applied: dict[int, tuple[Decision, CheckpointRow | None]] = {}
+            exploits.resolve(report.member)
+            applied: Applied = {}
             if not report.final and decide is not None:
-                members = self._deciding(cur, report.member, report.step)
+                members = exploits.deciding(report.member, report.step)
                 if members:
-                    applied = self._decide(cur, members, decide, result, now)
+                    applied = exploits.decide_for(members)
             decision, donor_checkpoint = applied.get(report.member, (None, None))
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
@@ -270,8 +247,8 @@ class Store(StoreReader):
                     (report.key, report.member))
         if (row := cur.fetchone()) is not None:
             return Outcome(True, row[0])
-        self._event(cur, Kind.REFUSED, report.member, report.step, now,
-                    detail=f"late report from worker {report.worker}: its lease was lost")
+        record_event(cur, Kind.REFUSED, report.member, report.step, now,
+                     detail=f"late report from worker {report.worker}: its lease was lost")
         # its checkpoint file is nobody's, unless a live row names the same file
         cur.execute("SELECT COUNT(*) FROM checkpoints WHERE key = ? AND deleted = 0",
                     (report.key,))
@@ -280,7 +257,7 @@ class Store(StoreReader):
     def _record(self, cur: Cursor, report: Report, now: float) -> tuple[int, int]:
         """Write the report's checkpoint and result rows and the member's new state;
         return the two rows' ids."""
-        score = _finite(report.score)
+        score = finite(report.score)
         hparams = json.dumps(report.hparams)
         cur.execute(
             "INSERT INTO checkpoints (member, step, key, sha256, bytes, created)"
@@ -310,7 +287,8 @@ class Store(StoreReader):
             " trail = ?, recent = ?, segments = ?, objectives = ?, updated = ? WHERE id = ?",
             (report.step, score, checkpoint, hparams,
              Status.DONE if report.final else Status.READY, trail, recent, segments,
-             self._objectives(cur, report.metrics), now, report.member),
+             stored_objectives(self._config_cached(cur).objectives, report.metrics), now,
+             report.member),
         )
         return checkpoint, result
 
@@ -348,9 +326,9 @@ class Store(StoreReader):
                         " updated = ? WHERE id = ?",
                         (checkpoint, step, hparams, json.dumps(trail), now, member))
             cur.execute("SELECT MAX(id) FROM results")
-            self._event(cur, Kind.RECOVER, member, was, now, donor=member, donor_step=step,
-                        before=json.loads(before), after=json.loads(hparams), detail=detail,
-                        result=cur.fetchone()[0])
+            record_event(cur, Kind.RECOVER, member, was, now, donor=member, donor_step=step,
+                         before=json.loads(before), after=json.loads(hparams), detail=detail,
+                         result=cur.fetchone()[0])
             return self._member(cur, member)
 
     def _intact_ancestor(self, cur: Cursor, checkpoint: int) -> tuple[int, int, str] | None:
@@ -381,9 +359,9 @@ class Store(StoreReader):
         """Give back `worker`'s lease on `member` untouched (an interrupted segment)."""
         with self.driver.write() as cur:
             cur.execute(
-                "UPDATE members SET status = 'ready', lease_owner = NULL, lease_expires = NULL"
-                " WHERE id = ? AND lease_owner = ? AND status = 'running'",
-                (member, worker),
+                "UPDATE members SET status = ?, lease_owner = NULL, lease_expires = NULL"
+                " WHERE id = ? AND lease_owner = ? AND status = ?",
+                (Status.READY, member, worker, Status.RUNNING),
             )
             return cur.rowcount == 1
 
@@ -407,37 +385,47 @@ class Store(StoreReader):
             step, failures = cur.fetchone()
             if failures < retries:
                 cur.execute(
-                    "UPDATE members SET status = 'ready', failures = ?, lease_owner = NULL,"
+                    "UPDATE members SET status = ?, failures = ?, lease_owner = NULL,"
                     " lease_expires = NULL, updated = ? WHERE id = ?",
-                    (failures + 1, now, member),
+                    (Status.READY, failures + 1, now, member),
                 )
-                self._event(cur, Kind.RETRY, member, step, now, detail=error)
+                record_event(cur, Kind.RETRY, member, step, now, detail=error)
                 return FailOutcome.RETRY
-            self._event(cur, Kind.FAILED, member, step, now, detail=error)
+            record_event(cur, Kind.FAILED, member, step, now, detail=error)
             # no score: a failed member ranks last and never donates
             cur.execute(
-                "UPDATE members SET status = 'failed', score = NULL, error = ?, failures = 0,"
+                "UPDATE members SET status = ?, score = NULL, error = ?, failures = 0,"
                 " lease_owner = NULL, lease_expires = NULL, updated = ? WHERE id = ?",
-                (error, now, member),
+                (Status.FAILED, error, now, member),
             )
             cur.execute("SELECT MAX(id) FROM results")
             newest = cur.fetchone()[0]
+            exploits = self._exploits(cur, decide, newest, now)
             outcome = FailOutcome.FAILED
             if replace is not None:
-                cur.execute("UPDATE members SET status = 'ready' WHERE id = ?", (member,))
-                if self._decide(cur, [member], replace, newest, now):
+                cur.execute("UPDATE members SET status = ? WHERE id = ?", (Status.READY, member))
+                if self._exploits(cur, replace, newest, now).decide_for([member]):
                     outcome = FailOutcome.REPLACED
                 else:
-                    cur.execute("UPDATE members SET status = 'failed' WHERE id = ?", (member,))
+                    cur.execute("UPDATE members SET status = ? WHERE id = ?",
+                                (Status.FAILED, member))
             if outcome is FailOutcome.FAILED:
-                self._resolve(cur, member, decide, newest, now)
-            cur.execute("SELECT MIN(step) FROM members WHERE status IN ('ready', 'running')")
+                exploits.resolve(member)
+            cur.execute("SELECT MIN(step) FROM members WHERE status IN (?, ?)",
+                        (Status.READY, Status.RUNNING))
             low = cur.fetchone()[0]
             if decide is not None and low is not None:
-                generation = self._deciding(cur, None, low)
+                generation = exploits.deciding(None, low)
                 if generation:
-                    self._decide(cur, generation, decide, newest, now)
+                    exploits.decide_for(generation)
             return outcome
+
+    def _exploits(self, cur: Cursor, decide: Decide | None, result: int | None,
+                  now: float) -> Exploits:
+        """This transaction's exploit decisions: made by `decide`, after result row `result`,
+        against the members training now."""
+        return Exploits(cur, decide, result, now, self._config_cached(cur),
+                        lambda: self._snapshot(cur, training=True))
 
     def _holds_lease(self, cur: Cursor, member: int, worker: str) -> bool:
         cur.execute("SELECT status, lease_owner FROM members WHERE id = ?", (member,))
@@ -458,218 +446,6 @@ class Store(StoreReader):
         row held when the segment started, trained with the report's hparams."""
         segment = [report.start, report.step, before, score, report.hparams]
         return json.dumps((json.loads(segments) + [segment])[-self._config_cached(cur).segments:])
-
-    def _deciding(self, cur: Cursor, reporter: int | None, step: int) -> list[int]:
-        """Who is decided on now: the reporter, or in a synchronous run the whole
-        generation at `step` once none of its members is behind (nobody before that,
-        and never twice)."""
-        if not self._run(cur)["synch"]:
-            return [] if reporter is None else [reporter]
-        cur.execute("SELECT value FROM meta WHERE key = 'decided'")
-        row = cur.fetchone()
-        if row is not None and step <= json.loads(row[0]):
-            return []
-        cur.execute(
-            f"SELECT COUNT(*) FROM members WHERE status IN {_TRAINING_SQL} AND step < ?",
-            (step,),
-        )
-        if cur.fetchone()[0]:
-            return []
-        cur.execute(
-            "INSERT INTO meta (key, value) VALUES ('decided', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(step),)
-        )
-        cur.execute("SELECT id FROM members WHERE status = 'ready' AND step = ? ORDER BY id",
-                    (step,))
-        return [row[0] for row in cur.fetchall()]
-
-    def _decide(self, cur: Cursor, members: list[int], decide: Decide, result: int | None,
-                now: float) -> dict[int, tuple[Decision, CheckpointRow | None]]:
-        """Decide for `members` against one snapshot; carry out each exploit, or wait for it.
-
-        A donor whose checkpoint is behind the member would send it back in steps
-        (it would train them again and, deciding alike, could loop for ever), so
-        the member waits instead: status 'waiting', not claimable, until the donor
-        reports a checkpoint at or past its step (`_resolve`); its worker trains
-        other members meanwhile. A waiting member is never a donor, so waits
-        cannot form a cycle. `result` is the newest result row: the copies happen
-        after it, so the lineage takes a donor's results up to it and a member's
-        own after it. A checkpoint of None in the answer means the member waits.
-        A member that is its own donor keeps its state and takes the new hparams
-        (`_explore`).
-        """
-        snapshot = self._snapshot(cur, training=True)
-        wanted = {m: d for m in members if (d := decide(snapshot, m)) is not None}
-        # every donor's state is read before any member changes: in a synchronous
-        # generation a donor may copy another member in the same round
-        donors = {d.donor: self._donor(cur, d.donor) for d in wanted.values()}
-        applied: dict[int, tuple[Decision, CheckpointRow | None]] = {}
-        for member, decision in wanted.items():
-            row = snapshot.index(member)
-            step, before = int(snapshot.steps[row]), snapshot.hparams[row]
-            donor = donors[decision.donor]
-            if decision.donor == member and not isinstance(donor, str):
-                self._explore(cur, member, step, before, decision, result, now)
-                applied[member] = (decision, donor[1])
-                continue
-            if isinstance(donor, str):
-                self._event(cur, Kind.DROPPED, member, step, now, decision=decision,
-                            before=before, detail=donor, result=result)
-                continue
-            checkpoint = donor[1]
-            if checkpoint.step < step:
-                cur.execute(
-                    "UPDATE members SET status = 'waiting', waits_for = ?, pending = ?,"
-                    " updated = ? WHERE id = ?",
-                    (decision.donor, json.dumps([decision.hparams, decision.strategy]), now,
-                     member),
-                )
-                self._event(cur, Kind.WAIT, member, step, now, decision=decision,
-                            donor_step=checkpoint.step, before=before, result=result,
-                            detail=f"waits for member {decision.donor} to reach step {step}")
-                applied[member] = (decision, None)
-                continue
-            self._copy(cur, member, step, before, decision, donor, decide, result, now)
-            applied[member] = (decision, checkpoint)
-        return applied
-
-    def _copy(self, cur: Cursor, member: int, step: int, before: Mapping[str, Any],
-              decision: Decision, donor: DonorState, decide: Decide | None,
-              result: int | None, now: float) -> None:
-        """Carry out an exploit: the member takes the donor's checkpoint and new hparams."""
-        generation, checkpoint, recent, trail, score, objectives = donor
-        # the score, objectives, trail and recent scores travel with the weights: they are
-        # the copied state's evaluation and history, so a copy does not rank with its old
-        # score
-        cur.execute(
-            "UPDATE members SET hparams = ?, checkpoint = ?, step = ?, score = ?,"
-            " objectives = ?, generation = ?, parent = ?, recent = ?, trail = ?,"
-            " status = 'ready', waits_for = NULL, pending = NULL, updated = ? WHERE id = ?",
-            (json.dumps(decision.hparams), checkpoint.id, checkpoint.step, score, objectives,
-             generation + 1, decision.donor, recent, trail, now, member),
-        )
-        self._event(cur, Kind.EXPLOIT, member, step, now, decision=decision,
-                    donor_step=checkpoint.step, before=before, result=result)
-        # who waited for this member's own state will not get it: they decide again
-        self._redecide(cur, member, f"member {member} copied member {decision.donor} first",
-                       decide, result, now)
-
-    def _explore(self, cur: Cursor, member: int, step: int, before: Mapping[str, Any],
-                 decision: Decision, result: int | None, now: float) -> None:
-        """Carry out an explore in place (the member its own donor): new hparams, the
-        same weights, score and history; members waiting for its state still get it."""
-        cur.execute("UPDATE members SET hparams = ?, updated = ? WHERE id = ?",
-                    (json.dumps(decision.hparams), now, member))
-        self._event(cur, Kind.EXPLORE, member, step, now, decision=decision, before=before,
-                    result=result)
-
-    def _waiting(self, cur: Cursor, donor: int) -> list[Waiting]:
-        """The members waiting for `donor`, by id."""
-        cur.execute("SELECT id, step, score, hparams, pending, objectives FROM members"
-                    " WHERE status = 'waiting' AND waits_for = ? ORDER BY id", (donor,))
-        return [Waiting(m, step, score, json.loads(hparams), Decision(donor, *json.loads(p)),
-                        None if o is None else json.loads(o))
-                for m, step, score, hparams, p, o in cur.fetchall()]
-
-    def _resolve(self, cur: Cursor, donor: int, decide: Decide | None, result: int | None,
-                 now: float) -> None:
-        """Carry out the exploits that wait for `donor`, now that its row changed.
-
-        A member whose donor reached its step copies the donor's new checkpoint, if
-        that still scores better than the member: the state it waited for is not
-        the one it chose. One whose donor can no longer donate (it finished,
-        failed), or fell behind it, records why and decides again against the
-        population as it is now.
-        """
-        waiting = self._waiting(cur, donor)
-        if not waiting:
-            return
-        state = self._donor(cur, donor)
-        if isinstance(state, str):
-            self._drop(cur, waiting, state, decide, result, now)
-            return
-        arrived = [w for w in waiting if state[1].step >= w.step]
-        fell = [w for w in arrived if not self._better(cur, state[4], w.score) or
-                self._dominated(cur, state[5], w.objectives)]
-        for w in arrived:
-            if w not in fell:
-                self._copy(cur, w.member, w.step, w.hparams, w.decision, state, decide,
-                           result, now)
-        self._drop(cur, fell, f"member {donor} no longer scores better at this step",
-                   decide, result, now)
-
-    def _better(self, cur: Cursor, a: float | None, b: float | None) -> bool:
-        """Whether score `a` beats score `b` in the run's mode (a missing score never wins);
-        with several objectives, only whether `a` is a score (`_dominated` compares)."""
-        if a is None:
-            return False
-        if b is None or self._run(cur).get("objectives"):
-            return True
-        return a > b if self._run(cur)["mode"] == "max" else a < b
-
-    def _dominated(self, cur: Cursor, donor: str | None,
-                   member: list[float | None] | None) -> bool:
-        """Whether the member's objectives now dominate the donor's (JSON): its wait no
-        longer leads anywhere better (always False with one objective)."""
-        objectives = self._run(cur).get("objectives")
-        if not objectives or donor is None or member is None or None in member:
-            return False
-        mine, theirs = pareto.oriented([member, json.loads(donor)], objectives.values())
-        return bool(np.isnan(theirs).any()) or pareto.dominates(mine, theirs)
-
-    def _redecide(self, cur: Cursor, donor: int, reason: str, decide: Decide | None,
-                  result: int | None, now: float) -> None:
-        """Drop every exploit waiting for `donor`, with `reason` (see `_drop`)."""
-        self._drop(cur, self._waiting(cur, donor), reason, decide, result, now)
-
-    def _drop(self, cur: Cursor, waiting: list[Waiting], reason: str, decide: Decide | None,
-              result: int | None, now: float) -> None:
-        """Drop these waiting exploits (a 'dropped' event each, with `reason`); the members
-        decide again now (with no `decide`: they train on with their own state)."""
-        for w in waiting:
-            cur.execute("UPDATE members SET status = 'ready', waits_for = NULL, pending = NULL,"
-                        " updated = ? WHERE id = ?", (now, w.member))
-            self._event(cur, Kind.DROPPED, w.member, w.step, now, decision=w.decision,
-                        before=w.hparams, detail=reason, result=result)
-        if waiting and decide is not None:
-            self._decide(cur, [w.member for w in waiting], decide, result, now)
-
-    def _donor(self, cur: Cursor, donor: int) -> DonorState | str:
-        """What a donor hands over (`DonorState`), or why it cannot donate."""
-        cur.execute(
-            "SELECT m.generation, c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.status,"
-            " m.recent, m.trail, r.score, r.metrics FROM members m LEFT JOIN checkpoints c"
-            " ON c.id = m.checkpoint AND c.deleted = 0 LEFT JOIN results r"
-            " ON r.member = c.member AND r.step = c.step AND r.checkpoint = c.id"
-            " WHERE m.id = ?",
-            (donor,),
-        )
-        row = cur.fetchone()
-        if row is None:
-            return f"member {donor} is not in the run"
-        if row[7] == Status.FAILED:
-            return f"member {donor} failed"
-        if row[7] == Status.WAITING:
-            return f"member {donor} is itself waiting to copy another member"
-        if row[1] is None:
-            # a donor without an intact checkpoint would make the copy train from scratch
-            return f"member {donor} has no intact checkpoint to copy"
-        checkpoint = CheckpointRow(*row[1:7])
-        if checkpoint.step >= self._run(cur)["steps"]:
-            # a finished donor's copy would end as its clone, never trained again
-            return f"member {donor} finished training"
-        metrics = None if row[11] is None else json.loads(row[11])
-        return row[0], checkpoint, row[8], row[9], row[10], self._objectives(cur, metrics)
-
-    def _objectives(self, cur: Cursor, metrics: Mapping[str, Any] | None) -> str | None:
-        """The run's objectives as `metrics` gave them (JSON; a missing or non-finite one
-        None), or None in a run with one score."""
-        names = self._run(cur).get("objectives")
-        if not names or metrics is None:
-            return None
-        values = [metrics.get(name) for name in names]
-        return json.dumps([_finite(float(v)) if isinstance(v, (int, float)) else None
-                           for v in values])
 
     def _collect(self, cur: Cursor, member: int, keep: int) -> list[str]:
         """Mark the member's old, unreferenced checkpoints deleted; return files to remove."""
@@ -693,22 +469,3 @@ class Store(StoreReader):
             if cur.fetchone()[0] == 0:
                 keys.append(key)
         return keys
-
-    def _event(self, cur: Cursor, kind: Kind, member: int, step: int, now: float, *,
-               decision: Decision | None = None, donor: int | None = None,
-               donor_step: int | None = None, before: Mapping[str, Any] | None = None,
-               after: Mapping[str, Any] | None = None, detail: str | None = None,
-               result: int | None = None) -> None:
-        """Record an event of `member` at `step`; an exploit decision's own gives its donor,
-        new hparams and strategy (`decision`), other events name what they need."""
-        strategy = ""
-        if decision is not None:
-            donor, after, strategy = decision.donor, decision.hparams, decision.strategy
-            donor = None if donor == member else donor  # an explore in place copies no one
-        cur.execute(
-            "INSERT INTO events (kind, member, donor, step, donor_step, before, after,"
-            " strategy, detail, result, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, member, donor, step, donor_step,
-             None if before is None else json.dumps(before),
-             None if after is None else json.dumps(after), strategy, detail, result, now),
-        )

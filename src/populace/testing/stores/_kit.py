@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from populace.config import RunConfig
 from populace.store import Outcome, Report, RunRecord, Store
 from populace.store.driver import safe_url
-from populace.store.store import Decide
+from populace.store.exploits import Decide
 
 # opens the store called `name`: a fresh, empty one for a new name, and a second
 # connection to the same store for a name it was given before
