@@ -35,7 +35,12 @@ def _segments(stored: list[list[Any]]) -> list[Segment]:
 
 
 class StoreReader:
-    """Reads a run's store over any `Driver`; `Store` adds the writes."""
+    """Reads a run's store over any `Driver`; `Store` adds the writes.
+
+    Besides what each method's own `Raises` names, every call raises StoreError
+    when the database refuses it (a server error, a file that is not a populace
+    store) or its server stays out of reach for `patience` seconds (`retried`).
+    """
 
     def __init__(self, driver: Driver, patience: float = 60.0):
         self.driver = driver
@@ -57,7 +62,12 @@ class StoreReader:
 
     @retried
     def exists(self) -> bool:
-        """Whether this store already holds a run."""
+        """Whether this store already holds a run.
+
+        Raises:
+            StoreError: the store holds a run of another schema version (an older or
+                newer populace's).
+        """
         with self.driver.read() as cur:
             if not self._has_meta(cur):
                 return False
@@ -66,13 +76,21 @@ class StoreReader:
 
     @retried
     def config(self) -> RunRecord:
-        """The run as it was stored at creation: settings, space, where its parts are."""
+        """The run as it was stored at creation: settings, space, where its parts are.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         with self.driver.read() as cur:
             return self._config(cur)
 
     @retried
     def meta(self, key: str) -> Any:
-        """The run's stored value under `key` (None when it has none)."""
+        """The run's stored value under `key` (None when it has none).
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         with self.driver.read() as cur:
             self._config(cur)
             cur.execute("SELECT value FROM meta WHERE key = ?", (key,))
@@ -173,7 +191,11 @@ class StoreReader:
 
     @retried
     def snapshot(self) -> Snapshot:
-        """Each live member's latest state, as a strategy sees the population."""
+        """Each live member's latest state, as a strategy sees the population.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         with self.driver.read() as cur:
             return self._snapshot(cur)
 
@@ -198,7 +220,11 @@ class StoreReader:
 
     @retried
     def members(self) -> list[MemberRow]:
-        """Every member's row, by id."""
+        """Every member's row, by id.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         with self.driver.read() as cur:
             self._config(cur)
             cur.execute(self._MEMBER_SQL + " ORDER BY m.id")
@@ -206,7 +232,11 @@ class StoreReader:
 
     @retried
     def results(self, member: int | None = None) -> list[Result]:
-        """Every reported result (of one member, or all), in the order they were stored."""
+        """Every reported result (of one member, or all), in the order they were stored.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         where, params = ("WHERE member = ?", (member,)) if member is not None else ("", ())
         with self.driver.read() as cur:
             self._config(cur)
@@ -223,7 +253,11 @@ class StoreReader:
 
     @retried
     def events(self, kind: str | None = None) -> list[Event]:
-        """Every event (or those of one kind), in the order they happened."""
+        """Every event (or those of one kind), in the order they happened.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         where, params = ("WHERE kind = ?", (kind,)) if kind is not None else ("", ())
         with self.driver.read() as cur:
             self._config(cur)
@@ -241,7 +275,11 @@ class StoreReader:
 
     @retried
     def checkpoints(self, include_deleted: bool = False) -> list[CheckpointRow]:
-        """Every checkpoint row, by id (with `include_deleted`, those collected too)."""
+        """Every checkpoint row, by id (with `include_deleted`, those collected too).
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         where = "" if include_deleted else "WHERE deleted = 0"
         with self.driver.read() as cur:
             self._config(cur)
@@ -253,7 +291,11 @@ class StoreReader:
 
     @retried
     def checkpoint_keys(self) -> set[str]:
-        """The key of every checkpoint a live row names (what no sweep may remove)."""
+        """The key of every checkpoint a live row names (what no sweep may remove).
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         with self.driver.read() as cur:
             self._config(cur)
             cur.execute("SELECT key FROM checkpoints WHERE deleted = 0")
@@ -262,7 +304,11 @@ class StoreReader:
     @retried
     def leased(self) -> dict[int, float]:
         """The members a worker holds a live lease on now, with the seconds each lease has
-        left (an expired one is nobody's: the next claim takes its member)."""
+        left (an expired one is nobody's: the next claim takes its member).
+
+        Raises:
+            StoreError: the store holds no run.
+        """
         now = time.time()
         with self.driver.read() as cur:
             cur.execute("SELECT id, lease_expires FROM members WHERE status = ?"
@@ -272,7 +318,11 @@ class StoreReader:
     @retried
     def progress(self) -> dict[str, Any]:
         """A cheap summary for live displays: counts by status, steps, best score, exploits
-        (copies) and explores in place."""
+        (copies) and explores in place.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         with self.driver.read() as cur:
             maximize = self._config_cached(cur).mode.maximize
             cur.execute("SELECT status, COUNT(*), SUM(step) FROM members GROUP BY status")

@@ -53,12 +53,20 @@ TRAIL = 32
 
 
 class Store(StoreReader):
-    """A run's population database, over any `Driver`: the reads, and every write."""
+    """A run's population database, over any `Driver`: the reads, and every write.
+
+    A call raises what `StoreReader` says every call raises, and what its own
+    `Raises` names.
+    """
 
     # -- the run ---------------------------------------------------------
 
     def create(self, config: RunRecord, hparams: list[dict[str, Any]]) -> None:
-        """Start a run: its record and one member per hparams, in one transaction."""
+        """Start a run: its record and one member per hparams, in one transaction.
+
+        Raises:
+            StoreError: the store already holds a run.
+        """
         with self.driver.write() as cur:
             for sql in schema(self.driver.types):
                 cur.execute(sql)
@@ -86,7 +94,11 @@ class Store(StoreReader):
     @retried
     def extend(self, steps: int) -> list[int]:
         """Let the run train on to `steps`, more than it was started with; the members
-        that had finished are ready again (returned). Only while nothing trains it."""
+        that had finished are ready again (returned). Only while nothing trains it.
+
+        Raises:
+            StoreError: `steps` is not past the run's steps; the store holds no run.
+        """
         now = time.time()
         with self.driver.write() as cur:
             record = self._config(cur)
@@ -106,7 +118,11 @@ class Store(StoreReader):
     @retried
     def change_settings(self, changes: Mapping[str, Any]) -> None:
         """Store new values of settings that may change on a resume (a stop setting, say):
-        every worker reads the run's settings from here."""
+        every worker reads the run's settings from here.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         with self.driver.write() as cur:
             record = self._config(cur)
             changed = replace(record, run={**record.run, **changes})
@@ -116,12 +132,20 @@ class Store(StoreReader):
 
     @retried
     def begin_session(self) -> None:
-        """A run command starts training the run: its time counts toward `time_budget`."""
+        """A run command starts training the run: its time counts toward `time_budget`.
+
+        Raises:
+            StoreError: the store holds no run.
+        """
         self._set_meta("session", time.time())
 
     @retried
     def end_session(self) -> None:
-        """The run command ends: its session's time is added to the run's training time."""
+        """The run command ends: its session's time is added to the run's training time.
+
+        Raises:
+            StoreError: the store holds no run.
+        """
         with self.driver.write() as cur:
             cur.execute("SELECT key, value FROM meta WHERE key IN ('session', 'trained')")
             found = {key: json.loads(value) for key, value in cur.fetchall()}
@@ -132,7 +156,11 @@ class Store(StoreReader):
 
     def trained_seconds(self) -> float:
         """The seconds run commands have spent training this run (a killed command's
-        session, never ended, counts only while it is the newest)."""
+        session, never ended, counts only while it is the newest).
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         trained, session = self.meta("trained") or 0.0, self.meta("session")
         return trained + (time.time() - session if session is not None else 0.0)
 
@@ -149,7 +177,11 @@ class Store(StoreReader):
     @retried
     def stop(self, reason: str | None) -> None:
         """Mark the run stopped early, saying why (None clears the mark): its workers
-        claim nothing more, and an unfinished run reads as stopped, not as killed."""
+        claim nothing more, and an unfinished run reads as stopped, not as killed.
+
+        Raises:
+            StoreError: the store holds no run.
+        """
         with self.driver.write() as cur:
             if reason is None:
                 cur.execute("DELETE FROM meta WHERE key = 'stopped'")
@@ -159,7 +191,11 @@ class Store(StoreReader):
     @retried
     def retry_failed(self, members: Sequence[int] | None = None) -> list[int]:
         """Make failed members (all, or those of `members`) train again from their own
-        checkpoints, as after a fix of what made them fail; return those retried."""
+        checkpoints, as after a fix of what made them fail; return those retried.
+
+        Raises:
+            StoreError: the store holds no run.
+        """
         now = time.time()
         with self.driver.write() as cur:
             cur.execute("SELECT id, step FROM members WHERE status = ? ORDER BY id",
@@ -174,7 +210,11 @@ class Store(StoreReader):
 
     @retried
     def claim(self, worker: str, lease: float, prefer: int | None = None) -> MemberRow | None:
-        """Lease the member furthest behind (ties: `prefer`, then lowest id), or None."""
+        """Lease the member furthest behind (ties: `prefer`, then lowest id), or None.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
         now = time.time()
         with self.driver.write() as cur:
             # a synchronous run holds back members that finished the current generation
@@ -201,7 +241,11 @@ class Store(StoreReader):
 
     @retried
     def heartbeat(self, worker: str, member: int, lease: float) -> bool:
-        """Extend `worker`'s lease on `member`; False when the lease was lost."""
+        """Extend `worker`'s lease on `member`; False when the lease was lost.
+
+        Raises:
+            StoreError: the store holds no run.
+        """
         with self.driver.write() as cur:
             cur.execute(
                 "UPDATE members SET lease_expires = ? WHERE id = ? AND lease_owner = ?"
@@ -221,6 +265,10 @@ class Store(StoreReader):
         once when this report completes a generation.
         `keep` is how many of the member's own newest checkpoints survive
         collection.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+            Exception: whatever `decide` raises; nothing of the report is then stored.
         """
         now = time.time()
         with self.driver.write() as cur:
@@ -303,6 +351,9 @@ class Store(StoreReader):
         undoes the copy, back to its own newest checkpoint and hparams. With
         neither it starts from scratch. A 'recover' event records both steps and
         the error. None when `worker` lost the lease.
+
+        Raises:
+            StoreError: the store holds no run.
         """
         now = time.time()
         with self.driver.write() as cur:
@@ -356,7 +407,11 @@ class Store(StoreReader):
 
     @retried
     def release(self, worker: str, member: int) -> bool:
-        """Give back `worker`'s lease on `member` untouched (an interrupted segment)."""
+        """Give back `worker`'s lease on `member` untouched (an interrupted segment).
+
+        Raises:
+            StoreError: the store holds no run.
+        """
         with self.driver.write() as cur:
             cur.execute(
                 "UPDATE members SET status = ?, lease_owner = NULL, lease_expires = NULL"
@@ -376,6 +431,11 @@ class Store(StoreReader):
         'failed': it stays failed, never a donor. 'lost': `worker` no longer
         held the lease, and nothing changed. In a synchronous run the failure
         may complete a generation: `decide` then decides it.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+            Exception: whatever `replace` or `decide` raises; nothing of the failure is
+                then stored.
         """
         now = time.time()
         with self.driver.write() as cur:
