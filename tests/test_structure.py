@@ -38,4 +38,4 @@ def test_importing_the_store_loads_no_strategy_nor_run_machinery():
                             check=True).stdout.split()
     # the snapshot and the Pareto ranking it uses: the bottom layer, words every layer shares
     assert [m for m in loaded if not m.startswith("populace.store")] == [
-        "populace", "populace.pareto", "populace.snapshot"]
+        "populace", "populace.mode", "populace.pareto", "populace.snapshot"]
