@@ -218,16 +218,14 @@ class Store(StoreReader):
         now = time.time()
         with self.driver.write() as cur:
             # a synchronous run holds back members that finished the current generation
-            synch = self._config_cached(cur).synch
-            barrier = (" AND step <= (SELECT MIN(step) FROM members WHERE status IN (?, ?))"
-                       if synch else "")
+            barrier, training = ((" AND step <= (SELECT MIN(step) FROM members"
+                                  " WHERE status IN (?, ?))", (Status.READY, Status.RUNNING))
+                                 if self._config_cached(cur).synch else ("", ()))
             cur.execute(
                 "SELECT id FROM members WHERE (status = ?"
                 f" OR (status = ? AND lease_expires < ?)){barrier}"
                 " ORDER BY step, CASE WHEN id = ? THEN 0 ELSE 1 END, id LIMIT 1",
-                (Status.READY, Status.RUNNING, now,
-                 *((Status.READY, Status.RUNNING) if synch else ()),
-                 -1 if prefer is None else prefer),
+                (Status.READY, Status.RUNNING, now, *training, -1 if prefer is None else prefer),
             )
             row = cur.fetchone()
             if row is None:
