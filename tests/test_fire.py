@@ -1,6 +1,6 @@
 """FIRE-PBT's pure decision core (strategies/fire.py, strategies/curves.py) on plain data.
 
-The planted case is the FIRE-DESIGN note's 3(a): losses (minimized) following
+The planted case is the FIRE design note's 3(a): losses (minimized) following
 traj(l0, f, tau, t, phi) = f + (l0 - f) e^(-t/tau) + 0.01 sin(2.3 t + 7 l0 + phi), one
 point per segment, budget 12, significance 0.01. Here T counts the segments since the
 evaluation began and an evaluator's curve holds its start point too (T + 1 points), so
@@ -456,6 +456,11 @@ def test_truncation_without_fitness_neither_copies_nor_donates():
     assert fire.truncate(ids, fit, 4, rng) is None
     assert fire.truncate(ids, fit, 6, rng) == 5  # two ranked: the worse copies the better
     assert fire.truncate(ids, [math.nan, 0.0, math.nan], 5, rng) is None
+
+
+def test_truncation_names_a_member_outside_the_sub_population():
+    with pytest.raises(KeyError, match=r"member 9 is not in the sub-population \[4, 5\]"):
+        Fire().truncate([4, 5], [0.1, 0.2], 9, np.random.default_rng(0))
 
 
 def test_truncation_ties_are_no_evidence():

@@ -7,10 +7,12 @@ steps, compares them as a synchronous one does. Every function here works on *or
 values (`oriented`: higher is better whatever the run's mode), so `Mode.MIN` and
 `Mode.MAX` give mirrored answers by construction.
 
-The rules follow PBT-Zoo's reading of the paper (FIRE-DESIGN note, section 1) with v1's
-deliberate deviations: a moving average (not a Gaussian process, which PBT-Zoo fits to
-the identity) used only to align, the sign test dropping ties, and curves that never
-meet adding nothing to fitness (no shift search).
+The rules follow PBT-Zoo's reading of the paper (AwesomeLemon/PBT-Zoo, algo/firepbt.py)
+with deliberate deviations: a moving average (not a Gaussian process, which PBT-Zoo fits
+to the identity) used only to align; the sign test dropping ties; curves that never meet
+adding nothing to fitness (no shift search); and no verdict of any kind before
+`min_points` points, so that a parent exactly as good as its child is not stopped after
+two points for a p-value of 1 (`Fire.verdict`).
 """
 
 from __future__ import annotations
@@ -108,8 +110,8 @@ def sign_test(a: np.ndarray, b: np.ndarray) -> float:
 def min_points(significance: float) -> int:
     """The fewest points whose sign test can reach p < `significance`: all better, 0.5^m.
 
-    The note writes ceil(log2(1/p)); at a power of two (0.25) that is one short, as
-    0.5^2 = 0.25 is not below 0.25, so this counts up exactly (7 at 0.01).
+    That is ceil(log2(1/p)) except at a power of two: at 0.25 it is 3, not 2, as 0.5^2 =
+    0.25 is not below 0.25; so this counts up exactly (7 at 0.01).
     """
     m = 1
     while 0.5**m >= significance:

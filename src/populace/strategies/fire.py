@@ -68,9 +68,75 @@ class Layout(NamedTuple):
         return np.asarray(subs + [0] * self.evaluators, dtype=np.int64)
 
 
+class State(str, Enum):
+    """Where an evaluation stands; stored as its value."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    STOPPED = "stopped"
+
+
+class Stop(str, Enum):
+    """Why an evaluation stopped: the paper's three stopping rules, as PBT-Zoo quotes them."""
+
+    HOPELESS = "hopeless"  # no overlap with the child once the budget is spent
+    NOT_SIGNIFICANT = "not significant"  # p above the tightening bar
+    PARENT_CHANGED = "parent changed"  # the weights it tests are gone
+    CHILD_CHANGED = "child changed"  # the hparams and curve it tests against are gone
+
+
+class Verdict(NamedTuple):
+    """An evaluation's state, why in words (for status and events), why as a `Stop` when
+    stopped, and the comparison it came from (None when a change decided it)."""
+
+    state: State
+    reason: str
+    stop: Stop | None = None
+    comparison: Comparison | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an evaluator tests: `parent`'s weights, copied at step `start_step`, trained
+    with child `child`'s `hparams`, frozen then; the two members' `changes` counts at that
+    moment tell later whether either has changed. `state` is RUNNING or SUCCEEDED."""
+
+    parent: int
+    child: int
+    parent_changes: int
+    child_changes: int
+    start_step: int
+    hparams: Mapping[str, Any]
+    state: State = State.RUNNING
+
+
+class Parent(NamedTuple):
+    """What the assignment reads of a member of P2..Pn: its sub-population `sub`, `step`,
+    the `segments` it has trained, the step its latest evaluation began (`evaluated`,
+    None: never), whether one is on it now (`busy`) and whether it was copied at its
+    latest ready point (`copied`)."""
+
+    id: int
+    sub: int
+    step: int
+    segments: int
+    evaluated: int | None
+    busy: bool
+    copied: bool
+
+
+class Assignment(NamedTuple):
+    """An evaluator starts on `parent`'s weights with `child`'s hparams."""
+
+    evaluator: int
+    parent: int
+    child: int
+
+
 @dataclass(frozen=True)
 class Fire:
-    """FIRE-PBT (Dalibard & Jaderberg 2021, section 3, as PBT-Zoo quotes it).
+    """FIRE-PBT (Dalibard & Jaderberg 2021, arXiv 2109.13800, section 3, as PBT-Zoo quotes
+    it; where this version departs from it, see `populace.strategies.curves`).
 
     `subpopulations` is n, P1 being plain PBT by score; `evaluators` the share of the
     population that evaluates; `fraction` the truncation inside each sub-population;
@@ -169,7 +235,7 @@ class Fire:
                 return Verdict(State.STOPPED, f"no overlap with child {kid} after "
                                f"{segments:g} segments", Stop.HOPELESS, c)
             return Verdict(State.RUNNING, f"no overlap with child {kid} yet at {at}", None, c)
-        if c.points < needed:  # v1: too few points to pass, so none to fail either
+        if c.points < needed:  # too few points to pass, so too few to fail on either
             return Verdict(State.RUNNING, f"{c.points} of {needed} points at {at}", None, c)
         if c.p < self.significance and c.difference > 0:
             return Verdict(State.SUCCEEDED, f"p={c.p:.2g}, best-score difference "
@@ -189,7 +255,8 @@ class Fire:
         """Each parent's FIRE fitness, from its evaluator's curve (`curves`: parent id ->
         the curve of the evaluation it is under now): the sum of its best-score
         differences against every other parent's evaluator, curves that never meet adding
-        0. It sums to 0 over the parents; a parent under no evaluation has none (NaN)."""
+        0. It sums to 0 over the parents. A parent under no evaluation has no fitness (NaN
+        to `truncate`): it is absent from the answer."""
         ids = sorted(curves)
         values = {p: oriented(curves[p], mode) for p in ids}
         out = dict.fromkeys(ids, 0.0)
@@ -213,10 +280,13 @@ class Fire:
         """
         fit = np.asarray(fitness, dtype=np.float64)
         members = np.asarray(ids, dtype=np.int64)
-        row = int(np.flatnonzero(members == member)[0])
-        valid = np.flatnonzero(np.isfinite(fit))
+        rows = np.flatnonzero(members == member)
+        if len(rows) == 0:
+            raise KeyError(f"member {member} is not in the sub-population {members.tolist()}")
+        row = int(rows[0])
         if not np.isfinite(fit[row]):
             return None
+        valid = np.flatnonzero(np.isfinite(fit))
         ranked = valid[np.lexsort((members[valid], -fit[valid]))]  # best first, ids break ties
         n = len(ranked)
         k = min(math.ceil(round(self.fraction * n, 9)), n // 2)
@@ -246,71 +316,6 @@ class Fire:
             free.remove(pick)
             out.append(Assignment(evaluator, pick.id, children[pick.sub]))
         return out
-
-
-class State(str, Enum):
-    """Where an evaluation stands; stored as its value."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    STOPPED = "stopped"
-
-
-class Stop(str, Enum):
-    """Why an evaluation stopped (FIRE-DESIGN note, section 1, rules 1 to 3)."""
-
-    HOPELESS = "hopeless"  # no overlap with the child once the budget is spent
-    NOT_SIGNIFICANT = "not significant"  # p above the tightening bar
-    PARENT_CHANGED = "parent changed"  # the weights it tests are gone
-    CHILD_CHANGED = "child changed"  # the hparams and curve it tests against are gone
-
-
-class Verdict(NamedTuple):
-    """An evaluation's state, why in words (for status and events), why as a `Stop` when
-    stopped, and the comparison it came from (None when a change decided it)."""
-
-    state: State
-    reason: str
-    stop: Stop | None = None
-    comparison: Comparison | None = None
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What an evaluator tests: `parent`'s weights, copied at step `start_step`, trained
-    with child `child`'s `hparams`, frozen then; the two members' `changes` counts at that
-    moment tell later whether either has changed. `state` is RUNNING or SUCCEEDED."""
-
-    parent: int
-    child: int
-    parent_changes: int
-    child_changes: int
-    start_step: int
-    hparams: Mapping[str, Any]
-    state: State = State.RUNNING
-
-
-class Parent(NamedTuple):
-    """What the assignment reads of a member of P2..Pn: its sub-population `sub`, `step`,
-    the `segments` it has trained, the step its latest evaluation began (`evaluated`,
-    None: never), whether one is on it now (`busy`) and whether it was copied at its
-    latest ready point (`copied`)."""
-
-    id: int
-    sub: int
-    step: int
-    segments: int
-    evaluated: int | None
-    busy: bool
-    copied: bool
-
-
-class Assignment(NamedTuple):
-    """An evaluator starts on `parent`'s weights with `child`'s hparams."""
-
-    evaluator: int
-    parent: int
-    child: int
 
 
 def _priority(parent: Parent, step: int) -> tuple[bool, bool, bool, int, int]:
