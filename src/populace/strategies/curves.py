@@ -10,9 +10,10 @@ values (`oriented`: higher is better whatever the run's mode), so `Mode.MIN` and
 The rules follow PBT-Zoo's reading of the paper (AwesomeLemon/PBT-Zoo, algo/firepbt.py)
 with deliberate deviations: a moving average (not a Gaussian process, which PBT-Zoo fits
 to the identity) used only to align; the sign test dropping ties; curves that never meet
-adding nothing to fitness (no shift search); and no verdict of any kind before
-`min_points` points, so that a parent exactly as good as its child is not stopped after
-two points for a p-value of 1 (`Fire.verdict`).
+adding nothing to fitness (no shift search); an evaluator still below the child's start
+given its whole budget to get there (PBT-Zoo's p = 2 stops it at its first check); and no
+verdict of any kind before `min_points` points, so that a parent exactly as good as its
+child is not stopped after two points for a p-value of 1 (`Fire.verdict`).
 """
 
 from __future__ import annotations
