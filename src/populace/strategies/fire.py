@@ -1,0 +1,359 @@
+"""FIRE-PBT's decisions (Dalibard & Jaderberg 2021, arXiv 2109.13800), pure and small.
+
+Plain PBT ranks members by the score they have now, so it favours hparams that pay off
+soon: it is greedy. FIRE splits the population into sub-populations P1..Pn, each running
+truncation inside itself. P1 ranks by score, and the run's answer comes from it. A parent
+of Pk, k > 1, is ranked instead by how fast its *weights* improve once trained with the
+best hparams of P(k-1): an evaluator copies the parent and trains it with the child's
+hparams, and its curve is compared with the other evaluators' (fitness) and with the
+child's own (the verdict). An evaluator that significantly beats its child from the same
+score hands the child its weights (the adopt): long-horizon weights enter P1 that way.
+
+This module holds what a decision computes, from plain arguments, with no I/O; the curve
+math is in `populace.strategies.curves`. The store will pass these arguments once the
+Snapshot carries FIRE's columns, each read from member rows, never from the history:
+
+- `groups`: each member's sub-population, 1..n, or 0 for an evaluator (`Layout.groups`,
+  fixed when the members are created);
+- `curves`: each member's [step, score] points since its weights last changed hands, at
+  most `Fire.curve` of them: a copy resets it, an adopt takes the evaluator's, and an
+  evaluation starts it at the parent checkpoint's score;
+- `changes`: how many times each member's weights or hparams changed (copy, adopt,
+  explore in place), the witness for "parent changed" and "child changed" (`generation`
+  is none: a copy can land on an equal generation);
+- `evaluated`: the step at which each parent's latest evaluation began (None: never);
+- `evaluations`: each evaluator's `Evaluation` (None while idle);
+
+and, per decision, the segments each evaluator has trained since its evaluation began
+and whether each parent was copied at its latest ready point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import partial
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from populace.checks import number, refused, whole
+from populace.errors import ConfigError
+from populace.mode import Mode
+from populace.strategies.curves import (
+    Comparison,
+    Curve,
+    best_difference,
+    compare,
+    min_points,
+    oriented,
+    overlap,
+)
+
+
+class Layout(NamedTuple):
+    """How a run's population splits: each sub-population's size, P1 first, and how many
+    members are evaluators. Evaluators count inside `--population`, so FIRE and PBT train
+    the same number of models."""
+
+    sizes: tuple[int, ...]
+    evaluators: int
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Each member's group, in id order: 1..n for the sub-populations, 0 for evaluators."""
+        subs = [k for k, size in enumerate(self.sizes, start=1) for _ in range(size)]
+        return np.asarray(subs + [0] * self.evaluators, dtype=np.int64)
+
+
+class State(str, Enum):
+    """Where an evaluation stands; stored as its value."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    STOPPED = "stopped"
+
+
+class Stop(str, Enum):
+    """Why an evaluation stopped: the paper's three stopping rules, as PBT-Zoo quotes them."""
+
+    HOPELESS = "hopeless"  # no overlap with the child once the budget is spent
+    NOT_SIGNIFICANT = "not significant"  # p above the tightening bar
+    PARENT_CHANGED = "parent changed"  # the weights it tests are gone
+    CHILD_CHANGED = "child changed"  # the hparams and curve it tests against are gone
+
+
+class Verdict(NamedTuple):
+    """An evaluation's state, why in words (for status and events), why as a `Stop` when
+    stopped, and the comparison it came from (None when a change decided it)."""
+
+    state: State
+    reason: str
+    stop: Stop | None = None
+    comparison: Comparison | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an evaluator tests: `parent`'s weights, copied at step `start_step`, trained
+    with child `child`'s `hparams`, frozen then; the two members' `changes` counts at that
+    moment tell later whether either has changed. `state` is RUNNING or SUCCEEDED."""
+
+    parent: int
+    child: int
+    parent_changes: int
+    child_changes: int
+    start_step: int
+    hparams: Mapping[str, Any]
+    state: State = State.RUNNING
+
+
+class Parent(NamedTuple):
+    """What the assignment reads of a member of P2..Pn: its sub-population `sub`, `step`,
+    the `segments` it has trained, the step its latest evaluation began (`evaluated`,
+    None: never), whether one is on it now (`busy`) and whether it was copied at its
+    latest ready point (`copied`)."""
+
+    id: int
+    sub: int
+    step: int
+    segments: int
+    evaluated: int | None
+    busy: bool
+    copied: bool
+
+
+class Assignment(NamedTuple):
+    """An evaluator starts on `parent`'s weights with `child`'s hparams."""
+
+    evaluator: int
+    parent: int
+    child: int
+
+
+@dataclass(frozen=True)
+class Fire:
+    """FIRE-PBT (Dalibard & Jaderberg 2021, arXiv 2109.13800, section 3, as PBT-Zoo quotes
+    it; where this version departs from it, see `populace.strategies.curves`).
+
+    `subpopulations` is n, P1 being plain PBT by score; `evaluators` the share of the
+    population that evaluates; `fraction` the truncation inside each sub-population;
+    `significance` the p-value a success needs, and the bar a running evaluation must
+    stay under once its `budget` (in segments) is spent, the bar tightening from above 1
+    to `significance` over the budget; `points` the curve points each segment records;
+    `start` the segments a parent trains before its first evaluation; `smoothing` the
+    moving-average window used only to align two curves; `curve` the points kept per
+    member. No verdict comes before `min_points(significance)` points (7 at 0.01), so
+    `budget * points` must reach it.
+    """
+
+    subpopulations: int = 2
+    evaluators: float = 0.25
+    fraction: float = 0.25
+    significance: float = 0.01
+    budget: int = 4
+    points: int = 4
+    start: int = 1
+    smoothing: int = 3
+    curve: int = 128
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("subpopulations", 2, 4), ("budget", 1, 1000),
+                                ("points", 1, 100), ("start", 0, 1000),
+                                ("smoothing", 1, 51), ("curve", 8, 1000)):
+            object.__setattr__(self, name, whole("Fire", name, getattr(self, name), low, high))
+        for name, open_high in (("evaluators", False), ("fraction", False),
+                                ("significance", True)):  # all in (0, 0.5], or (0, 0.5)
+            share = number("Fire", name, getattr(self, name), low=0, open_low=True, high=0.5,
+                           open_high=open_high)
+            object.__setattr__(self, name, share)
+        if self.smoothing % 2 == 0:  # a centred window needs a middle point
+            raise refused("Fire", "smoothing", "an odd int in [1, 51]", self.smoothing)
+        self._check_resolution()
+
+    def _check_resolution(self) -> None:
+        """Refuse a budget that can never reach a verdict, or curves too short to hold one."""
+        held, needed = self.budget * self.points, min_points(self.significance)
+        if held < needed:
+            raise ConfigError(
+                f"Fire: budget {self.budget} x points {self.points} = {held} curve points; "
+                f"significance {self.significance:g} needs >= {needed}: raise budget or points")
+        if self.curve < held + 1:
+            raise ConfigError(
+                f"Fire: curve must be >= budget x points + 1 = {held + 1}, so an evaluation's "
+                f"curve is kept whole up to its budget, got curve={self.curve}")
+
+    def layout(self, population: int) -> Layout:
+        """The sub-population sizes and evaluator count for `population` members.
+
+        E = round(evaluators x N) (at least 1), lowered until every sub-population has 2
+        members and the parents (P2..Pn) outnumber the evaluators, so a free parent always
+        exists. The rest splits evenly, P1 taking the remainder: 8 -> 3/3/2, 16 -> 6/6/4,
+        32 -> 12/12/8 (PBT-Zoo's pop8 is 3/3/2).
+        """
+        n = self.subpopulations
+        population = whole(None, "population", population, 2)
+        if population < 2 * n + 1:
+            raise ConfigError(
+                f"exploit fire needs population >= {2 * n + 1} for {n} sub-populations "
+                f"(2 each + 1 evaluator), got {population}")
+        # rounded half up, and first to 9 places: 0.3 x 10 must give 3
+        e = max(1, math.floor(round(self.evaluators * population, 9) + 0.5))
+        while e > 1 and ((population - e) // n < 2
+                         or e > (population - e) // n * (n - 1) - 1):
+            e -= 1
+        rest = population - e
+        base = rest // n
+        return Layout((base + rest % n,) + (base,) * (n - 1), e)
+
+    def verdict(self, evaluation: Evaluation, evaluator: Curve, child: Curve, *,
+                segments: float, changes: Mapping[int, int], mode: Mode) -> Verdict:
+        """Where `evaluation` stands after `segments` segments, its curve `evaluator`
+        against `child`'s curve, `changes` holding the parent's and child's counts now.
+
+        A change of parent or child ends it (the weights or hparams it tests are gone);
+        once succeeded it waits for the child's adopt, which only a child change ends.
+        """
+        parent, kid = evaluation.parent, evaluation.child
+        if changes[kid] != evaluation.child_changes:
+            return Verdict(State.STOPPED, f"child {kid} changed", Stop.CHILD_CHANGED)
+        if evaluation.state is State.SUCCEEDED:
+            return Verdict(State.SUCCEEDED, f"succeeded; child {kid} has yet to adopt")
+        if changes[parent] != evaluation.parent_changes:
+            return Verdict(State.STOPPED, f"parent {parent} changed", Stop.PARENT_CHANGED)
+        c = compare(oriented(evaluator, mode), oriented(child, mode), self.smoothing)
+        return self._judge(c, kid, segments)
+
+    def _judge(self, c: Comparison, kid: int, segments: float) -> Verdict:
+        """The verdict from a comparison with child `kid`, after `segments` segments."""
+        at = f"{segments:g}/{self.budget} segments"
+        needed = min_points(self.significance)
+        if c.behind:
+            if segments >= self.budget:  # a soft limit: it holds only without an overlap
+                return Verdict(State.STOPPED, f"no overlap with child {kid} after "
+                               f"{segments:g} segments", Stop.HOPELESS, c)
+            return Verdict(State.RUNNING, f"no overlap with child {kid} yet at {at}", None, c)
+        if c.points < needed:  # too few points to pass, so too few to fail on either
+            return Verdict(State.RUNNING, f"{c.points} of {needed} points at {at}", None, c)
+        if c.p < self.significance and c.difference > 0:
+            return Verdict(State.SUCCEEDED, f"p={c.p:.2g}, best-score difference "
+                           f"{c.difference:.2g} over {c.points} points", None, c)
+        bar = self.bar(segments)
+        if c.p > bar:
+            return Verdict(State.STOPPED, f"not significant: p={c.p:.2g} > {bar:.2g} at {at}",
+                           Stop.NOT_SIGNIFICANT, c)
+        return Verdict(State.RUNNING, f"p={c.p:.2g} over {c.points} points at {at}", None, c)
+
+    def bar(self, segments: float) -> float:
+        """The p-value a running evaluation must stay under: above 1 at its start (no stop),
+        tightening to `significance` when the budget is spent."""
+        return self.significance + max(0.0, 1.0 - segments / self.budget)
+
+    def fitness(self, curves: Mapping[int, Curve], mode: Mode) -> dict[int, float]:
+        """Each parent's FIRE fitness, from its evaluator's curve (`curves`: parent id ->
+        the curve of the evaluation it is under now): the sum of its best-score
+        differences against every other parent's evaluator, curves that never meet adding
+        0. It sums to 0 over the parents. A parent under no evaluation has no fitness (NaN
+        to `truncate`): it is absent from the answer."""
+        ids = sorted(curves)
+        values = {p: oriented(curves[p], mode) for p in ids}
+        out = dict.fromkeys(ids, 0.0)
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:  # bsd is antisymmetric: one overlap per pair
+                d = best_difference(values[a], values[b],
+                                    overlap(values[a], values[b], self.smoothing))
+                out[a] += d
+                out[b] -= d
+        return out
+
+    def truncate(self, ids: Sequence[int], fitness: Sequence[float], member: int,
+                 rng: np.random.Generator) -> int | None:
+        """The donor `member` copies inside its sub-population `ids`, or None.
+
+        Truncation by `fitness` (higher is better: FIRE fitness in P2..Pn, oriented
+        scores in P1): of the n members with a finite fitness, the bottom k =
+        ceil(fraction x n) (at most n // 2) copies a random one of the top k strictly
+        better than itself. A NaN fitness (no evaluation yet) neither copies nor donates,
+        unlike `Truncation`; a tie is no evidence, so it copies no one.
+        """
+        fit = np.asarray(fitness, dtype=np.float64)
+        members = np.asarray(ids, dtype=np.int64)
+        rows = np.flatnonzero(members == member)
+        if len(rows) == 0:
+            raise KeyError(f"member {member} is not in the sub-population {members.tolist()}")
+        row = int(rows[0])
+        if not np.isfinite(fit[row]):
+            return None
+        valid = np.flatnonzero(np.isfinite(fit))
+        ranked = valid[np.lexsort((members[valid], -fit[valid]))]  # best first, ids break ties
+        n = len(ranked)
+        k = min(math.ceil(round(self.fraction * n, 9)), n // 2)
+        if k == 0 or row not in ranked[n - k:]:
+            return None
+        top = [int(r) for r in ranked[:k] if fit[r] > fit[row]]
+        return int(members[rng.choice(top)]) if top else None
+
+    def assign(self, evaluators: Mapping[int, int], parents: Sequence[Parent],
+               children: Mapping[int, int]) -> list[Assignment]:
+        """Which parent each idle evaluator (`evaluators`: id -> its step) takes, and with
+        which child (`children`: sub-population k -> the best of P(k-1), see `child_of`).
+
+        Deterministic, evaluators in id order, so every decision of one snapshot computes
+        the same assignment and no parent goes to two evaluators. A parent is free when no
+        evaluation is on it, it has trained `start` segments, and its sub-population has a
+        child. Each evaluator takes the free parent first by `_priority`; with none left
+        it idles.
+        """
+        free = [p for p in parents
+                if not p.busy and p.segments >= self.start and p.sub in children]
+        out = []
+        for evaluator in sorted(evaluators):
+            if not free:
+                break
+            pick = min(free, key=partial(_priority, step=evaluators[evaluator]))
+            free.remove(pick)
+            out.append(Assignment(evaluator, pick.id, children[pick.sub]))
+        return out
+
+
+def _priority(parent: Parent, step: int) -> tuple[bool, bool, bool, int, int]:
+    """Sort key of a free parent for an evaluator at `step`, lowest first: a just-copied
+    parent last (its weights are its donor's, hardly its own); then one at or past the
+    evaluator's step (it would wait for one behind, never going back in steps); then the
+    longest without an evaluation, never evaluated first; then the smallest id."""
+    evaluated = parent.evaluated is not None
+    return (parent.copied, parent.step < step, evaluated, parent.evaluated or 0, parent.id)
+
+
+def child_of(ids: Sequence[int], fitness: Sequence[float], lengths: Sequence[int]) -> int | None:
+    """The child P(k+1)'s evaluators train with: the best of Pk by `fitness` (higher is
+    better; ties to the smallest id) with at least 2 curve points (`lengths`), which also
+    leaves out a member copied at its latest ready point (a copy resets its curve); None
+    when no member qualifies."""
+    best: tuple[float, int] | None = None
+    for member, fit, length in zip(ids, fitness, lengths, strict=True):
+        if length >= 2 and math.isfinite(fit) and (
+                best is None or fit > best[0] or (fit == best[0] and member < best[1])):
+            best = (float(fit), int(member))
+    return None if best is None else best[1]
+
+
+def adoption(member: int, changes: int, evaluations: Mapping[int, Evaluation],
+             scores: Mapping[int, float], mode: Mode) -> int | None:
+    """The evaluator `member` adopts (copies its weights, keeping its own hparams), or None.
+
+    Among the evaluators that succeeded for `member` as it is now (its `changes` count
+    unchanged since their evaluation began), the best by latest score (`scores`,
+    evaluator id -> score; ties to the smallest id); one without a finite score is passed
+    over.
+    """
+    best: tuple[float, int] | None = None
+    for evaluator in sorted(evaluations):
+        e = evaluations[evaluator]
+        score = mode.sign * scores.get(evaluator, math.nan)
+        if (e.child == member and e.state is State.SUCCEEDED and e.child_changes == changes
+                and math.isfinite(score) and (best is None or score > best[0])):
+            best = (score, evaluator)
+    return None if best is None else best[1]
