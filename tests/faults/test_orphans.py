@@ -15,9 +15,9 @@ import pytest
 import populace
 from populace.checkpoints import CheckpointStorage
 from populace.cli import main
+from populace.collect import grace_for, orphans
 from populace.script import load_script
 from populace.store import open_store
-from populace.sweep import grace_for, orphans
 
 COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 
@@ -121,3 +121,23 @@ def test_a_postgresql_run_without_checkpoints_says_they_stay_on_this_machine(tmp
     err = " ".join(done.stderr.split())
     assert f"checkpoints go to {tmp_path / 'local_checkpoints.checkpoints'} on this machine" in err
     assert "a worker on another machine cannot reach them and will refuse to train" in err
+
+
+def test_collect_is_the_command_and_gc_its_old_name(tmp_path, capsys):
+    run(tmp_path)
+    store = open_store(tmp_path / "o.db")
+    storage = CheckpointStorage(store.config().checkpoints)
+    planted = plant(storage, age=10_000)
+    store.close()
+    assert main(["collect", str(tmp_path / "o.db"), "--dry-run"]) == 0
+    assert "would remove 2 file(s)" in capsys.readouterr().out
+    assert main(["collect", str(tmp_path / "o.db")]) == 0
+    assert not set(planted) & {name for name, _ in storage.files()}
+    assert "removed 2 file(s)" in capsys.readouterr().out
+    assert "old name" in _help(["gc", "--help"], capsys)
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(argv)
+    return capsys.readouterr().out

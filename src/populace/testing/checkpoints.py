@@ -260,7 +260,7 @@ def check_storage_mark(factory: StorageFactory) -> None:
 
 def check_storage_files_and_remove(factory: StorageFactory) -> None:
     """`files` lists each checkpoint and each temp file a killed write left, with a time;
-    `remove` deletes what it names: the orphan sweep needs nothing else."""
+    `remove` deletes what it names: collecting orphans needs nothing else."""
     c = Checking(factory, check_storage_files_and_remove)
     leftover = ".tmp-" + "0" * 24 + ".ckpt"
     c.did(f"write two checkpoints, put a leftover {leftover} in the root, remove two names")
