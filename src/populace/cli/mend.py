@@ -8,7 +8,7 @@ import sys
 
 from rich.console import Console
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import open_storage
 from populace.cli.base import Command
 from populace.collect import collect, grace_for, orphans
 from populace.errors import ConfigError
@@ -92,7 +92,7 @@ class Collect(Command):
             raise ConfigError(f"--grace must be a number of seconds >= 0, got {args.grace}")
         store = open_store(args.store)
         try:
-            storage = CheckpointStorage(store.config().checkpoints)
+            storage = open_storage(store.config().checkpoints)
             storage.check(store.meta("run"))
             grace = grace_for(store) if args.grace is None else args.grace
             found = (orphans if args.dry_run else collect)(store, storage, grace)

@@ -8,7 +8,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import CheckpointStorage, open_storage
 from populace.cli.base import Command
 from populace.cli.tables import front_table, print_best, print_events
 from populace.display import members_table
@@ -38,7 +38,7 @@ class Status(Command):
                 print_events(store.events(), args.json, console)
                 return 0
             members = store.members()
-            storage = CheckpointStorage(store.config().checkpoints)
+            storage = open_storage(store.config().checkpoints)
             run = store.config().run
             objectives = run.get("objectives")
             front = result_of(store) if objectives and any(m.score is not None
