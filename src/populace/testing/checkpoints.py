@@ -300,6 +300,6 @@ STORAGE_CHECKS: tuple[Callable[[StorageFactory], None], ...] = (
 
 def check_storage(factory: StorageFactory) -> None:
     """Run every storage check, each on a fresh storage from `factory` (a local folder or an
-    fsspec URL of your own: `lambda: CheckpointStorage(new_url())`)."""
+    fsspec URL of your own: `lambda: open_storage(new_url())`)."""
     for check in STORAGE_CHECKS:
         check(factory)
