@@ -11,9 +11,10 @@ checkpoint is new, as in a run.
     .venv/bin/python benchmarks/checkpoint_write.py --writes 300
     .venv/bin/python benchmarks/checkpoint_write.py --root memory://bench   # an fsspec URL
 
-    # another version of src/populace/checkpoints.py, e.g. the one before a change:
-    git show HEAD:src/populace/checkpoints.py > /tmp/checkpoints_before.py
-    .venv/bin/python benchmarks/checkpoint_write.py --implementation /tmp/checkpoints_before.py
+    # another version of the local backend, e.g. the one before a change (it imports
+    # populace.checkpoints.base as installed); or a checkpoints.py from before the split:
+    git show HEAD:src/populace/checkpoints/local.py > /tmp/local_before.py
+    .venv/bin/python benchmarks/checkpoint_write.py --implementation /tmp/local_before.py
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ from populace.checkpoints import open_storage
 
 
 def load(implementation: str | None) -> Callable[[str], Any]:
-    """populace's open_storage, or CheckpointStorage from another version of checkpoints.py."""
+    """populace's open_storage, or the local storage class of another version: a
+    checkpoints/local.py, or a checkpoints.py from before the backends were split."""
     if implementation is None:
         return open_storage
     spec = importlib.util.spec_from_file_location("checkpoints_under_test", implementation)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
-    return module.CheckpointStorage
+    return getattr(module, "LocalCheckpointStorage", None) or module.CheckpointStorage
 
 
 def measure(opener: Callable[[str], Any], root: str, writes: int,
