@@ -64,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     console, err = make_console(), make_console(stderr=True)
     try:
-        return int(args.action(args, console))
+        status: int = args.action(args, console)  # the chosen command's take_action
+        return status
     except (ConfigError, StoreError, StorageMissing) as e:
         # escaped: `pip install 'populace[report]'` is not rich markup
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
