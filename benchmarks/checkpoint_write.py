@@ -1,7 +1,7 @@
 """The cost of populace's checkpoint files per ready cycle: write, verify, delete.
 
 At every ready point a worker hands the trainable's `save` to
-`CheckpointStorage.write` (temp file, fsync, sha256, rename into the content-addressed
+`LocalCheckpointStorage.write` (temp file, fsync, sha256, rename into the content-addressed
 layout), before a load it calls `verify` (sha256 of the file), and it deletes the
 checkpoints the store collects. This times the three, in that order, against a directory
 on the local disk (the temp dir's file system, or `--root`), starting from an empty root,
@@ -11,9 +11,10 @@ checkpoint is new, as in a run.
     .venv/bin/python benchmarks/checkpoint_write.py --writes 300
     .venv/bin/python benchmarks/checkpoint_write.py --root memory://bench   # an fsspec URL
 
-    # another version of src/populace/checkpoints.py, e.g. the one before a change:
-    git show HEAD:src/populace/checkpoints.py > /tmp/checkpoints_before.py
-    .venv/bin/python benchmarks/checkpoint_write.py --implementation /tmp/checkpoints_before.py
+    # another version of the local backend, e.g. the one before a change (it imports
+    # populace.checkpoints.base as installed); or a checkpoints.py from before the split:
+    git show HEAD:src/populace/checkpoints/local.py > /tmp/local_before.py
+    .venv/bin/python benchmarks/checkpoint_write.py --implementation /tmp/local_before.py
 """
 
 from __future__ import annotations
@@ -25,30 +26,34 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import open_storage
 
 
-def load(implementation: str | None) -> type:
-    """CheckpointStorage from populace, or from another version of checkpoints.py."""
+def load(implementation: str | None) -> Callable[[str], Any]:
+    """populace's open_storage, or the local storage class of another version: a
+    checkpoints/local.py, or a checkpoints.py from before the backends were split."""
     if implementation is None:
-        return CheckpointStorage
+        return open_storage
     spec = importlib.util.spec_from_file_location("checkpoints_under_test", implementation)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
-    return module.CheckpointStorage
+    return getattr(module, "LocalCheckpointStorage", None) or module.CheckpointStorage
 
 
-def measure(storage_class: type, root: str, writes: int, size: int) -> dict[str, list[float]]:
+def measure(opener: Callable[[str], Any], root: str, writes: int,
+            size: int) -> dict[str, list[float]]:
     """Milliseconds per write, verify (fetch for a URL) and delete, in a worker's order.
 
     As in a run with the default keep_checkpoints=2: each cycle writes a new checkpoint,
     loads (verifies) the previous one, as a worker does when it claims another member,
     and deletes the one before that, as collection does.
     """
-    storage = storage_class(root)
+    storage = opener(root)
     state = bytearray(size)
     times: dict[str, list[float]] = {"write": [], "verify": [], "delete": [], "cycle": []}
     refs = []
@@ -86,13 +91,13 @@ def main() -> None:
                         "fresh temp dir")
     parser.add_argument("--implementation", help="a checkpoints.py file to time instead")
     args = parser.parse_args()
-    storage_class = load(args.implementation)
+    opener = load(args.implementation)
     with tempfile.TemporaryDirectory(prefix="bench-ckpt-") as folder:
         root = args.root or str(Path(folder) / "checkpoints")
         # warm-up (imports, page cache) in another folder: the timed run starts from an
         # empty root, as a run does, and creates its shard folders as it goes
-        measure(storage_class, root + "-warm-up", 10, args.bytes)
-        times = measure(storage_class, root, args.writes, args.bytes)
+        measure(opener, root + "-warm-up", 10, args.bytes)
+        times = measure(opener, root, args.writes, args.bytes)
     print(f"{args.writes} checkpoints of {args.bytes} bytes under {args.root or 'a temp dir'}, "
           f"{args.implementation or 'populace.checkpoints'}")
     print("| operation | median ms | p95 ms | mean ms |")

@@ -108,7 +108,7 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     from digits_vectorized import DigitsVectorized, space
 
     import populace
-    from populace.checkpoints import CheckpointStorage
+    from populace.checkpoints import LocalCheckpointStorage
     from populace.store import Store
     from populace.vectorized import layout
     from populace.vectorized.population import Population
@@ -119,8 +119,8 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     for name in ("take", "put", "fresh"):
         timers.wrap(Population, name, "restore")
     timers.wrap(layout, "read", "restore")
-    timers.wrap(CheckpointStorage, "write", "checkpoint")
-    timers.wrap(CheckpointStorage, "fetch", "checkpoint")
+    timers.wrap(LocalCheckpointStorage, "write", "checkpoint")
+    timers.wrap(LocalCheckpointStorage, "fetch", "checkpoint")
     for name in ("claim", "report", "fail"):
         timers.wrap(Store, name, "store")
         timers.wrap(Store, name, f"store.{name}")

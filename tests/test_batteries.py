@@ -14,7 +14,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 import populace
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import open_storage
 from populace.config import RunConfig
 from populace.script import load_script
 from populace.space import Float, Space
@@ -224,13 +224,13 @@ def new_url(tmp_path):
 
 
 def test_a_storage_at_a_url_of_your_own_passes_with_one_call(new_url, tmp_path):
-    check_storage(lambda: CheckpointStorage(new_url("memory"), cache_dir=tmp_path))
+    check_storage(lambda: open_storage(new_url("memory"), cache_dir=tmp_path))
 
 
 def test_a_storage_that_leaves_temp_files_fails_naming_them(new_url, tmp_path):
     fsspec.register_implementation("leaky", LeakyFileSystem, clobber=True)
     with pytest.raises(AssertionError) as info:
-        check_storage(lambda: CheckpointStorage(new_url("leaky"), cache_dir=tmp_path))
+        check_storage(lambda: open_storage(new_url("leaky"), cache_dir=tmp_path))
     message = str(info.value)
     assert message.startswith("checkpoint storage RemoteCheckpointStorage('leaky://")
     assert "fails check_storage_round_trip: the storage holds [" in message and ".tmp-" in message

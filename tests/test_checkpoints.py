@@ -18,7 +18,9 @@ from populace.checkpoints import (
     CheckpointDamaged,
     CheckpointRef,
     CheckpointStorage,
+    LocalCheckpointStorage,
     RemoteCheckpointStorage,
+    open_storage,
 )
 from populace.testing import STORAGE_CHECKS
 
@@ -59,14 +61,14 @@ def storage_factory(request, tmp_path: Path) -> Iterator[Callable[[], Checkpoint
     def factory() -> CheckpointStorage:
         n = next(count)
         if kind == "local":
-            return CheckpointStorage(tmp_path / f"ckpt{n}")
+            return open_storage(tmp_path / f"ckpt{n}")
         if kind == "file-url":
-            return CheckpointStorage(f"file://{tmp_path}/ckpt{n}")
+            return open_storage(f"file://{tmp_path}/ckpt{n}")
         if kind == "fsspec-file":
             return RemoteCheckpointStorage(f"file://{tmp_path}/remote{n}",
                                            cache_dir=tmp_path / f"cache{n}")
         urls.append(f"memory://populace-test-{uuid.uuid4().hex}/ckpt")
-        storage = CheckpointStorage(urls[-1], cache_dir=tmp_path / f"cache{n}")
+        storage = open_storage(urls[-1], cache_dir=tmp_path / f"cache{n}")
         assert isinstance(storage, RemoteCheckpointStorage)
         storage.object_store = kind == "object-store"
         return storage
@@ -85,7 +87,7 @@ def test_every_storage_keeps_the_contract(storage_factory, check) -> None:
 
 
 def test_a_local_checkpoint_is_the_file_at_its_path(tmp_path: Path) -> None:
-    storage = CheckpointStorage(tmp_path / "ckpt")
+    storage = open_storage(tmp_path / "ckpt")
     ref = storage.write(_saver(b"weights"))
     path = storage.verify(ref.key, ref.sha256)
     assert path == storage.path(ref) == storage.root / ref.key
@@ -93,7 +95,7 @@ def test_a_local_checkpoint_is_the_file_at_its_path(tmp_path: Path) -> None:
 
 
 def test_permissions(tmp_path: Path) -> None:
-    storage = CheckpointStorage(tmp_path / "ckpt")
+    storage = open_storage(tmp_path / "ckpt")
     assert not storage.root.exists()  # created lazily
     ref = storage.write(_saver(b"weights"))
     path = storage.path(ref)
@@ -104,7 +106,7 @@ def test_permissions(tmp_path: Path) -> None:
 
 def _write_concurrently(root: str, data: bytes, barrier, results) -> None:
     """Child process: wait for the others, then write the same bytes."""
-    storage = CheckpointStorage(root)
+    storage = open_storage(root)
     barrier.wait()
     results.put(storage.write(_saver(data)))
 
@@ -125,7 +127,7 @@ def test_concurrent_writers_of_identical_content(tmp_path: Path) -> None:
         assert w.exitcode == 0
     assert all(isinstance(r, CheckpointRef) for r in refs)
     assert len({r.key for r in refs}) == 4 and len({r.sha256 for r in refs}) == 1
-    storage = CheckpointStorage(tmp_path)
+    storage = open_storage(tmp_path)
     assert all(storage.verify(r.key, r.sha256).read_bytes() == data for r in refs)
     assert sorted(p for p in _files(tmp_path) if p.is_file()) == sorted(
         storage.path(r) for r in refs)
@@ -133,21 +135,21 @@ def test_concurrent_writers_of_identical_content(tmp_path: Path) -> None:
 
 
 def test_shard_folders_are_made_once(tmp_path: Path) -> None:
-    storage = CheckpointStorage(tmp_path / "ckpt")
+    storage = open_storage(tmp_path / "ckpt")
     ref = storage.write(_saver(b"weights"))
     shards = sorted(p.name for p in storage.root.iterdir())
     assert shards == [f"{i:02x}" for i in range(256)]
     # a shard folder that went missing (removed by hand) is made again when needed
     storage.path(ref).unlink()
     storage.path(ref).parent.rmdir()
-    again = CheckpointStorage(tmp_path / "ckpt").write(_saver(b"weights"))
+    again = open_storage(tmp_path / "ckpt").write(_saver(b"weights"))
     assert Path(again.key).parent == Path(ref.key).parent
     assert storage.verify(again.key, again.sha256).read_bytes() == b"weights"
 
 
 def test_file_url_is_local(tmp_path: Path) -> None:
-    storage = CheckpointStorage(f"file://{tmp_path}/ckpt")
-    assert type(storage) is CheckpointStorage
+    storage = open_storage(f"file://{tmp_path}/ckpt")
+    assert type(storage) is LocalCheckpointStorage
     assert storage.root == tmp_path / "ckpt"
     ref = storage.write(_saver(b"weights"))
     assert (tmp_path / "ckpt" / ref.key).read_bytes() == b"weights"
@@ -157,7 +159,7 @@ def test_file_url_is_local(tmp_path: Path) -> None:
 
 def test_options_are_refused_for_a_local_path(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="only apply to a URL"):
-        CheckpointStorage(tmp_path, anon=True)
+        open_storage(tmp_path, anon=True)
 
 
 # -- remote storage (fsspec) ---------------------------------------------------------------
@@ -177,7 +179,7 @@ def remote(request, memory_url: str, tmp_path: Path) -> RemoteCheckpointStorage:
     (temp name, then move), and an object store's single put (on memory://)."""
     if request.param == "file":
         return RemoteCheckpointStorage(f"file://{tmp_path}/remote", cache_dir=tmp_path / "cache")
-    storage = CheckpointStorage(memory_url, cache_dir=tmp_path / "cache")
+    storage = open_storage(memory_url, cache_dir=tmp_path / "cache")
     assert isinstance(storage, RemoteCheckpointStorage)
     storage.object_store = request.param == "object-store"
     return storage
@@ -199,7 +201,7 @@ def test_remote_fetch_downloads_and_checks(remote: RemoteCheckpointStorage,
 
 
 def test_remote_cache_keeps_the_newest_copies(memory_url: str, tmp_path: Path) -> None:
-    storage = CheckpointStorage(memory_url, cache_dir=tmp_path, cache_files=2)
+    storage = open_storage(memory_url, cache_dir=tmp_path, cache_files=2)
     refs = [storage.write(_saver(bytes([i]))) for i in range(4)]
     cached = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert sorted(p.name for p in cached) == sorted(Path(r.key).name for r in refs[2:])
@@ -211,7 +213,7 @@ def test_remote_cache_keeps_the_newest_copies(memory_url: str, tmp_path: Path) -
 
 
 def test_remote_has_no_local_path(memory_url: str) -> None:
-    storage = CheckpointStorage(memory_url)
+    storage = open_storage(memory_url)
     with pytest.raises(ValueError, match="remote: use fetch"):
         storage.path("ab/" + "0" * 64 + "-" + "0" * 12 + ".ckpt")
     with pytest.raises(ValueError, match="not a checkpoint key"):
@@ -223,12 +225,12 @@ def test_remote_has_no_local_path(memory_url: str) -> None:
 def test_storages_pickle(memory_url: str, tmp_path: Path) -> None:
     import pickle
 
-    local = CheckpointStorage(tmp_path)
+    local = open_storage(tmp_path)
     ref = local.write(_saver(b"weights"))
     copy = pickle.loads(pickle.dumps(local))
-    assert type(copy) is CheckpointStorage and copy.root == local.root
+    assert type(copy) is LocalCheckpointStorage and copy.root == local.root
     assert copy.verify(ref.key, ref.sha256).read_bytes() == b"weights"
-    remote = CheckpointStorage(memory_url, cache_dir=tmp_path / "cache", cache_files=3)
+    remote = open_storage(memory_url, cache_dir=tmp_path / "cache", cache_files=3)
     ref = remote.write(_saver(b"weights"))
     copy = pickle.loads(pickle.dumps(remote))
     assert type(copy) is RemoteCheckpointStorage and copy.url == remote.url
@@ -239,7 +241,7 @@ def test_storages_pickle(memory_url: str, tmp_path: Path) -> None:
 def test_remote_cache_goes_with_the_storage(memory_url: str, tmp_path: Path) -> None:
     import gc
 
-    storage = CheckpointStorage(memory_url, cache_dir=tmp_path)
+    storage = open_storage(memory_url, cache_dir=tmp_path)
     storage.write(_saver(b"weights"))
     assert any(tmp_path.iterdir())
     del storage

@@ -7,7 +7,7 @@ import multiprocessing
 import time
 import traceback
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import open_storage
 from populace.store import Report, open_store
 
 MEMBERS, WORKERS, TARGET = 8, 4, 40
@@ -25,7 +25,7 @@ def test_a_write_in_flight_keeps_its_file_when_an_old_row_of_the_same_bytes_goes
     0 moves on and its old row is collected. Named by their hash alone, both were one file,
     and that collection deleted it under member 1's report."""
     store = new_store(population=2)
-    storage = CheckpointStorage(tmp_path / "ckpt")
+    storage = open_storage(tmp_path / "ckpt")
     same = lambda path: path.write_bytes(b"a state that stopped changing")  # noqa: E731
     store.claim("a", 60.0)
     store.report(_report(0, "a", 0, 1, storage.write(same)), None, 1)
@@ -44,7 +44,7 @@ def _worker(url: str, root: str, worker: str, barrier, out) -> None:
     """Claim and report until every member is done, checkpoints shared by step bucket."""
     errors: list[str] = []
     try:
-        store, storage = open_store(url), CheckpointStorage(root)
+        store, storage = open_store(url), open_storage(root)
         barrier.wait()
         while True:
             member = store.claim(worker, 60.0)
@@ -79,7 +79,7 @@ def test_concurrent_workers_writing_the_same_bytes_lose_no_file(new_store, tmp_p
     for p in procs:
         p.join(timeout=60)
     assert errors == [], "\n".join(errors)
-    storage = CheckpointStorage(root)
+    storage = open_storage(root)
     members = store.members()
     assert [(m.status, m.step) for m in members] == [("done", TARGET)] * MEMBERS
     for row in store.checkpoints():  # every live row's file is there, and whole

@@ -39,3 +39,19 @@ def test_importing_the_store_loads_no_strategy_nor_run_machinery():
     # the snapshot and the Pareto ranking it uses: the bottom layer, words every layer shares
     assert [m for m in loaded if not m.startswith("populace.store")] == [
         "populace", "populace.mode", "populace.pareto", "populace.snapshot"]
+
+
+def test_the_public_names_import_lazily_from_their_one_list():
+    # populace/__init__.py writes each public name once, as an import type checkers read;
+    # at run time each is imported on first use, so `import populace` alone stays cheap
+    code = ("import sys, populace; "
+            "print([m for m in ('numpy', 'rich', 'torch') if m in sys.modules]); "
+            "print(sorted(n for n in populace.__all__ if getattr(populace, n) is None))")
+    heavy, missing = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                    text=True, check=True).stdout.splitlines()
+    assert heavy == "[]" and missing == "[]"
+    import populace
+    from populace.snapshot import Snapshot
+
+    assert populace.Snapshot is Snapshot  # every custom exploit takes one
+    assert set(populace.__all__) <= set(dir(populace))

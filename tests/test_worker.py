@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import populace
-from populace.checkpoints import CheckpointDamaged, CheckpointStorage
+from populace.checkpoints import CheckpointDamaged, open_storage
 from populace.script import load_script
 from populace.store import open_store
 
@@ -64,7 +64,7 @@ def test_a_damaged_checkpoint_fails_the_member_naming_the_checkpoint(tmp_path, r
     path = Path(store.config().checkpoints) / member.checkpoint.key
     path.write_bytes(path.read_bytes()[:-3])  # truncated
     with pytest.raises(CheckpointDamaged, match=member.checkpoint.key):
-        CheckpointStorage(store.config().checkpoints).verify(
+        open_storage(store.config().checkpoints).verify(
             member.checkpoint.key, member.checkpoint.sha256)
 
 

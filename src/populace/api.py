@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from populace.checkpoints import CheckpointStorage
+from populace.collect import collect, grace_for
 from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.display import console as make_console
@@ -29,7 +30,6 @@ from populace.space import Hparams, Space
 from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
-from populace.sweep import grace_for, sweep
 from populace.trainable import Trainable
 from populace.worker import member_seed, run_storage, score_of
 
@@ -138,7 +138,7 @@ def run(
             raise
     try:
         storage = run_storage(db)
-        _sweep(db, storage)  # what a killed run left behind
+        _collect(db, storage)  # what a killed run left behind
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
         console = make_console(quiet=not progress)
@@ -148,7 +148,7 @@ def run(
                 execute(db, source, config)
             finally:
                 db.end_session()
-        _sweep(db, storage)
+        _collect(db, storage)
         result = result_of(db)
         console.print(members_table(result.members, score=config.score, mode=config.mode))
         return result
@@ -165,9 +165,9 @@ def _live(db: Store, config: RunConfig) -> AbstractContextManager[object]:
     return Follow(db.url, config.tensorboard, config.mlflow)
 
 
-def _sweep(db: Store, storage: CheckpointStorage) -> None:
+def _collect(db: Store, storage: CheckpointStorage) -> None:
     """Remove the orphan files a killed worker left, and say so."""
-    removed = sweep(db, storage, grace_for(db))
+    removed = collect(db, storage, grace_for(db))
     if removed:
         print(f"populace: removed {len(removed)} checkpoint file(s) no checkpoint names "
               f"(left by a killed worker) from {storage.url}", file=sys.stderr)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from populace.mode import Mode
 from populace.store import MemberRow, Status, open_store
 
 POLL = 0.5  # seconds between two looks at the store
@@ -83,14 +84,14 @@ class Display:
 
 
 def members_table(members: Sequence[MemberRow], title: str = "population", *,
-                  score: str = "score", mode: str = "max") -> Table:
+                  score: str = "score", mode: Mode | str = Mode.MAX) -> Table:
     """One row per member: id, step, score (headed by the metric it is, and its mode),
     generation, parent, status, then each hparam, and, when a member failed, the last line
     of its error."""
     table = Table(title=title, caption="gen: copies along the lineage; parent: last donor")
     names = list(dict.fromkeys(k for m in members for k in m.hparams))
     errors = any(m.error for m in members)
-    for name in ("member", "step", f"{score} ({mode})", "gen", "parent", "status", *names):
+    for name in ("member", "step", f"{score} ({Mode(mode)})", "gen", "parent", "status", *names):
         table.add_column(name, justify="right")
     if errors:
         table.add_column("error", justify="left", overflow="fold")

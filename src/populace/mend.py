@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import open_storage
 from populace.store import Status, Store, StoreError, beside, open_store, store_exists
 from populace.store.driver import safe_url
 
@@ -39,7 +39,7 @@ def delete(url: str | os.PathLike[str]) -> int:
             raise StoreError(f"the run in {safe_url(os.fspath(url))} is training members "
                              f"{', '.join(map(str, leased))}: stop its workers first (a "
                              "killed worker's lease expires after the run's lease_seconds)")
-        removed = CheckpointStorage(store.config().checkpoints).clear(store.meta("run"))
+        removed = open_storage(store.config().checkpoints).clear(store.meta("run"))
     finally:
         store.close()
     store.driver.remove()

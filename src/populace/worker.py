@@ -29,7 +29,7 @@ from typing import Any, cast
 import numpy as np
 
 from populace import stopping
-from populace.checkpoints import CheckpointDamaged, CheckpointStorage
+from populace.checkpoints import CheckpointDamaged, CheckpointStorage, open_storage
 from populace.config import RunConfig
 from populace.errors import ConfigError
 from populace.snapshot import Snapshot
@@ -117,7 +117,7 @@ def run_storage(store: Store) -> CheckpointStorage:
     """The run's checkpoint storage, marked as the run's when the run has trained nothing
     yet (a new run, or one stopped before its first checkpoint), checked when it has: a
     folder that is not mounted here is not a run whose checkpoints all broke."""
-    storage = CheckpointStorage(store.config().checkpoints)
+    storage = open_storage(store.config().checkpoints)
     run = store.meta("run")
     if not store.checkpoint_keys() and not store.results():
         storage.mark(run)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 import populace
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import CheckpointStorage, open_storage
 from populace.cli import main
+from populace.collect import grace_for, orphans
 from populace.script import load_script
 from populace.store import open_store
-from populace.sweep import grace_for, orphans
 
 COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 
@@ -42,7 +42,7 @@ def plant(storage: CheckpointStorage, age: float) -> tuple[str, str]:
 def test_a_resumed_run_sweeps_what_a_killed_worker_left(tmp_path, capsys):
     run(tmp_path)
     store = open_store(tmp_path / "o.db")
-    storage = CheckpointStorage(store.config().checkpoints)
+    storage = open_storage(store.config().checkpoints)
     live = store.checkpoint_keys()
     planted = plant(storage, age=5)
     run(tmp_path)  # resumes the (finished) run
@@ -56,7 +56,7 @@ def test_a_resumed_run_sweeps_what_a_killed_worker_left(tmp_path, capsys):
 def test_gc_keeps_named_and_young_files_while_members_train(tmp_path, capsys):
     run(tmp_path)
     store = open_store(tmp_path / "o.db")
-    storage = CheckpointStorage(store.config().checkpoints)
+    storage = open_storage(store.config().checkpoints)
     live = store.checkpoint_keys()
     old, old_temp = plant(storage, age=10_000)
     young, young_temp = plant(storage, age=1)
@@ -121,3 +121,23 @@ def test_a_postgresql_run_without_checkpoints_says_they_stay_on_this_machine(tmp
     err = " ".join(done.stderr.split())
     assert f"checkpoints go to {tmp_path / 'local_checkpoints.checkpoints'} on this machine" in err
     assert "a worker on another machine cannot reach them and will refuse to train" in err
+
+
+def test_collect_is_the_command_and_gc_its_old_name(tmp_path, capsys):
+    run(tmp_path)
+    store = open_store(tmp_path / "o.db")
+    storage = open_storage(store.config().checkpoints)
+    planted = plant(storage, age=10_000)
+    store.close()
+    assert main(["collect", str(tmp_path / "o.db"), "--dry-run"]) == 0
+    assert "would remove 2 file(s)" in capsys.readouterr().out
+    assert main(["collect", str(tmp_path / "o.db")]) == 0
+    assert not set(planted) & {name for name, _ in storage.files()}
+    assert "removed 2 file(s)" in capsys.readouterr().out
+    assert "old name" in _help(["gc", "--help"], capsys)
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(argv)
+    return capsys.readouterr().out

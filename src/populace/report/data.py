@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from populace.lineage import ScheduleEntry, lineage, schedule
+from populace.mode import Mode
 from populace.results import RunFailed, RunResult, result_of
 from populace.store import TRAINING, Event, Kind, MemberRow, Result, Store
 
@@ -45,7 +46,7 @@ class Summary:
     best_score: float | None
     best_checkpoint: str | None  # its checkpoint file: a path, or a URL in remote storage
     score: str  # the metric exploit ranks by
-    mode: str
+    mode: Mode
     wall_seconds: float | None  # from the run's creation to its latest result
     note: str | None  # why there is no best member, when there is none
 
@@ -100,7 +101,7 @@ def gather(store: Store) -> RunView:
         best=None if best is None else best.id, best_score=None if best is None else best.score,
         best_checkpoint=None if result is None or result.checkpoint is None
         else str(result.checkpoint),
-        score=str(run.get("score")), mode=run["mode"],
+        score=str(run.get("score")), mode=Mode(run["mode"]),
         wall_seconds=max(r.time for r in results) - created if results and created else None,
         note=note,
     )

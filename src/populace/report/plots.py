@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from populace import pareto
+from populace.mode import Mode
 from populace.report.data import RunView
 from populace.store import Result, Status
 
@@ -164,7 +165,7 @@ def front_figure(view: RunView) -> Figure:
             by_step.setdefault(r.step, []).append([r.metrics.get(n) for n in names])
     steps = sorted(by_step)
     cmap = colormaps["viridis"]
-    signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
+    signs = np.array([Mode(mode).sign for mode in modes])
     for i, step in enumerate(steps):
         points = pareto.oriented(by_step[step], modes)
         on = (pareto.fronts(points) == 0) & ~np.isnan(points).any(axis=1)

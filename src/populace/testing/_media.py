@@ -12,7 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from populace.checkpoints import CheckpointRef, CheckpointStorage, RemoteCheckpointStorage
+from populace.checkpoints import (
+    CheckpointRef,
+    CheckpointStorage,
+    LocalCheckpointStorage,
+    RemoteCheckpointStorage,
+)
 from populace.testing._fail import fail
 
 # a function that returns a new, empty storage each time it is called
@@ -36,7 +41,7 @@ def stored(storage: CheckpointStorage) -> list[str]:
             return []
         prefix = storage.base.lstrip("/") + "/"
         return sorted(p.split(prefix, 1)[1] for p in storage.fs.find(storage.base))
-    root = storage.root
+    root = _root(storage)
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) \
         if root.exists() else []
 
@@ -53,7 +58,7 @@ def leftovers(storage: CheckpointStorage) -> list[str]:
     object under a remote one, any file staged in the private folder."""
     if isinstance(storage, RemoteCheckpointStorage):
         return stored(storage) + [f"(cache) {name}" for name in cached(storage)]
-    root = storage.root
+    root = _root(storage)
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) \
         if root.exists() else []
 
@@ -67,11 +72,18 @@ def put(storage: CheckpointStorage, name: str, data: bytes | None) -> None:
         else:
             storage.fs.pipe_file(target, data)
         return
-    path = storage.root / name
+    path = _root(storage) / name
     if data is None:
         path.unlink()
     else:
         path.write_bytes(data)
+
+
+def _root(storage: CheckpointStorage) -> Path:
+    """A local storage's folder: every storage not at an fsspec URL is a local one."""
+    if not isinstance(storage, LocalCheckpointStorage):
+        raise TypeError(f"{type(storage).__name__} is neither a local nor an fsspec storage")
+    return storage.root
 
 
 def other(storage: CheckpointStorage) -> CheckpointStorage:

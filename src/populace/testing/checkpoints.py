@@ -260,7 +260,7 @@ def check_storage_mark(factory: StorageFactory) -> None:
 
 def check_storage_files_and_remove(factory: StorageFactory) -> None:
     """`files` lists each checkpoint and each temp file a killed write left, with a time;
-    `remove` deletes what it names: the orphan sweep needs nothing else."""
+    `remove` deletes what it names: collecting orphans needs nothing else."""
     c = Checking(factory, check_storage_files_and_remove)
     leftover = ".tmp-" + "0" * 24 + ".ckpt"
     c.did(f"write two checkpoints, put a leftover {leftover} in the root, remove two names")
@@ -300,6 +300,6 @@ STORAGE_CHECKS: tuple[Callable[[StorageFactory], None], ...] = (
 
 def check_storage(factory: StorageFactory) -> None:
     """Run every storage check, each on a fresh storage from `factory` (a local folder or an
-    fsspec URL of your own: `lambda: CheckpointStorage(new_url())`)."""
+    fsspec URL of your own: `lambda: open_storage(new_url())`)."""
     for check in STORAGE_CHECKS:
         check(factory)

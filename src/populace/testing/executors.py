@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from populace.checkpoints import CheckpointDamaged, CheckpointStorage
+from populace.checkpoints import CheckpointDamaged, open_storage
 from populace.store import Kind, Status, Store, open_store
 from populace.store.driver import safe_url
 from populace.testing._fail import fail
@@ -79,7 +79,7 @@ def check_copies_from_members(store: Store) -> None:
 def check_checkpoints_intact(store: Store) -> None:
     """Every checkpoint the store still names is in the run's storage, with its hash: a
     resumed or replayed run can load any of them."""
-    storage = CheckpointStorage(store.config().checkpoints)
+    storage = open_storage(store.config().checkpoints)
     rows = store.checkpoints()
     if not rows:
         _fail(store, check_checkpoints_intact, "the store names no checkpoint")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import open_storage
 from populace.results import RunResult
 
 FORMAT = "populace.vectorized/1"
@@ -101,5 +101,5 @@ def load_best(result: RunResult, model: nn.Module) -> nn.Module:
     if best is None or result.checkpoint is None:
         raise ValueError(f"member {result.best.id} has no checkpoint yet")
     root = str(result.checkpoint)[:-len(best.key) - 1]
-    path = CheckpointStorage(root).fetch(best.key, best.sha256)
+    path = open_storage(root).fetch(best.key, best.sha256)
     return load_member(path, model, best.member)

@@ -1,0 +1,150 @@
+"""`populace run`: start a run, or resume the one in --store; and the README's table of
+the settings its flags set."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from typing import Any
+
+from rich.console import Console
+
+from populace.api import run
+from populace.cli.base import Command, Parser
+from populace.cli.settings import STRATEGY_FLAGS, number_or_off, objectives, settings_from
+from populace.cli.tables import print_best
+from populace.config import BOUNDS, DOCS, INTERNAL, RunConfig
+from populace.display import console as make_console
+from populace.script import load_script
+from populace.store import Status, store_exists
+from populace.store.driver import safe_url
+
+
+class Run(Command):
+    name = "run"
+    help = "start a run, or resume the one in --store"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("script", help="Python file defining `space` and a Trainable "
+                            "subclass (or `trainable = train` for a training function)")
+        parser.add_argument("--store", required=True,
+                            help="the run's SQLite file, or a postgresql:// URL")
+        parser.add_argument("--config", help="YAML or TOML file of settings")
+        parser.add_argument("--checkpoints", help="checkpoint folder, or an fsspec URL such "
+                                                  "as s3://bucket/run (default: beside the store)")
+        _setting_flags(parser)
+        parser.add_argument("--quiet", action="store_true", help="no progress display")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="delete the run in --store (and its checkpoints), then start "
+                                 "anew")
+
+    def take_action(self, args: argparse.Namespace, console: Console) -> int:
+        script = load_script(args.script)
+        # a resume keeps the stored settings: only the config file and flags may change
+        # them, not the script's defaults (the run may have grown past its steps)
+        resuming = store_exists(args.store) and not args.overwrite
+        result = run(
+            script.trainable, script.space, store=args.store, checkpoints=args.checkpoints,
+            initial=script.initial, progress=not args.quiet, script=script.path,
+            overwrite=args.overwrite, **settings_from(args, {} if resuming else script.config),
+        )
+        if result.stopped:
+            console.print(f"stopped early: {result.stopped}")
+        failed = [m.id for m in result.members if m.status == Status.FAILED]
+        store = safe_url(args.store)
+        if failed:
+            make_console(stderr=True).print(
+                f"{len(failed)} member(s) failed ({', '.join(map(str, failed))}): populace "
+                f"status {store} shows why; after a fix, populace retry {store} trains them "
+                "again", highlight=False)
+        print_best(result, console)
+        if result.checkpoint is not None:
+            console.print(f"its checkpoint: {result.checkpoint}", highlight=False,
+                          soft_wrap=True)
+        n = len(result.schedule)
+        console.print(f"its schedule has {n} {'entry' if n == 1 else 'entries'}: populace "
+                      f"report {store} shows it; populace replay {store} retrains it alone")
+        return 0
+
+
+def _setting_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that set a RunConfig field (or a strategy's parameter)."""
+    add = parser.add_argument
+    add("--population", type=int)
+    add("--workers", type=int, help="worker processes or Ray tasks (default: CPU cores); 0: "
+                                    "only `populace worker`s train")
+    add("--steps", type=int, help="training steps per member")
+    add("--seed", type=int)
+    add("--exploit", help="truncation | tournament | ttest | none | own | package.module:Name")
+    add("--fraction", type=float, help="truncation: bottom/top fraction (0.2)")
+    add("--window", type=int, help="ttest: recent scores compared (10)")
+    add("--significance", type=float, help="ttest: the test's level (0.05)")
+    add("--explore", help="perturb | resample | perturb-or-resample | noise | keep | pb2 | "
+                          "package.module:Name")
+    add("--noise-scale", type=float, help="noise: standard deviation added")
+    add("--factors", help="perturb factors, comma separated (0.8,1.2)")
+    add("--resample-probability", type=float,
+        help="perturb-or-resample: chance to resample each hparam (0.25)")
+    add("--ready-steps", type=int, help="exploit/explore every N steps")
+    add("--ready-seconds", type=float, help="exploit/explore every T seconds")
+    add("--burn-in", type=int, help="steps a member trains before it may exploit")
+    add("--stop-score", type=number_or_off,
+        help="stop the run once a member's score reaches this (in the run's mode); off: no "
+             "more")
+    add("--time-budget", type=number_or_off,
+        help="stop the run once it has trained this many seconds (over every run command, "
+             "not the time between them); off: no more")
+    add("--synch", action="store_true", default=None,
+        help="decide the whole population at once, generation by generation")
+    add("--mode", help="max | min: the score's direction")
+    add("--score", help="name of the metric exploit ranks by")
+    add("--objectives", type=objectives,
+        help="several metrics ranked at once, e.g. accuracy:max,width:min")
+    add("--executor", help="local (processes, default) | inline (this process) | ray | "
+                           "vectorized (the whole population as one batched model, this "
+                           "process: how a VectorizedTrainable always trains)")
+    add("--ray-address", help="executor ray: cluster to join (default: start one)")
+    add("--cpus-per-worker", type=float, help="executor ray: CPUs per worker (1)")
+    add("--gpus-per-worker", type=float,
+        help="GPUs per worker (local and ray); 0.5 puts two on a GPU (0)")
+    add("--device", help="executor vectorized: cpu | cuda | cuda:N | mps | auto (default: "
+                         "the GPU when there is one)")
+    add("--keep-checkpoints", type=int, help="newest checkpoints kept per member")
+    add("--tensorboard", metavar="DIR", help="live TensorBoard logs in DIR")
+    add("--mlflow", metavar="URI", help="live MLflow runs at URI (or a folder, or beside)")
+
+
+def settings_table() -> str:
+    """The README's table of settings, written from RunConfig's fields, their DOCS and
+    BOUNDS, and `populace run`'s flags: one place defines them, so the table cannot drift."""
+    parser = Parser()
+    Run().add_arguments(parser)
+    # argparse lists a parser's arguments only in _actions, its long-standing attribute
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    rows = ["| setting | flag | default | allowed |", "|---|---|---|---|"]
+    for f in fields(RunConfig):
+        if f.name in INTERNAL:
+            continue
+        shown, allowed = DOCS[f.name]
+        named = [flags[f.name]] if f.name in flags else []
+        named += [flags[p] for p in STRATEGY_FLAGS.get(f.name, ())]
+        default = shown if shown is not None else _shown(getattr(RunConfig(), f.name))
+        bound = BOUNDS.get(f.name)
+        allowed = allowed.format(max=f"{bound:,}" if bound is not None else "")
+        rows.append(f"| {f.name} | {', '.join(f'`{n}`' for n in named) or '`--config`'} | "
+                    f"{default} | {allowed} |")
+    settings = {f.name for f in fields(RunConfig)} | {p for ps in STRATEGY_FLAGS.values()
+                                                      for p in ps}
+    rows += ["", "Besides the settings, `populace run` takes:", "",
+             "| argument | flag | meaning |", "|---|---|---|"]
+    rows += [f"| {a.dest} | `{a.option_strings[0]}` | {a.help} |" for a in parser._actions
+             if a.option_strings and a.dest not in settings and a.dest != "help"]
+    return "\n".join(rows) + "\n"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,60 @@
+"""`populace worker`: join a run from this machine, which is how a run scales out."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+
+from populace.cli.base import Command
+from populace.executors import source_of, work
+from populace.stopping import stop_on_sigterm
+from populace.store import Store, StoreError, open_store, store_exists
+from populace.store.driver import safe_url
+
+
+class Worker(Command):
+    name = "worker"
+    help = ("join the run in --store from this machine: claim members, train and report "
+            "until the run is done")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--store", required=True,
+                            help="the run's SQLite file or postgresql:// URL")
+        parser.add_argument("--script", help="the run's script here (default: the path it "
+                                             "was started with)")
+        parser.add_argument("--wait", type=float, default=60.0,
+                            help="seconds to wait for the run to be created (60)")
+
+    def take_action(self, args: argparse.Namespace, console: Console) -> int:
+        stop_on_sigterm()  # a Slurm or terminal stop gives the lease back at once, like Ctrl-C
+        store = _wait_for_run(args.store, args.wait, console)
+        try:
+            source = source_of(store.config(), args.script)
+            console.print(f"worker joined the run in {safe_url(store.url)}")
+            segments = work(store, source)
+        finally:
+            store.close()
+        console.print(f"no member left to train: the run is done ({segments} segments "
+                      "trained by this worker)")
+        return 0
+
+
+def _wait_for_run(url: str, wait: float, console: Console) -> Store:
+    """The store at `url` once it holds a run, waiting up to `wait` seconds for its start."""
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        if store_exists(url):
+            store = open_store(url)
+            if store.exists():
+                return store
+            store.close()
+        if time.monotonic() >= deadline:
+            raise StoreError(f"{safe_url(url)} holds no run (waited {wait:g} s): start one with "
+                             "populace run SCRIPT --store URL --workers 0")
+        if not said:
+            console.print(f"waiting up to {wait:g} s for a run in {safe_url(url)}")
+            said = True
+        time.sleep(0.5)
