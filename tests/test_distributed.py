@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from postgres import database_url
+from support.postgres import database_url
 
 import populace
 from populace.cli import main

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from example_checks import before_and_after, carries_on_bit_for_bit, run_tiny
+from support.paper import before_and_after, carries_on_bit_for_bit, run_tiny
 
 from populace.script import load_script
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-from framework import (
+from support.integrations import (
     assert_example_trains_on_ray,
     assert_loop_ends_when_dropped,
     assert_segments_used,

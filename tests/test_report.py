@@ -8,12 +8,12 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import browser
 import numpy as np
 import pytest
-from conftest import LR_SPACE, run_config
 from matplotlib.image import imread
-from test_run import COUNTER, TOY, run_script
+from support import browser
+from support.paths import COUNTER, TOY
+from support.runs import run_script
 
 import populace
 from populace.lineage import lineage, schedule
@@ -22,6 +22,8 @@ from populace.report.plots import hparams_figure
 from populace.results import result_of
 from populace.script import load_script
 from populace.store import Decision, Report, StoreError, open_store
+from populace.testing.stores import run_record
+from populace.testing.stores._kit import LR_SPACE
 
 FIGURES = ["score", "hparams", "lineage"]
 
@@ -140,7 +142,7 @@ def in_progress(tmp_path) -> Path:
     store = open_store(path)
     # "$\\relu$" would break matplotlib's mathtext, were user text parsed as math
     act = {"type": "choice", "options": ["<relu>", "a&b", "$\\relu$"]}
-    store.create(run_config(population=4, space={**LR_SPACE, "act": act}),
+    store.create(run_record(population=4, space={**LR_SPACE, "act": act}),
                  [{"lr": 0.001 * (i + 1), "act": "<relu>"} for i in range(4)])
     copied = {"lr": 0.0015, "act": "a&b"}
     assert store.claim("w", 60).id == 0
@@ -252,7 +254,7 @@ def test_report_of_a_run_that_copies_nothing(tmp_path, exploit):
 def test_report_before_any_score(tmp_path):
     path = tmp_path / "new.db"
     store = open_store(path)
-    store.create(run_config(population=3), [{"lr": 0.01 * (i + 1)} for i in range(3)])
+    store.create(run_record(population=3), [{"lr": 0.01 * (i + 1)} for i in range(3)])
     store.claim("w", 60)
     store.close()
     html = write_report(path, tmp_path / "out")

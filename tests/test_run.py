@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.runs import run_script
 
 import populace
 from populace.cli import main
@@ -23,14 +24,6 @@ TOY = ROOT / "examples" / "toy.py"
 SLOW_TOY = Path(__file__).parent / "scripts" / "slow_toy.py"
 COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 EXECUTORS = ["inline", "local"]
-
-
-def run_script(script: Path, store: Path, **settings):
-    s = load_script(script)
-    return populace.run(
-        s.trainable, s.space, store=store, initial=s.initial, script=script, progress=False,
-        **{**s.config, **settings},
-    )
 
 
 def unique_results(store_path: Path) -> None:

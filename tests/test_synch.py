@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_config
 
 import populace
 from populace.script import load_script
 from populace.store import Decision, Report, open_store
+from populace.testing.stores import run_record
 
 COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def synch_store(tmp_path, population=3):
     store = open_store(tmp_path / "s.db")
-    store.create(run_config(population=population, synch=True),
+    store.create(run_record(population=population, synch=True),
                  [{"lr": 0.01 * (i + 1)} for i in range(population)])
     return store
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from example_checks import before_and_after, carries_on_bit_for_bit, run_tiny
+from support.paper import before_and_after, carries_on_bit_for_bit, run_tiny
 from torch import nn
 
 from populace.script import load_script

@@ -5,9 +5,8 @@ Part of the store battery (parametrized over the backends by `new_store`).
 
 from __future__ import annotations
 
-from test_store import claim_exactly, train
-
 from populace.store import Decision
+from populace.testing.stores import claim_exactly, train
 
 
 def copy(donor: int, lr: float = 9.0):

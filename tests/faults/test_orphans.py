@@ -110,7 +110,7 @@ def test_two_runs_cannot_share_a_checkpoint_folder(tmp_path):
 
 
 def test_a_postgresql_run_without_checkpoints_says_they_stay_on_this_machine(tmp_path):
-    from postgres import database_url
+    from support.postgres import database_url
 
     url = database_url("local_checkpoints")
     done = subprocess.run(

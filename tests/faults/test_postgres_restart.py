@@ -14,7 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from postgres import OwnServer
+from support.postgres import OwnServer
 
 from populace.store import open_store
 
