@@ -7,13 +7,13 @@ import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.paths import COUNTER, EXAMPLES
 
 import populace
 from populace.cli import main
@@ -28,8 +28,7 @@ from populace.testing import (
     check_explore_returns_new_dict,
 )
 
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
-MOVING = Path(__file__).resolve().parents[1] / "examples" / "moving_optimum.py"
+MOVING = EXAMPLES / "moving_optimum.py"
 
 
 def population(space: Space, members: int, segments: int, seed: int,

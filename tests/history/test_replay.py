@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from support.paths import SCRIPTS, TOY
 
 import populace
 from populace.cli import main
@@ -16,8 +15,6 @@ from populace.store import RunRecord, open_store
 from populace.strategies import space_to_dict
 from populace.worker import member_seed
 
-ROOT = Path(__file__).resolve().parents[1]
-TOY = ROOT / "examples" / "toy.py"
 toy = load_script(TOY)
 
 
@@ -78,7 +75,7 @@ def test_replay_of_a_missing_store_is_refused(tmp_path, capsys):
 
 def test_a_training_function_follows_a_replayed_schedule(tmp_path):
     """The function API's loop gets each schedule entry in force, in its optimizer too."""
-    script = Path(__file__).parent / "scripts" / "regression_fn.py"
+    script = SCRIPTS / "regression_fn.py"
     s = load_script(script)
     schedule = [{"step": 0, "hparams": {"lr": 0.01, "momentum": 0.0}},
                 {"step": 6, "hparams": {"lr": 0.2, "momentum": 0.5}},
@@ -99,7 +96,7 @@ def test_a_training_function_follows_a_replayed_schedule(tmp_path):
 
 
 def test_replay_of_a_run_without_results_is_refused(tmp_path, capsys):
-    script = Path(__file__).parent / "scripts" / "counter.py"
+    script = SCRIPTS / "counter.py"
     s = load_script(script)
     store = open_store(tmp_path / "empty.db")
     from populace.config import RunConfig

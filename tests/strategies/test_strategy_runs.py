@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.paths import COUNTER, TOY
 
 import populace
 from populace.cli import main
 from populace.script import load_script
 from populace.store import open_store
 from populace.strategies import Snapshot, TTest
-
-ROOT = Path(__file__).resolve().parents[1]
-TOY = ROOT / "examples" / "toy.py"
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from support.paths import SCRIPTS
 
 import populace
 from populace import pareto
@@ -26,7 +26,7 @@ from populace.strategies import Tournament, Truncation
 from populace.testing.stores import run_record
 from populace.testing.stores._kit import train
 
-TWO_GOALS = Path(__file__).parent / "scripts" / "two_goals.py"
+TWO_GOALS = SCRIPTS / "two_goals.py"
 
 
 def brute_fronts(points: np.ndarray) -> list[int]:

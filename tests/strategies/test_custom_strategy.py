@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.paths import COUNTER, EXAMPLES
 
 import populace
 from populace.cli import main
@@ -18,9 +19,7 @@ from populace.script import load_script
 from populace.store import open_store
 from populace.strategies import Snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
-COUNTER = ROOT / "tests" / "scripts" / "counter.py"
-EXAMPLE = ROOT / "examples" / "custom_strategy.py"
+EXAMPLE = EXAMPLES / "custom_strategy.py"
 
 
 @dataclass(frozen=True)
