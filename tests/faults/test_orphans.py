@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 
 import populace
 from populace.checkpoints import CheckpointStorage
@@ -18,8 +19,6 @@ from populace.cli import main
 from populace.script import load_script
 from populace.store import open_store
 from populace.sweep import grace_for, orphans
-
-COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 
 
 def run(tmp_path: Path, **settings):

@@ -4,16 +4,15 @@ run with the paper's MT strategies."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from support.paper import before_and_after, carries_on_bit_for_bit, run_tiny
+from support.paths import EXAMPLES
 from torch import nn
 
 from populace.script import load_script
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "translation.py"
+EXAMPLE = EXAMPLES / "translation.py"
 mt = load_script(EXAMPLE)
 example = __import__(mt.trainable.__module__)
 HPARAMS = {"lr": 3e-3, "attention_dropout": 0.1, "residual_dropout": 0.2, "ff_dropout": 0.3}

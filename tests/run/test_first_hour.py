@@ -10,13 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER, TOY
 
 import populace
 from populace.cli import main
 from populace.store import open_store
-
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
-TOY = Path(__file__).resolve().parents[1] / "examples" / "toy.py"
 
 
 @pytest.fixture

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import SCRIPTS
 
 import populace
 from populace.checkpoints import CheckpointDamaged, CheckpointStorage
 from populace.script import load_script
 from populace.store import open_store
 
-RECORDER = Path(__file__).parent / "scripts" / "recorder.py"
+RECORDER = SCRIPTS / "recorder.py"
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_a_damaged_checkpoint_fails_the_member_naming_the_checkpoint(tmp_path, r
 
 def test_ready_every_t_seconds(tmp_path, monkeypatch):
     monkeypatch.setenv("COUNTER_SLEEP", "0.01")
-    script = load_script(Path(__file__).parent / "scripts" / "counter.py")
+    script = load_script(SCRIPTS / "counter.py")
     populace.run(script.trainable, script.space, store=tmp_path / "s.db", progress=False,
                  **{**script.config, "ready_steps": None, "ready_seconds": 0.05,
                     "executor": "inline", "population": 2})

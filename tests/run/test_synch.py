@@ -8,18 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.paths import COUNTER, ROOT
 
 import populace
 from populace.script import load_script
 from populace.store import Decision, Report, open_store
 from populace.testing.stores import run_record
-
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def synch_store(tmp_path, population=3):

@@ -5,15 +5,14 @@ strategies."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from support.paper import before_and_after, carries_on_bit_for_bit, run_tiny
+from support.paths import EXAMPLES
 
 from populace.script import load_script
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gan_digits.py"
+EXAMPLE = EXAMPLES / "gan_digits.py"
 gan = load_script(EXAMPLE)
 example = __import__(gan.trainable.__module__)
 LEARNS = {"g_lr": 1e-3, "d_lr": 1e-3}  # measured: an Inception-style score of 7.4 in 4,000 updates

@@ -12,6 +12,7 @@ import fsspec
 import numpy as np
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
+from support.paths import COUNTER
 
 import populace
 from populace.checkpoints import CheckpointStorage
@@ -240,7 +241,6 @@ def test_a_storage_that_leaves_temp_files_fails_naming_them(new_url, tmp_path):
 # an executor of your own: a callable that trains the run in a store
 
 
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 
 
 def inline(seed: int = 0):

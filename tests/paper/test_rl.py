@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from support.paths import EXAMPLES
 
 import populace
 from populace.script import load_script
 from populace.store import open_store
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rl_cartpole.py"
+EXAMPLE = EXAMPLES / "rl_cartpole.py"
 rl = load_script(EXAMPLE)
 example = __import__(rl.trainable.__module__)
 # a setting that learns CartPole quickly (benchmarks/RESULTS.md: "PPO learns CartPole")

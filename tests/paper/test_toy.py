@@ -6,11 +6,11 @@ import statistics
 from pathlib import Path
 
 import pytest
+from support.paths import TOY
 
 import populace
 from populace.script import load_script
 
-TOY = Path(__file__).resolve().parents[1] / "examples" / "toy.py"
 SEEDS = range(10)
 
 

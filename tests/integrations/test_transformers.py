@@ -9,8 +9,6 @@ PBT users met through Ray Tune).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from support.integrations import (
@@ -18,13 +16,14 @@ from support.integrations import (
     assert_loop_ends_when_dropped,
     assert_segments_used,
 )
+from support.paths import EXAMPLES
 from torch import nn
 from transformers import TrainerCallback
 
 from populace import Choice, ConfigError, Float, run
 from populace.script import load_script
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "transformers_sentiment.py"
+EXAMPLE = EXAMPLES / "transformers_sentiment.py"
 Sentiment = load_script(EXAMPLE).trainable  # the example's tiny BERT, tokenizer and task
 example = __import__(Sentiment.__module__)
 

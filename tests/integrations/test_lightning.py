@@ -8,8 +8,6 @@ uses in the next batch is the explored one.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -18,13 +16,14 @@ from support.integrations import (
     assert_loop_ends_when_dropped,
     assert_segments_used,
 )
+from support.paths import EXAMPLES
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from populace import Choice, Float, run
 from populace.integrations.lightning import LightningTrainable
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lightning_classifier.py"
+EXAMPLE = EXAMPLES / "lightning_classifier.py"
 
 
 def blobs(seed: int, n: int = 256) -> TensorDataset:

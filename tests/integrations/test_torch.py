@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.paths import EXAMPLES
 from torch import nn
 
 import populace
@@ -26,7 +27,7 @@ from populace.integrations.torch import (
 from populace.script import load_script
 from populace.store import open_store
 
-DIGITS = Path(__file__).parent.parent / "examples" / "digits_mlp.py"
+DIGITS = EXAMPLES / "digits_mlp.py"
 HPARAMS_A = {"lr": 0.05, "momentum": 0.5, "weight_decay": 1e-4, "dropout": 0.1}
 HPARAMS_B = {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-3, "dropout": 0.3}
 

@@ -9,10 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.paths import EXAMPLES, SCRIPTS
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -35,7 +35,6 @@ from populace.vectorized import (  # noqa: E402
 )
 from populace.vectorized.population import Population  # noqa: E402
 
-SCRIPTS = Path(__file__).parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 import vector_counter  # noqa: E402
 
@@ -399,7 +398,7 @@ def test_an_example_runs_from_the_cli_and_its_run_reports_and_replays(tmp_path, 
     on the run they made: a vectorized run is read like any other."""
     store = tmp_path / "run.db"
     cli = [sys.executable, "-m", "populace.cli"]
-    script = Path(__file__).resolve().parents[1] / "examples" / example
+    script = EXAMPLES / example
     tiny = ["--population", "4", "--steps", "16", "--ready-steps", "8", "--device", "cpu"]
     for command in ([*cli, "run", str(script), "--store", str(store), *tiny, "--quiet"],
                     [*cli, "status", str(store), "--json"],

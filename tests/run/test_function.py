@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from support.paths import SCRIPTS
 
 import populace
 from populace.script import load_script
 from populace.store import open_store
 
-SCRIPT = Path(__file__).parent / "scripts" / "regression_fn.py"
+SCRIPT = SCRIPTS / "regression_fn.py"
 
 
 def run(tmp_path: Path, initial=None, **settings):

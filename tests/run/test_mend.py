@@ -10,12 +10,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 
 from populace.cli import main
 from populace.mend import delete
 from populace.store import StoreError, open_store
 
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 INLINE = ["--executor", "inline", "--quiet"]
 
 

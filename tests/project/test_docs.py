@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLES, ROOT
 
 from populace.cli import _parse, read_config_file, settings_table
 from populace.config import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
 FILE = re.compile(r"#\s*(?:file:\s*)?([\w./-]+\.(?:py|yaml|yml|toml))\s*$")
@@ -61,7 +61,7 @@ def _run(argv: list[str] | str, folder: Path, shell: bool = False) -> None:
 @pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(ROOT)) for d in DOCS])
 def test_the_docs_run_as_written(doc, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))  # a config file may name the docs' modules
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    (tmp_path / "examples").symlink_to(EXAMPLES)
     (tmp_path / "runs").mkdir()
     for i, (lang, code) in enumerate(blocks(doc)):
         first = code.splitlines()[0] if code.strip() else ""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import SCRIPTS
 
 import populace
 from populace.script import load_script
 from populace.store import open_store
 
-WORST = Path(__file__).parent / "scripts" / "worst.py"
+WORST = SCRIPTS / "worst.py"
 
 
 def run(tmp_path: Path, **settings):

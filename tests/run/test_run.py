@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.paths import COUNTER, ROOT, SCRIPTS, TOY
 from support.runs import run_script
 
 import populace
@@ -19,10 +20,7 @@ from populace.cli import main
 from populace.script import load_script
 from populace.store import open_store
 
-ROOT = Path(__file__).resolve().parents[1]
-TOY = ROOT / "examples" / "toy.py"
-SLOW_TOY = Path(__file__).parent / "scripts" / "slow_toy.py"
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
+SLOW_TOY = SCRIPTS / "slow_toy.py"
 EXECUTORS = ["inline", "local"]
 
 

@@ -11,16 +11,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 
 import populace
 from populace.script import load_script
 from populace.store import open_store
 from populace.testing import EXECUTOR_CHECKS, RunTrace, check_same_run, trace
 
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 POPULACE = [sys.executable, "-m", "populace.cli"]
 
 

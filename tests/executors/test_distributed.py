@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 from support.postgres import database_url
 
 import populace
@@ -24,9 +25,6 @@ from populace.cli import main
 from populace.script import load_script
 from populace.store import open_store
 
-ROOT = Path(__file__).resolve().parents[1]
-TOY = ROOT / "examples" / "toy.py"
-COUNTER = Path(__file__).parent / "scripts" / "counter.py"
 POPULACE = [sys.executable, "-m", "populace.cli"]
 
 
