@@ -1,7 +1,7 @@
 """Scale out: one example on SQLite and PostgreSQL with `populace worker` processes
 started from other folders, and on a local Ray cluster.
 
-PostgreSQL is a real server started by tests/postgres.py; Ray starts a local
+PostgreSQL is a real server started by tests/support/postgres.py; Ray starts a local
 cluster of its own.
 """
 

@@ -1,4 +1,4 @@
-"""Checks the paper's example tests share (tests/test_translation.py, tests/test_gan.py): a
+"""Checks the paper's example tests share (tests/paper/: translation, GAN): a
 member reloaded from its checkpoint carries on exactly, and populace runs the example at a
 tiny size with the strategies its config names."""
 
