@@ -5,6 +5,7 @@ fails the suite."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,33 @@ def test_importing_the_store_loads_no_strategy_nor_run_machinery():
     # the snapshot and the Pareto ranking it uses: the bottom layer, words every layer shares
     assert [m for m in loaded if not m.startswith("populace.store")] == [
         "populace", "populace.pareto", "populace.snapshot"]
+
+
+# a size ratchet: STYLE.md aims at about 400 lines a module and no function that scrolls
+MODULE_LINES, FUNCTION_LINES = 600, 80
+
+
+def _sources(folder: str) -> dict[str, str]:
+    return {str(p.relative_to(ROOT)): p.read_text() for p in sorted((ROOT / folder).rglob("*.py"))}
+
+
+def test_no_module_or_function_is_over_its_size():
+    over = []
+    for name, text in _sources("src/populace").items():
+        if len(text.splitlines()) > MODULE_LINES:
+            over.append(f"{name}: {len(text.splitlines())} lines")
+        over += [f"{name}:{f.lineno} {f.name}: {f.end_lineno - f.lineno + 1} lines"
+                 for f in ast.walk(ast.parse(text))
+                 if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                 and f.end_lineno - f.lineno + 1 > FUNCTION_LINES]
+    assert not over, (f"over {MODULE_LINES} lines a module or {FUNCTION_LINES} a function, "
+                      "split: " + "; ".join(over))
+
+
+def test_no_test_imports_another_test():
+    # what tests share lives in tests/support, so each test module stands on its own
+    found = [f"{name}:{node.lineno} imports {dotted}" for name, text in _sources("tests").items()
+             for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Import | ast.ImportFrom)
+             for dotted in [getattr(node, "module", None) or "", *(a.name for a in node.names)]
+             if any(p.startswith("test_") or p == "conftest" for p in dotted.split("."))]
+    assert not found, "import what tests share from tests/support: " + ", ".join(found)
