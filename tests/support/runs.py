@@ -9,6 +9,8 @@ from populace.script import load_script
 
 
 def run_script(script: Path, store: Path, **settings):
+    """populace.run on the script's trainable, space and initial hparams, `settings` over
+    its config, with no progress line."""
     s = load_script(script)
     return populace.run(
         s.trainable, s.space, store=store, initial=s.initial, script=script, progress=False,
