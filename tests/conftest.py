@@ -1,7 +1,7 @@
-"""Shared fixtures: stores of every backend, for the store battery (test_store.py) and
+"""Shared fixtures: stores of every backend, for the store battery (tests/store/) and
 the tests that need a run in a store.
 
-PostgreSQL is a real server (tests/postgres.py), each test in a schema of its own.
+PostgreSQL is a real server (tests/support/postgres.py), each test in a schema of its own.
 
 A new backend is tested by adding its name to BACKENDS and a branch in
 `store_factory` that opens a fresh, empty store of that kind.
@@ -16,7 +16,6 @@ import pytest
 
 from populace.store import Store, open_store
 from populace.testing.stores import run_record
-from populace.testing.stores._kit import LR_SPACE  # noqa: F401 - test_report's
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -31,7 +30,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
         if request.param == "sqlite":
             store = open_store(tmp_path / f"{name}.db")
         elif request.param == "postgresql":
-            from postgres import schema_url
+            from support.postgres import schema_url
 
             store = open_store(urls.setdefault(name, schema_url()))
         else:  # pragma: no cover - a backend named in BACKENDS without a branch here
@@ -42,10 +41,6 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
     yield factory
     for store in opened:
         store.close()
-
-
-# the record populace.run stores, for a run of `population` members over `space`
-run_config = run_record
 
 
 @pytest.fixture

@@ -5,18 +5,17 @@ from __future__ import annotations
 import math
 import time
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.paths import COUNTER
 
 from populace.cli import main, read_config_file
 from populace.config import BOUNDS, RunConfig
 from populace.errors import ConfigError
 
 FIXTURE = [HealthCheck.function_scoped_fixture]  # each example writes its own file
-COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 FIELDS = ["population", "steps", "workers", "seed", "exploit", "explore", "ready_steps",
           "ready_seconds", "mode", "score", "executor", "keep_checkpoints", "lease_seconds",
           "burn_in", "synch", "retries", "replace_failed", "populaton", ""]

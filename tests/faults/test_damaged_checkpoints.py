@@ -11,14 +11,12 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER, ROOT
 
 from populace.config import RunConfig
 from populace.lineage import lineage
 from populace.results import result_of
 from populace.store import Decision, Report, RunRecord, open_store
-
-ROOT = Path(__file__).resolve().parents[2]
-COUNTER = ROOT / "tests" / "scripts" / "counter.py"
 
 
 def damage(path: Path, how: str) -> None:

@@ -6,13 +6,13 @@ import math
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 
 import populace
 from populace.checkpoints import MARKER
 from populace.script import load_script
 from populace.store import open_store
 
-COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 EXECUTORS = ["inline", "local"]
 
 

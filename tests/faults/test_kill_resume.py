@@ -15,13 +15,12 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER, ROOT
 
 from populace.lineage import lineage
 from populace.report.data import gather
 from populace.store import open_store
 
-ROOT = Path(__file__).resolve().parents[2]
-COUNTER = ROOT / "tests" / "scripts" / "counter.py"
 POPULATION, STEPS, READY = 4, 40, 4
 
 

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 
 from populace.store import open_store
 
-COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 PROC = Path("/proc")
 
 

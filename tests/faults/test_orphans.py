@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 
 import populace
 from populace.checkpoints import CheckpointStorage, open_storage
@@ -18,8 +19,6 @@ from populace.cli import main
 from populace.collect import grace_for, orphans
 from populace.script import load_script
 from populace.store import open_store
-
-COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 
 
 def run(tmp_path: Path, **settings):
@@ -110,7 +109,7 @@ def test_two_runs_cannot_share_a_checkpoint_folder(tmp_path):
 
 
 def test_a_postgresql_run_without_checkpoints_says_they_stay_on_this_machine(tmp_path):
-    from postgres import database_url
+    from support.postgres import database_url
 
     url = database_url("local_checkpoints")
     done = subprocess.run(

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.paths import COUNTER
 
 import populace
 from populace.script import load_script
 from populace.store import open_store
-
-COUNTER = Path(__file__).resolve().parents[1] / "scripts" / "counter.py"
 
 
 def mode(path: Path) -> int:

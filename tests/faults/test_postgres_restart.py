@@ -14,12 +14,11 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from postgres import OwnServer
+from support.paths import COUNTER, ROOT
+from support.postgres import OwnServer
 
 from populace.store import open_store
 
-ROOT = Path(__file__).resolve().parents[2]
-COUNTER = ROOT / "tests" / "scripts" / "counter.py"
 POPULACE = [sys.executable, "-m", "populace.cli"]
 
 

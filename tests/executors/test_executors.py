@@ -1,0 +1,104 @@
+"""The executor battery of populace.testing on every executor: each trains the counter
+script once (module scope: one Ray start in all), then every check reads its store.
+
+One worker at a time makes a run deterministic for its seed, whichever executor runs
+it: those runs must be the same run. Two workers race for members, so those are held
+to the invariants alone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+from support.paths import COUNTER
+
+import populace
+from populace.script import load_script
+from populace.store import open_store
+from populace.testing import EXECUTOR_CHECKS, RunTrace, check_same_run, trace
+
+POPULACE = [sys.executable, "-m", "populace.cli"]
+
+
+def api(executor: str, workers: int = 1) -> Callable[[str], None]:
+    """Train the counter through populace.run on `executor`."""
+
+    def train(url: str) -> None:
+        s = load_script(COUNTER)
+        populace.run(s.trainable, s.space, store=url, script=COUNTER, progress=False,
+                     **{**s.config, "executor": executor, "workers": workers})
+
+    return train
+
+
+def external(workers: int = 1) -> Callable[[str], None]:
+    """`populace run --workers 0` creates the run and waits; `populace worker` processes,
+    started beside it, train it."""
+
+    def train(url: str) -> None:
+        head = subprocess.Popen([*POPULACE, "run", str(COUNTER), "--store", url, "--workers",
+                                 "0", "--quiet"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        others = [subprocess.Popen([*POPULACE, "worker", "--store", url],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                  for _ in range(workers)]
+        outputs = [p.communicate(timeout=180)[0] for p in (head, *others)]
+        assert [p.returncode for p in (head, *others)] == [0] * (1 + workers), outputs
+
+    return train
+
+
+def ray(url: str) -> None:
+    pytest.importorskip("ray")
+    api("ray")(url)
+
+
+# one worker each: the same run on every executor
+DETERMINISTIC = {"inline": api("inline"), "local": api("local"), "ray": ray,
+                 "external": external()}
+EXECUTORS = {**DETERMINISTIC, "local-2-workers": api("local", 2),
+             "external-2-workers": external(2)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Callable[[str], str]:
+    """The store of the run `name` trained, trained at the first call."""
+    folder = tmp_path_factory.mktemp("executors")
+    stores: dict[str, str] = {}
+
+    def store(name: str) -> str:
+        if name not in stores:
+            url = str(folder / f"{name}.db")
+            EXECUTORS[name](url)
+            stores[name] = url
+        return stores[name]
+
+    return store
+
+
+def trace_of(url: str) -> RunTrace:
+    store = open_store(url)
+    try:
+        return trace(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("check", EXECUTOR_CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_every_executor_keeps_the_contract(trained, executor, check):
+    store = open_store(trained(executor))
+    try:
+        check(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("executor", [name for name in DETERMINISTIC if name != "inline"])
+def test_one_worker_trains_the_same_run_on_every_executor(trained, executor):
+    expected = trace_of(trained("inline"))
+    assert expected.events, "the run copies members: its decisions are compared too"
+    check_same_run(expected, trace_of(trained(executor)), f"the run on {executor}")

@@ -1,0 +1,132 @@
+"""The RL example (examples/rl_cartpole.py): a PPO agent that learns, scored on its last
+10 episodes, whose checkpoints carry on exactly, run by populace at a tiny size."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from support.paths import EXAMPLES
+
+import populace
+from populace.script import load_script
+from populace.store import open_store
+
+EXAMPLE = EXAMPLES / "rl_cartpole.py"
+rl = load_script(EXAMPLE)
+example = __import__(rl.trainable.__module__)
+# a setting that learns CartPole quickly (benchmarks/RESULTS.md: "PPO learns CartPole")
+GOOD = {"lr": 1e-3, "entropy": 0.01, "clip": 0.2, "gae_lambda": 0.95, "discount": 0.99,
+        "rollout": 128, "env": "CartPole-v1"}
+
+
+def member(hparams=GOOD, seed=0):
+    m = rl.trainable()
+    m.build(hparams, seed)
+    return m
+
+
+def test_returns_rise_over_a_few_updates():
+    m = member()
+    m.step()
+    first = m.evaluate()["return"]
+    for _ in range(4):
+        m.step()
+    later = m.evaluate()
+    # a random CartPole policy lasts about 20 steps; 10k environment steps of PPO double it
+    assert first < 50
+    assert later["return"] > 2 * first + 20, (first, later)
+    assert later["env_steps"] == 5 * example.STEP_FRAMES
+
+
+def test_the_score_is_the_mean_of_the_last_ten_episodes_not_of_all():
+    m = member()
+    for _ in range(3):
+        m.step()
+    finished = list(m.envs.finished)
+    assert len(finished) > 2 * example.LAST  # returns rise: older episodes were shorter
+    got = m.evaluate()
+    assert got["return"] == pytest.approx(np.mean(finished[-example.LAST:]))
+    assert got["return"] != pytest.approx(np.mean(finished))
+    assert got["episodes"] == len(finished) or got["episodes"] > example.KEPT
+
+
+def test_episode_returns_match_each_copy_played_alone():
+    """The vector env's bookkeeping against single environments seeded as its copies are."""
+    envs = example.Environments("CartPole-v1", seed=7)
+    actions = np.random.default_rng(0).integers(2, size=(300, example.COPIES))
+    for a in actions:
+        envs.step(a)
+    ended = []  # (time, copy, return) from each copy played on its own
+    for i in range(example.COPIES):
+        env = gym.make("CartPole-v1")
+        env.reset(seed=7 + i)
+        total = 0.0
+        for t, a in enumerate(actions[:, i]):
+            _, reward, terminated, truncated, _ = env.step(int(a))
+            total += reward
+            if terminated or truncated:
+                ended.append((t, i, total))
+                total = 0.0
+                env.reset()
+    ended.sort()
+    assert list(envs.finished) == [r for _, _, r in ended][-example.KEPT:]
+    assert envs.score() == pytest.approx(np.mean([r for _, _, r in ended][-example.LAST:]))
+
+
+def test_a_member_reloaded_from_its_checkpoint_carries_on_bit_for_bit(tmp_path):
+    a = member()
+    a.step()
+    a.save(tmp_path / "a.pt")
+    a.step()
+    b = member(seed=99)  # other weights, environments and random state until it loads
+    b.load(tmp_path / "a.pt")
+    b.step()
+    assert b.evaluate() == a.evaluate()
+    assert list(b.envs.finished) == list(a.envs.finished)
+    for x, y in zip(a.agent.state_dict().values(), b.agent.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_a_copy_reseeded_after_an_exploit_departs_from_its_donor(tmp_path):
+    a = member()
+    a.step()
+    a.save(tmp_path / "a.pt")
+    a.step()
+    b = member(seed=99)
+    b.load(tmp_path / "a.pt")
+    b.reseed(12345)
+    b.step()
+    assert list(b.envs.finished) != list(a.envs.finished)
+
+
+def test_the_environment_variable_selects_acrobot(monkeypatch):
+    monkeypatch.setenv("POPULACE_ENV", "Acrobot-v1")
+    spec = importlib.util.spec_from_file_location("rl_acrobot_test", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.space["env"].value == "Acrobot-v1"
+    m = module.PPO()
+    m.build({**GOOD, "env": "Acrobot-v1"}, 0)
+    m.step()
+    m.step()  # 512 steps per copy: each has ended an episode (Acrobot stops one at 500)
+    got = m.evaluate()
+    assert got["episodes"] >= example.COPIES and -500 <= got["return"] < 0
+
+
+def test_populace_runs_the_example_with_its_t_test_exploit(tmp_path):
+    result = populace.run(rl.trainable, rl.space, store=tmp_path / "rl.db", script=EXAMPLE,
+                          progress=False, **{**rl.config, "population": 2, "steps": 2,
+                                             "ready_steps": 1, "executor": "inline"})
+    store = open_store(tmp_path / "rl.db")
+    try:
+        assert store.config().run["exploit"] == {"name": "ttest", "window": 4}
+        results = store.results()
+    finally:
+        store.close()
+    assert len(results) == 2 * 2
+    assert all(r.metrics["env_steps"] == r.step * example.STEP_FRAMES for r in results)
+    assert result.score == max(r.score for r in results if r.step == 2)
