@@ -604,8 +604,8 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 
 def member_seed(seed: int, member: int) -> int:
-    """populace's seed for member `member` of a run seeded `seed` (populace.worker's)."""
-    from populace.worker import member_seed as of
+    """populace's seed for member `member` of a run seeded `seed` (populace.segment's)."""
+    from populace.segment import member_seed as of
 
     return of(seed, member)
 

@@ -45,8 +45,8 @@ import numpy as np
 from results import write_section
 
 from populace.lineage import lineage
+from populace.segment import member_seed
 from populace.store import open_store, store_exists
-from populace.worker import member_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNTER = ROOT / "tests" / "scripts" / "counter.py"

@@ -25,13 +25,13 @@ from populace.function import Member
 from populace.mend import delete
 from populace.results import RunResult, result_of
 from populace.script import SCRIPT_MODULE
+from populace.segment import member_seed, run_storage, score_of
 from populace.space import Hparams, Space
 from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
 from populace.sweep import grace_for, sweep
 from populace.trainable import Trainable
-from populace.worker import member_seed, run_storage, score_of
 
 # settings that may change when a run is resumed: they do not change its result
 RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker",
