@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -20,18 +18,18 @@ from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.display import console as make_console
 from populace.errors import ConfigError
-from populace.executors import TrainableSource, check_matches, execute
+from populace.executors import TrainableSource, check_matches, execute, preflight
 from populace.function import Member
 from populace.mend import delete
 from populace.results import RunResult, result_of
 from populace.script import SCRIPT_MODULE
-from populace.segment import member_seed, run_storage, score_of
-from populace.space import Hparams, Space
+from populace.segment import run_storage
+from populace.space import Space
 from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
 from populace.sweep import grace_for, sweep
-from populace.trainable import Trainable
+from populace.trainable import Hooks
 
 # settings that may change when a run is resumed: they do not change its result
 RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker",
@@ -63,7 +61,7 @@ def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
 
 
 def run(
-    trainable: type[Trainable] | Callable[[Member], None],
+    trainable: type[Hooks] | Callable[[Member], None],
     space: Space | Mapping[str, Any],
     *,
     store: str | os.PathLike[str] = "populace.db",
@@ -112,8 +110,7 @@ def run(
         hparams = _initial(space, config, initial)
         if config.schedule:
             _check_schedule(space, config.schedule)
-        if inspect.isclass(trainable):
-            _preflight(trainable, hparams[0], config, settings)
+        preflight(trainable, hparams[0], config)
         _warn_idle(config)
         root = checkpoint_root(checkpoints, store)
         if checkpoints is None and is_postgres(store):
@@ -196,29 +193,6 @@ def _check_schedule(space: Space, entries: list[dict[str, Any]]) -> None:
         raise ConfigError(f"schedule steps must start at 0 and rise, got {steps}")
     for entry in entries:
         space.validate(entry["hparams"])
-
-
-def _preflight(trainable: type[Any], hparams: dict[str, Any], config: RunConfig,
-               settings: Mapping[str, Any]) -> None:
-    """Build, evaluate and save one member before anything is written, so a bad score
-    name or a `save` that writes nothing is found now, not after a whole segment."""
-    probe = trainable()
-    probe.build(Hparams(hparams), member_seed(config.seed, 0))
-    evaluated = probe.evaluate()
-    score_of(evaluated, config.score)
-    if config.score != "score" and not isinstance(evaluated, Mapping):
-        print(f"populace: score={config.score!r} is not used: evaluate returns a number, "
-              "which is the score itself", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "probe.ckpt"
-        probe.save(path)
-        if not path.is_file() or path.stat().st_size == 0:
-            beside = sorted(p.name for p in Path(folder).iterdir() if p != path)
-            elsewhere = (f"; it wrote {', '.join(beside)} instead (numpy's save adds .npy "
-                         "to a path: pass it an open file, open(path, 'wb'))" if beside else "")
-            raise ConfigError(f"{trainable.__qualname__}.save(path) wrote nothing at the "
-                              "path it was given: it must write the member's whole state "
-                              f"there (one file){elsewhere}")
 
 
 def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:

@@ -9,14 +9,20 @@ this module is its outer loop (claim, heartbeat, failure) and its training by a
 from __future__ import annotations
 
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from populace import stopping
-from populace.segment import Held, LeaseLost, ScoreNotFinite, Segments
+from populace.config import RunConfig
+from populace.errors import ConfigError
+from populace.segment import Held, LeaseLost, ScoreNotFinite, Segments, member_seed, score_of
 from populace.space import Hparams, Space
 from populace.store import FailOutcome, MemberRow, Store, StoreError, open_store
 from populace.trainable import Trainable
@@ -187,3 +193,24 @@ class TrainableWorker(Worker):
             trainable.apply(Hparams(member.hparams))
         return member, trainable
 
+
+def preflight(trainable: type[Trainable], hparams: dict[str, Any], config: RunConfig) -> None:
+    """Build, evaluate and save one member before anything is written, so a bad score
+    name or a `save` that writes nothing is found now, not after a whole segment."""
+    probe = trainable()
+    probe.build(Hparams(hparams), member_seed(config.seed, 0))
+    evaluated = probe.evaluate()
+    score_of(evaluated, config.score)
+    if config.score != "score" and not isinstance(evaluated, Mapping):
+        print(f"populace: score={config.score!r} is not used: evaluate returns a number, "
+              "which is the score itself", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "probe.ckpt"
+        probe.save(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            beside = sorted(p.name for p in Path(folder).iterdir() if p != path)
+            elsewhere = (f"; it wrote {', '.join(beside)} instead (numpy's save adds .npy "
+                         "to a path: pass it an open file, open(path, 'wb'))" if beside else "")
+            raise ConfigError(f"{trainable.__qualname__}.save(path) wrote nothing at the "
+                              "path it was given: it must write the member's whole state "
+                              f"there (one file){elsewhere}")

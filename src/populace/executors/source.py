@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from populace.config import RunConfig
 from populace.errors import ConfigError
 from populace.function import FunctionWorker
 from populace.script import load_script
@@ -19,6 +20,7 @@ from populace.space import Space
 from populace.store import RunRecord, Store
 from populace.strategies import space_from_dict, space_to_dict
 from populace.worker import TrainableWorker, Worker
+from populace.worker import preflight as trainable_preflight
 
 if TYPE_CHECKING:
     from populace.vectorized.run import VectorizedWorker
@@ -119,3 +121,14 @@ def work(store: Store, source: TrainableSource,
         started()
     return worker.run()
 
+
+def preflight(trainable: Any, hparams: dict[str, Any], config: RunConfig) -> None:
+    """Try one member the way the run will train it, before anything is written: a
+    `Trainable` built, evaluated and saved, a `VectorizedTrainable` as a population of
+    one (a training function is tried by its first segment)."""
+    if vectorized(trainable):
+        from populace.vectorized.run import preflight as vectorized_preflight
+
+        vectorized_preflight(trainable, hparams, config)
+    elif isinstance(trainable, type):  # a class: a Trainable
+        trainable_preflight(trainable, hparams, config)

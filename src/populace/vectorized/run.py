@@ -14,21 +14,24 @@ once, and the next claim takes it back with whatever the decision made of it.
 
 from __future__ import annotations
 
+import tempfile
 import time
 import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from populace import stopping
 from populace.checkpoints import CheckpointRef
+from populace.config import RunConfig
 from populace.errors import ConfigError
-from populace.segment import ScoreNotFinite, Segment, Segments, member_seed
-from populace.space import Space
+from populace.segment import ScoreNotFinite, Segment, Segments, member_seed, score_of
+from populace.space import Hparams, Space
 from populace.store import MemberRow, Store, StoreError
 from populace.vectorized import layout
 from populace.vectorized.population import Population
@@ -54,6 +57,17 @@ def device_of(name: str) -> torch.device:
         raise ConfigError(f"device {name!r} is not available here: this machine has "
                           f"{torch.cuda.device_count()} CUDA GPU(s)")
     return device
+
+
+def preflight(trainable: type[VectorizedTrainable], hparams: dict[str, Any],
+              config: RunConfig) -> None:
+    """Build, check, evaluate and save a population of one member before anything is
+    written, so a model vmap cannot run or a bad score name is found now."""
+    probe, rows = trainable().build(Hparams(hparams), member_seed(config.seed, 0)), np.arange(1)
+    score_of(probe.evaluate(rows)[0], config.score)
+    with tempfile.TemporaryDirectory() as folder:
+        layout.save(Path(folder) / "probe.ckpt", [0], probe.tensors(rows), probe.keys,
+                    probe.steps)
 
 
 class Leases(Heartbeat):
