@@ -20,6 +20,8 @@ import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +39,6 @@ from populace.vectorized import layout
 from populace.vectorized.population import Population
 from populace.vectorized.trainable import VectorizedTrainable
 from populace.worker import IDLE_POLL, Heartbeat
-
-# what a slice holds when it is not the state of a checkpoint (else: that checkpoint's id)
-FRESH = -1  # the member's state from its seed, before its first checkpoint
-TRAINED = -2  # trained on past the state it was restored to
-UNKNOWN = -3  # a segment failed in it: whatever it holds is restored again
 
 
 def device_of(name: str) -> torch.device:
@@ -68,6 +65,30 @@ def preflight(trainable: type[VectorizedTrainable], hparams: dict[str, Any],
     with tempfile.TemporaryDirectory() as folder:
         layout.save(Path(folder) / "probe.ckpt", [0], probe.tensors(rows), probe.keys,
                     probe.steps)
+
+
+class Holds(Enum):
+    """What kind of state a member's slice of the population holds."""
+
+    FRESH = "fresh"  # the member's state from its seed, before its first checkpoint
+    CHECKPOINT = "checkpoint"  # a checkpoint's state, bit for bit
+    TRAINED = "trained"  # trained on past the state it was restored to
+    UNKNOWN = "unknown"  # a segment failed in it: whatever it holds is restored again
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The state a member's slice of the population holds, and which checkpoint's it is."""
+
+    holds: Holds
+    checkpoint: int | None = None  # with Holds.CHECKPOINT: the checkpoint's id
+
+    @staticmethod
+    def of(member: MemberRow) -> Slice:
+        """The state the member's row names: its checkpoint's, or a fresh one's."""
+        if member.checkpoint is None:
+            return Slice(Holds.FRESH)
+        return Slice(Holds.CHECKPOINT, member.checkpoint.id)
 
 
 class Leases(Heartbeat):
@@ -108,7 +129,7 @@ class VectorizedWorker:
                                      device_of(self.config.device))
         self.population.hparams.set(list(range(len(members))), [m.hparams for m in members])
         self.population.check(members[0].hparams)
-        self.holds = [FRESH] * len(members)
+        self.slices = [Slice(Holds.FRESH)] * len(members)
         self.held: dict[int, Segment] = {}  # by member id
         # claimed first, as a worker claims again the member it carries on with: the run
         # reports in the order one inline worker would, so it is the same run
@@ -178,14 +199,15 @@ class VectorizedWorker:
     def _restore(self, claimed: Sequence[MemberRow]) -> None:
         """Put each claimed member's slice in the state its row names, and its hparams in
         force (the explored ones after an exploit, never the donor's)."""
-        in_memory = {c: row for row, c in enumerate(self.holds) if c >= 0}
+        in_memory = {s.checkpoint: row for row, s in enumerate(self.slices)
+                     if s.holds is Holds.CHECKPOINT}
         copies: dict[int, int] = {}
         files: list[MemberRow] = []
         for member in claimed:
-            row, want = self.rows[member.id], member.checkpoint.id if member.checkpoint else FRESH
-            if self.holds[row] != want and want in in_memory:
-                copies[row] = in_memory[want]
-            elif self.holds[row] != want:
+            row, want = self.rows[member.id], Slice.of(member)
+            if self.slices[row] != want and want.checkpoint in in_memory:
+                copies[row] = in_memory[want.checkpoint]
+            elif self.slices[row] != want:
                 files.append(member)
         self.population.take(copies)  # every copy reads the slices as they were
         loaded = {m.id: m for m in self._load(files)}
@@ -196,7 +218,7 @@ class VectorizedWorker:
             if seed is not None and (row in copies or member.id in loaded):
                 self.population.keys[row] = seed  # a copy's own data order
             self.population.steps[row] = member.step
-            self.holds[row] = TRAINED
+            self.slices[row] = Slice(Holds.TRAINED)
             segments.append(self.segments.begin(member))  # a replay's entry in force
         self.held.update((s.member.id, s) for s in segments)
         self.population.hparams.set([self._row(s) for s in segments],
@@ -256,7 +278,8 @@ class VectorizedWorker:
                 self._fail([segment], outcome)
             elif ref is not None:
                 collect.update(self._hand_in(segment, *outcome, ref))
-        if ref is not None and any(self.holds[self._row(s)] >= 0 for s in scored):
+        if ref is not None and any(self.slices[self._row(s)].holds is Holds.CHECKPOINT
+                                   for s in scored):
             collect.discard(ref.key)  # a refused report's answer, while other rows name it
         self.segments.collect(collect)
         return len(ready)
@@ -268,7 +291,8 @@ class VectorizedWorker:
         outcome = self.segments.hand_in(segment, step, score, metrics, ref)
         # the slice holds the checkpoint just written, unless the lease had been lost
         written = outcome.checkpoint if outcome.accepted else None
-        self.holds[self._row(segment)] = UNKNOWN if written is None else written
+        self.slices[self._row(segment)] = (Slice(Holds.UNKNOWN) if written is None
+                                           else Slice(Holds.CHECKPOINT, written))
         # as a worker goes on with a member whose state it holds (`Segments.held`)
         held = self.segments.held(segment, outcome)
         self.prefer = held.member if held is not None else None
@@ -286,5 +310,5 @@ class VectorizedWorker:
         self.prefer = None
         for segment in segments:
             self.segments.fail(segment.member.id, error)
-            self.holds[self._row(segment)] = UNKNOWN
+            self.slices[self._row(segment)] = Slice(Holds.UNKNOWN)
             self._let_go(segment)
