@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
 from populace.sweep import grace_for, sweep
 from populace.trainable import Hooks
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # settings that may change when a run is resumed: they do not change its result
 RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker",
@@ -85,6 +88,25 @@ def run(
     """
     space = space if isinstance(space, Space) else Space(space)
     script = script if script is not None else _script_of(trainable, settings)
+    _clear(store, trainable, space, settings, overwrite)
+    if store_exists(store):
+        db, config = _resume(store, trainable, space, settings)
+    else:
+        db, config = _create(store, trainable, space, settings, checkpoints, initial, script)
+    try:
+        source = (TrainableSource(script=Path(script)) if script is not None
+                  else TrainableSource(trainable=trainable, space=space))
+        console = make_console(quiet=not progress)
+        _train(db, config, source, console)
+        return _summarize(db, config, console)
+    finally:
+        db.close()
+
+
+def _clear(store: str | os.PathLike[str], trainable: Any, space: Space,
+           settings: Mapping[str, Any], overwrite: bool) -> None:
+    """Delete the run in `store` when asked to, or when it never trained and what it is
+    resumed with differs: a new run starts there."""
     if overwrite and store_exists(store):
         removed = delete(store)
         print(f"populace: deleted the run in {safe_url(os.fspath(store))} and its {removed} "
@@ -94,63 +116,77 @@ def run(
         print(f"populace: the run in {safe_url(os.fspath(store))} never trained a segment "
               "and its settings or script changed since: it starts again as given now",
               file=sys.stderr)
-    if store_exists(store):
-        db = open_store(store)
-        try:
-            check_matches(db.config(), trainable, space)
-            config = _resume_config(db, settings)
-            db.stop(None)  # stopped early before: its stop settings are looked at afresh
-            _say_leased(db)
-        except BaseException:
-            db.close()
-            raise
-    else:
-        # everything is checked before the store is written, so a mistake leaves nothing
-        config = RunConfig.from_dict(settings)
-        hparams = _initial(space, config, initial)
-        if config.schedule:
-            _check_schedule(space, config.schedule)
-        preflight(trainable, hparams[0], config)
-        _warn_idle(config)
-        root = checkpoint_root(checkpoints, store)
-        if checkpoints is None and is_postgres(store):
-            print(f"populace: no --checkpoints given, so checkpoints go to {root} on "
-                  f"this machine ({socket.gethostname()}): a worker on another machine "
-                  "cannot reach them and will refuse to train; give a shared folder or an "
-                  "fsspec URL for a run trained from several machines", file=sys.stderr)
-        db = open_store(store)
-        try:
-            db.create(RunRecord(
-                run=config.to_dict(), space=space_to_dict(space), checkpoints=root,
-                script=None if script is None else str(Path(script).resolve()),
-                trainable=f"{trainable.__module__}:{trainable.__qualname__}",
-                window=config.window(),
-                segments=config.segments(),
-            ), hparams)
-        except BaseException:
-            # nothing of the run was written (create is one transaction): leave no file
-            # behind that a second attempt would take for a store to resume
-            db.close()
-            db.driver.remove()
-            raise
+
+
+def _resume(store: str | os.PathLike[str], trainable: Any, space: Space,
+            settings: Mapping[str, Any]) -> tuple[Store, RunConfig]:
+    """The run in `store`, opened to go on, once what it is resumed with agrees with it."""
+    db = open_store(store)
     try:
-        storage = run_storage(db)
-        _sweep(db, storage)  # what a killed run left behind
-        source = (TrainableSource(script=Path(script)) if script is not None
-                  else TrainableSource(trainable=trainable, space=space))
-        console = make_console(quiet=not progress)
-        with Display(db.url, config.population * config.steps, console), _live(db, config):
-            db.begin_session()  # the time budget counts training time, not the gaps between
-            try:
-                execute(db, source, config)
-            finally:
-                db.end_session()
-        _sweep(db, storage)
-        result = result_of(db)
-        console.print(members_table(result.members, score=config.score, mode=config.mode))
-        return result
-    finally:
+        check_matches(db.config(), trainable, space)
+        config = _resume_config(db, settings)
+        db.stop(None)  # stopped early before: its stop settings are looked at afresh
+        _say_leased(db)
+    except BaseException:
         db.close()
+        raise
+    return db, config
+
+
+def _create(store: str | os.PathLike[str], trainable: Any, space: Space,
+            settings: Mapping[str, Any], checkpoints: str | os.PathLike[str] | None,
+            initial: Sequence[Mapping[str, Any]] | None, script: str | os.PathLike[str] | None
+            ) -> tuple[Store, RunConfig]:
+    """A new run in `store`; everything is checked before the store is written, so a
+    mistake leaves nothing."""
+    config = RunConfig.from_dict(settings)
+    hparams = _initial(space, config, initial)
+    if config.schedule:
+        _check_schedule(space, config.schedule)
+    preflight(trainable, hparams[0], config)
+    _warn_idle(config)
+    root = checkpoint_root(checkpoints, store)
+    if checkpoints is None and is_postgres(store):
+        print(f"populace: no --checkpoints given, so checkpoints go to {root} on "
+              f"this machine ({socket.gethostname()}): a worker on another machine "
+              "cannot reach them and will refuse to train; give a shared folder or an "
+              "fsspec URL for a run trained from several machines", file=sys.stderr)
+    db = open_store(store)
+    try:
+        db.create(RunRecord(
+            run=config.to_dict(), space=space_to_dict(space), checkpoints=root,
+            script=None if script is None else str(Path(script).resolve()),
+            trainable=f"{trainable.__module__}:{trainable.__qualname__}",
+            window=config.window(),
+            segments=config.segments(),
+        ), hparams)
+    except BaseException:
+        # nothing of the run was written (create is one transaction): leave no file
+        # behind that a second attempt would take for a store to resume
+        db.close()
+        db.driver.remove()
+        raise
+    return db, config
+
+
+def _train(db: Store, config: RunConfig, source: TrainableSource, console: Console) -> None:
+    """Train the run with the executor its config names, showing its progress."""
+    storage = run_storage(db)
+    _sweep(db, storage)  # what a killed run left behind
+    with Display(db.url, config.population * config.steps, console), _live(db, config):
+        db.begin_session()  # the time budget counts training time, not the gaps between
+        try:
+            execute(db, source, config)
+        finally:
+            db.end_session()
+    _sweep(db, storage)
+
+
+def _summarize(db: Store, config: RunConfig, console: Console) -> RunResult:
+    """The run's result, its members shown as a table."""
+    result = result_of(db)
+    console.print(members_table(result.members, score=config.score, mode=config.mode))
+    return result
 
 
 def _live(db: Store, config: RunConfig) -> AbstractContextManager[object]:
