@@ -34,6 +34,7 @@ import numpy as np
 from populace.checkpoints import CheckpointDamaged, CheckpointRef, CheckpointStorage
 from populace.config import RunConfig
 from populace.errors import ConfigError
+from populace.mode import Mode
 from populace.snapshot import Snapshot
 from populace.space import Space
 from populace.store import TRAINING, Decision, FailOutcome, MemberRow, Outcome, Report, Store
@@ -318,8 +319,7 @@ class Segments:
                 reason = f"time_budget of {config.time_budget:g} s spent ({spent:.0f} s)"
         if reason is None and config.stop_score is not None:
             best = self.store.progress()["best"]
-            if best is not None and (best >= config.stop_score if config.mode == "max"
-                                     else best <= config.stop_score):
+            if best is not None and Mode(config.mode).reached(best, config.stop_score):
                 reason = f"a member scored {best:.6g}, reaching stop_score={config.stop_score:g}"
         if reason is not None:
             self.store.stop(reason)
