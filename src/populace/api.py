@@ -77,8 +77,9 @@ def run(
 ) -> RunResult:
     """Train a population of `trainable` over `space` (settings: see `RunConfig`).
 
-    `trainable` is a `Trainable` subclass, or a training function that receives
-    a `populace.Member` (see `populace.function`).
+    `trainable` is a `Trainable` subclass, a `populace.vectorized.VectorizedTrainable`
+    subclass (the whole population as one batched model), or a training function that
+    receives a `populace.Member` (see `populace.function`).
 
     A store that already holds a run resumes it: the trainable and space must be
     those it started with, the settings given must agree with the stored ones,
