@@ -7,9 +7,9 @@ checkpoint already; a gather from the slice that holds it, when it is another me
 checkpoint still in memory (an exploit's copy, bit for bit); else the file, hash-checked.
 Then it trains every member it holds, one vmapped call a step, and at each member's
 ready point evaluates, writes one checkpoint file for the members ready together and
-reports each (`Store.report` with the worker's `decide`: the same Snapshot, exploit and
-explore, events, waits and lineage as any run). A reported member is ready again at
-once, and the next claim takes it back with whatever the decision made of it.
+hands each one in (`populace.segment`: the same Snapshot, exploit and explore, events,
+waits and lineage as any run). A reported member is ready again at once, and the next
+claim takes it back with whatever the decision made of it.
 """
 
 from __future__ import annotations
