@@ -195,7 +195,7 @@ class Segments:
     # -- beginning ---------------------------------------------------------------------
 
     def claim(self, prefer: int | None = None) -> MemberRow | None:
-        """The member furthest behind (`prefer` when it is among those), leased to us."""
+        """Lease the member furthest behind (ties: `prefer` first), or None."""
         return self.store.claim(self.worker, self.config.lease_seconds, prefer)
 
     def checkpoint_path(self, member: MemberRow) -> tuple[MemberRow, Path | None]:
