@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from populace.config import RunConfig
+from populace.segment import make_decide
 from populace.space import Float, Space
 from populace.store import Report, RunRecord, open_store
 from populace.strategies import space_to_dict
-from populace.worker import make_decide
 
 
 @contextmanager

@@ -54,7 +54,7 @@ ENVS = ("CartPole-v1", "Acrobot-v1")
 METHODS = ("PBT", "random search", "Ray Tune PBT")
 HEADING = "## Reinforcement learning: PPO on classic control"
 LEARN_HEADING = "## Reinforcement learning: PPO learns CartPole at a fixed setting"
-# the setting tests/test_rl.py trains with: common PPO practice, with a larger lr
+# the setting tests/paper/test_rl.py trains with: common PPO practice, with a larger lr
 FIXED = {"lr": 1e-3, "entropy": 0.01, "clip": 0.2, "gae_lambda": 0.95, "discount": 0.99,
          "rollout": 128, "env": "CartPole-v1"}
 RAY_REQUIREMENTS = (["torch==2.13.0"],  # first: nothing may pull another build of torch
@@ -604,8 +604,8 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 
 def member_seed(seed: int, member: int) -> int:
-    """populace's seed for member `member` of a run seeded `seed` (populace.worker's)."""
-    from populace.worker import member_seed as of
+    """populace's seed for member `member` of a run seeded `seed` (populace.segment's)."""
+    from populace.segment import member_seed as of
 
     return of(seed, member)
 

@@ -45,8 +45,8 @@ import numpy as np
 from results import write_section
 
 from populace.lineage import lineage
+from populace.segment import member_seed
 from populace.store import open_store, store_exists
-from populace.worker import member_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNTER = ROOT / "tests" / "scripts" / "counter.py"
@@ -132,7 +132,7 @@ class Soak:
         self.faults = dict(FAULTS)
         if args.backend == "postgresql":
             sys.path.insert(0, str(ROOT / "tests"))
-            from postgres import OwnServer  # the tests' server, run by pg_ctl
+            from support.postgres import OwnServer  # the tests' server, run by pg_ctl
 
             self.server = OwnServer()
             self.faults.update(SERVER_FAULTS)

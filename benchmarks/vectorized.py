@@ -160,9 +160,9 @@ def child_raw(args: argparse.Namespace, folder: Path) -> dict:
     from digits_vectorized import DigitsVectorized, space
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
+    from populace.segment import member_seed
     from populace.space import Space
     from populace.vectorized.context import member_hparams
-    from populace.worker import member_seed
 
     started = time.perf_counter()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()

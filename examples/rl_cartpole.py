@@ -17,7 +17,7 @@ A checkpoint holds the networks, the Adam state, the observation statistics,
 the episode bookkeeping (returns so far, the last finished returns, counts), the
 torch / NumPy / Python RNG states, and each environment's physical state,
 time-limit counter and RNG: a member reloaded between segments carries on
-exactly where it stopped (tests/test_rl.py checks it bit for bit). What is not
+exactly where it stopped (tests/paper/test_rl.py checks it bit for bit). What is not
 restored: the vector env's own bookkeeping (none is pending in same-step
 autoreset mode) and anything an environment other than the classic-control
 ones keeps beyond `unwrapped.state`.

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,17 +19,20 @@ from populace.config import RunConfig
 from populace.display import Display, members_table
 from populace.display import console as make_console
 from populace.errors import ConfigError
-from populace.executors import TrainableSource, check_matches, execute
+from populace.executors import TrainableSource, check_matches, execute, preflight
 from populace.function import Member
 from populace.mend import delete
 from populace.results import RunResult, result_of
 from populace.script import SCRIPT_MODULE
-from populace.space import Hparams, Space
+from populace.segment import run_storage
+from populace.space import Space
 from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
-from populace.trainable import Trainable
-from populace.worker import member_seed, run_storage, score_of
+from populace.trainable import Hooks
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # settings that may change when a run is resumed: they do not change its result
 RESUMABLE = ("workers", "executor", "ray_address", "cpus_per_worker", "gpus_per_worker",
@@ -63,7 +64,7 @@ def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
 
 
 def run(
-    trainable: type[Trainable] | Callable[[Member], None],
+    trainable: type[Hooks] | Callable[[Member], None],
     space: Space | Mapping[str, Any],
     *,
     store: str | os.PathLike[str] = "populace.db",
@@ -76,8 +77,9 @@ def run(
 ) -> RunResult:
     """Train a population of `trainable` over `space` (settings: see `RunConfig`).
 
-    `trainable` is a `Trainable` subclass, or a training function that receives
-    a `populace.Member` (see `populace.function`).
+    `trainable` is a `Trainable` subclass, a `populace.vectorized.VectorizedTrainable`
+    subclass (the whole population as one batched model), or a training function that
+    receives a `populace.Member` (see `populace.function`).
 
     A store that already holds a run resumes it: the trainable and space must be
     those it started with, the settings given must agree with the stored ones,
@@ -87,6 +89,25 @@ def run(
     """
     space = space if isinstance(space, Space) else Space(space)
     script = script if script is not None else _script_of(trainable, settings)
+    _clear(store, trainable, space, settings, overwrite)
+    if store_exists(store):
+        db, config = _resume(store, trainable, space, settings)
+    else:
+        db, config = _create(store, trainable, space, settings, checkpoints, initial, script)
+    try:
+        source = (TrainableSource(script=Path(script)) if script is not None
+                  else TrainableSource(trainable=trainable, space=space))
+        console = make_console(quiet=not progress)
+        _train(db, config, source, console)
+        return _summarize(db, config, console)
+    finally:
+        db.close()
+
+
+def _clear(store: str | os.PathLike[str], trainable: Any, space: Space,
+           settings: Mapping[str, Any], overwrite: bool) -> None:
+    """Delete the run in `store` when asked to, or when it never trained and what it is
+    resumed with differs: a new run starts there."""
     if overwrite and store_exists(store):
         removed = delete(store)
         print(f"populace: deleted the run in {safe_url(os.fspath(store))} and its {removed} "
@@ -96,64 +117,77 @@ def run(
         print(f"populace: the run in {safe_url(os.fspath(store))} never trained a segment "
               "and its settings or script changed since: it starts again as given now",
               file=sys.stderr)
-    if store_exists(store):
-        db = open_store(store)
-        try:
-            check_matches(db.config(), trainable, space)
-            config = _resume_config(db, settings)
-            db.stop(None)  # stopped early before: its stop settings are looked at afresh
-            _say_leased(db)
-        except BaseException:
-            db.close()
-            raise
-    else:
-        # everything is checked before the store is written, so a mistake leaves nothing
-        config = RunConfig.from_dict(settings)
-        hparams = _initial(space, config, initial)
-        if config.schedule:
-            _check_schedule(space, config.schedule)
-        if inspect.isclass(trainable):
-            _preflight(trainable, hparams[0], config, settings)
-        _warn_idle(config)
-        root = checkpoint_root(checkpoints, store)
-        if checkpoints is None and is_postgres(store):
-            print(f"populace: no --checkpoints given, so checkpoints go to {root} on "
-                  f"this machine ({socket.gethostname()}): a worker on another machine "
-                  "cannot reach them and will refuse to train; give a shared folder or an "
-                  "fsspec URL for a run trained from several machines", file=sys.stderr)
-        db = open_store(store)
-        try:
-            db.create(RunRecord(
-                run=config.to_dict(), space=space_to_dict(space), checkpoints=root,
-                script=None if script is None else str(Path(script).resolve()),
-                trainable=f"{trainable.__module__}:{trainable.__qualname__}",
-                window=config.window(),
-                segments=config.segments(),
-            ), hparams)
-        except BaseException:
-            # nothing of the run was written (create is one transaction): leave no file
-            # behind that a second attempt would take for a store to resume
-            db.close()
-            db.driver.remove()
-            raise
+
+
+def _resume(store: str | os.PathLike[str], trainable: Any, space: Space,
+            settings: Mapping[str, Any]) -> tuple[Store, RunConfig]:
+    """The run in `store`, opened to go on, once what it is resumed with agrees with it."""
+    db = open_store(store)
     try:
-        storage = run_storage(db)
-        _collect(db, storage)  # what a killed run left behind
-        source = (TrainableSource(script=Path(script)) if script is not None
-                  else TrainableSource(trainable=trainable, space=space))
-        console = make_console(quiet=not progress)
-        with Display(db.url, config.population * config.steps, console), _live(db, config):
-            db.begin_session()  # the time budget counts training time, not the gaps between
-            try:
-                execute(db, source, config)
-            finally:
-                db.end_session()
-        _collect(db, storage)
-        result = result_of(db)
-        console.print(members_table(result.members, score=config.score, mode=config.mode))
-        return result
-    finally:
+        check_matches(db.config(), trainable, space)
+        config = _resume_config(db, settings)
+        db.stop(None)  # stopped early before: its stop settings are looked at afresh
+        _say_leased(db)
+    except BaseException:
         db.close()
+        raise
+    return db, config
+
+
+def _create(store: str | os.PathLike[str], trainable: Any, space: Space,
+            settings: Mapping[str, Any], checkpoints: str | os.PathLike[str] | None,
+            initial: Sequence[Mapping[str, Any]] | None, script: str | os.PathLike[str] | None
+            ) -> tuple[Store, RunConfig]:
+    """A new run in `store`; everything is checked before the store is written, so a
+    mistake leaves nothing."""
+    config = RunConfig.from_dict(settings)
+    hparams = _initial(space, config, initial)
+    if config.schedule:
+        _check_schedule(space, config.schedule)
+    preflight(trainable, hparams[0], config)
+    _warn_idle(config)
+    root = checkpoint_root(checkpoints, store)
+    if checkpoints is None and is_postgres(store):
+        print(f"populace: no --checkpoints given, so checkpoints go to {root} on "
+              f"this machine ({socket.gethostname()}): a worker on another machine "
+              "cannot reach them and will refuse to train; give a shared folder or an "
+              "fsspec URL for a run trained from several machines", file=sys.stderr)
+    db = open_store(store)
+    try:
+        db.create(RunRecord(
+            run=config.to_dict(), space=space_to_dict(space), checkpoints=root,
+            script=None if script is None else str(Path(script).resolve()),
+            trainable=f"{trainable.__module__}:{trainable.__qualname__}",
+            window=config.window(),
+            segments=config.segments(),
+        ), hparams)
+    except BaseException:
+        # nothing of the run was written (create is one transaction): leave no file
+        # behind that a second attempt would take for a store to resume
+        db.close()
+        db.driver.remove()
+        raise
+    return db, config
+
+
+def _train(db: Store, config: RunConfig, source: TrainableSource, console: Console) -> None:
+    """Train the run with the executor its config names, showing its progress."""
+    storage = run_storage(db)
+    _collect(db, storage)  # what a killed run left behind
+    with Display(db.url, config.population * config.steps, console), _live(db, config):
+        db.begin_session()  # the time budget counts training time, not the gaps between
+        try:
+            execute(db, source, config)
+        finally:
+            db.end_session()
+    _collect(db, storage)
+
+
+def _summarize(db: Store, config: RunConfig, console: Console) -> RunResult:
+    """The run's result, its members shown as a table."""
+    result = result_of(db)
+    console.print(members_table(result.members, score=config.score, mode=config.mode))
+    return result
 
 
 def _live(db: Store, config: RunConfig) -> AbstractContextManager[object]:
@@ -196,29 +230,6 @@ def _check_schedule(space: Space, entries: list[dict[str, Any]]) -> None:
         raise ConfigError(f"schedule steps must start at 0 and rise, got {steps}")
     for entry in entries:
         space.validate(entry["hparams"])
-
-
-def _preflight(trainable: type[Any], hparams: dict[str, Any], config: RunConfig,
-               settings: Mapping[str, Any]) -> None:
-    """Build, evaluate and save one member before anything is written, so a bad score
-    name or a `save` that writes nothing is found now, not after a whole segment."""
-    probe = trainable()
-    probe.build(Hparams(hparams), member_seed(config.seed, 0))
-    evaluated = probe.evaluate()
-    score_of(evaluated, config.score)
-    if config.score != "score" and not isinstance(evaluated, Mapping):
-        print(f"populace: score={config.score!r} is not used: evaluate returns a number, "
-              "which is the score itself", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "probe.ckpt"
-        probe.save(path)
-        if not path.is_file() or path.stat().st_size == 0:
-            beside = sorted(p.name for p in Path(folder).iterdir() if p != path)
-            elsewhere = (f"; it wrote {', '.join(beside)} instead (numpy's save adds .npy "
-                         "to a path: pass it an open file, open(path, 'wb'))" if beside else "")
-            raise ConfigError(f"{trainable.__qualname__}.save(path) wrote nothing at the "
-                              "path it was given: it must write the member's whole state "
-                              f"there (one file){elsewhere}")
 
 
 def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:

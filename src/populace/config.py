@@ -56,7 +56,7 @@ BOUNDS: dict[str, int | float] = {
 
 
 # What each setting means, for the README's table (`populace.cli.settings_table` writes it,
-# tests/test_docs.py holds the README to it): the default as shown when the field's own
+# tests/project/test_docs.py holds the README to it): the default as shown when the field's own
 # default does not say it, and what is allowed; {max} is the setting's bound in BOUNDS.
 DOCS: dict[str, tuple[str | None, str]] = {
     "population": (None, "2 to {max}"),

@@ -18,16 +18,15 @@ applied by `populace.integrations.torch`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from populace import stopping
+from populace.segment import Held, ScoreNotFinite, Segment
 from populace.space import Hparams, Space
 from populace.store import MemberRow, Store
-from populace.worker import ScoreNotFinite, Worker, copy_seed, member_seed
+from populace.worker import Worker
 
 TrainFunction = Callable[["Member"], None]
 
@@ -37,10 +36,10 @@ class Member:
 
     def __init__(self, worker: FunctionWorker, row: MemberRow):
         self._worker = worker
-        self._row: MemberRow | None = self._scheduled(row)
+        self._segments = worker.segments
+        # None once this member stops training (done, or the worker turns to another)
+        self._segment: Segment | None = self._segments.begin(row)
         self._step = row.step
-        self._segment_start = row.step
-        self._started = time.monotonic()
         self._state: dict[str, Any] | None = None
         self._modules: Mapping[str, tuple] = {}
         self._ignore: tuple[str, ...] = ()
@@ -55,7 +54,7 @@ class Member:
     def seed(self) -> int:
         """This member's seed, from the run's seed and its id: seed the initial weights
         and the data order with it, and a run repeats (as `Trainable.build` gets it)."""
-        return member_seed(self._worker.config.seed, self._current().id)
+        return self._segments.seed(self._current().id)
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -69,7 +68,7 @@ class Member:
     @property
     def training(self) -> bool:
         """Whether to go on: False once this member is done or the worker turns to another."""
-        return self._row is not None and self._step < self._worker.config.steps
+        return self._segment is not None and self._step < self._segments.config.steps
 
     def register(self, state: Mapping[str, Any], *,
                  modules: Mapping[str, tuple] | None = None, ignore: Iterable[str] = (),
@@ -89,7 +88,7 @@ class Member:
     def report(self, metrics: float | Mapping[str, float] | None = None,
                **named: float) -> None:
         """One step done, with its metrics; at a ready point this checkpoints and reports."""
-        row = self._current()
+        segment, segments = self._current_segment(), self._segments
         self._registered()
         evaluated = dict(metrics) if isinstance(metrics, Mapping) else (
             metrics if metrics is not None else {})
@@ -97,43 +96,40 @@ class Member:
             evaluated.update(named)
         self._step += 1
         stopping.check()
-        worker = self._worker
-        if not (self._step >= worker.config.segment_end(self._segment_start) or worker.ready(
-                self._step - self._segment_start, time.monotonic() - self._started)):
+        if not segments.ready_at(segment, self._step):
             return
         try:
-            outcome = worker.report(row, self._step, evaluated, self._save, self._started)
+            outcome = segments.report(segment, self._step, evaluated, self._save)
         except ScoreNotFinite as e:
             # the segment fails whatever the loop does next: nothing of it is stored
-            self._row, self._failure = None, e
+            self._segment, self._failure = None, e
             raise
-        if self._step >= worker.config.steps or not outcome.accepted or worker.stopped():
-            self._row = None
+        if self._step >= segments.config.steps or not outcome.accepted or segments.stopped():
+            self._segment = None
             return
-        claimed = worker.store.claim(worker.id, worker.config.lease_seconds, prefer=row.id)
-        self._next_segment(claimed, outcome.checkpoint)
+        claimed = segments.claim(prefer=segment.member.id)
+        self._next_segment(claimed, segments.held(segment, outcome))
 
-    def _next_segment(self, claimed: MemberRow | None, checkpoint: int | None) -> None:
+    def _next_segment(self, claimed: MemberRow | None, held: Held | None) -> None:
         """Go on with the same member (restored if it exploited), or hand the worker back."""
-        current = self._current()
-        if claimed is None or claimed.id != current.id:
+        if claimed is None or claimed.id != self._current().id:
             # another member is further behind: the loop must end first, and whatever it does
             # after is not heartbeaten, so the worker claims that member again afterwards
             if claimed is not None:
                 self._worker.store.release(self._worker.id, claimed.id)
-            self._row = None
+            self._segment = None
             return
-        claimed = self._scheduled(claimed)
-        if claimed.checkpoint is None or claimed.checkpoint.id != checkpoint:
+        if held is None or not held.carries(claimed):
             claimed = self._restore(claimed)  # exploited: the donor's state, then new hparams
-        elif claimed.hparams != current.hparams:
-            self._apply(claimed.hparams)  # a replayed schedule's next entry
+        else:
+            claimed = self._segments.scheduled(claimed)
+            if claimed.hparams != held.hparams:
+                self._apply(claimed.hparams)  # a replayed schedule's next entry
         self._begin(claimed)
 
     def _begin(self, row: MemberRow) -> None:
         """Start a segment of `row` from its step."""
-        self._row, self._step = row, row.step
-        self._segment_start, self._started = row.step, time.monotonic()
+        self._segment, self._step = self._segments.begin(row), row.step
 
     def _registered(self) -> dict[str, Any]:
         """The training state handed to `register` (an error before it is)."""
@@ -142,26 +138,27 @@ class Member:
                                "member.report(...), so populace can checkpoint and restore it")
         return self._state
 
-    def _current(self) -> MemberRow:
-        if self._row is None:
+    def _current_segment(self) -> Segment:
+        if self._segment is None:
             raise RuntimeError("this member has stopped training: loop on `while member.training`")
-        return self._row
+        return self._segment
 
-    def _scheduled(self, row: MemberRow) -> MemberRow:
-        """The row with a replayed schedule's hparams for its step (unchanged otherwise)."""
-        hparams = self._worker.config.scheduled(row.step)
-        return row if hparams is None or hparams == row.hparams else replace(row, hparams=hparams)
+    def _current(self) -> MemberRow:
+        """The member's row as its segment began (the hparams in force)."""
+        return self._current_segment().member
 
     def _restore(self, row: MemberRow) -> MemberRow:
-        """Load the row's checkpoint into the objects and apply its hparams; the row as
-        it stands after (a damaged checkpoint moves it back)."""
+        """Load the row's checkpoint into the objects and apply its hparams (a replayed
+        schedule's for its step); the row as it stands after (a damaged checkpoint moves
+        it back)."""
         from populace.integrations import torch as pt  # torch is an optional extra
 
-        row, path = self._worker.checkpoint_path(row)
+        row, path = self._segments.checkpoint_path(row)
         if path is not None:
             pt.load_state(path, allow_pickle=self._allow_pickle, **self._registered())
-            if (seed := copy_seed(self._worker.config.seed, row)) is not None:
+            if (seed := self._segments.copy_seed(row)) is not None:
                 pt.reseed(seed)  # a copy of its own, not the donor's twin
+        row = self._segments.scheduled(row)
         self._apply(row.hparams)
         return row
 
@@ -191,23 +188,26 @@ class FunctionWorker(Worker):
 
     reported_by = "member.report"
 
-    def __init__(self, store: Store, trainable: Any, space: Space):
-        super().__init__(store, trainable, space)
+    def __init__(self, store: Store, train: TrainFunction, space: Space):
+        super().__init__(store, space)
+        self.train = train
         from populace.integrations import torch as pt  # torch is an optional extra
 
         pt.torch.set_num_threads(1)
 
-    def train_segment(self, row: MemberRow) -> None:
+    def train_segment(self, row: MemberRow, held: Held | None) -> None:
+        """Call the training function with the member; it trains segments of it until
+        `member.training` turns False, so nothing is held after it returns."""
         member = Member(self, row)
         try:
-            self.trainable(member)
+            self.train(member)
         except Exception:
             if member._failure is not None:  # whatever the loop raised after, NaN is why
                 raise member._failure from None
             raise
         if member._failure is not None:  # the loop caught it and returned
             raise member._failure
-        if member._row is not None:
+        if member._segment is not None:
             raise RuntimeError(
                 f"the training function returned while member {row.id} was at step "
                 f"{member.step} of {self.config.steps}: loop on `while member.training`"

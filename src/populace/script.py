@@ -21,7 +21,7 @@ from typing import Any
 
 from populace.errors import ConfigError
 from populace.space import Space
-from populace.trainable import Trainable
+from populace.trainable import Hooks
 
 SCRIPT_MODULE = "populace_script_"  # the prefix of a loaded script's module name
 
@@ -29,7 +29,7 @@ SCRIPT_MODULE = "populace_script_"  # the prefix of a loaded script's module nam
 @dataclass(frozen=True)
 class Script:
     path: Path
-    trainable: type[Trainable] | Callable[..., None]
+    trainable: type[Hooks] | Callable[..., None]
     space: Space
     config: dict[str, Any] = field(default_factory=dict)
     initial: list[dict[str, Any]] | None = None
@@ -86,7 +86,7 @@ def _attr(module: Any, name: str, path: Path) -> Any:
     return getattr(module, name)
 
 
-def _find_trainable(module: Any, path: Path) -> type[Trainable] | Callable[..., None]:
+def _find_trainable(module: Any, path: Path) -> type[Hooks] | Callable[..., None]:
     if hasattr(module, "trainable"):
         if inspect.isfunction(module.trainable):
             return module.trainable
@@ -94,10 +94,10 @@ def _find_trainable(module: Any, path: Path) -> type[Trainable] | Callable[..., 
     else:
         found = [
             obj for obj in vars(module).values()
-            if inspect.isclass(obj) and issubclass(obj, Trainable) and not inspect.isabstract(obj)
+            if inspect.isclass(obj) and issubclass(obj, Hooks) and not inspect.isabstract(obj)
             and obj.__module__ == module.__name__
         ]
-    if len(found) != 1 or not (inspect.isclass(found[0]) and issubclass(found[0], Trainable)):
+    if len(found) != 1 or not (inspect.isclass(found[0]) and issubclass(found[0], Hooks)):
         names = [getattr(c, "__name__", repr(c)) for c in found]
         functions = [name for name, obj in vars(module).items() if inspect.isfunction(obj)
                      and obj.__module__ == module.__name__

@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 
-class Trainable(ABC):
+class Hooks:
+    """The hooks a user writes for populace to call, whichever way the run trains them: a
+    `Trainable` member by member, or a `populace.vectorized.VectorizedTrainable` the whole
+    population at once. A run script defines one subclass."""
+
+
+class Trainable(Hooks, ABC):
     """One member: weights θ trained under hyperparameters h.
 
     populace calls `build` once for each member it starts on a worker, then

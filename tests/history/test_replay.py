@@ -11,9 +11,9 @@ from populace.replay import replay
 from populace.report import write_report
 from populace.results import result_of
 from populace.script import load_script
+from populace.segment import member_seed
 from populace.store import RunRecord, open_store
 from populace.strategies import space_to_dict
-from populace.worker import member_seed
 
 toy = load_script(TOY)
 

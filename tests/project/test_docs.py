@@ -98,7 +98,7 @@ def test_the_docs_run_as_written(doc, tmp_path, monkeypatch):
 
 def test_the_readme_settings_table_is_the_one_the_settings_define():
     text = (ROOT / "README.md").read_text()
-    begin = ("<!-- settings: written by populace.cli.settings_table(); tests/test_docs.py "
+    begin = ("<!-- settings: written by populace.cli.settings_table(); tests/project/test_docs.py "
              "checks it -->\n")
     table = text.split(begin, 1)[1].split("<!-- end of settings -->", 1)[0]
     assert table == settings_table(), "run: python -c 'from populace.cli import " \

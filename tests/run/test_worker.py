@@ -96,9 +96,9 @@ def test_decide_turns_a_numpy_donor_into_an_int_and_refuses_a_donor_outside_the_
     import numpy as np
 
     from populace.config import RunConfig
+    from populace.segment import make_decide
     from populace.space import Float, Space
     from populace.strategies import Snapshot
-    from populace.worker import make_decide
 
     space = Space({"x": Float(0.0, 1.0)})
     snapshot = Snapshot(ids=np.array([0, 1]), steps=np.array([4, 4]),

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from populace import Float, Trainable
-from populace.worker import member_seed
+from populace.segment import member_seed
 
 space = {"x": Float(0.1, 1.0)}
 config = {"population": 4, "steps": 40, "ready_steps": 4, "seed": 0,

@@ -14,14 +14,15 @@ from populace.executors.ray import run_ray
 from populace.executors.source import (
     TrainableSource,
     check_matches,
+    preflight,
     source_of,
     vectorized,
     work,
 )
 from populace.store import Store
 
-__all__ = ["TrainableSource", "WorkersDied", "check_matches", "execute", "run_external",
-           "run_inline", "run_local", "run_ray", "source_of", "work"]
+__all__ = ["TrainableSource", "WorkersDied", "check_matches", "execute", "preflight",
+           "run_external", "run_inline", "run_local", "run_ray", "source_of", "work"]
 
 
 def execute(store: Store, source: TrainableSource, config: RunConfig) -> None:

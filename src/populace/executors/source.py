@@ -10,15 +10,20 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from populace.config import RunConfig
 from populace.errors import ConfigError
 from populace.function import FunctionWorker
 from populace.script import load_script
 from populace.space import Space
 from populace.store import RunRecord, Store
 from populace.strategies import space_from_dict, space_to_dict
-from populace.worker import Worker
+from populace.worker import TrainableWorker, Worker
+from populace.worker import preflight as trainable_preflight
+
+if TYPE_CHECKING:
+    from populace.vectorized.run import VectorizedWorker
 
 
 @dataclass(frozen=True)
@@ -103,12 +108,27 @@ def work(store: Store, source: TrainableSource,
     """
     trainable, space = source.load()
     check_matches(store.config(), trainable, space)
-    kind: type[Worker] = Worker if inspect.isclass(trainable) else FunctionWorker
+    worker: Worker | VectorizedWorker
     if vectorized(trainable):  # it trains every member it holds at once
         from populace.vectorized.run import VectorizedWorker  # torch, for this one only
 
-        kind = VectorizedWorker
-    worker = kind(store, trainable, space)
+        worker = VectorizedWorker(store, trainable, space)
+    elif isinstance(trainable, type):  # a class: a Trainable
+        worker = TrainableWorker(store, trainable, space)
+    else:
+        worker = FunctionWorker(store, trainable, space)
     if started is not None:
         started()
     return worker.run()
+
+
+def preflight(trainable: Any, hparams: dict[str, Any], config: RunConfig) -> None:
+    """Try one member the way the run will train it, before anything is written: a
+    `Trainable` built, evaluated and saved, a `VectorizedTrainable` as a population of
+    one (a training function is tried by its first segment)."""
+    if vectorized(trainable):
+        from populace.vectorized.run import preflight as vectorized_preflight
+
+        vectorized_preflight(trainable, hparams, config)
+    elif isinstance(trainable, type):  # a class: a Trainable
+        trainable_preflight(trainable, hparams, config)

@@ -6,7 +6,7 @@ betas and eps, so PBT's explore step is a write into those tensors and an exploi
 copy of the optimizer state is a slice copy. The rules follow torch.optim's
 single-tensor code (SGD, Adam, AdamW in torch 2.x) operation for operation, so a
 member matches the same member trained alone by torch.optim within float
-tolerance (tests/test_vectorized.py checks it). Scalars are kept in float64, as
+tolerance (tests/vectorized/test_vectorized.py checks it). Scalars are kept in float64, as
 torch.optim keeps them in Python floats, so Adam's bias corrections agree too.
 
 State is a flat dict of stacked tensors: "step" (each member's update count) and

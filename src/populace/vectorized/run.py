@@ -7,46 +7,38 @@ checkpoint already; a gather from the slice that holds it, when it is another me
 checkpoint still in memory (an exploit's copy, bit for bit); else the file, hash-checked.
 Then it trains every member it holds, one vmapped call a step, and at each member's
 ready point evaluates, writes one checkpoint file for the members ready together and
-reports each (`Store.report` with the worker's `decide`: the same Snapshot, exploit and
-explore, events, waits and lineage as any run). A reported member is ready again at
-once, and the next claim takes it back with whatever the decision made of it.
+hands each one in (`populace.segment`: the same Snapshot, exploit and explore, events,
+waits and lineage as any run). A reported member is ready again at once, and the next
+claim takes it back with whatever the decision made of it.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 import traceback
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from populace import stopping
 from populace.checkpoints import CheckpointRef
+from populace.config import RunConfig
 from populace.errors import ConfigError
-from populace.space import Space
-from populace.store import MemberRow, Report, Store, StoreError
+from populace.segment import ScoreNotFinite, Segment, Segments, member_seed, score_of
+from populace.space import Hparams, Space
+from populace.store import MemberRow, Store, StoreError
 from populace.vectorized import layout
 from populace.vectorized.population import Population
 from populace.vectorized.trainable import VectorizedTrainable
-from populace.worker import (
-    IDLE_POLL,
-    Heartbeat,
-    ScoreNotFinite,
-    Worker,
-    check_finite,
-    copy_seed,
-    member_seed,
-    score_of,
-)
-
-# what a slice holds when it is not the state of a checkpoint (else: that checkpoint's id)
-FRESH = -1  # the member's state from its seed, before its first checkpoint
-TRAINED = -2  # trained on past the state it was restored to
-UNKNOWN = -3  # a segment failed in it: whatever it holds is restored again
+from populace.worker import IDLE_POLL, Heartbeat
 
 
 def device_of(name: str) -> torch.device:
@@ -64,14 +56,39 @@ def device_of(name: str) -> torch.device:
     return device
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A member the run holds, training from `member.step` to its next ready point."""
+def preflight(trainable: type[VectorizedTrainable], hparams: dict[str, Any],
+              config: RunConfig) -> None:
+    """Build, check, evaluate and save a population of one member before anything is
+    written, so a model vmap cannot run or a bad score name is found now."""
+    probe, rows = trainable().build(Hparams(hparams), member_seed(config.seed, 0)), np.arange(1)
+    score_of(probe.evaluate(rows)[0], config.score)
+    with tempfile.TemporaryDirectory() as folder:
+        layout.save(Path(folder) / "probe.ckpt", [0], probe.tensors(rows), probe.keys,
+                    probe.steps)
 
-    member: MemberRow
-    row: int
-    end: int  # the last step the segment may reach (the run's end, or a replay's entry)
-    started: float
+
+class Holds(Enum):
+    """What kind of state a member's slice of the population holds."""
+
+    FRESH = "fresh"  # the member's state from its seed, before its first checkpoint
+    CHECKPOINT = "checkpoint"  # a checkpoint's state, bit for bit
+    TRAINED = "trained"  # trained on past the state it was restored to
+    UNKNOWN = "unknown"  # a segment failed in it: whatever it holds is restored again
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The state a member's slice of the population holds, and which checkpoint's it is."""
+
+    holds: Holds
+    checkpoint: int | None = None  # with Holds.CHECKPOINT: the checkpoint's id
+
+    @staticmethod
+    def of(member: MemberRow) -> Slice:
+        """The state the member's row names: its checkpoint's, or a fresh one's."""
+        if member.checkpoint is None:
+            return Slice(Holds.FRESH)
+        return Slice(Holds.CHECKPOINT, member.checkpoint.id)
 
 
 class Leases(Heartbeat):
@@ -95,15 +112,16 @@ class Leases(Heartbeat):
             return sorted(self._held)
 
 
-class VectorizedWorker(Worker):
+class VectorizedWorker:
     """A worker that trains every member it holds at once (see the module's doc)."""
 
-    reported_by = "metrics"
     leases: Leases
 
     def __init__(self, store: Store, trainable: type[VectorizedTrainable], space: Space):
-        super().__init__(store, trainable, space)
-        self.id = f"vectorized-{self.id}"
+        self.store = store
+        self.id = f"vectorized-{uuid.uuid4().hex[:12]}"
+        self.segments = Segments(store, space, self.id, reported_by="metrics")
+        self.config = self.segments.config
         members = store.members()
         self.rows = {m.id: i for i, m in enumerate(members)}
         self.seeds = [member_seed(self.config.seed, m.id) for m in members]
@@ -111,7 +129,7 @@ class VectorizedWorker(Worker):
                                      device_of(self.config.device))
         self.population.hparams.set(list(range(len(members))), [m.hparams for m in members])
         self.population.check(members[0].hparams)
-        self.holds = [FRESH] * len(members)
+        self.slices = [Slice(Holds.FRESH)] * len(members)
         self.held: dict[int, Segment] = {}  # by member id
         # claimed first, as a worker claims again the member it carries on with: the run
         # reports in the order one inline worker would, so it is the same run
@@ -140,12 +158,12 @@ class VectorizedWorker(Worker):
                 self._claim()
                 claim = False
             if not self.held:
-                if self._finished() or self.stopped():
+                if self.segments.finished() or self.segments.stopped():
                     return segments
                 time.sleep(IDLE_POLL)  # leases of a killed run, not yet expired
                 claim = True
                 continue
-            rows = np.array(sorted(s.row for s in self.held.values()))
+            rows = np.array(sorted(self._row(s) for s in self.held.values()))
             try:
                 self.population.train(rows)
             except Exception:  # one call trains them all: each one's segment failed
@@ -153,26 +171,25 @@ class VectorizedWorker(Worker):
                 claim = True
                 continue
             stopping.check()
-            ready = [s for s in self.held.values() if self._is_ready(s)]
+            ready = [s for s in self.held.values() if self.segments.ready_at(
+                s, int(self.population.steps[self._row(s)]))]
             if ready:
                 segments += self._report(ready)
                 claim = True
 
-    def _is_ready(self, segment: Segment) -> bool:
-        step = int(self.population.steps[segment.row])
-        return step >= segment.end or self.ready(step - segment.member.step,
-                                                 time.monotonic() - segment.started)
+    def _row(self, segment: Segment) -> int:
+        """The segment's member's row in the population."""
+        return self.rows[segment.member.id]
 
     # -- claim and restore -------------------------------------------------------------
 
     def _claim(self) -> None:
         """Claim every member the store hands out, and restore each one's slice; none once
         the run stops early (stop_score, time_budget)."""
-        if self.stopped():
+        if self.segments.stopped():
             return
         claimed = []
-        while (member := self.store.claim(self.id, self.config.lease_seconds,
-                                          self.prefer)) is not None:
+        while (member := self.segments.claim(self.prefer)) is not None:
             if member.id not in self.held:  # else: its own lease, renewed late; it trains on
                 claimed.append(member)
         if claimed:
@@ -182,31 +199,29 @@ class VectorizedWorker(Worker):
     def _restore(self, claimed: Sequence[MemberRow]) -> None:
         """Put each claimed member's slice in the state its row names, and its hparams in
         force (the explored ones after an exploit, never the donor's)."""
-        in_memory = {c: row for row, c in enumerate(self.holds) if c >= 0}
+        in_memory = {s.checkpoint: row for row, s in enumerate(self.slices)
+                     if s.holds is Holds.CHECKPOINT}
         copies: dict[int, int] = {}
         files: list[MemberRow] = []
         for member in claimed:
-            row, want = self.rows[member.id], member.checkpoint.id if member.checkpoint else FRESH
-            if self.holds[row] != want and want in in_memory:
-                copies[row] = in_memory[want]
-            elif self.holds[row] != want:
+            row, want = self.rows[member.id], Slice.of(member)
+            if self.slices[row] != want and want.checkpoint in in_memory:
+                copies[row] = in_memory[want.checkpoint]
+            elif self.slices[row] != want:
                 files.append(member)
         self.population.take(copies)  # every copy reads the slices as they were
         loaded = {m.id: m for m in self._load(files)}
-        now, segments = time.monotonic(), []
+        segments = []
         for member in (loaded.get(m.id, m) for m in claimed):
             row = self.rows[member.id]
-            seed = copy_seed(self.config.seed, member)
+            seed = self.segments.copy_seed(member)
             if seed is not None and (row in copies or member.id in loaded):
                 self.population.keys[row] = seed  # a copy's own data order
             self.population.steps[row] = member.step
-            scheduled = self.config.scheduled(member.step)
-            if scheduled is not None and scheduled != member.hparams:  # a replay's entry
-                member = replace(member, hparams=scheduled)
-            self.holds[row] = TRAINED
-            segments.append(Segment(member, row, self.config.segment_end(member.step), now))
+            self.slices[row] = Slice(Holds.TRAINED)
+            segments.append(self.segments.begin(member))  # a replay's entry in force
         self.held.update((s.member.id, s) for s in segments)
-        self.population.hparams.set([s.row for s in segments],
+        self.population.hparams.set([self._row(s) for s in segments],
                                     [s.member.hparams for s in segments])
 
     def _load(self, members: Sequence[MemberRow]) -> list[MemberRow]:
@@ -216,7 +231,7 @@ class VectorizedWorker(Worker):
         fresh: list[MemberRow] = []
         done = []
         for member in members:
-            member, path = self.checkpoint_path(member)
+            member, path = self.segments.checkpoint_path(member)
             (fresh if path is None else by_file[path]).append(member)
             done.append(member)
         for path, group in by_file.items():
@@ -237,57 +252,50 @@ class VectorizedWorker(Worker):
     def _report(self, ready: list[Segment]) -> int:
         """Evaluate the members at their ready points, checkpoint them in one file and
         report each; a member whose score is not finite fails alone."""
-        rows = np.array([s.row for s in ready])
         try:
-            evaluated = self.population.evaluate(rows)
+            evaluated = self.population.evaluate(np.array([self._row(s) for s in ready]))
         except Exception:
             self._fail(ready, traceback.format_exc())
             return len(ready)
-        scores: dict[int, tuple[int, float, dict[str, float]] | str] = {}
+        scores: dict[int, tuple[int, float, dict[str, float]] | str] = {}  # by member id
         for segment, metrics in zip(ready, evaluated, strict=True):
-            score, values = score_of(metrics, self.config.score, self.reported_by)
-            step = int(self.population.steps[segment.row])
+            step = int(self.population.steps[self._row(segment)])
             try:
-                check_finite(score, self.config.score, segment.member.id, step)
-                scores[segment.row] = (step, score, values)
+                scores[segment.member.id] = (step, *self.segments.score(segment, step, metrics))
             except ScoreNotFinite as e:
-                scores[segment.row] = str(e)  # it fails: its state is not stored
-        scored = [s for s in ready if not isinstance(scores[s.row], str)]
+                scores[segment.member.id] = str(e)  # it fails: its state is not stored
+        scored = [s for s in ready if not isinstance(scores[s.member.id], str)]
         ref = None
         if scored:
-            at = np.array([s.row for s in scored])
-            ref = self.storage.write(lambda path: layout.save(
+            at = np.array([self._row(s) for s in scored])
+            ref = self.segments.storage.write(lambda path: layout.save(
                 path, [s.member.id for s in scored], self.population.tensors(at),
                 self.population.keys[at], self.population.steps[at]))
         collect: set[str] = set()
         for segment in ready:  # in the order one worker would report them
-            outcome = scores[segment.row]
+            outcome = scores[segment.member.id]
             if isinstance(outcome, str):
                 self._fail([segment], outcome)
             elif ref is not None:
                 collect.update(self._hand_in(segment, *outcome, ref))
-        if ref is not None and any(self.holds[s.row] >= 0 for s in scored):
+        if ref is not None and any(self.slices[self._row(s)].holds is Holds.CHECKPOINT
+                                   for s in scored):
             collect.discard(ref.key)  # a refused report's answer, while other rows name it
-        for key in collect:
-            self.storage.delete(key)
+        self.segments.collect(collect)
         return len(ready)
 
     def _hand_in(self, segment: Segment, step: int, score: float, metrics: dict[str, float],
                  ref: CheckpointRef) -> list[str]:
         """Store the member's result with its slice of the file, and the decision it
         triggers, in one transaction; return the checkpoint files the store collected."""
-        member = segment.member
-        outcome = self.store.report(Report(
-            member=member.id, worker=self.id, start=member.step, step=step, score=score,
-            metrics=metrics, hparams=member.hparams, key=ref.key, sha256=ref.sha256,
-            bytes=ref.bytes, final=step >= self.config.steps,
-            seconds=time.monotonic() - segment.started,
-        ), self.decide, self.config.keep_checkpoints)
+        outcome = self.segments.hand_in(segment, step, score, metrics, ref)
         # the slice holds the checkpoint just written, unless the lease had been lost
         written = outcome.checkpoint if outcome.accepted else None
-        self.holds[segment.row] = UNKNOWN if written is None else written
-        # as a worker goes on with a member whose state it holds (`Worker.train_segment`)
-        self.prefer = member.id if outcome.own_state(member.id) else None
+        self.slices[self._row(segment)] = (Slice(Holds.UNKNOWN) if written is None
+                                           else Slice(Holds.CHECKPOINT, written))
+        # as a worker goes on with a member whose state it holds (`Segments.held`)
+        held = self.segments.held(segment, outcome)
+        self.prefer = held.member if held is not None else None
         self._let_go(segment)
         return outcome.collect
 
@@ -301,8 +309,6 @@ class VectorizedWorker(Worker):
         or replaces it, as for any worker's."""
         self.prefer = None
         for segment in segments:
-            self.store.fail(self.id, segment.member.id, error, self.config.retries,
-                            self.replace, self.decide)
-            self.holds[segment.row] = UNKNOWN
+            self.segments.fail(segment.member.id, error)
+            self.slices[self._row(segment)] = Slice(Holds.UNKNOWN)
             self._let_go(segment)
-

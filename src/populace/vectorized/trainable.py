@@ -23,35 +23,22 @@ so it must use tensor operations only (no `.item()`, no Python branch on a tenso
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from torch import Tensor, nn
 
-from populace.errors import ConfigError
 from populace.space import Constant, Space
-from populace.trainable import Trainable
-from populace.vectorized import layout
+from populace.trainable import Hooks
 from populace.vectorized.data import Batch, Data
 from populace.vectorized.optim import SGD, StackedOptimizer
 from populace.vectorized.population import Population
 
-ONLY_VECTORIZED = (
-    "{name} is a VectorizedTrainable: the whole population trains at once in one process "
-    "(populace run SCRIPT --store ..., or populace.run(...)), never member by member, so "
-    "`populace worker` cannot train it")
 
-
-class VectorizedTrainable(Trainable):
-    """One member's training, which populace runs for the whole population at once.
-
-    As a `Trainable` it only builds and evaluates a population of one (what
-    `populace.run` checks before it writes anything); training goes through the
-    vectorized executor.
-    """
+class VectorizedTrainable(Hooks, ABC):
+    """One member's training, which populace runs for the whole population at once, with
+    the vectorized executor (`populace.vectorized.run`)."""
 
     optimizer: ClassVar[StackedOptimizer] = SGD()
     # members evaluated in one vmapped call (None: all at once); lower it when a large
@@ -79,35 +66,11 @@ class VectorizedTrainable(Trainable):
         """What the model is called with, from a batch: its first tensor by default."""
         return (batch[0],)
 
-    # -- the Trainable hooks: a population of one, for populace.run's check -------------
-
-    def build(self, hparams: Mapping[str, Any], seed: int) -> None:
-        """A population of one member on the CPU, checked as a run checks its population."""
+    def build(self, hparams: Mapping[str, Any], seed: int) -> Population:
+        """A population of one member on the CPU, checked as a run checks its population:
+        a model vmap cannot run is refused by name before a run writes anything."""
         space = Space({name: Constant(value) for name, value in hparams.items()})
-        self._probe = Population(self, space, [seed])
-        self._probe.hparams.set([0], [hparams])
-        self._probe.check(hparams)
-
-    def evaluate(self) -> Mapping[str, float]:
-        """The metrics of the member `build` made."""
-        return self._built().evaluate(np.arange(1))[0]
-
-    def save(self, path: Path) -> None:
-        """The member `build` made, in a vectorized run's checkpoint layout."""
-        probe, rows = self._built(), np.arange(1)
-        layout.save(path, [0], probe.tensors(rows), probe.keys, probe.steps)
-
-    def _built(self) -> Population:
-        if not hasattr(self, "_probe"):
-            raise ConfigError(f"{type(self).__name__}: call build first")
-        probe: Population = self._probe
+        probe = Population(self, space, [seed])
+        probe.hparams.set([0], [hparams])
+        probe.check(hparams)
         return probe
-
-    def step(self) -> None:
-        raise ConfigError(ONLY_VECTORIZED.format(name=type(self).__name__))
-
-    def load(self, path: Path) -> None:
-        raise ConfigError(ONLY_VECTORIZED.format(name=type(self).__name__))
-
-    def apply(self, hparams: Mapping[str, Any]) -> None:
-        raise ConfigError(ONLY_VECTORIZED.format(name=type(self).__name__))
