@@ -25,15 +25,22 @@ def nqm() -> ModuleType:
     return module
 
 
+# every 10th dimension, from the stiffest to the flattest: the dimensions are independent,
+# so a sample of them checks the recursion at a tenth of the simulation's cost
+SAMPLE = slice(None, None, 10)
+
+
 def simulate(nqm: ModuleType, lrs: list[float], momentum: float, runs: int,
              seed: int = 0) -> np.ndarray:
-    """`runs` independent runs of noisy heavy-ball SGD on the quadratic: final weights."""
+    """`runs` independent runs of noisy heavy-ball SGD on the quadratic's SAMPLE
+    dimensions: their final weights."""
     rng = np.random.default_rng(seed)
-    x = np.full((runs, nqm.DIMENSIONS), nqm.START)
+    h, c = nqm.CURVATURE[SAMPLE], nqm.VARIANCE[SAMPLE]
+    x = np.full((runs, len(h)), nqm.START)
     v = np.zeros_like(x)
     for lr in lrs:
-        noise = rng.standard_normal(x.shape) * np.sqrt(nqm.VARIANCE)
-        v = momentum * v - lr * (nqm.CURVATURE * x + noise)
+        noise = rng.standard_normal(x.shape) * np.sqrt(c)
+        v = momentum * v - lr * (h * x + noise)
         x = x + v
     return x
 
@@ -47,14 +54,16 @@ def test_the_recursion_matches_noisy_sgd(nqm: ModuleType, momentum: float) -> No
     state = nqm.initial_state()
     for lr in lrs:
         state = nqm.sgd_step(state, lr, momentum)
+    state = state[SAMPLE]
     # per dimension: the mean and second moment within 5 standard errors
     mean_error = x.std(axis=0) / np.sqrt(runs)
     assert np.all(np.abs(x.mean(axis=0) - state[:, nqm.MEAN_X]) < 5 * mean_error + 1e-12)
     square_error = (x**2).std(axis=0) / np.sqrt(runs)
     assert np.all(np.abs((x**2).mean(axis=0) - state[:, nqm.XX]) < 5 * square_error + 1e-12)
     # and the loss within 2%
-    simulated = 0.5 * (nqm.CURVATURE * x**2).sum(axis=1).mean()
-    assert float(nqm.expected_loss(state)) == pytest.approx(simulated, rel=0.02)
+    h = nqm.CURVATURE[SAMPLE]
+    simulated = 0.5 * (h * x**2).sum(axis=1).mean()
+    assert 0.5 * float((h * state[:, nqm.XX]).sum()) == pytest.approx(simulated, rel=0.02)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.6])
