@@ -14,8 +14,15 @@ what FIRE-PBT (arXiv:2109.13800) is meant to cure. The only hparam is the learni
 
 Running this file measures it, with the same trainable: constant learning rates
 against the same rates cut by 10 at 75% of the epochs, over a few seeds. Measured on
-2026-12-06 (3 seeds, `python examples/greedy_digits.py`, benchmarks/greedy.md): the
-late cut beats the best constant learning rate (figures there).
+2026-12-06 (`python examples/greedy_digits.py 3`, 26 s on two busy cores), mean final
+validation accuracy over seeds 0 to 2:
+
+    constant lr    0.01: 0.916   0.03: 0.924   0.1: 0.901
+    cut at 75%     0.1:  0.939   0.2:  0.926   0.3: 0.671
+
+The best late cut (lr 0.1) is 1.5 points (7 images) above the best constant lr (0.03),
+and lr 0.1 held constant is the worst of the three: at every ready point before the
+cut the high lr looks worst, which is the trap for a greedy ranking.
 """
 
 from __future__ import annotations

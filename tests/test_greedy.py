@@ -107,3 +107,18 @@ def test_a_too_large_lr_diverges(nqm: ModuleType, tmp_path: Path) -> None:
     copy.build({"lr": 0.2}, seed=1)
     copy.load(tmp_path / "ckpt")
     assert copy.evaluate() == member.evaluate()
+
+
+def test_a_pbt_run_ends_where_its_schedule_leads(nqm: ModuleType, tmp_path: Path) -> None:
+    """The model is deterministic, so the best member's final loss is the exact loss of
+    the lr schedule populace reports for its lineage, replayed by the closed form."""
+    import populace
+
+    result = populace.run(nqm.NoisyQuadratic, nqm.space, store=tmp_path / "nqm.db",
+                          script=EXAMPLE, progress=False,
+                          **{**nqm.config, "population": 4, "steps": 200, "ready_steps": 20})
+    entries = result.schedule
+    ends = [e.step for e in entries[1:]] + [200]
+    phases = [(e.hparams["lr"], end - e.step) for e, end in zip(entries, ends, strict=True)]
+    assert len(entries) > 1  # it copied or explored at least once, or the check is idle
+    assert result.score == pytest.approx(float(nqm.schedule_loss(phases)), rel=1e-9)
