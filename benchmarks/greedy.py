@@ -63,15 +63,18 @@ class Task:
     fmt: str
     # (method, ready) pairs left out unless --all: too slow for these cores
     costly: tuple[tuple[str, int], ...] = ()
+    # the trainable whose members cut their lr once, at a fixed share of the run
+    cut_trainable: str = ""
 
 
 TASKS = {
     # PB2 fits its GP (scikit-learn, with restarts) at every explore: 29 s for 400 steps
     # at ready 20 on an idle core, and a 1,600-step run did not finish in 280 s here
     "nqm": Task(ROOT / "examples" / "noisy_quadratic.py", "NoisyQuadratic", (20, 100), True,
-                "expected loss", ".5f", costly=(("PB2", 20),)),
+                "expected loss", ".5f", costly=(("PB2", 20),),
+                cut_trainable="NoisyQuadraticCut"),
     "digits": Task(ROOT / "examples" / "greedy_digits.py", "GreedyDigits", (2, 6), False,
-                   "validation accuracy", ".4f"),
+                   "validation accuracy", ".4f", cut_trainable="GreedyDigitsCut"),
 }
 
 # the methods, as settings over the script's config. FIRE-PBT (issue 30) comes here once
@@ -81,9 +84,12 @@ METHODS: dict[str, dict[str, Any]] = {
     "PBT": {},  # the script's: truncation (bottom 20% copy the top 20%), perturb x0.8/1.2
     "PB2": {"explore": "pb2"},  # truncation, explore by a time-varying GP bandit
     "random search": {"exploit": "none"},  # the same initial members, never copied
+    # the same, each member cutting its lr by 10 at the script's CUT: a search of the right
+    # schedule family that never ranks anyone early, the reference at the same population
+    "random search, cut": {"exploit": "none", "trainable": "cut"},
     "FIRE-PBT": {"exploit": {"name": "fire"}},
 }
-DEFAULT_METHODS = ("PBT", "PB2", "random search")
+DEFAULT_METHODS = ("PBT", "PB2", "random search", "random search, cut")
 HEADINGS = {"nqm": "## Greed on the noisy quadratic model",
             "digits": "## Greed on digits with noisy inputs"}
 
@@ -104,7 +110,9 @@ class Record:
 
 
 def example(task: Task) -> ModuleType:
-    """The task's script as a module of its own name (the inline executor imports nothing)."""
+    """The task's script as a module of its own name, which the inline executor finds in
+    sys.modules (given the script, populace would train the script's `trainable`, never
+    the cut variant)."""
     spec = importlib.util.spec_from_file_location(task.script.stem, task.script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[task.script.stem] = module
@@ -122,18 +130,21 @@ def run_once(name: str, ready: int, method: str, seed: int) -> Record:
     module = example(task)
     settings = {**module.config, **METHODS[method], "ready_steps": ready, "seed": seed,
                 "executor": "inline", "workers": 1}
+    trainable = task.cut_trainable if settings.pop("trainable", None) else task.trainable
     with tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()
-        result = populace.run(getattr(module, task.trainable), module.space,
-                              store=Path(folder) / "run.db", script=task.script,
-                              progress=False, **settings)
+        result = populace.run(getattr(module, trainable), module.space,
+                              store=Path(folder) / "run.db", progress=False, **settings)
         seconds = time.perf_counter() - began
     steps = settings["steps"]
     scores = [m.score for m in result.members if m.score is not None]
+    quarters = [steps * q // 4 - 1 for q in (1, 2, 3, 4)]
+    lrs = [lr_at(result.schedule, step) for step in quarters]
+    if trainable == task.cut_trainable:  # the lr in force: the hparam, cut by 10 at CUT
+        cut = round(module.CUT * module.config["steps"])
+        lrs = [lr / 10 if step >= cut else lr for lr, step in zip(lrs, quarters, strict=True)]
     return Record(name, ready, method, seed, float(result.score), statistics.median(scores),
-                  result.metrics.get("test_accuracy"),
-                  [lr_at(result.schedule, steps * q // 4 - 1) for q in (1, 2, 3, 4)],
-                  len(result.schedule) - 1, seconds)
+                  result.metrics.get("test_accuracy"), lrs, len(result.schedule) - 1, seconds)
 
 
 # -- the references ----------------------------------------------------------------------

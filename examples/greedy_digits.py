@@ -107,6 +107,25 @@ class GreedyDigits(TorchTrainable):
         }
 
 
+class GreedyDigitsCut(GreedyDigits):
+    """A member on a fixed schedule family: its lr until CUT of EPOCHS, then lr / 10.
+    Random search over these members (exploit none) is the population-sized reference a
+    non-greedy search should reach (benchmarks/greedy.py)."""
+
+    def apply(self, hparams: Mapping[str, Any]) -> None:
+        super().apply(hparams)
+        self.lr = float(hparams["lr"])
+
+    def step(self) -> None:
+        lr = self.lr if self.current_step < round(CUT * EPOCHS) else self.lr / 10
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        super().step()
+
+
+trainable = GreedyDigits  # what `populace run` trains; the Cut is for the benchmark
+
+
 def train_schedule(lr: float, seed: int, cut: float | None = None,
                    epochs: int = EPOCHS) -> dict[str, float]:
     """One member trained alone at `lr`, divided by 10 after `cut` of the epochs (None:

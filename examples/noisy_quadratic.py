@@ -24,9 +24,9 @@ costs about a millisecond.
 `best_constant` and `best_step_decay` compute the references a schedule search should
 reach: the best constant learning rate and the best "constant, then divided by 10"
 schedule for a number of steps (benchmarks/greedy.py reports them beside PBT).
-A learning rate above 2 / max h_i = 2 diverges (with momentum 0); the moments are
-clipped at CAP so that such a member scores very badly but finitely and is exploited,
-instead of failing on an infinite score.
+A learning rate above 2 / max h_i = 2 diverges (with momentum 0); a member whose
+moments pass CAP is held there for good, so that it scores very badly but finitely and
+is exploited, instead of failing on an infinite score.
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ CURVATURE = 1.0 / np.arange(1, DIMENSIONS + 1)  # h_i: condition number 1000
 NOISE = 0.01  # gradient-noise variance c_i = NOISE * h_i
 VARIANCE = NOISE * CURVATURE
 START = 1.0  # every weight starts here, deterministically
-CAP = 1e8  # moments are clipped here: a diverged member stays finite and ranks last
+# past this a member has diverged: its moments are set here and stay (a lower lr later
+# cannot rescue it, as exact arithmetic, where they would be 1e400 or inf, could not):
+# finite, it ranks last and is exploited instead of failing on an infinite score
+CAP = 1e8
 DECAY = 10.0  # the step decay divides the learning rate by this, once
+CUT = 0.65  # where the best step decay for 1,600 steps cuts (best_step_decay(1600))
 
 space = {"lr": Float(1e-3, 4.0, log=True)}  # the top twelfth of the prior diverges
 # 1,600 steps, ready every 20: 80 decisions per member, where a greedy ranking shows
@@ -74,6 +78,8 @@ def expected_loss(state: np.ndarray) -> np.ndarray:
 def sgd_step(state: np.ndarray, lr: float, momentum: float = 0.0) -> np.ndarray:
     """One step of noisy heavy-ball SGD, in moments: x' = a x + b v - lr e, v' = d x + b v
     - lr e, with a = 1 - lr h, d = -lr h, b = momentum and noise e of variance c."""
+    if np.abs(state).max() >= CAP:
+        return state  # diverged for good: see CAP
     a, d, b = 1.0 - lr * CURVATURE, -lr * CURVATURE, momentum
     noise = lr * lr * VARIANCE
     mx, mv, xx, xv, vv = (state[..., k] for k in range(5))
@@ -84,7 +90,7 @@ def sgd_step(state: np.ndarray, lr: float, momentum: float = 0.0) -> np.ndarray:
         a * d * xx + (a * b + b * d) * xv + b * b * vv + noise,
         d * d * xx + 2 * b * d * xv + b * b * vv + noise,
     ], axis=-1)
-    return np.clip(new, -CAP, CAP)
+    return new if np.abs(new).max() < CAP else np.full_like(new, CAP)
 
 
 def advance(moments: np.ndarray, lr: np.ndarray | float, momentum: float,
@@ -124,7 +130,7 @@ def schedule_loss(phases: Sequence[tuple[np.ndarray | float, int]],
                   momentum: float = 0.0) -> np.ndarray:
     """The exact expected final loss of a piecewise-constant schedule [(lr, steps), ...];
     each lr may be an array, giving one loss per entry (a grid searched at once).
-    A diverged schedule gives inf (not clipped, unlike a member's state)."""
+    A diverged schedule gives a huge loss or inf (not held at CAP as a member is)."""
     moments = initial_state()[:, XX:]
     for lr, steps in phases:
         moments = advance(moments, lr, momentum, steps)
@@ -150,7 +156,7 @@ def lr_grid(momentum: float = 0.0) -> np.ndarray:
     """Learning rates searched by the references: log-spaced from 1e-4 up to the stability
     bound 2 (1 + momentum) / max h_i. Above it the stiffest direction grows; a schedule that
     blows up and is then rescued by its cut is exact arithmetic, but no member could follow
-    it (its moments would be clipped) and no one would run it."""
+    it (its moments would be held at CAP) and no one would run it."""
     points = 400 if momentum == 0.0 else 100  # a matrix power per lr and dimension costs
     return np.logspace(-4, np.log10(2.0 * (1.0 + momentum) / CURVATURE.max()), points)
 
@@ -214,6 +220,20 @@ class NoisyQuadratic(Trainable):
         with open(path, "rb") as file:
             self.state = np.load(file)
 
+
+class NoisyQuadraticCut(NoisyQuadratic):
+    """A member on a fixed schedule family: its lr until CUT of the script's steps, then
+    lr / DECAY. Random search over these members (exploit none) is what a population
+    reaches that searches the right schedule family without ranking anyone early: the
+    population-sized reference for PBT and FIRE-PBT (benchmarks/greedy.py)."""
+
+    def step(self) -> None:
+        cut = round(CUT * config["steps"])  # of the script's steps: --steps does not move it
+        lr = self.lr if self.current_step < cut else self.lr / DECAY
+        self.state = sgd_step(self.state, lr, self.momentum)
+
+
+trainable = NoisyQuadratic  # what `populace run` trains; the Cut is for the benchmark
 
 if __name__ == "__main__":
     for horizon in (100, 400, 1600):
