@@ -150,10 +150,13 @@ def run_once(name: str, ready: int, method: str, seed: int) -> Record:
 # -- the references ----------------------------------------------------------------------
 
 
-def nqm_references(module: ModuleType, steps: int) -> dict[str, dict[str, float]]:
-    """Exact: the best constant lr and the best single cut by 10, for `steps` steps."""
+def nqm_references(module: ModuleType, steps: int) -> dict[str, dict[str, Any]]:
+    """Exact: the best constant lr, the best single cut by 10, and the perfectly greedy
+    schedule at each ready interval, for `steps` steps."""
     return {"best constant lr": module.best_constant(steps),
-            "best step decay": module.best_step_decay(steps)}
+            "best step decay": module.best_step_decay(steps),
+            **{f"greedy {ready}": module.greedy_schedule(steps, ready)
+               for ready in TASKS["nqm"].ready}}
 
 
 DIGITS_CONSTANTS = (0.01, 0.03, 0.1)  # the best constant lies among these (measured)
@@ -190,6 +193,10 @@ def section(name: str, records: Sequence[Record], argv: Sequence[str], total: fl
     task = TASKS[name]
     module = example(task)
     mine = [r for r in records if r.task == name and r.seed < seeds]
+    # digits: the best member's test accuracy, never ranked by (PBT picks its best member
+    # on validation accuracy, out of 16: a winner's curse a single reference member lacks)
+    has_test = any(r.test is not None for r in mine)
+    tested = (" best member's test accuracy |", "---|") if has_test else ("", "")
     lines = [HEADINGS[name], "", produced_by("greedy.py", argv, total), "",
              f"{task.script.relative_to(ROOT)} at its config ({module.config['population']} "
              f"members, {module.config['steps']} steps), ready every "
@@ -199,7 +206,7 @@ def section(name: str, records: Sequence[Record], argv: Sequence[str], total: fl
              "at 25 / 50 / 75 / 100% of the steps (medians over seeds); changes: how often "
              "its lr changed along the lineage.", "",
              "| method | ready | seeds | best member | median member | lr at 25/50/75/100% "
-             "| changes | wall (s) |", "|---|---|---|---|---|---|---|---|"]
+             f"| changes | wall (s) |{tested[0]}", f"|---|---|---|---|---|---|---|---|{tested[1]}"]
     methods = [m for m in METHODS if any(r.method == m for r in mine)]
     for method in methods:
         for ready in task.ready:
@@ -212,9 +219,15 @@ def section(name: str, records: Sequence[Record], argv: Sequence[str], total: fl
                     f"{spread([r.best for r in rows], task.fmt)} | "
                     f"{spread([r.median for r in rows], task.fmt)} | {lrs(rows)} | "
                     f"{spread([r.changes for r in rows], '.0f')} | "
-                    f"{spread([r.seconds for r in rows], '.1f')} |")
+                    f"{spread([r.seconds for r in rows], '.1f')} |"
+                    + (f" {spread([r.test for r in rows], '.4f')} |" if has_test else ""))
     lines += ["", *references(name, module, mine, seeds)]
     return "\n".join(lines) + "\n"
+
+
+def quarters(lrs: Sequence[float]) -> str:
+    """A per-window schedule read at 25, 50, 75 and 100% of its windows."""
+    return " / ".join(f"{lrs[len(lrs) * q // 4 - 1]:.3g}" for q in (1, 2, 3, 4))
 
 
 def references(name: str, module: ModuleType, mine: Sequence[Record], seeds: int
@@ -226,7 +239,12 @@ def references(name: str, module: ModuleType, mine: Sequence[Record], seeds: int
         return [f"References, exact for {steps} steps: the best constant lr "
                 f"{constant['lr']:.4f} ends at {constant['loss']:.5f}; the best step decay "
                 f"(lr {decay['lr']:.4f}, divided by {module.DECAY:g} at "
-                f"{decay['fraction']:.0%} of the steps) at {decay['loss']:.5f}."]
+                f"{decay['fraction']:.0%} of the steps) at {decay['loss']:.5f}. A perfectly "
+                "greedy search (every `ready` steps, the lr whose loss is lowest `ready` "
+                "steps later) ends at " + "; ".join(
+                    f"{found[f'greedy {ready}']['loss']:.5f} at ready {ready} (its lr at "
+                    f"25 / 50 / 75 / 100%: {quarters(found[f'greedy {ready}']['lrs'])})"
+                    for ready in TASKS[name].ready) + "."]
     rows = ["References: one member trained alone on a fixed schedule, over the same "
             "seeds (the member's seed), final validation accuracy:", "",
             "| schedule | seeds | accuracy | test accuracy |", "|---|---|---|---|"]

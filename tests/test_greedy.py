@@ -88,6 +88,14 @@ def test_the_best_step_decay_beats_the_best_constant(nqm: ModuleType) -> None:
         [(decay["lr"], cut), (decay["lr"] / nqm.DECAY, 1600 - cut)])), rel=1e-9)
 
 
+def test_a_greedy_schedule_decays_too_fast(nqm: ModuleType) -> None:
+    """Short-horizon bias itself (Wu et al. 2018): picking the lr that is best 20 steps
+    ahead, again and again, ends worse than the best constant lr, its lr falling early."""
+    greedy = nqm.greedy_schedule(1600, 20)
+    assert greedy["loss"] > nqm.best_constant(1600)["loss"]
+    assert greedy["lrs"][40] < greedy["lrs"][0] / 5  # by mid-run, cut five times over
+
+
 def test_a_too_large_lr_diverges(nqm: ModuleType, tmp_path: Path) -> None:
     member = nqm.NoisyQuadratic()
     member.build({"lr": 2.5}, seed=0)  # above 2 / max curvature
