@@ -22,7 +22,10 @@ validation accuracy over seeds 0 to 2:
 
 The best late cut (lr 0.1) is 1.5 points (7 images) above the best constant lr (0.03),
 and lr 0.1 held constant is the worst of the three: at every ready point before the
-cut the high lr looks worst, which is the trap for a greedy ranking.
+cut the high lr looks worst, which is the trap for a greedy ranking. PBT, measured in
+benchmarks/greedy.md, does not fall into it at 30 epochs: its best lineage decays
+gradually and ends level with members that cut at 75%. A longer run or more noise is
+the next thing to try for a harder trap.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ costs about a millisecond.
 
 `best_constant` and `best_step_decay` compute the references a schedule search should
 reach: the best constant learning rate and the best "constant, then divided by 10"
-schedule for a number of steps (benchmarks/greedy.py reports them beside PBT).
+schedule for a number of steps; `greedy_schedule` the schedule of a perfectly greedy
+search, the trap (benchmarks/greedy.py reports all three beside PBT).
 A learning rate above 2 / max h_i = 2 diverges (with momentum 0); a member whose
 moments pass CAP is held there for good, so that it scores very badly but finitely and
 is exploited, instead of failing on an infinite score.

@@ -49,7 +49,7 @@ def simulate(nqm: ModuleType, lrs: list[float], momentum: float, runs: int,
 def test_the_recursion_matches_noisy_sgd(nqm: ModuleType, momentum: float) -> None:
     # a schedule with a cut, so a change of lr mid-run is covered too
     lrs = [0.8] * 30 + [0.08] * 20
-    runs = 20_000
+    runs = 10_000
     x = simulate(nqm, lrs, momentum, runs)
     state = nqm.initial_state()
     for lr in lrs:
