@@ -113,7 +113,7 @@ READING = {
         "PB2 at ready 100 ends at 0.022, between PBT and random search; at ready 20 it is "
         "left out by default (its GP fits take minutes per run here). Random search with "
         "every member cutting at 65% (the step decay's schedule family, never ranked) "
-        "reaches the step decay (0.0102, 0.0104) in the 2 seeds that drew an lr near the "
+        "reaches the step decay (0.0101 and 0.0104) in the 2 seeds that drew an lr near the "
         "stability edge (2.0) and 0.027 to 0.043 in the others: the right family is as "
         "good as its draws. FIRE-PBT's target here: ready every 20, a best member near "
         "0.0101 (the step decay) rather than 0.035."),
