@@ -24,8 +24,8 @@ The best late cut (lr 0.1) is 1.5 points (7 images) above the best constant lr (
 and lr 0.1 held constant is the worst of the three: at every ready point before the
 cut the high lr looks worst, which is the trap for a greedy ranking. PBT, measured in
 benchmarks/greedy.md, does not fall into it at 30 epochs: its best lineage decays
-gradually and ends level with members that cut at 75%. A longer run or more noise is
-the next thing to try for a harder trap.
+gradually and ends level with members that cut at 75%; at 60 epochs the cut's edge
+shrinks. More input noise, or a harder task, is the next thing to try for a real trap.
 """
 
 from __future__ import annotations
