@@ -1,0 +1,377 @@
+"""How greedy is PBT? PBT, PB2 and random search against the best constant lr and a late cut.
+
+    python benchmarks/greedy.py --tasks nqm digits --seeds 5   # benchmarks/greedy.md's tables
+    python benchmarks/greedy.py --tasks nqm --methods PB2 --ready 20 --all   # minutes a run
+
+Issue 30: PBT ranks members by their score now, so it favours what helps now (cutting
+the learning rate lowers the noise floor at once) over what helps later (a high learning
+rate that converges the slow directions first). Each task has only a learning rate to
+tune and a reference a non-greedy search should reach:
+
+- nqm: examples/noisy_quadratic.py, the noisy quadratic of Wu et al. 2018 with its
+  exact expected-loss recursion (score: expected loss, lower is better). 16 members,
+  1,600 steps. References, exact: the best constant lr, the best step decay (an lr
+  divided by 10 once, at the best twentieth of the run), and the perfectly greedy
+  schedule (every ready interval, the lr whose loss is lowest an interval later).
+- digits: examples/greedy_digits.py, an MLP trained by SGD on digits with noisy inputs
+  (score: validation accuracy). 16 members, 30 epochs. References: constant lrs and the
+  same lrs cut by 10 at 75% of the epochs, each trained alone over the same seeds.
+
+Beside PBT, PB2 and random search, "random search, cut" trains the same initial members
+each on the step decay's family (its lr, divided by 10 at the script's CUT), never
+ranked: the reference at the same population. Each task runs at a short and a long
+ready interval (Task.ready), since how many updates a member gets between decisions sets
+how greedy PBT is (Chebykin et al., TMLR 2025). For a seed every method starts from the
+same initial members (the run's seed draws them). One worker trains a run (inline), so a
+seed's run repeats exactly.
+
+Every run's record is a line of --records (JSON), read back on the next call: a call
+runs only what is missing, so a long benchmark is made of short calls (`--methods`,
+`--ready` pick a part), and the section of --output (benchmarks/greedy.md) is
+rewritten from all records after every run. FIRE-PBT goes in METHODS once its exploit
+exists: `--methods FIRE-PBT` then runs it beside the others.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from results import produced_by, seeds_parser, write_section
+
+import populace
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+@dataclass(frozen=True)
+class Task:
+    """A problem: its example script, the trainable's name, the ready intervals, how the
+    score reads, and its references."""
+
+    script: Path
+    trainable: str
+    ready: tuple[int, ...]  # a short and a long interval, in the task's steps
+    lower_is_better: bool
+    unit: str
+    fmt: str
+    # (method, ready) pairs left out unless --all: too slow for these cores
+    costly: tuple[tuple[str, int], ...] = ()
+    # the trainable whose members cut their lr once, at a fixed share of the run
+    cut_trainable: str = ""
+
+
+TASKS = {
+    # PB2 fits its GP (scikit-learn, with restarts) at every explore: 29 s for 400 steps
+    # at ready 20 on an idle core, and a 1,600-step run did not finish in 280 s here
+    "nqm": Task(ROOT / "examples" / "noisy_quadratic.py", "NoisyQuadratic", (20, 100), True,
+                "expected loss", ".5f", costly=(("PB2", 20),),
+                cut_trainable="NoisyQuadraticCut"),
+    "digits": Task(ROOT / "examples" / "greedy_digits.py", "GreedyDigits", (2, 6), False,
+                   "validation accuracy", ".4f", cut_trainable="GreedyDigitsCut"),
+}
+
+# the methods, as settings over the script's config. FIRE-PBT (issue 30) comes here once
+# populace has its exploit: {"exploit": {"name": "fire", ...}} (sub-populations and
+# evaluators, arXiv:2109.13800); until then selecting it fails on the unknown exploit.
+METHODS: dict[str, dict[str, Any]] = {
+    "PBT": {},  # the script's: truncation (bottom 20% copy the top 20%), perturb x0.8/1.2
+    "PB2": {"explore": "pb2"},  # truncation, explore by a time-varying GP bandit
+    "random search": {"exploit": "none"},  # the same initial members, never copied
+    # the same, each member cutting its lr by 10 at the script's CUT: a search of the right
+    # schedule family that never ranks anyone early, the reference at the same population
+    "random search, cut": {"exploit": "none", "trainable": "cut"},
+    "FIRE-PBT": {"exploit": {"name": "fire"}},
+}
+DEFAULT_METHODS = ("PBT", "PB2", "random search", "random search, cut")
+HEADINGS = {"nqm": "## Greed on the noisy quadratic model",
+            "digits": "## Greed on digits with noisy inputs"}
+# what the figures mean: checked against the runs of 2026-12-06 when written
+READING = {
+    "nqm": (
+        "How to read it. Ready every 20 steps, PBT is greedy: its best member ends at "
+        "0.035 (every seed 0.034 to 0.041), worse than random search over the same 16 "
+        "initial members in 5 of 5 seeds (0.027), worse than the best constant lr "
+        "(0.027), and 3.5 times the best step decay (0.0101). Its best lineage starts "
+        "near lr 1.1, is at 0.3 by mid-run and 0.06 at the end, where the step decay "
+        "holds 2.0 to 65% of the run and only then drops to 0.2: each cut lowers the "
+        "noise floor at once and wins the next ranking, while the flat directions (h down "
+        "to 1/1000) are left unconverged. It is still far from perfectly greedy (0.089 "
+        "at ready 20): perturb moves the lr by x0.8 at most per copy, which slows the "
+        "slide. Ready every 100 steps PBT is less greedy and ends at 0.016 (0.013 to "
+        "0.021), below the best constant in 5 of 5 seeds, yet 1.6 times the step decay. "
+        "PB2 at ready 100 ends at 0.022, between PBT and random search; at ready 20 it is "
+        "left out by default (its GP fits take minutes per run here). Random search with "
+        "every member cutting at 65% (the step decay's schedule family, never ranked) "
+        "reaches the step decay (0.0101 and 0.0104) in the 2 seeds that drew an lr near the "
+        "stability edge (2.0) and 0.027 to 0.043 in the others: the right family is as "
+        "good as its draws. FIRE-PBT's target here: ready every 20, a best member near "
+        "0.0101 (the step decay) rather than 0.035."),
+    "digits": (
+        "How to read it. For a member trained alone a late cut beats every constant lr: "
+        "lr 0.1 cut at 75% ends at 0.940 validation accuracy (test 0.943), the best "
+        "constant at 0.916 (test 0.938 at most), and lr 0.1 held constant is the worst "
+        "of the three, so before the cut the high lr looks worst. Yet PBT does not fall "
+        "into the trap here: ready every 2 epochs its best member ends at 0.946 (test "
+        "0.948), above random search in 5 of 5 seeds and above or level with random "
+        "search whose members cut at 75% (0.942, test 0.945; 3 above, 2 level). Its best "
+        "lineage decays gradually (0.039, 0.026, 0.020, 0.015 at the quarters), which on "
+        "this task serves about as well as one late cut, and PB2's, which falls to the "
+        "space's bound 0.001 by 75%, as well. Differences of one to three validation "
+        "images (0.2 to 0.6 points) are within what 5 seeds can tell apart. So at 30 "
+        "epochs digits checks that a method keeps PBT's level on a real network rather "
+        "than that it escapes greed. A longer run is not the knob: at 60 epochs (a copy "
+        "of the script with EPOCHS = 60; members alone, seeds 0 and 1; PBT, seed 0) the "
+        "late cut's edge over constant lr 0.03 shrinks (seed 0: 0.952 against 0.950; "
+        "seed 1: 0.950 against 0.938) and PBT's best member reaches 0.960. More input "
+        "noise, or a task whose flat directions need a high lr for longer, is left to "
+        "try."),
+}
+READING_SEEDS = {"nqm": 5, "digits": 5}  # the reading holds for these seeds' runs only
+
+
+@dataclass
+class Record:
+    task: str
+    ready: int
+    method: str
+    seed: int
+    best: float  # the best member's final score
+    median: float  # the median member's final score
+    test: float | None  # the best member's test accuracy (digits), never ranked by
+    lr: list[float]  # the lr along the best member's lineage at 25, 50, 75, 100% of steps
+    changes: int  # how many times the lr changed along that lineage (copies and explores)
+    seconds: float
+    key: list[Any] = field(default_factory=list)
+
+
+def example(task: Task) -> ModuleType:
+    """The task's script as a module of its own name, which the inline executor finds in
+    sys.modules (given the script, populace would train the script's `trainable`, never
+    the cut variant)."""
+    spec = importlib.util.spec_from_file_location(task.script.stem, task.script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[task.script.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def lr_at(schedule: Sequence[Any], step: int) -> float:
+    """The lr in force along a lineage at `step`."""
+    return float([e for e in schedule if e.step <= step or e is schedule[0]][-1].hparams["lr"])
+
+
+def run_once(name: str, ready: int, method: str, seed: int) -> Record:
+    task = TASKS[name]
+    module = example(task)
+    settings = {**module.config, **METHODS[method], "ready_steps": ready, "seed": seed,
+                "executor": "inline", "workers": 1}
+    trainable = task.cut_trainable if settings.pop("trainable", None) else task.trainable
+    with tempfile.TemporaryDirectory() as folder:
+        began = time.perf_counter()
+        result = populace.run(getattr(module, trainable), module.space,
+                              store=Path(folder) / "run.db", progress=False, **settings)
+        seconds = time.perf_counter() - began
+    steps = settings["steps"]
+    scores = [m.score for m in result.members if m.score is not None]
+    quarters = [steps * q // 4 - 1 for q in (1, 2, 3, 4)]
+    lrs = [lr_at(result.schedule, step) for step in quarters]
+    if trainable == task.cut_trainable:  # the lr in force: the hparam, cut by 10 at CUT
+        cut = round(module.CUT * module.config["steps"])
+        lrs = [lr / 10 if step >= cut else lr for lr, step in zip(lrs, quarters, strict=True)]
+    return Record(name, ready, method, seed, float(result.score), statistics.median(scores),
+                  result.metrics.get("test_accuracy"), lrs, len(result.schedule) - 1, seconds)
+
+
+# -- the references ----------------------------------------------------------------------
+
+
+def nqm_references(module: ModuleType, steps: int) -> dict[str, dict[str, Any]]:
+    """Exact: the best constant lr, the best single cut by 10, and the perfectly greedy
+    schedule at each ready interval, for `steps` steps."""
+    return {"best constant lr": module.best_constant(steps),
+            "best step decay": module.best_step_decay(steps),
+            **{f"greedy {ready}": module.greedy_schedule(steps, ready)
+               for ready in TASKS["nqm"].ready}}
+
+
+DIGITS_CONSTANTS = (0.01, 0.03, 0.1)  # the best constant lies among these (measured)
+DIGITS_CUTS = (0.1, 0.2, 0.3)
+
+
+def digits_reference(lr: float, cut: float | None, seed: int) -> Record:
+    """One member trained alone on a fixed schedule, as a record (method: its schedule)."""
+    module = example(TASKS["digits"])
+    began = time.perf_counter()
+    metrics = module.train_schedule(lr, seed, cut)
+    method = f"constant {lr:g}" if cut is None else f"{lr:g}, cut at {cut:.0%}"
+    return Record("digits", 0, method, seed, metrics["accuracy"], metrics["accuracy"],
+                  metrics["test_accuracy"], [lr] * 4 if cut is None else
+                  [lr, lr, lr / 10, lr / 10], 0 if cut is None else 1,
+                  time.perf_counter() - began)
+
+
+# -- the page ----------------------------------------------------------------------------
+
+
+def spread(values: Sequence[float], fmt: str) -> str:
+    return (f"{statistics.median(values):{fmt}} [{min(values):{fmt}}, "
+            f"{max(values):{fmt}}]")
+
+
+def lrs(records: Sequence[Record]) -> str:
+    """Median over seeds of the best lineage's lr at each quarter of the run."""
+    return " / ".join(f"{statistics.median(r.lr[q] for r in records):.3g}" for q in range(4))
+
+
+def section(name: str, records: Sequence[Record], argv: Sequence[str], total: float,
+            seeds: int) -> str:
+    task = TASKS[name]
+    module = example(task)
+    mine = [r for r in records if r.task == name and r.seed < seeds]
+    # digits: the best member's test accuracy, never ranked by (PBT picks its best member
+    # on validation accuracy, out of 16: a winner's curse a single reference member lacks)
+    has_test = any(r.test is not None for r in mine)
+    tested = (" best member's test accuracy |", "---|") if has_test else ("", "")
+    lines = [HEADINGS[name], "", produced_by("greedy.py", argv, total), "",
+             f"{task.script.relative_to(ROOT)} at its config ({module.config['population']} "
+             f"members, {module.config['steps']} steps), ready every "
+             f"{' or '.join(map(str, task.ready))} steps; score: {task.unit} "
+             f"({'lower' if task.lower_is_better else 'higher'} is better). Over seeds 0 to "
+             f"{seeds - 1}, median [min, max]. The lr columns: the best member's lineage "
+             "at 25 / 50 / 75 / 100% of the steps (medians over seeds); changes: how often "
+             "its lr changed along the lineage.", "",
+             "| method | ready | seeds | best member | median member | lr at 25/50/75/100% "
+             f"| changes | wall (s) |{tested[0]}", f"|---|---|---|---|---|---|---|---|{tested[1]}"]
+    methods = [m for m in METHODS if any(r.method == m for r in mine)]
+    for method in methods:
+        for ready in task.ready:
+            rows = sorted((r for r in mine if (r.method, r.ready) == (method, ready)),
+                          key=lambda r: r.seed)
+            if rows:
+                never = METHODS[method].get("exploit") == "none"
+                lines.append(
+                    f"| {method} | {'any' if never else ready} | {len(rows)} | "
+                    f"{spread([r.best for r in rows], task.fmt)} | "
+                    f"{spread([r.median for r in rows], task.fmt)} | {lrs(rows)} | "
+                    f"{spread([r.changes for r in rows], '.0f')} | "
+                    f"{spread([r.seconds for r in rows], '.1f')} |"
+                    + (f" {spread([r.test for r in rows], '.4f')} |" if has_test else ""))
+    lines += ["", *references(name, module, mine, seeds)]
+    if READING[name] and seeds == READING_SEEDS[name]:
+        lines += ["", READING[name]]
+    return "\n".join(lines) + "\n"
+
+
+def quarters(lrs: Sequence[float]) -> str:
+    """A per-window schedule read at 25, 50, 75 and 100% of its windows."""
+    return " / ".join(f"{lrs[len(lrs) * q // 4 - 1]:.3g}" for q in (1, 2, 3, 4))
+
+
+def references(name: str, module: ModuleType, mine: Sequence[Record], seeds: int
+               ) -> list[str]:
+    if name == "nqm":
+        steps = module.config["steps"]
+        found = nqm_references(module, steps)
+        constant, decay = found["best constant lr"], found["best step decay"]
+        return [f"References, exact for {steps} steps: the best constant lr "
+                f"{constant['lr']:.4f} ends at {constant['loss']:.5f}; the best step decay "
+                f"(lr {decay['lr']:.4f}, divided by {module.DECAY:g} at "
+                f"{decay['fraction']:.0%} of the steps) at {decay['loss']:.5f}. A perfectly "
+                "greedy search (every `ready` steps, the lr whose loss is lowest `ready` "
+                "steps later) ends at " + "; ".join(
+                    f"{found[f'greedy {ready}']['loss']:.5f} at ready {ready} (its lr at "
+                    f"25 / 50 / 75 / 100%: {quarters(found[f'greedy {ready}']['lrs'])})"
+                    for ready in TASKS[name].ready) + "."]
+    rows = ["References: one member trained alone on a fixed schedule, over the same "
+            "seeds (the member's seed), final validation accuracy:", "",
+            "| schedule | seeds | accuracy | test accuracy |", "|---|---|---|---|"]
+    # constants first, then cuts, each by lr
+    for _, _, method in sorted({(r.changes, r.lr[0], r.method) for r in mine if r.ready == 0}):
+        found = [r for r in mine if r.ready == 0 and r.method == method]
+        rows.append(f"| {method} | {len(found)} | {spread([r.best for r in found], '.4f')} "
+                    f"| {spread([r.test for r in found], '.4f')} |")
+    return rows
+
+
+# -- the driver --------------------------------------------------------------------------
+
+
+def cases(name: str, methods: Sequence[str], ready: Sequence[int] | None,
+          seeds: int, costly: bool = False) -> list[tuple[list[Any], Callable[[], Record]]]:
+    """Each run wanted, keyed so that a record already made is not made again."""
+    task = TASKS[name]
+    wanted: list[tuple[list[Any], Callable[[], Record]]] = []
+    for seed in range(seeds):
+        for interval in ready or task.ready:
+            for method in methods:
+                if METHODS[method].get("exploit") == "none" and interval != task.ready[0]:
+                    continue  # no decision is ever taken: the ready interval changes nothing
+                if (method, interval) in task.costly and not costly:
+                    continue
+                wanted.append(([name, interval, method, seed],
+                               lambda i=interval, m=method, s=seed: run_once(name, i, m, s)))
+        if name == "digits" and (ready is None or 0 in ready):
+            for lr, cut in ([(lr, None) for lr in DIGITS_CONSTANTS]
+                            + [(lr, 0.75) for lr in DIGITS_CUTS]):
+                wanted.append(([name, 0, lr, cut, seed],
+                               lambda lr=lr, cut=cut, s=seed: digits_reference(lr, cut, s)))
+    return wanted
+
+
+def load(path: Path) -> list[Record]:
+    if not path.exists():
+        return []
+    return [Record(**json.loads(line)) for line in path.read_text().splitlines() if line]
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = seeds_parser(__doc__)
+    parser.set_defaults(seeds=10, output=HERE / "greedy.md")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                        choices=list(METHODS))
+    parser.add_argument("--ready", type=int, nargs="+",
+                        help="only these ready intervals (digits: 0 is its references)")
+    parser.add_argument("--records", type=Path, default=HERE / "greedy.jsonl")
+    parser.add_argument("--all", action="store_true",
+                        help="also the runs each task marks costly (PB2 at ready 20 on nqm)")
+    parser.add_argument("--budget", type=float, default=float("inf"),
+                        help="stop starting runs after this many seconds")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    records = load(args.records)
+    done = [r.key for r in records]
+    began = time.perf_counter()
+    for name in args.tasks:
+        for key, make in cases(name, args.methods, args.ready, args.seeds, args.all):
+            if key in done or time.perf_counter() - began > args.budget:
+                continue
+            record = make()
+            record.key = key
+            records.append(record)
+            with args.records.open("a") as file:
+                file.write(json.dumps(asdict(record)) + "\n")
+            print(f"{' '.join(map(str, key))}: best {record.best:.5g} median "
+                  f"{record.median:.5g} lr {' '.join(f'{v:.3g}' for v in record.lr)} "
+                  f"{record.seconds:.1f}s", flush=True)
+        total = sum(r.seconds for r in records if r.task == name)
+        write_section(args.output, HEADINGS[name],
+                      section(name, records, argv, total, args.seeds))
+    print(f"wrote {args.output} ({time.perf_counter() - began:.0f} s)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
