@@ -13,8 +13,9 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from support.paths import EXAMPLES
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "noisy_quadratic.py"
+EXAMPLE = EXAMPLES / "noisy_quadratic.py"
 
 
 @pytest.fixture(scope="module")
