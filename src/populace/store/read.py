@@ -14,6 +14,7 @@ import numpy as np
 from populace import pareto
 from populace.snapshot import Segment, Snapshot
 from populace.store.driver import Cursor, Driver, StoreError
+from populace.store.migrate import OLDEST
 from populace.store.records import (
     CheckpointRow,
     Event,
@@ -24,7 +25,6 @@ from populace.store.records import (
     Status,
 )
 from populace.store.retry import retried
-from populace.store.migrate import OLDEST
 from populace.store.schema import SCHEMA_VERSION
 
 # the members a decision ranks (training now or next, and FIRE's evaluators waiting for a
