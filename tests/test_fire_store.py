@@ -122,9 +122,9 @@ def test_the_evaluator_starts_succeeds_and_the_child_adopts(store_factory):
     drive(store, 7)  # the first segment of 0..4, and 0's second: the child has 2 points
     assert story(store) == [
         ("exploit", 5, 2, "fire+evaluate"),
-        ("evaluation", 5, 2, "parent 2 with the hparams of child 0"),
+        ("evaluation", 5, 2, "parent 2 (P2) with the hparams of child 0 (P1)"),
         ("exploit", 6, 3, "fire+evaluate"),
-        ("evaluation", 6, 3, "parent 3 with the hparams of child 0"),
+        ("evaluation", 6, 3, "parent 3 (P2) with the hparams of child 0 (P1)"),
     ]
     five = store.members()[5]
     assert five.status == "ready" and five.hparams == store.members()[CHILD].hparams
@@ -155,7 +155,7 @@ def test_a_parent_that_changes_stops_its_evaluation_and_the_evaluator_moves_on(s
     events = story(store)
     copy = events.index(("exploit", 3, 2, "fire+keep"))  # 3 ranks below 2 by fitness
     stop = events.index(("stopped", 6, None, "parent 3 changed"))
-    moved = events.index(("evaluation", 6, 4, "parent 4 with the hparams of child 0"))
+    moved = events.index(("evaluation", 6, 4, "parent 4 (P2) with the hparams of child 0 (P1)"))
     assert copy < stop < moved
     # the copy counted as a change of parent 3; 5's evaluation of parent 2 runs on
     snapshot = store.snapshot()
@@ -185,8 +185,8 @@ def test_a_synchronous_run_starts_and_judges_evaluations_by_generation(store_fac
     drive(store, 400, until=150)
     events = story(store)
     starts = [e for e in events if e[0] == "evaluation"]
-    assert starts[:2] == [("evaluation", 5, 2, "parent 2 with the hparams of child 0"),
-                          ("evaluation", 6, 3, "parent 3 with the hparams of child 0")]
+    assert starts[:2] == [("evaluation", 5, 2, "parent 2 (P2) with the hparams of child 0 (P1)"),
+                          ("evaluation", 6, 3, "parent 3 (P2) with the hparams of child 0 (P1)")]
     assert ("exploit", CHILD, 5, "fire+adopt") in events
     assert ("stopped", 6, None, "parent 3 changed") in events
     # a generation decides once: every member stands at one step when it ends
@@ -274,3 +274,36 @@ def test_a_store_newer_than_this_populace_is_still_refused(tmp_path):
     with pytest.raises(StoreError, match="schema version 6; this populace reads version 5"):
         open_store(path).members()
 
+
+
+def test_points_above_one_are_refused_until_executors_report_curve_points():
+    from populace.config import RunConfig
+    from populace.errors import ConfigError
+    from populace.strategies import curve_of
+
+    with pytest.raises(ConfigError, match="points must be 1 for now.*got points=4"):
+        curve_of(Fire())
+    with pytest.raises(ConfigError, match="points must be 1 for now"):
+        RunConfig(population=8, steps=100, exploit={"name": "fire"})
+    config = RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 1,
+                                                         "budget": 8})
+    assert (config.curve(), config.groups()) == (128, [1, 1, 1, 2, 2, 2, 0, 0])
+    assert RunConfig(population=8, steps=100).groups() is None
+    with pytest.raises(ConfigError, match="needs population >= 5"):
+        RunConfig(population=4, steps=100, exploit={"name": "fire", "points": 1, "budget": 8})
+
+
+def test_an_evaluation_whose_parent_cannot_donate_leaves_the_evaluator_idle(store_factory):
+    store = store_factory()
+    record = run_record("min", len(GROUPS), exploit=EXPLOIT)  # 100 steps
+    store.create(record, [{"lr": 0.01 * (i + 1)} for i in range(len(GROUPS))], GROUPS)
+    drive(store, 200)  # the members reach the end: an evaluator's next parent has finished
+    dropped = [e for e in store.events("dropped") if e.member in EVALUATORS]
+    for e in dropped:
+        assert e.strategy == "fire+evaluate" and "finished training" in e.detail
+    rows = {m.id: m for m in store.members()}
+    snapshot = store.snapshot()
+    for evaluator in EVALUATORS:
+        row = snapshot.index(evaluator)
+        # never an old evaluation left behind on an idle evaluator
+        assert rows[evaluator].status != Status.IDLE or snapshot.evaluations[row] is None

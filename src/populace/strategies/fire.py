@@ -10,8 +10,9 @@ child's own (the verdict). An evaluator that significantly beats its child from 
 score hands the child its weights (the adopt): long-horizon weights enter P1 that way.
 
 This module holds what a decision computes, from plain arguments, with no I/O; the curve
-math is in `populace.strategies.curves`. The store will pass these arguments once the
-Snapshot carries FIRE's columns, each read from member rows, never from the history:
+math is in `populace.strategies.curves`, and `Fire.plan` (`populace.strategies.fireplan`)
+reads them from the Snapshot's FIRE columns, which the store fills for a run whose exploit
+declares `curve` (`curve_of`), each read from member rows, never from the history:
 
 - `groups`: each member's sub-population, 1..n, or 0 for an evaluator (`Layout.groups`,
   fixed when the members are created);
@@ -25,7 +26,8 @@ Snapshot carries FIRE's columns, each read from member rows, never from the hist
 - `evaluations`: each evaluator's `Evaluation` (None while idle);
 
 and, per decision, the segments each evaluator has trained since its evaluation began
-and whether each parent was copied at its latest ready point.
+(its curve's points after the first, over `points`) and whether each parent was copied at
+its latest ready point (its curve holds only the point its copied weights started from).
 """
 
 from __future__ import annotations
