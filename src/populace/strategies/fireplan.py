@@ -87,10 +87,14 @@ class View:
         return [m for m in self.ids if self.sub[m] == sub]
 
     def verdict(self, evaluator: int) -> Verdict:
-        """Where `evaluator`'s evaluation stands: a child that no longer trains here (it
-        finished, failed or waits to copy) ends it; a parent that does not keeps it."""
+        """Where `evaluator`'s evaluation stands. A child out of the snapshot (finished,
+        failed, or waiting to copy: perhaps to adopt this very evaluator) leaves a success
+        standing and ends a running evaluation, which has nothing to be compared with; a
+        parent out of it changes nothing (the evaluator holds the weights it tests)."""
         e = self.evaluations[evaluator]
         if e.child not in self.row:
+            if e.state is State.SUCCEEDED:
+                return Verdict(State.SUCCEEDED, f"succeeded; child {e.child} has yet to adopt")
             return Verdict(State.STOPPED, f"child {e.child} no longer trains")
         changes = {e.parent: e.parent_changes, **self.changes}
         segments = (len(self.curves[evaluator]) - 1) / self.fire.points  # after its start point
