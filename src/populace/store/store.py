@@ -290,7 +290,9 @@ class Store(StoreReader):
         are after this result (a finished member cannot be copied) and returns
         an exploit/explore `Decision` or None; it must be pure. It decides for
         the reporting member, or, in a synchronous run, for every member at
-        once when this report completes a generation.
+        once when this report completes a generation; in a FIRE-PBT run, for its
+        idle evaluators too (after the reporter, or with the generation), as the
+        report may have freed a parent for them.
         `keep` is how many of the member's own newest checkpoints survive
         collection.
 

@@ -9,18 +9,15 @@ travel as the row keeps them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from populace.snapshot import Snapshot
 from populace.space import Space
+from populace.store.exploits import Decide
 from populace.store.records import Decision, Kind
 from populace.strategies.fire import Fire
 from populace.strategies.fireplan import Move, Plan
 from populace.strategies.protocols import Explore
-
-Decide = Callable[[Snapshot, int], "Decision | None"]
 
 
 def decision(plan: Plan, snapshot: Snapshot, member: int, explore: Explore, space: Space,

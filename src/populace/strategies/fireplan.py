@@ -81,6 +81,7 @@ class View:
         self.evaluations = {m: Evaluation.from_dict(e) for m, e in
                             zip(self.ids, snapshot.evaluations or [None] * len(self.ids),
                                 strict=True) if e is not None}
+        self._assignment: dict[int, Assignment] | None = None
 
     def members(self, sub: int) -> list[int]:
         """The members of sub-population `sub` (0: the evaluators), by id."""
@@ -125,7 +126,13 @@ class View:
 
     def assignment(self) -> dict[int, Assignment]:
         """Which parent and child each evaluator needing a parent takes: the idle ones and
-        those whose verdict stops now, the same for every plan of this snapshot."""
+        those whose verdict stops now, the same for every plan of this snapshot (worked
+        out once per snapshot: a synchronous generation asks it of every evaluator)."""
+        if self._assignment is None:
+            self._assignment = self._assign()
+        return self._assignment
+
+    def _assign(self) -> dict[int, Assignment]:
         needing = {m: int(self.snapshot.steps[self.row[m]]) for m in self.members(0)
                    if m not in self.evaluations
                    or self.verdict(m).state is State.STOPPED}
@@ -159,10 +166,23 @@ def plan(fire: Fire, snapshot: Snapshot, member: int, rng: np.random.Generator) 
         # no sub-populations (a plain snapshot, as the exploit battery's): truncation
         donor = Truncation(fire.fraction)(snapshot, member, rng)
         return None if donor is None else Plan(donor)
-    view = View(fire, snapshot)
+    view = _view(fire, snapshot)
     if view.sub[member] == 0:
         return _evaluator(view, member)
     return _member(view, member, rng)
+
+
+_last: list[View] = []  # the view of the latest snapshot planned on
+
+
+def _view(fire: Fire, snapshot: Snapshot) -> View:
+    """FIRE's view of `snapshot`, built once for all the plans of one snapshot (the store
+    decides a synchronous generation, or the idle evaluators, against one snapshot)."""
+    if _last and _last[0].snapshot is snapshot and _last[0].fire == fire:
+        return _last[0]
+    view = View(fire, snapshot)
+    _last[:] = [view]
+    return view
 
 
 def _member(view: View, member: int, rng: np.random.Generator) -> Plan | None:
