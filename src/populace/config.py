@@ -16,7 +16,9 @@ from populace.strategies import (
     EXPLORE,
     Exploit,
     Explore,
+    Fire,
     Ready,
+    curve_of,
     describe,
     make_exploit,
     make_explore,
@@ -175,7 +177,10 @@ class RunConfig:
         self.mode = one_of(None, "mode", self.mode, MODES)
         self.score = text(None, "score", self.score, "the name of a metric")
         self._validate_objectives()
-        window_of(self.make_exploit())  # built, so a bad parameter or window is refused now
+        exploit = self.make_exploit()  # built, so a bad parameter or window is refused now
+        window_of(exploit)
+        if curve_of(exploit) is not None and isinstance(exploit, Fire):
+            exploit.layout(self.population)  # too small a population for its sub-populations
         segments_of(self.make_explore())  # a bad segments window too
         self._validate_logs()
 
@@ -277,6 +282,18 @@ class RunConfig:
     def window(self) -> int:
         """How many recent scores per member the exploit strategy reads (0: none)."""
         return window_of(self.make_exploit()) or 0
+
+    def curve(self) -> int:
+        """How many curve points per member the exploit strategy reads (0: none; FIRE-PBT)."""
+        return curve_of(self.make_exploit()) or 0
+
+    def groups(self) -> list[int] | None:
+        """FIRE-PBT's layout, for `Store.create`: each member's sub-population, 1..n, or 0
+        for an evaluator; None for every other exploit (one population)."""
+        exploit = self.make_exploit()
+        if not isinstance(exploit, Fire):
+            return None
+        return [int(g) for g in exploit.layout(self.population).groups]
 
     def segments(self) -> int:
         """How many recent segments per member the explore strategy reads (0: none)."""

@@ -51,6 +51,18 @@ class Snapshot:
     # a multi-objective run: one row per member, one column per objective, each oriented so
     # that higher is better (NaN: not reported); None: the run ranks by `scores` alone
     objectives: np.ndarray | None = None
+    # FIRE-PBT's columns, filled only for an exploit that declares `curve` (`Curved`), all
+    # read from member rows, never from the history (`populace.strategies.fire`):
+    # each member's sub-population, 1..n, 0 for an evaluator (None: no sub-populations)
+    groups: np.ndarray | None = None
+    # how many times each member's weights or hparams changed hands (copy, adopt, explore)
+    changes: np.ndarray | None = None
+    # each member's [step, score] points since its weights last changed hands, oldest first
+    curves: Sequence[Sequence[Sequence[float]]] = ()
+    # the step each member's latest evaluation began at, as a parent (None: never)
+    evaluated: Sequence[int | None] = ()
+    # each evaluator's evaluation as stored (JSON; None: none, as for every other member)
+    evaluations: Sequence[Mapping[str, Any] | None] = ()
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -64,6 +76,10 @@ class Snapshot:
             raise ValueError("Snapshot.segments must have one list of segments per member")
         if self.objectives is not None and len(self.objectives) != n:
             raise ValueError("Snapshot.objectives must have one row per member")
+        for name in ("groups", "changes", "curves", "evaluated", "evaluations"):
+            column = getattr(self, name)
+            if column is not None and len(column) not in (0, n):
+                raise ValueError(f"Snapshot.{name} must have one entry per member")
 
     def aligned(self, member_id: int) -> Snapshot:
         """The scores as `member_id` should be ranked against them, at its own step.

@@ -244,7 +244,7 @@ def test_cli_settings_precedence(tmp_path):
         (["--explore", "perturb", "--factors", "0.8,-1"], "factors"),
         (["--factors", "a,b"], "factors must be numbers"),
         (["--exploit", "best"],
-         "exploit must be one of truncation, tournament, ttest, none, own; got 'best'"),
+         "exploit must be one of truncation, tournament, ttest, none, own, fire; got 'best'"),
         (["--explore", "jitter"], "explore must be one of"),
         (["--mode", "maximise"], "mode must be one of max, min; got 'maximise'"),
         (["--ready-steps", "0"], "ready_steps must be >= 1, got 0"),

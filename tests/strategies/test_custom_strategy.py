@@ -96,7 +96,8 @@ def test_strategies_of_your_own_by_import_path_in_a_config_file(tmp_path):
         ("explore: {name: 'MODULE:halve', factor: 2}",
          "is not a class, so it takes no parameters; got factor"),
         ("exploit: json:dumps", "must be callable as exploit(snapshot, member_id, rng)"),
-        ("exploit: best", "exploit must be one of truncation, tournament, ttest, none, own; "
+        ("exploit: best", "exploit must be one of truncation, tournament, ttest, none, own, "
+                          "fire; "
                           "got 'best'"),
     ],
 )

@@ -17,6 +17,7 @@ from populace.strategies import (
     PB2,
     EverySeconds,
     EverySteps,
+    Fire,
     Keep,
     NoExploit,
     Noise,
@@ -372,7 +373,7 @@ def test_every_seconds_rejects_bad_seconds(seconds):
 def test_registries_name_the_classes():
     assert EXPLOIT == {
         "truncation": Truncation, "tournament": Tournament, "ttest": TTest, "none": NoExploit,
-        "own": OwnState,
+        "own": OwnState, "fire": Fire,
     }
     assert EXPLORE == {
         "perturb": Perturb,
@@ -394,7 +395,8 @@ def test_make_rejects_unknown_names():
     with pytest.raises(ConfigError) as info:
         make_exploit("foo")
     assert str(info.value) == (
-        "exploit must be one of truncation, tournament, ttest, none, own; got 'foo'. A strategy "
+        "exploit must be one of truncation, tournament, ttest, none, own, fire; got 'foo'. A "
+        "strategy "
         "of your own is named by its import path, 'package.module:Name'")
     with pytest.raises(
         ConfigError,

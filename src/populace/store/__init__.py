@@ -1,10 +1,10 @@
 """Population stores: the single source of truth of a run (see `store.Store`).
 
 Files: `driver` (the contract a backend fulfils and the SQL it must accept),
-`schema` (the tables), `store` (the Store: claim, report, fail), `exploits`
-(carrying out the exploit decisions a report or failure sets off), `read` (its
-reads), `records` (the rows it hands out), `rows` (the writes both halves
-share), `retry`, and one file per backend (`sqlite`, `postgresql`).
+`schema` (the tables), `migrate` (upgrading an older populace's store), `store` (the
+Store: claim, report, fail), `exploits` (carrying out the exploit decisions a report or
+failure sets off), `read` (its reads), `records` (the rows it hands out), `rows` (the
+writes both halves share), `retry`, and one file per backend (`sqlite`, `postgresql`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from populace.store.records import (
     Outcome,
     Report,
     Result,
+    Role,
     RunRecord,
     Status,
 )
@@ -35,7 +36,7 @@ from populace.store.store import Store
 
 __all__ = [
     "DECISIONS", "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Cursor", "Decision", "Driver",
-    "Event", "FailOutcome", "Kind", "MemberRow", "Outcome", "Report", "Result", "RunRecord",
+    "Event", "FailOutcome", "Kind", "MemberRow", "Outcome", "Report", "Result", "Role", "RunRecord",
     "Status", "Store", "StoreError", "beside", "is_postgres", "open_store", "store_exists",
 ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from populace import pareto
 from populace.snapshot import Segment, Snapshot
 from populace.store.driver import Cursor, Driver, StoreError
+from populace.store.migrate import OLDEST
 from populace.store.records import (
     CheckpointRow,
     Event,
@@ -25,9 +27,10 @@ from populace.store.records import (
 from populace.store.retry import retried
 from populace.store.schema import SCHEMA_VERSION
 
-# the members a decision ranks (training now or next), and every member still in the run
-_RANKED = (Status.READY, Status.RUNNING)
-_LIVE = (Status.READY, Status.RUNNING, Status.WAITING, Status.DONE)
+# the members a decision ranks (training now or next, and FIRE's evaluators waiting for a
+# parent, whom a decision may start), and every member still in the run
+_RANKED = (Status.READY, Status.RUNNING, Status.IDLE)
+_LIVE = (Status.READY, Status.RUNNING, Status.WAITING, Status.DONE, Status.IDLE)
 
 
 def _segments(stored: list[list[Any]]) -> list[Segment]:
@@ -50,6 +53,8 @@ class StoreReader:
         self._recent_cache: dict[int, tuple[str, Any]] = {}
         self._trail_cache: dict[int, tuple[str, Any]] = {}
         self._segments_cache: dict[int, tuple[str, Any]] = {}
+        self._curve_cache: dict[int, tuple[str, Any]] = {}
+        self._evaluation_cache: dict[int, tuple[str, Any]] = {}
 
     @property
     def url(self) -> str:
@@ -97,24 +102,28 @@ class StoreReader:
             row = cur.fetchone()
             return None if row is None else json.loads(row[0])
 
-    def _has_meta(self, cur: Cursor) -> bool:
+    def _version(self, cur: Cursor) -> int | None:
+        """The store's schema version; None when it holds no populace store."""
         if not {"key", "value"} <= self.driver.columns(cur, "meta"):
-            return False  # an empty database, or another program's
+            return None  # an empty database, or another program's
         cur.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         row = cur.fetchone()
-        if row is None:
+        return None if row is None else int(json.loads(row[0]))
+
+    def _has_meta(self, cur: Cursor) -> bool:
+        version = self._version(cur)
+        if version is None:
             return False
-        version = json.loads(row[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.url} has store schema version {version}; this populace reads "
                 f"version {SCHEMA_VERSION}: upgrade populace"
             )
-        if version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION:  # older than any upgrade `Store` makes on opening
             raise StoreError(
                 f"{self.url} has store schema version {version}, written by an older populace; "
-                f"this one reads version {SCHEMA_VERSION}: finish that run with the populace "
-                "that started it"
+                f"this one reads version {SCHEMA_VERSION} and upgrades stores from version "
+                f"{OLDEST}: finish that run with the populace that started it"
             )
         return True
 
@@ -138,29 +147,48 @@ class StoreReader:
         one waiting to copy another has given up its own state.
         """
         statuses = _RANKED if training else _LIVE
+        record = self._config_cached(cur)
+        # FIRE's columns only when the exploit reads curves: an ordinary run reads no more
+        fire = ", sub, changes, curve, evaluated, evaluation" if record.curve else ""
         cur.execute(
-            "SELECT id, step, score, hparams, recent, trail, segments, objectives FROM members"
-            f" WHERE status IN ({', '.join('?' for _ in statuses)}) ORDER BY id", statuses
+            "SELECT id, step, score, hparams, recent, trail, segments, objectives"
+            f"{fire} FROM members WHERE status IN ({', '.join('?' for _ in statuses)})"
+            " ORDER BY id", statuses
         )
         rows = cur.fetchall()
         hparams = [self._parsed(self._hparams_cache, r[0], r[3]) for r in rows]
         recent = ([self._parsed(self._recent_cache, r[0], r[4]) for r in rows]
-                  if self._window(cur) else ())
+                  if record.window else ())
         trails = [self._parsed(self._trail_cache, r[0], r[5]) for r in rows]
         segments = ([self._parsed(self._segments_cache, r[0], r[6], _segments) for r in rows]
-                    if self._config_cached(cur).segments else ())
-        return Snapshot(
+                    if record.segments else ())
+        snapshot = Snapshot(
             ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
             steps=np.fromiter((r[1] for r in rows), np.int64, len(rows)),
             scores=np.fromiter(
                 (np.nan if r[2] is None else r[2] for r in rows), np.float64, len(rows)
             ),
             hparams=hparams,
-            maximize=self._config_cached(cur).mode.maximize,
+            maximize=record.mode.maximize,
             recent=recent,
             trails=trails,
             segments=segments,
             objectives=self._oriented(cur, [r[7] for r in rows]),
+        )
+        return self._with_fire(snapshot, rows) if fire else snapshot
+
+    def _with_fire(self, snapshot: Snapshot, rows: list[Any]) -> Snapshot:
+        """`snapshot` with FIRE-PBT's columns, from `rows`' columns 8 on (sub, changes,
+        curve, evaluated, evaluation), each parsed only when it changed."""
+        n = len(rows)
+        return replace(
+            snapshot,
+            groups=np.fromiter((r[8] for r in rows), np.int64, n),
+            changes=np.fromiter((r[9] for r in rows), np.int64, n),
+            curves=[self._parsed(self._curve_cache, r[0], r[10]) for r in rows],
+            evaluated=[r[11] for r in rows],
+            evaluations=[None if r[12] is None else
+                         self._parsed(self._evaluation_cache, r[0], r[12]) for r in rows],
         )
 
     def _oriented(self, cur: Cursor, stored: list[str | None]) -> np.ndarray | None:

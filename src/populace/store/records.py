@@ -28,6 +28,16 @@ class Status(_Word):
     WAITING = "waiting"  # to copy a donor behind it, once the donor catches up
     DONE = "done"  # trained to the run's last step
     FAILED = "failed"  # raised more often than its retries allow; never a donor
+    # a FIRE evaluator with no parent to test: never claimed nor a donor until one is free;
+    # not training either (not in TRAINING), so it holds back no generation and no run end
+    IDLE = "idle"
+
+
+class Role(_Word):
+    """What a member does in a FIRE-PBT run; fixed when the run is created."""
+
+    MEMBER = "member"  # trains in its sub-population (every member of any other run)
+    EVALUATOR = "evaluator"  # tests a parent's weights with a child's hparams
 
 
 class Kind(_Word):
@@ -41,6 +51,10 @@ class Kind(_Word):
     FAILED = "failed"  # a member failed for good
     RECOVER = "recover"  # sent back past a checkpoint whose file failed its hash
     REFUSED = "refused"  # a late report from a worker whose lease was lost
+    # FIRE-PBT's evaluations, each with its detail in words
+    EVALUATION = "evaluation"  # an evaluator started: donor the parent, after the hparams
+    STOPPED = "stopped"  # an evaluation stopped, with the reason
+    SUCCEEDED = "succeeded"  # an evaluation beat its child: the child adopts it next
 
 
 class FailOutcome(_Word):
@@ -74,6 +88,9 @@ class RunRecord:
     script: str | None = None  # the run script's absolute path, when started from one
     window: int = 0  # recent scores each member keeps for the exploit strategy
     segments: int = 0  # recent segments each member keeps for the explore strategy
+    # curve points each member keeps for an exploit that reads curves (FIRE-PBT); 0: none,
+    # and the snapshot carries none of FIRE's columns
+    curve: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,11 +172,27 @@ class Report:
 @dataclass(frozen=True)
 class Decision:
     """Exploit/explore outcome: copy `donor`'s checkpoint and continue with `hparams`
-    (`donor` the member itself: keep its own checkpoint, continue with `hparams`)."""
+    (`donor` the member itself: keep its own checkpoint, continue with `hparams`).
 
-    donor: int
+    FIRE-PBT's decisions say more. `evaluation` is an evaluator's evaluation from now on
+    (JSON; with a copy, the one it starts on its donor, the parent). `adopt`: the copy
+    is an adopt, the member taking its donor's (an evaluator's) curve too and ending its
+    evaluation. `notes` are events about the member's evaluation, (kind, detail), stored
+    with the decision. `donor` None: no copy and no explore, only the evaluation and the
+    notes (an evaluation that succeeded, or stopped with no parent left: it idles).
+    """
+
+    donor: int | None
     hparams: dict[str, Any]
     strategy: str = ""
+    evaluation: dict[str, Any] | None = None
+    adopt: bool = False
+    notes: tuple[tuple[Kind, str], ...] = ()
+
+    def pending(self) -> list[Any]:
+        """What a waiting member keeps of the decision it waits to carry out (JSON); its
+        notes were stored when it was made."""
+        return [self.hparams, self.strategy, self.evaluation, self.adopt]
 
 
 @dataclass(frozen=True)

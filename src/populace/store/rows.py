@@ -34,10 +34,9 @@ def record_event(cur: Cursor, kind: Kind, member: int, step: int, now: float, *,
                  decision: Decision | None = None, donor: int | None = None,
                  donor_step: int | None = None, before: Mapping[str, Any] | None = None,
                  after: Mapping[str, Any] | None = None, detail: str | None = None,
-                 result: int | None = None) -> None:
+                 result: int | None = None, strategy: str = "") -> None:
     """Record an event of `member` at `step`; an exploit decision's own gives its donor,
     new hparams and strategy (`decision`), other events name what they need."""
-    strategy = ""
     if decision is not None:
         donor, after, strategy = decision.donor, decision.hparams, decision.strategy
         donor = None if donor == member else donor  # an explore in place copies no one

@@ -8,10 +8,24 @@ from __future__ import annotations
 # 4: each member its last few segments with the hparams in force (`segments`), for an
 #    explore strategy that learns from them (PB2), and in a multi-objective run its latest
 #    value of each objective (`objectives`)
-SCHEMA_VERSION = 4
+# 5: FIRE-PBT: each member's sub-population and role (fixed at creation), a count of its
+#    changes, its curve, the step its latest evaluation began, and an evaluator's evaluation
+SCHEMA_VERSION = 5
+
+# the columns version 5 added to `members`, as `populace.store.migrate` adds them to an
+# older store: a plain run's members all stand in sub-population 1, with no curve
+FIRE_COLUMNS = (
+    "sub INTEGER NOT NULL DEFAULT 1",
+    "role TEXT NOT NULL DEFAULT 'member'",
+    "changes INTEGER NOT NULL DEFAULT 0",
+    "curve TEXT NOT NULL DEFAULT '[]'",
+    "evaluated INTEGER",
+    "evaluation TEXT",
+)
 
 
 def schema(types: dict[str, str]) -> list[str]:
+    """The statements that create a new store's tables (and nothing that exists)."""
     t = types
     return [
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -32,7 +46,7 @@ def schema(types: dict[str, str]) -> list[str]:
             recent TEXT NOT NULL DEFAULT '[]', trail TEXT NOT NULL DEFAULT '[]',
             segments TEXT NOT NULL DEFAULT '[]', objectives TEXT,
             failures INTEGER NOT NULL DEFAULT 0, waits_for INTEGER, pending TEXT,
-            updated {t['real']} NOT NULL)""",
+            updated {t['real']} NOT NULL, {', '.join(FIRE_COLUMNS)})""",
         f"""CREATE TABLE IF NOT EXISTS results (
             id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
             step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,

@@ -29,7 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from populace.store.driver import Cursor, StoreError
+import numpy as np
+
+from populace.store import migrate
+from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.exploits import Applied, Decide, Exploits
 from populace.store.read import StoreReader
 from populace.store.records import (
@@ -38,6 +41,7 @@ from populace.store.records import (
     MemberRow,
     Outcome,
     Report,
+    Role,
     RunRecord,
     Status,
 )
@@ -61,12 +65,36 @@ class Store(StoreReader):
 
     # -- the run ---------------------------------------------------------
 
-    def create(self, config: RunRecord, hparams: list[dict[str, Any]]) -> None:
+    def __init__(self, driver: Driver, patience: float = 60.0):
+        super().__init__(driver, patience)
+        self._upgrade()
+
+    @retried
+    def _upgrade(self) -> None:
+        """Upgrade a store an older populace wrote (`populace.store.migrate`), whole, in one
+        write transaction; one too old to upgrade, or newer, is refused when read."""
+        with self.driver.read() as cur:
+            version = self._version(cur)
+        if version is None or not migrate.upgradable(version):
+            return  # the usual open: a store of this version, or none yet
+        with self.driver.write() as cur:
+            version = self._version(cur)  # another process may have upgraded it meanwhile
+            if version is not None and migrate.upgradable(version):
+                migrate.upgrade(cur, self.driver.types, version)
+
+    def create(self, config: RunRecord, hparams: list[dict[str, Any]],
+               groups: Sequence[int] | None = None) -> None:
         """Start a run: its record and one member per hparams, in one transaction.
 
+        `groups` is FIRE-PBT's layout, fixed here for the whole run: each member's
+        sub-population, 1..n, or 0 for an evaluator, which starts idle (None: one
+        population, every member in sub-population 1).
+
         Raises:
-            StoreError: the store already holds a run.
+            StoreError: the store already holds a run; `groups` is not one int >= 0 per
+                member.
         """
+        subs = _subs(groups, len(hparams))
         with self.driver.write() as cur:
             for sql in schema(self.driver.types):
                 cur.execute(sql)
@@ -82,11 +110,13 @@ class Store(StoreReader):
                 ("run", uuid.uuid4().hex),
             ):
                 cur.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-            for i, h in enumerate(hparams):
+            for i, (h, sub) in enumerate(zip(hparams, subs, strict=True)):
+                evaluator = sub == 0  # an evaluator waits idle for its first parent
                 cur.execute(
                     "INSERT INTO members (id, hparams, step, score, generation, parent, status,"
-                    " updated) VALUES (?, ?, 0, NULL, 0, NULL, ?, ?)",
-                    (i, json.dumps(h), Status.READY, now),
+                    " updated, sub, role) VALUES (?, ?, 0, NULL, 0, NULL, ?, ?, ?, ?)",
+                    (i, json.dumps(h), Status.IDLE if evaluator else Status.READY, now, sub,
+                     Role.EVALUATOR if evaluator else Role.MEMBER),
                 )
 
     # -- workers: claim, heartbeat, report, fail --------------------------
@@ -260,7 +290,9 @@ class Store(StoreReader):
         are after this result (a finished member cannot be copied) and returns
         an exploit/explore `Decision` or None; it must be pure. It decides for
         the reporting member, or, in a synchronous run, for every member at
-        once when this report completes a generation.
+        once when this report completes a generation; in a FIRE-PBT run, for its
+        idle evaluators too (after the reporter, or with the generation), as the
+        report may have freed a parent for them.
         `keep` is how many of the member's own newest checkpoints survive
         collection.
 
@@ -281,6 +313,7 @@ class Store(StoreReader):
                 members = exploits.deciding(report.member, report.step)
                 if members:
                     applied = exploits.decide_for(members)
+                exploits.start_idle()  # FIRE: evaluators this report may give a parent
             decision, donor_checkpoint = applied.get(report.member, (None, None))
             collect = self._collect(cur, report.member, keep)
             return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
@@ -327,6 +360,8 @@ class Store(StoreReader):
             trail, recent = self._remember(cur, trail, recent, report.step, score)
             if before is not None and self._config_cached(cur).segments:
                 segments = self._segment(cur, segments, report, before, score)
+        if score is not None and self._config_cached(cur).curve:
+            self._extend_curve(cur, report.member, report.step, score)
         cur.execute(
             "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
             " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
@@ -498,6 +533,14 @@ class Store(StoreReader):
             recent = json.dumps((json.loads(recent) + [score])[-window:])
         return json.dumps((json.loads(trail) + [[step, score]])[-TRAIL:]), recent
 
+    def _extend_curve(self, cur: Cursor, member: int, step: int, score: float) -> None:
+        """Add the segment's score to the member's curve, the newest points kept: one point
+        a segment (several need every executor to report them, which comes later)."""
+        cur.execute("SELECT curve FROM members WHERE id = ?", (member,))
+        curve = json.loads(cur.fetchone()[0]) + [[step, score]]
+        cur.execute("UPDATE members SET curve = ? WHERE id = ?",
+                    (json.dumps(curve[-self._config_cached(cur).curve:]), member))
+
     def _segment(self, cur: Cursor, segments: str, report: Report, before: float,
                  score: float) -> str:
         """A member's window of segments with this one added: from the step and score its
@@ -527,3 +570,15 @@ class Store(StoreReader):
             if cur.fetchone()[0] == 0:
                 keys.append(key)
         return keys
+
+
+def _subs(groups: Sequence[int] | None, members: int) -> list[int]:
+    """Each member's sub-population from `Store.create`'s `groups` (None: all in 1)."""
+    if groups is None:
+        return [1] * members
+    subs = list(groups)
+    if len(subs) != members or not all(
+            isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g >= 0
+            for g in subs):
+        raise StoreError(f"groups must hold one int >= 0 per member ({members}), got {subs}")
+    return [int(g) for g in subs]

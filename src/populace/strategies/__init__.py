@@ -14,7 +14,8 @@ An exploit strategy that reads recent scores also declares `window`
 names the built-ins by the unit they count (the settings `ready_steps` and
 `ready_seconds`). An explore strategy that learns from the population's recent segments
 (PB2) declares `segments` (`Modelled`); `segments_of` reads it, and the worker then hands
-it the snapshot.
+it the snapshot. FIRE-PBT (`Fire`) declares `curve` (`Curved`); `curve_of` reads it, and
+its `plan` says more than a donor (`populace.strategies.firedecide`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from populace.strategies.exploit import (
     Tournament,
     Truncation,
     TTest,
+    curve_of,
     window_of,
 )
 from populace.strategies.explore import (
@@ -37,8 +39,10 @@ from populace.strategies.explore import (
     Rule,
     segments_of,
 )
+from populace.strategies.fire import Fire
+from populace.strategies.fireplan import Plan
 from populace.strategies.pb2 import PB2
-from populace.strategies.protocols import Exploit, Explore, Modelled, Ready, Windowed
+from populace.strategies.protocols import Curved, Exploit, Explore, Modelled, Ready, Windowed
 from populace.strategies.ready import EverySeconds, EverySteps
 from populace.strategies.registry import (
     EXPLOIT,
@@ -56,10 +60,12 @@ __all__ = [
     "EXPLOIT",
     "EXPLORE",
     "READY",
+    "Curved",
     "EverySeconds",
     "EverySteps",
     "Exploit",
     "Explore",
+    "Fire",
     "Keep",
     "NoExploit",
     "Modelled",
@@ -68,6 +74,7 @@ __all__ = [
     "PB2",
     "Perturb",
     "PerturbOrResample",
+    "Plan",
     "Ready",
     "Resample",
     "Rule",
@@ -83,5 +90,6 @@ __all__ = [
     "segments_of",
     "space_from_dict",
     "space_to_dict",
+    "curve_of",
     "window_of",
 ]

@@ -10,8 +10,9 @@ child's own (the verdict). An evaluator that significantly beats its child from 
 score hands the child its weights (the adopt): long-horizon weights enter P1 that way.
 
 This module holds what a decision computes, from plain arguments, with no I/O; the curve
-math is in `populace.strategies.curves`. The store will pass these arguments once the
-Snapshot carries FIRE's columns, each read from member rows, never from the history:
+math is in `populace.strategies.curves`, and `Fire.plan` (`populace.strategies.fireplan`)
+reads them from the Snapshot's FIRE columns, which the store fills for a run whose exploit
+declares `curve` (`curve_of`), each read from member rows, never from the history:
 
 - `groups`: each member's sub-population, 1..n, or 0 for an evaluator (`Layout.groups`,
   fixed when the members are created);
@@ -25,7 +26,8 @@ Snapshot carries FIRE's columns, each read from member rows, never from the hist
 - `evaluations`: each evaluator's `Evaluation` (None while idle);
 
 and, per decision, the segments each evaluator has trained since its evaluation began
-and whether each parent was copied at its latest ready point.
+(its curve's points after the first, over `points`) and whether each parent was copied at
+its latest ready point (its curve holds only the point its copied weights started from).
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from populace.checks import number, refused, whole
 from populace.errors import ConfigError
 from populace.mode import Mode
+from populace.snapshot import Snapshot
 from populace.strategies.curves import (
     Comparison,
     Curve,
@@ -51,6 +54,9 @@ from populace.strategies.curves import (
     oriented,
     overlap,
 )
+
+if TYPE_CHECKING:
+    from populace.strategies.fireplan import Plan
 
 
 class Layout(NamedTuple):
@@ -108,6 +114,18 @@ class Evaluation:
     start_step: int
     hparams: Mapping[str, Any]
     state: State = State.RUNNING
+
+    def to_dict(self) -> dict[str, Any]:
+        """The evaluation as an evaluator's row keeps it (JSON values)."""
+        return {"parent": self.parent, "child": self.child,
+                "parent_changes": self.parent_changes, "child_changes": self.child_changes,
+                "start_step": self.start_step, "hparams": dict(self.hparams),
+                "state": self.state.value}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> Evaluation:
+        """The evaluation `to_dict` gave, read back from a row."""
+        return cls(**{**stored, "state": State(stored["state"])})
 
 
 class Parent(NamedTuple):
@@ -184,6 +202,22 @@ class Fire:
             raise ConfigError(
                 f"Fire: curve must be >= budget x points + 1 = {held + 1}, so an evaluation's "
                 f"curve is kept whole up to its budget, got curve={self.curve}")
+
+    def __call__(self, snapshot: Snapshot, member_id: int,
+                 rng: np.random.Generator) -> int | None:
+        """The donor of `plan`, for the `Exploit` protocol: on a snapshot without FIRE's
+        columns (no sub-populations), truncation over everyone by `fraction`."""
+        plan = self.plan(snapshot, member_id, rng)
+        return None if plan is None else plan.donor
+
+    def plan(self, snapshot: Snapshot, member_id: int,
+             rng: np.random.Generator) -> Plan | None:
+        """What `member_id` does now, from `snapshot` alone (`populace.strategies.fireplan`):
+        adopt, copy inside its sub-population, or, as an evaluator, go on, succeed, stop
+        and start on the next parent; None: it goes on as it is."""
+        from populace.strategies.fireplan import plan  # it builds on this module's words
+
+        return plan(self, snapshot, member_id, rng)
 
     def layout(self, population: int) -> Layout:
         """The sub-population sizes and evaluator count for `population` members.

@@ -42,6 +42,21 @@ class Windowed(Exploit, Protocol):
     window: int
 
 
+class Curved(Exploit, Protocol):
+    """An exploit strategy that reads each member's curve and FIRE's columns, as `Fire`
+    does.
+
+    `curve` (an int from 8 to 1000, `MAX_CURVE`) is how many [step, score] points of each
+    member's curve the store keeps, and `points` how many a segment adds (1 for now: more
+    needs every executor to report scores within a segment). `curve_of` reads and checks
+    them; the run's snapshot then carries `groups`, `changes`, `curves`, `evaluated` and
+    `evaluations`, and a strategy without them gets none of those.
+    """
+
+    curve: int
+    points: int
+
+
 class Explore(Protocol):
     """An explore strategy: new hparams from the (just copied) donor's hparams.
 

@@ -14,13 +14,14 @@ from populace.errors import ConfigError
 from populace.space import Space, dimension_from_dict
 from populace.strategies.exploit import NoExploit, OwnState, Tournament, Truncation, TTest
 from populace.strategies.explore import Keep, Noise, Perturb, PerturbOrResample, Resample
+from populace.strategies.fire import Fire
 from populace.strategies.pb2 import PB2
 from populace.strategies.protocols import Exploit, Explore, Ready
 from populace.strategies.ready import EverySeconds, EverySteps
 
 EXPLOIT: dict[str, type] = {
     "truncation": Truncation, "tournament": Tournament, "ttest": TTest, "none": NoExploit,
-    "own": OwnState,
+    "own": OwnState, "fire": Fire,
 }
 EXPLORE: dict[str, type] = {
     "perturb": Perturb,

@@ -52,6 +52,11 @@ from populace.testing.stores.decisions import (
     check_store_generation_counts_exploits_along_the_lineage,
     check_store_the_decision_sees_the_population_after_this_result,
 )
+from populace.testing.stores.evaluations import (
+    check_store_a_fire_run_keeps_its_layout_and_curves,
+    check_store_an_evaluation_starts_settles_and_is_adopted,
+    check_store_an_evaluator_with_no_parent_left_idles,
+)
 from populace.testing.stores.reports import (
     check_store_a_refused_report_hands_back_its_checkpoint_file,
     check_store_a_report_after_the_lease_was_lost_is_refused_and_recorded,
@@ -103,6 +108,9 @@ STORE_CHECKS: tuple[Callable[[StoreFactory], None], ...] = (
     check_store_progress_summarises_the_population,
     check_store_concurrent_workers_lose_and_duplicate_nothing,
     check_store_concurrent_workers_with_expiring_leases,
+    check_store_a_fire_run_keeps_its_layout_and_curves,
+    check_store_an_evaluation_starts_settles_and_is_adopted,
+    check_store_an_evaluator_with_no_parent_left_idles,
 )
 
 
@@ -149,4 +157,6 @@ __all__ = ["STORE_CHECKS", "StoreFactory", "check_store", "claim_exactly", "repo
            "check_store_progress_summarises_the_population",
            "check_store_concurrent_workers_lose_and_duplicate_nothing",
            "check_store_concurrent_workers_with_expiring_leases",
-]
+           "check_store_a_fire_run_keeps_its_layout_and_curves",
+           "check_store_an_evaluation_starts_settles_and_is_adopted",
+           "check_store_an_evaluator_with_no_parent_left_idles"]

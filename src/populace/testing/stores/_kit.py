@@ -33,7 +33,8 @@ def run_record(mode: str = "max", population: int = 4, space: dict[str, Any] | N
     """The record populace.run stores, for a run of `population` members over `space`."""
     config = RunConfig(mode=mode, population=max(2, population), steps=100, **settings)
     return RunRecord(run=config.to_dict(), space=space or LR_SPACE, checkpoints="/some/dir",
-                     trainable="toy:Toy", window=config.window(), segments=config.segments())
+                     trainable="toy:Toy", window=config.window(), segments=config.segments(),
+                     curve=config.curve())
 
 
 class Stores:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from populace.store import SCHEMA_VERSION, StoreError
+from populace.store.migrate import OLDEST
 from populace.testing.stores._kit import (
     Stores,
     equal,
@@ -88,14 +89,16 @@ def check_store_another_programs_meta_table_is_not_a_store(stores: Stores) -> No
 
 @store_check
 def check_store_another_schema_is_refused_naming_both_versions(stores: Stores) -> None:
-    """A store of another schema version is refused with both versions and what to do."""
-    for other, advice in ((1, "upgrade populace"), (-1, "the populace that started it")):
+    """A store of another schema version is refused with both versions and what to do: a
+    newer one, or one older than any this populace upgrades (`populace.store.migrate`)."""
+    for other, advice in ((SCHEMA_VERSION + 1, "upgrade populace"),
+                          (OLDEST - 1, "the populace that started it")):
         store = stores.new(name=f"schema{other}")
         with store.driver.write() as cur:
             cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                        (json.dumps(SCHEMA_VERSION + other),))
+                        (json.dumps(other),))
         store = stores.open(f"schema{other}")
-        expected = rf"schema version {SCHEMA_VERSION + other}.*version {SCHEMA_VERSION}.*{advice}"
+        expected = rf"schema version {other}.*version {SCHEMA_VERSION}.*{advice}"
         with raises(StoreError, match=expected):
             store.exists()
         with raises(StoreError, match=expected):
