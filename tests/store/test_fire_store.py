@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.paths import ROOT
 
 from populace.snapshot import Snapshot
 from populace.store import Event, Kind, Status, Store, StoreError, open_store
@@ -240,10 +241,9 @@ def test_a_schema_4_sqlite_store_is_upgraded_on_opening(tmp_path):
 
 def _old_populace(tmp_path: Path) -> Path:
     """populace's src at the last schema-4 commit, or skip where git cannot give it."""
-    root = Path(__file__).parent.parent
     src = tmp_path / "v4src"
     src.mkdir()
-    archive = subprocess.run(["git", "-C", str(root), "archive", V4, "src/populace"],
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", V4, "src/populace"],
                              capture_output=True)
     if archive.returncode != 0:
         pytest.skip(f"git cannot give populace {V4} here: {archive.stderr.decode()[:200]}")
@@ -252,7 +252,7 @@ def _old_populace(tmp_path: Path) -> Path:
 
 
 def test_a_schema_4_postgresql_store_is_upgraded_on_opening(tmp_path):
-    from postgres import schema_url
+    from support.postgres import schema_url
 
     url = schema_url()
     done = subprocess.run([sys.executable, str(FIXTURES / "write_v4_store.py"), url],
