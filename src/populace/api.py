@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from populace import stopping
 from populace.checkpoints import CheckpointStorage
 from populace.collect import collect, grace_for
 from populace.config import RunConfig
@@ -174,7 +175,8 @@ def _train(db: Store, config: RunConfig, source: TrainableSource, console: Conso
     """Train the run with the executor its config names, showing its progress."""
     storage = run_storage(db)
     _collect(db, storage)  # what a killed run left behind
-    with Display(db.url, config.population * config.steps, console), _live(db, config):
+    with (stopping.stopped_by_signals(), Display(db.url, config.population * config.steps,
+                                                 console), _live(db, config)):
         db.begin_session()  # the time budget counts training time, not the gaps between
         try:
             execute(db, source, config)

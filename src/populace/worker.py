@@ -21,7 +21,7 @@ from typing import Any
 
 from populace import stopping
 from populace.config import RunConfig
-from populace.errors import ConfigError
+from populace.errors import ConfigError, StorageFault
 from populace.segment import Held, LeaseLost, ScoreNotFinite, Segments, member_seed, score_of
 from populace.space import Hparams, Space
 from populace.store import FailOutcome, MemberRow, Store, StoreError, open_store
@@ -122,6 +122,9 @@ class Worker(ABC):
                 pass  # another worker trains it now: nothing of ours to record
             except StoreError:
                 raise  # the store failed, not the member: stop; its lease expires
+            except StorageFault:  # the checkpoint storage failed, not the member: stop
+                self.store.release(self.id, member.id)
+                raise
             except Exception as e:
                 self._fail(member, e)
             except BaseException:  # interrupted: the member is not at fault

@@ -24,7 +24,7 @@ def sigterm(monkeypatch):
     """This process's SIGTERM as a worker's, with the stop mark cleared after the test."""
     monkeypatch.setattr(stopping, "_asked", False)
     previous = signal.getsignal(signal.SIGTERM)
-    stopping.stop_on_sigterm()
+    stopping.stop_on_signals()
     STEPS.clear()
     yield
     signal.signal(signal.SIGTERM, previous)
