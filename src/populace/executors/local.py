@@ -16,6 +16,7 @@ from populace.executors.gpus import gpu_slots, visible_gpus
 from populace.executors.source import TrainableSource, work
 from populace.stopping import stop_on_signals, stop_with_parent
 from populace.store import TRAINING, Store, open_store
+from populace.worker import TIMED_OUT
 
 START_SECONDS = 60.0  # how long a worker process waits for the others to start
 STOP_SECONDS = 5.0  # how long a stopped worker process may take to give its lease back
@@ -63,13 +64,14 @@ def run_local(store: Store, source: TrainableSource, workers: int,
     # spawn, not fork: a forked child of a process that used torch threads can hang
     ctx = mp.get_context("spawn")
     together, faults = ctx.Barrier(workers), ctx.SimpleQueue()
-    procs = [
-        ctx.Process(target=_work, args=(store.url, source, together, slots[i], faults),
-                    name=f"populace-worker-{i}")
-        for i in range(workers)
-    ]
-    for p in procs:
+
+    def start(i: int) -> BaseProcess:
+        p = ctx.Process(target=_work, args=(store.url, source, together, slots[i], faults),
+                        name=f"populace-worker-{i}")
         p.start()
+        return p
+
+    procs = [start(i) for i in range(workers)]
     try:
         while any(p.is_alive() for p in procs):
             for p in procs:
@@ -78,6 +80,8 @@ def run_local(store: Store, source: TrainableSource, workers: int,
                 together.abort()  # one ended (done, or died starting): nobody waits for it
             if any(p.exitcode == StorageFault.exit_status for p in procs):
                 raise StorageFault(faults.get())
+            # a worker ended for a segment that timed out (recorded): one in its place
+            procs = [start(i) if p.exitcode == TIMED_OUT else p for i, p in enumerate(procs)]
     except BaseException:
         _stop(procs)
         raise
