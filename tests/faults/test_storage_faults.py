@@ -16,6 +16,7 @@ import pytest
 from support.processes import cleaned_up, start_counter, wait_for_evals
 from support.runs import assert_one_history
 
+from populace.errors import StorageFault
 from populace.store import open_store
 
 POPULATION, STEPS = 4, 60
@@ -45,8 +46,8 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-def fill(disk: Path) -> Path:
-    """Fill the disk to its last byte; return the file that fills it."""
+def fill(disk: Path) -> Callable[[], None]:
+    """Fill the disk to its last byte; return what frees it again."""
     ballast = disk / "ballast"
     fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
@@ -56,7 +57,13 @@ def fill(disk: Path) -> Path:
         assert e.errno == errno.ENOSPC
     finally:
         os.close(fd)
-    return ballast
+    return ballast.unlink
+
+
+def read_only(disk: Path) -> Callable[[], None]:
+    """Make the disk read-only; return what makes it writable again."""
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    return lambda: subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
 
 
 def flags(executor: str, *more: str) -> tuple[str, ...]:
@@ -64,25 +71,25 @@ def flags(executor: str, *more: str) -> tuple[str, ...]:
             "--ready-steps", "4", "--executor", executor, "--quiet", *more)
 
 
-def stopped_by_a_full_disk(store: Path, disk: Path, args: tuple[str, ...],
-                           env: dict[str, str]) -> str:
-    """Start the run, fill the disk once it trains, and return what it wrote as it
-    stopped, after checking that it stopped as a storage fault, with no member failed,
-    and that the same command then resumes it to the end."""
+def stopped_by(fault: Callable[[], Callable[[], None]], store: Path, args: tuple[str, ...],
+               env: dict[str, str], cause: str) -> str:
+    """Start the run, break its storage by `fault` once it trains, and return what the run
+    wrote as it stopped, after checking that it stopped as a storage fault naming `cause`,
+    with no member failed, and that once mended the same command resumes it to the end."""
     evals = store.parent / "evals"
     proc = start_counter(store, evals, *args, env=env)
     with cleaned_up([proc]):
         wait_for_evals(proc, evals, 3)
-        ballast = fill(disk)
+        mend = fault()
         out = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == STORAGE_FAILED, out
-    assert "No space left on device" in out or "disk is full" in out, out
+    assert cause in out, out
     db = open_store(store)
     assert db.events("failed") == [] and db.events("retry") == []
     assert all(m.status != "failed" and m.error is None for m in db.members())
-    assert any(m.status != "done" for m in db.members()), "finished before the disk filled"
+    assert any(m.status != "done" for m in db.members()), "finished before the fault"
     db.close()
-    ballast.unlink()
+    mend()
     again = start_counter(store, evals, *args, env=env)
     with cleaned_up([again]):
         resumed = again.communicate(timeout=120)[0].decode()
@@ -99,9 +106,9 @@ def test_a_full_checkpoint_disk_stops_the_run_and_the_same_command_resumes(
     """The save hides ENOSPC behind a RuntimeError, as torch's zip writer does."""
     disk = small_disk("1m")
     folder = disk / "checkpoints"
-    out = stopped_by_a_full_disk(tmp_path / "s.db", disk,
-                                 flags(executor, "--checkpoints", str(folder)),
-                                 {**ENV, "COUNTER_HIDE_ERRNO": "1"})
+    out = stopped_by(lambda: fill(disk), tmp_path / "s.db",
+                     flags(executor, "--checkpoints", str(folder)),
+                     {**ENV, "COUNTER_HIDE_ERRNO": "1"}, "No space left on device")
     assert f"checkpoint storage {folder}" in out, out
     assert "unexpected pos" not in out.split("storage failed:")[-1], out
     # no partial file: only the run's mark and its shard folders
@@ -110,13 +117,39 @@ def test_a_full_checkpoint_disk_stops_the_run_and_the_same_command_resumes(
                    for p in shard.iterdir() if not p.name.endswith(".ckpt"))
 
 
+def test_a_read_only_checkpoint_disk_stops_the_run_and_the_same_command_resumes(
+        tmp_path, small_disk):
+    disk = small_disk("4m")
+    folder = disk / "checkpoints"
+    out = stopped_by(lambda: read_only(disk), tmp_path / "s.db",
+                     flags("local", "--checkpoints", str(folder)), ENV,
+                     "Read-only file system")
+    assert f"checkpoint storage {folder}" in out, out
+
+
 def test_a_full_store_disk_stops_the_run_and_the_same_command_resumes(tmp_path, small_disk):
     """The workers cannot give their leases back to a full store: the same command waits
     for them to expire (lease_seconds)."""
     disk = small_disk("8m")  # room for the store to grow until the test fills it
     store, lease = disk / "s.db", tmp_path / "lease.yaml"
     lease.write_text("lease_seconds: 2\n")
-    out = stopped_by_a_full_disk(store, disk, flags("local", "--checkpoints",
-                                                    str(tmp_path / "ck"), "--config",
-                                                    str(lease)), ENV)
-    assert f"store {store}" in out and "database or disk is full" in out, out
+    out = stopped_by(lambda: fill(disk), store,
+                     flags("local", "--checkpoints", str(tmp_path / "ck"), "--config",
+                           str(lease)), ENV, "database or disk is full")
+    assert f"store {store}" in out, out
+
+
+def test_a_failed_upload_is_the_storage_fault_not_the_members(tmp_path, monkeypatch):
+    """An fsspec storage whose upload fails (a bucket gone, no permission, no network)."""
+    from populace.checkpoints import open_storage
+    from populace.checkpoints.remote import RemoteCheckpointStorage
+
+    def refused(self, local, target):
+        raise PermissionError(13, "Permission denied", target)
+
+    monkeypatch.setattr(RemoteCheckpointStorage, "_upload", refused)
+    storage = open_storage(f"memory://{tmp_path.name}/ck")
+    with pytest.raises(StorageFault, match=rf"memory://{tmp_path.name}/ck failed: uploading "
+                                           r"checkpoint .*Permission denied"):
+        storage.write(lambda path: path.write_text("state"))
+    assert [name for name, _ in storage.files()] == []

@@ -265,13 +265,14 @@ def storage_fault(url: str, root: Path, error: BaseException) -> StorageFault | 
 
 
 def _os_error_in(error: BaseException, root: Path) -> str | None:
-    """The storage's errno among the errors that led to `error`, for a file under root."""
+    """The storage's errno among the errors that led to `error` (as a traceback shows
+    them: not what a `raise ... from None` hid), for a file under root."""
     seen: BaseException | None = error
     while seen is not None:
         if (isinstance(seen, OSError) and seen.errno in STORAGE_ERRNOS
                 and str(seen.filename or "").startswith(str(root))):
             return f"cannot write {seen.filename}: {seen.strerror}"
-        seen = seen.__cause__ or seen.__context__
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     return None
 
 
