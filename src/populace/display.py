@@ -77,19 +77,19 @@ class Display:
             parts = [f"members {sum(status.values())}", f"running {running}",
                      f"done {status.get(Status.DONE, 0)}"]
             if failed:
-                parts.append(f"failed {failed}" if self._log else f"[red]failed {failed}[/]")
+                parts.append(f"[red]failed {failed}[/]")
             parts += [f"best {best}", f"exploits {p['exploits']}"]
             if p["explores"]:  # exploit "own": each member explores in place
                 parts.append(f"explores {p['explores']}")
+        self._progress.update(self._task, completed=p["steps"], summary=" | ".join(parts))
         if not self._log:
-            self._progress.update(self._task, completed=p["steps"], summary=" | ".join(parts))
             return
         now = time.monotonic()
         pace = next(every for until, every in LOG_PACE if now - self._started < until)
         if (self._logged is None or last or failed != self._failed
                 or now - self._logged >= pace):
             self._failed, self._logged = failed, now
-            self._line(p["steps"], " | ".join(parts), now - self._started)
+            self._line(p["steps"], Text.from_markup(" | ".join(parts)).plain, now - self._started)
 
     def _line(self, steps: int, summary: str, elapsed: float) -> None:
         """One progress line for a log: a timestamp and plain words, no terminal codes."""
