@@ -153,3 +153,25 @@ def test_a_failed_upload_is_the_storage_fault_not_the_members(tmp_path, monkeypa
                                            r"checkpoint .*Permission denied"):
         storage.write(lambda path: path.write_text("state"))
     assert [name for name, _ in storage.files()] == []
+
+
+def test_a_store_locked_past_its_timeout_is_a_storage_fault(tmp_path):
+    """Another process holding the store's file (a backup, a stray sqlite3 shell) for
+    longer than the driver waits: the storage's fault, named, not the member's."""
+    import sqlite3
+
+    from populace.store.driver import StoreFault
+    from populace.store.sqlite import SQLiteDriver
+
+    path = tmp_path / "s.db"
+    driver = SQLiteDriver(path, timeout=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreFault, match=rf"store {path}: database is locked"):
+            with driver.write() as cur:
+                cur.execute("CREATE TABLE t (x)")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        driver.close()
