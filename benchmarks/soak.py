@@ -480,7 +480,8 @@ def summary(soak: Soak, command: str, seconds: float) -> str:
         "member stored twice with no recovery in between, and identical event rows.",
         "",
         f"Exit status of each run process: {dict(sorted(exits.items()))} (0: finished; "
-        "-9/-15: killed/terminated by the soak; 1: every worker process died).",
+        "-9: killed by the soak; 143 (or -15, a SIGTERM before the run trained): terminated "
+        "by it; 1: every worker process died).",
         f"Faults drawn but skipped (no worker or checkpoint to hit at that moment): "
         f"{dict(skipped) or 'none'}.",
     ]

@@ -53,7 +53,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from populace.api import run
     from populace.config import RunConfig
-    from populace.errors import ConfigError
+    from populace.errors import ConfigError, StorageFault
     from populace.function import Member
     from populace.results import RunFailed, RunResult, load_result
     from populace.snapshot import Snapshot

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from populace import stopping
 from populace.checkpoints import CheckpointStorage
 from populace.collect import collect, grace_for
 from populace.config import RunConfig
@@ -134,6 +135,16 @@ def _resume(store: str | os.PathLike[str], trainable: Any, space: Space,
     return db, config
 
 
+def _stored(root: str, store: str | os.PathLike[str]) -> str:
+    """The checkpoint folder as the store records it: relative to a SQLite store's folder
+    when it lies in it (a copied or moved run folder then finds its own), else as is."""
+    if is_postgres(store) or "://" in root:
+        return root
+    beside_store = Path(store).resolve().parent
+    folder = Path(root)
+    return str(folder.relative_to(beside_store)) if folder.is_relative_to(beside_store) else root
+
+
 def _create(store: str | os.PathLike[str], trainable: Any, space: Space,
             settings: Mapping[str, Any], checkpoints: str | os.PathLike[str] | None,
             initial: Sequence[Mapping[str, Any]] | None, script: str | os.PathLike[str] | None
@@ -155,7 +166,7 @@ def _create(store: str | os.PathLike[str], trainable: Any, space: Space,
     db = open_store(store)
     try:
         db.create(RunRecord(
-            run=config.to_dict(), space=space_to_dict(space), checkpoints=root,
+            run=config.to_dict(), space=space_to_dict(space), checkpoints=_stored(root, store),
             script=None if script is None else str(Path(script).resolve()),
             trainable=f"{trainable.__module__}:{trainable.__qualname__}",
             window=config.window(),
@@ -174,7 +185,8 @@ def _train(db: Store, config: RunConfig, source: TrainableSource, console: Conso
     """Train the run with the executor its config names, showing its progress."""
     storage = run_storage(db)
     _collect(db, storage)  # what a killed run left behind
-    with Display(db.url, config.population * config.steps, console), _live(db, config):
+    with (stopping.stopped_by_signals(), Display(db.url, config.population * config.steps,
+                                                 console), _live(db, config)):
         db.begin_session()  # the time budget counts training time, not the gaps between
         try:
             execute(db, source, config)

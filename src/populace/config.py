@@ -52,6 +52,7 @@ BOUNDS: dict[str, int | float] = {
     "ready_seconds": 7 * 86_400,  # a week
     "time_budget": 365 * 86_400,  # a year
     "lease_seconds": 86_400,  # a day: a dead worker's member waits this long at most
+    "segment_timeout": 7 * 86_400,  # a week
     "cpus_per_worker": 1024,
     "gpus_per_worker": 1024,
 }
@@ -93,6 +94,9 @@ DOCS: dict[str, tuple[str | None, str]] = {
     "device": (None, "executor vectorized: auto, cpu, cuda, cuda:N, mps"),
     "keep_checkpoints": (None, "1 to {max}, newest kept per member"),
     "lease_seconds": (None, "1 to {max} (a day): how long a silent worker keeps its member"),
+    "segment_timeout": ("off", "(0, {max}] (a week): a segment that has not reported "
+                               "within it is stopped and handled as one that raised; not "
+                               "with executor inline or vectorized"),
     "retries": (None, "0 to {max}: a segment that raised or scored NaN/inf is trained "
                       "again this many times"),
     "replace_failed": (None, "a member that failed copies a healthy one instead of stopping"),
@@ -147,6 +151,8 @@ class RunConfig:
     synch: bool = False  # decide the whole population at once, generation by generation
     keep_checkpoints: int = 2
     lease_seconds: float = 60.0
+    # a segment (claim to report) that takes longer is stopped, its worker process ended
+    segment_timeout: float | None = None
     retries: int = 0  # times a segment that raised or scored NaN/inf is trained again
     replace_failed: bool = False  # a failed member copies a healthy one instead of stopping
     # stop early: once a member's score reaches stop_score (in the run's mode), or once
@@ -219,6 +225,12 @@ class RunConfig:
         if self.lease_seconds < 1:
             # renewed every third of it: shorter leases are stolen from healthy workers
             raise refused(None, "lease_seconds", ">= 1", self.lease_seconds)
+        if self.segment_timeout is not None:
+            self.segment_timeout = _positive("segment_timeout", self.segment_timeout)
+            if self.executor in ("inline", "vectorized"):
+                raise ConfigError(f"segment_timeout stops a segment by ending its worker "
+                                  f"process: executor {self.executor} trains in this process, "
+                                  "which cannot end itself; use executor local")
         if self.ray_address is not None:
             self.ray_address = text(None, "ray_address", self.ray_address,
                                     "a Ray cluster address such as 'ray://host:10001' or 'auto'")

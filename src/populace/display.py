@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -16,6 +17,9 @@ from populace.store import MemberRow, Status, open_store
 
 POLL = 0.5  # seconds between two looks at the store
 PIPE_WIDTH = 160  # columns when writing to a file or pipe, where rich would assume 80
+# seconds between two progress lines in a log (output that is not a terminal): often
+# while a run starts, then once a minute, so a day's log stays readable
+LOG_PACE = ((60.0, 10.0), (float("inf"), 60.0))  # (until this many seconds in, every)
 
 
 def console(stderr: bool = False, quiet: bool = False) -> Console:
@@ -29,11 +33,19 @@ class Display:
     """A progress bar of steps done, with members, best score and exploits, read from the store.
 
     It polls the store from a thread with its own connection, so it shows the
-    same thing whichever executor trains, and costs the workers nothing.
+    same thing whichever executor trains, and costs the workers nothing. Where the
+    output is not a terminal (nohup, Slurm, CI, docker logs) a bar would show nothing
+    until the run ends: there it writes plain lines with a timestamp instead, at the
+    pace of LOG_PACE and at once when a member fails.
     """
 
     def __init__(self, url: str, total_steps: int, console: Console | None = None):
-        self._url = url
+        self._url, self._total = url, total_steps
+        self._console = console if console is not None else Console()
+        self._log = not self._console.is_terminal and not self._console.quiet
+        self._started = time.monotonic()
+        self._logged: float | None = None  # when the last line was written: none yet
+        self._failed = 0
         self._progress = Progress(
             TextColumn("[bold]PBT"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
             TextColumn("{task.fields[summary]}"), TimeElapsedColumn(),
@@ -49,38 +61,54 @@ class Display:
             while True:
                 self._update(store.progress())
                 if self._stop.wait(POLL):
-                    self._update(store.progress())
+                    self._update(store.progress(), last=True)
                     return
         finally:
             store.close()
 
-    def _update(self, p: dict) -> None:
+    def _update(self, p: dict, last: bool = False) -> None:
         status = p["status"]
         best = "-" if p["best"] is None else f"{p['best']:.4g}"
-        running = status.get(Status.RUNNING, 0)
+        running, failed = status.get(Status.RUNNING, 0), status.get(Status.FAILED, 0)
         if not p["steps"] and not running and not status.get(Status.DONE):
             # worker processes import the script (torch: seconds) before the first claim
-            summary = f"members {sum(status.values())} | waiting for the workers to start"
-            self._progress.update(self._task, completed=0, summary=summary)
-            return
-        parts = [f"members {sum(status.values())}", f"running {running}",
-                 f"done {status.get(Status.DONE, 0)}"]
-        if status.get(Status.FAILED):
-            parts.append(f"[red]failed {status[Status.FAILED]}[/]")
-        parts += [f"best {best}", f"exploits {p['exploits']}"]
-        if p["explores"]:  # exploit "own": each member explores in place
-            parts.append(f"explores {p['explores']}")
+            parts = [f"members {sum(status.values())}", "waiting for the workers to start"]
+        else:
+            parts = [f"members {sum(status.values())}", f"running {running}",
+                     f"done {status.get(Status.DONE, 0)}"]
+            if failed:
+                parts.append(f"[red]failed {failed}[/]")
+            parts += [f"best {best}", f"exploits {p['exploits']}"]
+            if p["explores"]:  # exploit "own": each member explores in place
+                parts.append(f"explores {p['explores']}")
         self._progress.update(self._task, completed=p["steps"], summary=" | ".join(parts))
+        if not self._log:
+            return
+        now = time.monotonic()
+        pace = next(every for until, every in LOG_PACE if now - self._started < until)
+        if (self._logged is None or last or failed != self._failed
+                or now - self._logged >= pace):
+            self._failed, self._logged = failed, now
+            self._line(p["steps"], Text.from_markup(" | ".join(parts)).plain, now - self._started)
+
+    def _line(self, steps: int, summary: str, elapsed: float) -> None:
+        """One progress line for a log: a timestamp and plain words, no terminal codes."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        share = f" ({steps / self._total:.0%})" if self._total else ""
+        self._console.print(f"{stamp} PBT {steps:,}/{self._total:,} steps{share} | {summary} "
+                            f"| {elapsed:.0f} s", markup=False, highlight=False, soft_wrap=True)
 
     def __enter__(self) -> Display:
-        self._progress.start()
+        if not self._log:
+            self._progress.start()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._progress.stop()
+        if not self._log:
+            self._progress.stop()
 
 
 def members_table(members: Sequence[MemberRow], title: str = "population", *,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from populace import stopping
+from populace.errors import StorageFault
 from populace.segment import Held, ScoreNotFinite, Segment
 from populace.space import Hparams, Space
 from populace.store import MemberRow, Store
@@ -44,7 +45,7 @@ class Member:
         self._modules: Mapping[str, tuple] = {}
         self._ignore: tuple[str, ...] = ()
         self._allow_pickle = False
-        self._failure: ScoreNotFinite | None = None  # a diverged segment, however the loop ends
+        self._failure: ScoreNotFinite | StorageFault | None = None  # however the loop ends
 
     @property
     def id(self) -> int:
@@ -100,8 +101,8 @@ class Member:
             return
         try:
             outcome = segments.report(segment, self._step, evaluated, self._save)
-        except ScoreNotFinite as e:
-            # the segment fails whatever the loop does next: nothing of it is stored
+        except (ScoreNotFinite, StorageFault) as e:
+            # the segment ends whatever the loop does next: nothing of it is stored
             self._segment, self._failure = None, e
             raise
         if self._step >= segments.config.steps or not outcome.accepted or segments.stopped():

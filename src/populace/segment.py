@@ -196,6 +196,7 @@ class Segments:
         self.decide = make_decide(self.config, space)
         self.replace = (make_decide(self.config, space, burn_in=False)
                         if self.config.replace_failed else None)
+        self.began = 0.0  # when the newest segment began (time.monotonic), for its timeout
 
     # -- beginning ---------------------------------------------------------------------
 
@@ -243,7 +244,8 @@ class Segments:
         """A segment of the member, restored to its row, from now: under a replayed
         schedule's hparams, up to the next ready point at most."""
         member = self.scheduled(member)
-        return Segment(member, self.config.segment_end(member.step), time.monotonic())
+        self.began = time.monotonic()
+        return Segment(member, self.config.segment_end(member.step), self.began)
 
     def ready_at(self, segment: Segment, step: int) -> bool:
         """Whether the segment ends at `step`: its last step, or the run's ready rule."""
@@ -295,11 +297,12 @@ class Segments:
             return None
         return Held(member.id, outcome.checkpoint, member.hparams)
 
-    def fail(self, member: int, error: str) -> FailOutcome:
-        """The member's segment failed: the store retries it from its checkpoint, fails it
-        or replaces it."""
-        return self.store.fail(self.worker, member, error, self.config.retries,
-                               self.replace, self.decide)
+    def fail(self, member: int, error: str, store: Store | None = None,
+             timed_out: bool = False) -> FailOutcome:
+        """The member's segment failed (or `timed_out`): the store (this thread's `store`,
+        when not the worker's) retries it from its checkpoint, fails it or replaces it."""
+        return (store or self.store).fail(self.worker, member, error, self.config.retries,
+                                          self.replace, self.decide, timed_out)
 
     # -- whether another segment begins ------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""A stop asked from outside (SIGTERM, as from Slurm or `kill`): like Ctrl-C, made reliable.
+"""A stop asked from outside (SIGTERM, SIGHUP, as from systemd, Kubernetes, Slurm or
+`kill`): like Ctrl-C, made reliable.
 
 The handler raises KeyboardInterrupt wherever the signal lands, so a long step
 stops at once and the worker gives its lease back. Code running at that moment
@@ -6,24 +7,76 @@ can lose the exception: an extension module being imported swallows it (seen
 with numpy.random's first import, in a worker's first segment), a finaliser
 prints and drops it. So the handler also leaves a mark, which the worker checks
 between steps and before each claim: a lost stop costs one step, never the run.
+A second signal raises nothing: it would cut short the clean-up the first began
+(a run's main process stopping its worker processes).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import wait
+from types import FrameType
+
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # SIGINT raises KeyboardInterrupt already
 
 _asked = False
+_signal = signal.SIGINT  # the last stop asked for: Ctrl-C unless a handler saw another
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    global _asked
-    _asked = True
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    global _asked, _signal
+    if _asked:
+        return
+    _asked, _signal = True, signal.Signals(signum)
     raise KeyboardInterrupt
 
 
-def stop_on_sigterm() -> None:
-    """Make SIGTERM interrupt this process like Ctrl-C."""
-    signal.signal(signal.SIGTERM, _interrupt)
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGHUP interrupt this process like Ctrl-C."""
+    for signum in SIGNALS:
+        signal.signal(signum, _interrupt)
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP interrupt like Ctrl-C, so a run's main process stops its
+    workers rather than leaving them to train on. Does nothing outside the main thread,
+    where no handler can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    stop_on_signals()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def stop_with_parent() -> None:
+    """In a worker process: stop as on SIGTERM once the process that started it is gone
+    (killed with -9, it could stop nobody), so no worker trains on as an orphan."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="populace-parent").start()
+
+
+def exit_status() -> int:
+    """A stopped command's exit status, as the shell reports a process the signal ended:
+    128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + int(_signal)
 
 
 def check() -> None:

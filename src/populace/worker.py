@@ -8,6 +8,7 @@ this module is its outer loop (claim, heartbeat, failure) and its training by a
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
@@ -15,19 +16,20 @@ import time
 import traceback
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from populace import stopping
 from populace.config import RunConfig
-from populace.errors import ConfigError
+from populace.errors import ConfigError, StorageFault
 from populace.segment import Held, LeaseLost, ScoreNotFinite, Segments, member_seed, score_of
 from populace.space import Hparams, Space
 from populace.store import FailOutcome, MemberRow, Store, StoreError, open_store
 from populace.trainable import Trainable
 
 IDLE_POLL = 0.05  # seconds between claims while other workers hold the last members
+TIMED_OUT = 124  # a worker process's exit status once its segment timed out (as timeout(1))
 
 
 class Heartbeat:
@@ -74,6 +76,44 @@ class Heartbeat:
         self._thread.join()
 
 
+class Watchdog:
+    """Ends this worker process when its segment has not reported within `timeout` seconds
+    (a step that never returns: a deadlocked data loader, a stuck collective), after
+    `fire` recorded it. Only a process can stop a step that never returns: the local
+    executor starts a new worker process in its place.
+    """
+
+    def __init__(self, timeout: float, began: Callable[[], float],
+                 fire: Callable[[int, float], None]):
+        self._timeout, self._began, self._fire = timeout, began, fire
+        self._member: int | None = None
+        self._since = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name="populace-watchdog")
+        self._thread.start()
+
+    def watch(self, member: int | None) -> None:
+        """Time `member`'s segments from now on (None: time nothing)."""
+        with self._lock:
+            self._member, self._since = member, time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self._timeout / 10)):
+            with self._lock:
+                member, since = self._member, max(self._since, self._began())
+            if member is not None and time.monotonic() - since > self._timeout:
+                try:
+                    self._fire(member, time.monotonic() - since)
+                finally:
+                    os._exit(TIMED_OUT)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Worker(ABC):
     """Trains members of one run until none is left, one segment per claim: the loop
     every member-by-member worker runs, whatever trains the segment."""
@@ -96,13 +136,30 @@ class Worker(ABC):
 
     def run(self) -> int:
         """Claim, train and report until the run is done; return the segments trained."""
-        heartbeat = Heartbeat(self.store.url, self.id, self.config.lease_seconds)
+        watching: list[Heartbeat | Watchdog] = [
+            Heartbeat(self.store.url, self.id, self.config.lease_seconds)]
+        if (timeout := self.config.segment_timeout) is not None:
+            watching.append(Watchdog(timeout, lambda: self.segments.began, self._timed_out))
         try:
-            return self._loop(heartbeat)
+            return self._loop(watching)
         finally:
-            heartbeat.close()
+            for watcher in watching:
+                watcher.close()
 
-    def _loop(self, heartbeat: Heartbeat) -> int:
+    def _timed_out(self, member: int, seconds: float) -> None:
+        """Record that `member`'s segment did not report in time, from the watchdog's
+        thread (and connection): a 'timeout' event, then what a raising segment gets."""
+        error = (f"timeout: member {member}'s segment did not report within segment_timeout="
+                 f"{self.config.segment_timeout:g} s ({seconds:.1f} s): its worker process "
+                 "was ended")
+        print(f"populace: {error}", file=sys.stderr, flush=True)
+        store = open_store(self.store.url)
+        try:
+            self.segments.fail(member, error, store, timed_out=True)
+        finally:
+            store.close()
+
+    def _loop(self, watching: list[Heartbeat | Watchdog]) -> int:
         segments = 0
         while True:
             stopping.check()
@@ -114,7 +171,8 @@ class Worker(ABC):
                     return segments
                 time.sleep(IDLE_POLL)
                 continue
-            heartbeat.watch(member.id)
+            for watcher in watching:
+                watcher.watch(member.id)
             held, self.held = self.held, None  # until the segment is handed in
             try:
                 self.held = self.train_segment(member, held)
@@ -122,13 +180,17 @@ class Worker(ABC):
                 pass  # another worker trains it now: nothing of ours to record
             except StoreError:
                 raise  # the store failed, not the member: stop; its lease expires
+            except StorageFault:  # the checkpoint storage failed, not the member: stop
+                self.store.release(self.id, member.id)
+                raise
             except Exception as e:
                 self._fail(member, e)
             except BaseException:  # interrupted: the member is not at fault
                 self.store.release(self.id, member.id)
                 raise
             finally:
-                heartbeat.watch(None)
+                for watcher in watching:
+                    watcher.watch(None)
             segments += 1
 
     def _fail(self, member: MemberRow, e: Exception) -> None:

@@ -10,6 +10,7 @@ from support.paths import COUNTER
 
 import populace
 from populace.checkpoints import MARKER
+from populace.errors import StorageFault
 from populace.script import load_script
 from populace.store import open_store
 
@@ -163,14 +164,17 @@ def test_bad_failure_settings_are_refused(field, value):
         populace.RunConfig(**{field: value})
 
 
-def test_a_full_disk_fails_the_member_clearly_and_leaves_nothing_half_written(tmp_path,
-                                                                              monkeypatch):
+def test_a_full_disk_stops_the_run_and_fails_no_member(tmp_path, monkeypatch):
+    """ENOSPC writing a checkpoint is the storage's fault: the run stops naming it, no member
+    is failed or retried for it, and no temp or partial file is left (the real disk is in
+    tests/faults/test_storage_faults.py)."""
     monkeypatch.setenv("COUNTER_DISK_FULL", "1")
-    with pytest.raises(populace.RunFailed, match="No space left on device"):
+    with pytest.raises(StorageFault, match="checkpoint storage .*No space left on device"):
         run(tmp_path, executor="inline")
     store = open_store(tmp_path / "f.db")
     assert store.results() == [] and store.checkpoints(include_deleted=True) == []
-    assert all(m.status == "failed" and m.step == 0 for m in store.members())
+    assert store.events("retry") == [] and store.events("failed") == []
+    assert all(m.status == "ready" and m.step == 0 for m in store.members())
     folder = Path(store.config().checkpoints)
     # no temp or partial file: only the mark that the folder is this run's
     assert not folder.exists() or list(folder.rglob("*")) == [folder / MARKER]

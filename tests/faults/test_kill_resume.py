@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.paths import COUNTER, ROOT
+from support.processes import workers_of
 
 from populace.lineage import lineage
 from populace.report.data import gather
@@ -129,13 +130,6 @@ def test_a_run_killed_several_times_resumes_to_one_coherent_history(tmp_path):
         data = (root / m.checkpoint.key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == m.checkpoint.sha256
     db.close()
-
-
-def workers_of(pid: int) -> list[int]:
-    """The worker processes the run `pid` spawned."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children
-            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")

@@ -38,9 +38,10 @@ def test_importing_the_store_loads_no_strategy_nor_run_machinery():
             "print(' '.join(sorted(m for m in sys.modules if m.startswith('populace'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.split()
-    # the snapshot and the Pareto ranking it uses: the bottom layer, words every layer shares
+    # the snapshot and the Pareto ranking it uses, and the errors (a store's full disk is a
+    # StorageFault): the bottom layer, words every layer shares
     assert [m for m in loaded if not m.startswith("populace.store")] == [
-        "populace", "populace.mode", "populace.pareto", "populace.snapshot"]
+        "populace", "populace.errors", "populace.mode", "populace.pareto", "populace.snapshot"]
 
 
 def test_the_public_names_import_lazily_from_their_one_list():

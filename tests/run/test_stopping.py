@@ -23,11 +23,13 @@ STEPS: list[int] = []
 def sigterm(monkeypatch):
     """This process's SIGTERM as a worker's, with the stop mark cleared after the test."""
     monkeypatch.setattr(stopping, "_asked", False)
-    previous = signal.getsignal(signal.SIGTERM)
-    stopping.stop_on_sigterm()
+    monkeypatch.setattr(stopping, "_signal", stopping._signal)  # put back after the test
+    previous = {signum: signal.getsignal(signum) for signum in stopping.SIGNALS}
+    stopping.stop_on_signals()
     STEPS.clear()
     yield
-    signal.signal(signal.SIGTERM, previous)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _stopped_and_lost() -> None:

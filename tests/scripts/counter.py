@@ -11,7 +11,11 @@ test can tell which member a worker process trains; COUNTER_EVALS (a file) gets
 a line at each evaluation, so a test can follow a run without opening its store;
 COUNTER_SATURATE caps the total, so a member's state stops changing and members
 write checkpoints of the same bytes, over and over; COUNTER_SLOW_START (a folder) makes
-every process but the first to import this script take 2 s longer to start.
+every process but the first to import this script take 2 s longer to start;
+COUNTER_HANG_ONCE (a folder) makes the first member to reach its third step
+in a process hang there, once in the whole run (a deadlocked data loader);
+COUNTER_HIDE_ERRNO makes a failed save raise a RuntimeError that hides the OSError
+behind it, as torch's zip writer does.
 """
 
 import errno
@@ -62,6 +66,13 @@ class Counter(Trainable):
             if not os.path.exists(marker):
                 open(marker, "w").close()
                 raise RuntimeError(f"a passing failure of the member with seed {self.seed}")
+        if os.environ.get("COUNTER_HANG_ONCE") and self.trained == 2:
+            try:  # the first member to get here hangs, once in the whole run
+                os.close(os.open(os.path.join(os.environ["COUNTER_HANG_ONCE"], "hung"),
+                                 os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                time.sleep(3600)
+            except FileExistsError:
+                pass
         time.sleep(self.sleep)
         self.total = min(self.total + self.x, self.saturate)
         self.trained += 1
@@ -84,7 +95,14 @@ class Counter(Trainable):
         if os.environ.get("COUNTER_DISK_FULL") and self.trained:
             path.write_text("{")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        path.write_text(json.dumps(self.total))
+        try:
+            path.write_text(json.dumps(self.total))
+            return
+        except OSError:
+            if not os.environ.get("COUNTER_HIDE_ERRNO"):
+                raise
+        raise RuntimeError("[enforce fail] unexpected pos 107584 vs 107512 (a failed write, "
+                           "its errno hidden as torch's zip writer hides it)")
 
     def load(self, path):
         self.total = json.loads(path.read_text())

@@ -19,9 +19,10 @@ from populace.checkpoints import open_storage
 from populace.config import RunConfig
 from populace.script import load_script
 from populace.space import Float, Space
-from populace.store import RunRecord, open_store
+from populace.store import Decision, RunRecord, open_store
 from populace.testing import (
     check_checkpoints_intact,
+    check_copies_from_members,
     check_executor,
     check_exploit,
     check_exploit_deterministic,
@@ -31,7 +32,7 @@ from populace.testing import (
     check_same_run,
     check_storage,
 )
-from populace.testing.stores import check_store_create_and_read_back
+from populace.testing.stores import check_store_create_and_read_back, run_record, train
 
 # strategies of your own: good ones
 
@@ -303,3 +304,19 @@ def test_a_factory_that_opens_a_new_store_for_a_known_name_fails(tmp_path):
     assert message.startswith(f"store sqlite:///{tmp_path}/check_store_create_and_read_back-run-0"
                               ".db fails check_store_create_and_read_back: run.py:")
     assert message.endswith(": holds(s.exists())")
+
+
+def test_a_copy_of_a_member_that_just_copied_keeps_the_executor_contract(tmp_path):
+    """The external battery's flaky `check_copies_from_members`: with two workers racing,
+    member 1 copied member 2 at step 12 right after member 2 had copied a member at step
+    12 (reached by that copy, never reported by member 2). The store was right; the check
+    counted only reported steps."""
+    store = open_store(tmp_path / "s.db")
+    store.create(run_record(population=3), [{"lr": 0.01 * (i + 1)} for i in range(3)])
+    train(store, 0, 12, 0.9)
+    train(store, 2, 8, 0.1, decide=lambda s, m: Decision(0, {"lr": 0.5}))
+    train(store, 1, 8, 0.05, decide=lambda s, m: Decision(2, {"lr": 0.6}))
+    copies = [(e.member, e.donor, e.donor_step) for e in store.events("exploit")]
+    assert copies == [(2, 0, 12), (1, 2, 12)]
+    check_copies_from_members(store)
+    store.close()

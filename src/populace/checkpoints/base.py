@@ -12,6 +12,7 @@ donor's row).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -22,11 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from populace.errors import StorageFault
+
 CHUNK = 1 << 20
 # Keys come from the store; anything else (absolute paths, "..") must never reach the filesystem.
 KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}-[0-9a-f]{12}\.ckpt")
 TMP = ".tmp-"
 MARKER = ".populace-run"  # in every storage root: the id of the run its checkpoints belong to
+# what a write into a storage meets when the storage, not the save, is at fault
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                            errno.ENOENT, errno.EIO})
+PROBE_BYTES = 1 << 16  # what a storage that takes no more must refuse
 
 
 @dataclass(frozen=True)
@@ -239,3 +246,47 @@ def remove_leftovers(tmp: Path) -> None:
         else:
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
+
+
+def storage_fault(url: str, root: Path, error: BaseException) -> StorageFault | None:
+    """The storage's own fault behind a failed write into `root` (full, unwritable, gone),
+    or None when the storage is fine and the error is the save's.
+
+    A save may hide the cause (torch's zip writer reports a full disk as "unexpected
+    pos"), so unless an OSError writing into `root` names it, the storage is tried: a file
+    written there while what the failed save left still takes its space.
+    """
+    cause = _os_error_in(error, root) or _probe(root)
+    if cause is None:
+        return None
+    return StorageFault(f"checkpoint storage {url} failed: {cause}; no member was failed "
+                        "for it: fix it (free space, make it writable, mount it), then run "
+                        "the same command again")
+
+
+def _os_error_in(error: BaseException, root: Path) -> str | None:
+    """The storage's errno among the errors that led to `error` (as a traceback shows
+    them: not what a `raise ... from None` hid), for a file under root."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if (isinstance(seen, OSError) and seen.errno in STORAGE_ERRNOS
+                and str(seen.filename or "").startswith(str(root))):
+            return f"cannot write {seen.filename}: {seen.strerror}"
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return None
+
+
+def _probe(root: Path) -> str | None:
+    """Why a file of PROBE_BYTES cannot be written in root; None when it can."""
+    probe = root / f"{TMP}probe-{os.urandom(6).hex()}"  # a temp name: collected if left
+    try:
+        with open(probe, "xb") as f:
+            f.write(bytes(PROBE_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        return f"cannot write in {root}: {e.strerror}"
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return None

@@ -26,6 +26,7 @@ from populace.checkpoints.base import (
     new_name,
     remove_leftovers,
     stage,
+    storage_fault,
 )
 
 
@@ -83,6 +84,12 @@ class LocalCheckpointStorage(CheckpointStorage):
             _fsync_dir(final.parent)
             if shard_is_new:
                 _fsync_dir(self.root)
+        except Exception as e:
+            fault = storage_fault(self.url, self.root, e)  # while the partial file is there
+            remove_leftovers(tmp)
+            if fault is not None:
+                raise fault from e
+            raise
         except BaseException:
             remove_leftovers(tmp)
             raise

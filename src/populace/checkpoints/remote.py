@@ -36,7 +36,9 @@ from populace.checkpoints.base import (
     new_name,
     remove_leftovers,
     stage,
+    storage_fault,
 )
+from populace.errors import StorageFault
 
 # fsspec protocols of object stores: no rename, but a put is atomic (the object appears whole
 # or not at all), so a checkpoint is uploaded with one put straight to its key.
@@ -131,15 +133,16 @@ class RemoteCheckpointStorage(CheckpointStorage):
         cache = self._cache_dir()
         tmp = cache / new_name()
         try:
-            f, sha256, size = stage(save, tmp)  # a staging copy: no fsync
+            try:
+                f, sha256, size = stage(save, tmp)  # a staging copy: no fsync
+            except Exception as e:
+                fault = storage_fault(f"{self.url} (staged in {cache})", cache, e)
+                if fault is not None:
+                    raise fault from e
+                raise
             f.close()
             ref = CheckpointRef(key=new_key(sha256), sha256=sha256, bytes=size)
-            target = self._target(ref.key)
-            self._upload(tmp, target)
-            found = self._size(target)
-            if found != size:
-                raise OSError(f"uploading checkpoint {ref.key} to {self.url}: the stored "
-                              f"object has {found} bytes, expected {size}")
+            self._store(tmp, ref)
             local = cache / Path(ref.key).name
             os.replace(tmp, local)  # the writer can load it again without a download
             self._remember(ref.key, local)
@@ -147,6 +150,21 @@ class RemoteCheckpointStorage(CheckpointStorage):
             remove_leftovers(tmp)
             raise
         return ref
+
+    def _store(self, local: Path, ref: CheckpointRef) -> None:
+        """Upload the staged file under its key; a failure is the storage's (the save's
+        part is done): StorageFault, naming the storage, the key and the cause."""
+        try:
+            self._upload(local, self._target(ref.key))
+            found = self._size(self._target(ref.key))
+        except Exception as e:
+            raise StorageFault(f"checkpoint storage {self.url} failed: uploading checkpoint "
+                               f"{ref.key}: {type(e).__name__}: {e}; no member was failed "
+                               "for it: fix it, then run the same command again") from e
+        if found != ref.bytes:
+            raise StorageFault(f"checkpoint storage {self.url} failed: uploading checkpoint "
+                               f"{ref.key}: the stored object has {found} bytes, expected "
+                               f"{ref.bytes}; run the same command again")
 
     def _upload(self, local: Path, target: str) -> None:
         if self.object_store:

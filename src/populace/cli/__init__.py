@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from rich.markup import escape
 
-from populace import __version__
+from populace import __version__, stopping
 from populace.checkpoints import StorageMissing
 from populace.cli.base import Command, Parser
 from populace.cli.history import Export, Replay, Report
@@ -23,7 +23,7 @@ from populace.cli.settings import read_config_file
 from populace.cli.status import Result, Status
 from populace.cli.worker import Worker
 from populace.display import console as make_console
-from populace.errors import ConfigError
+from populace.errors import ConfigError, StorageFault
 from populace.executors import WorkersDied
 from populace.results import RunFailed
 from populace.store import StoreError
@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.action(args, console)  # the chosen command's take_action
         return status
+    except StorageFault as e:  # before StoreError: a store's full disk is one too
+        err.print(f"[red]storage failed:[/] {escape(str(e))}", highlight=False)
+        return StorageFault.exit_status
     except (ConfigError, StoreError, StorageMissing) as e:
         # escaped: `pip install 'populace[report]'` is not rich markup
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False)
@@ -75,4 +78,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         err.print("interrupted: run the same command again to resume")
-        return 130
+        return stopping.exit_status()

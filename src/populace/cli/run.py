@@ -94,6 +94,9 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
     add("--time-budget", type=number_or_off,
         help="stop the run once it has trained this many seconds (over every run command, "
              "not the time between them); off: no more")
+    add("--segment-timeout", type=number_or_off, metavar="SECONDS",
+        help="stop a segment that has not reported within this many seconds (a hung step), "
+             "as one that raised; off: no more")
     add("--synch", action="store_true", default=None,
         help="decide the whole population at once, generation by generation")
     add("--mode", help="max | min: the score's direction")

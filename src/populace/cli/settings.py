@@ -22,7 +22,7 @@ else:
 FIELDS = ("population", "workers", "steps", "seed", "ready_steps", "ready_seconds", "mode",
           "score", "objectives", "executor", "keep_checkpoints", "burn_in", "synch", "ray_address",
           "cpus_per_worker", "gpus_per_worker", "device", "stop_score", "time_budget",
-          "tensorboard", "mlflow")
+          "segment_timeout", "tensorboard", "mlflow")
 READY = {"ready_steps", "ready_seconds"}
 # flags that set a strategy's parameters rather than a setting of their own name
 STRATEGY_FLAGS = {"exploit": ("fraction", "window", "significance"),

@@ -34,6 +34,10 @@ def execute(store: Store, source: TrainableSource, config: RunConfig) -> None:
             raise ConfigError(f"executor 'vectorized' trains a VectorizedTrainable "
                               f"(populace.vectorized), got {name}: train it with executor "
                               "local, inline or ray")
+        if config.segment_timeout is not None:
+            raise ConfigError("segment_timeout stops a segment by ending its worker process: "
+                              "a VectorizedTrainable trains in this process, which cannot "
+                              "end itself; leave segment_timeout off")
         work(store, source)  # one worker in this process, holding every member
         return
     workers = min(config.workers, config.population)

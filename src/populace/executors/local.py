@@ -5,14 +5,21 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import sys
 import threading
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import SimpleQueue
 
+from populace.errors import StorageFault
 from populace.executors.gpus import gpu_slots, visible_gpus
 from populace.executors.source import TrainableSource, work
-from populace.stopping import stop_on_sigterm
+from populace.stopping import stop_on_signals, stop_with_parent
 from populace.store import TRAINING, Store, open_store
+from populace.worker import TIMED_OUT
 
 START_SECONDS = 60.0  # how long a worker process waits for the others to start
+STOP_SECONDS = 5.0  # how long a stopped worker process may take to give its lease back
 
 
 class WorkersDied(RuntimeError):
@@ -20,8 +27,9 @@ class WorkersDied(RuntimeError):
 
 
 def _work(url: str, source: TrainableSource, together: threading.Barrier,
-          gpus: str | None) -> None:
-    stop_on_sigterm()
+          gpus: str | None, faults: SimpleQueue) -> None:
+    stop_on_signals()
+    stop_with_parent()
     if gpus is not None:  # before the trainable imports torch, which reads it once
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     store = open_store(url)
@@ -29,6 +37,9 @@ def _work(url: str, source: TrainableSource, together: threading.Barrier,
         work(store, source, lambda: _wait(together))
     except KeyboardInterrupt:
         pass  # the parent reports the interruption; the lease was given back
+    except StorageFault as e:  # the parent stops the run with it
+        faults.put(str(e))
+        sys.exit(StorageFault.exit_status)
     finally:
         store.close()
 
@@ -52,26 +63,27 @@ def run_local(store: Store, source: TrainableSource, workers: int,
     slots = gpu_slots(workers, gpus_per_worker, visible_gpus() if gpus_per_worker else [])
     # spawn, not fork: a forked child of a process that used torch threads can hang
     ctx = mp.get_context("spawn")
-    together = ctx.Barrier(workers)
-    procs = [
-        ctx.Process(target=_work, args=(store.url, source, together, slots[i]),
-                    name=f"populace-worker-{i}")
-        for i in range(workers)
-    ]
-    for p in procs:
+    together, faults = ctx.Barrier(workers), ctx.SimpleQueue()
+
+    def start(i: int) -> BaseProcess:
+        p = ctx.Process(target=_work, args=(store.url, source, together, slots[i], faults),
+                        name=f"populace-worker-{i}")
         p.start()
+        return p
+
+    procs = [start(i) for i in range(workers)]
     try:
         while any(p.is_alive() for p in procs):
             for p in procs:
                 p.join(timeout=0.2)
             if not all(p.is_alive() for p in procs):
                 together.abort()  # one ended (done, or died starting): nobody waits for it
+            if any(p.exitcode == StorageFault.exit_status for p in procs):
+                raise StorageFault(faults.get())
+            # a worker ended for a segment that timed out (recorded): one in its place
+            procs = [start(i) if p.exitcode == TIMED_OUT else p for i, p in enumerate(procs)]
     except BaseException:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join()
+        _stop(procs)
         raise
     if any(m.status in TRAINING for m in store.members()) and store.meta("stopped") is None:
         # a worker stopped from outside (SIGTERM) exits 0 after giving its lease back
@@ -81,3 +93,16 @@ def run_local(store: Store, source: TrainableSource, workers: int,
             "output above says why); run again to resume" if crashed else
             "every worker process was stopped before the run finished; run again to resume"
         )
+
+
+def _stop(procs: Sequence[BaseProcess]) -> None:
+    """Stop every worker process (SIGTERM: each gives its lease back), and kill one that
+    has not ended within STOP_SECONDS (a step stuck where no signal reaches)."""
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=STOP_SECONDS)
+        if p.is_alive():
+            p.kill()
+            p.join()

@@ -25,9 +25,16 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from populace.errors import StorageFault
+
 
 class StoreError(RuntimeError):
     """The store cannot be used as asked (not a populace store, no run, a newer schema...)."""
+
+
+class StoreFault(StoreError, StorageFault):
+    """The store's storage failed (its disk full or read-only, its file locked past the
+    driver's timeout): the run stops, no member is at fault, the same command resumes."""
 
 
 class StoreUnavailable(StoreError):

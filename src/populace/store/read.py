@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,7 +132,23 @@ class StoreReader:
         if not self._has_meta(cur):
             raise StoreError(f"{self.url} is not a populace store (no run in it)")
         cur.execute("SELECT value FROM meta WHERE key = 'config'")
-        return RunRecord.from_dict(json.loads(cur.fetchone()[0]))
+        return self._located(RunRecord.from_dict(json.loads(cur.fetchone()[0])))
+
+    def _located(self, record: RunRecord) -> RunRecord:
+        """The run with its checkpoint folder as a path. Kept in a SQLite store's folder,
+        it is stored relative to it, so a run folder copied or moved elsewhere uses the
+        checkpoints beside it, never those of the run it was copied from; an older
+        populace stored the folder beside the store absolute: the one beside the store
+        now, when there is one, is its copy."""
+        store: Path | None = getattr(self.driver, "path", None)  # None: no file (PostgreSQL)
+        if store is None or "://" in record.checkpoints:
+            return record
+        folder, here = Path(record.checkpoints), store.resolve().parent
+        if not folder.is_absolute():
+            return replace(record, checkpoints=str(here / folder))
+        if folder.name == f"{store.stem}.checkpoints" and (here / folder.name).is_dir():
+            return replace(record, checkpoints=str(here / folder.name))
+        return record
 
     def _window(self, cur: Cursor) -> int:
         """How many recent scores each member keeps (what the exploit strategy reads)."""

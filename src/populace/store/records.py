@@ -47,6 +47,7 @@ class Kind(_Word):
     EXPLORE = "explore"  # no copy: the member kept its own state and explored its hparams
     WAIT = "wait"  # a copy awaited: the donor is behind the member
     DROPPED = "dropped"  # a copy that could not be made, with the reason
+    TIMEOUT = "timeout"  # a segment did not report within segment_timeout: it was stopped
     RETRY = "retry"  # a segment raised; it is trained again from the checkpoint
     FAILED = "failed"  # a member failed for good
     RECOVER = "recover"  # sent back past a checkpoint whose file failed its hash

@@ -9,7 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from populace.store.driver import Cursor, StoreError
+from populace.store.driver import Cursor, StoreError, StoreFault
+
+# SQLite's words for a storage that failed, not a statement: "database or disk is full",
+# "database is locked" (past the timeout), "disk I/O error", "attempt to write a readonly
+# database"
+_FAULTS = ("full", "locked", "disk I/O", "readonly")
 
 
 class SQLiteDriver:
@@ -74,6 +79,12 @@ class SQLiteDriver:
         store failed, not the member a worker was training."""
         try:
             yield
+        except sqlite3.OperationalError as e:
+            if any(word in str(e) for word in _FAULTS):
+                raise StoreFault(f"store {self.path}: {e}; no member was failed for it: "
+                                 "fix it (free space, end what holds the file), then run "
+                                 "the same command again") from e
+            raise StoreError(f"store {self.path}: {e}") from e
         except sqlite3.Error as e:
             raise StoreError(f"store {self.path}: {e}") from e
 

@@ -455,8 +455,11 @@ class Store(StoreReader):
 
     @retried
     def fail(self, worker: str, member: int, error: str, retries: int = 0,
-             replace: Decide | None = None, decide: Decide | None = None) -> FailOutcome:
-        """Record a segment that raised (traceback in `error`); say what became of the member.
+             replace: Decide | None = None, decide: Decide | None = None,
+             timed_out: bool = False) -> FailOutcome:
+        """Record a segment that raised (traceback in `error`), or one stopped because it
+        did not report in time (`timed_out`: a 'timeout' event first); say what became of
+        the member.
 
         'retry': it failed at most `retries` times in a row, and trains the
         segment again from its checkpoint. Past that, 'replaced': `replace`
@@ -476,6 +479,8 @@ class Store(StoreReader):
                 return FailOutcome.LOST
             cur.execute("SELECT step, failures FROM members WHERE id = ?", (member,))
             step, failures = cur.fetchone()
+            if timed_out:
+                record_event(cur, Kind.TIMEOUT, member, step, now, detail=error)
             if failures < retries:
                 cur.execute(
                     "UPDATE members SET status = ?, failures = ?, lease_owner = NULL,"

@@ -64,16 +64,21 @@ def check_steps_rise(store: Store) -> None:
 
 
 def check_copies_from_members(store: Store) -> None:
-    """Each exploit event copies another member of the run, at a step that member reached."""
+    """Each exploit event copies another member of the run, at a step that member reached:
+    by a report, or by a copy of its own made before (a member that just copied is a
+    donor like any other, its state the one it copied, at that state's step)."""
     ids = {m.id for m in store.members()}
     reached = {(r.member, r.step) for r in store.results()}
-    for e in store.events(Kind.EXPLOIT):
+    for e in store.events(Kind.EXPLOIT):  # in the order they happened
         if e.donor not in ids - {e.member}:
             _fail(store, check_copies_from_members,
                   f"member {e.member} copied {e.donor!r}, not another member: {e}")
         if e.donor_step is not None and (e.donor, e.donor_step) not in reached:
             _fail(store, check_copies_from_members, f"member {e.member} copied member "
-                  f"{e.donor} at step {e.donor_step}, which it never reported: {e}")
+                  f"{e.donor} at step {e.donor_step}, which it never reported nor copied "
+                  f"before: {e}")
+        if e.donor_step is not None:
+            reached.add((e.member, e.donor_step))
 
 
 def check_checkpoints_intact(store: Store) -> None:
