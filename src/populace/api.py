@@ -23,10 +23,18 @@ from populace.executors import TrainableSource, check_matches, execute, prefligh
 from populace.function import Member
 from populace.mend import delete
 from populace.results import RunResult, result_of
-from populace.script import SCRIPT_MODULE
+from populace.script import SCRIPT_MODULE, source_digest
 from populace.segment import run_storage
 from populace.space import Space
-from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
+from populace.store import (
+    RunRecord,
+    Status,
+    Store,
+    beside,
+    is_postgres,
+    open_store,
+    store_exists,
+)
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
 from populace.trainable import Hooks
@@ -73,6 +81,7 @@ def run(
     progress: bool = True,
     script: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    defaults: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> RunResult:
     """Train a population of `trainable` over `space` (settings: see `RunConfig`).
@@ -85,23 +94,48 @@ def run(
     those it started with, the settings given must agree with the stored ones,
     except those of `RESUMABLE` (where and how it trains), and `steps` may grow, to
     train a finished run on. `overwrite=True` deletes the run in `store` (its
-    checkpoints too) and starts a new one.
+    checkpoints too) and starts a new one. `defaults` (a script's `config`) are settings
+    a new run takes where `settings` give none: a resume keeps its stored ones instead,
+    unless the run never trained, when it starts again as `defaults` and `settings` say.
     """
     space = space if isinstance(space, Space) else Space(space)
     script = script if script is not None else _script_of(trainable, settings)
-    _clear(store, trainable, space, settings, overwrite)
+    _clear(store, trainable, space, {**(defaults or {}), **settings}, overwrite)
     if store_exists(store):
         db, config = _resume(store, trainable, space, settings)
     else:
-        db, config = _create(store, trainable, space, settings, checkpoints, initial, script)
+        db, config = _create(store, trainable, space, {**(defaults or {}), **settings},
+                             checkpoints, initial, script)
     try:
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
         console = make_console(quiet=not progress)
-        _train(db, config, source, console)
-        return _summarize(db, config, console)
+        _retry_if_edited(db, _digest(trainable, script))
+        if any(m.status != Status.FAILED for m in db.members()):
+            _train(db, config, source, console)
+        return _summarize(db, config, console)  # every member failed: says what to run
     finally:
         db.close()
+
+
+def _digest(trainable: Any, script: str | os.PathLike[str] | None) -> str | None:
+    """The digest of the file that defines the trainable (None: it has none, as in a
+    notebook), by which a run command tells that it was edited since the last one."""
+    module = sys.modules.get(getattr(trainable, "__module__", ""))
+    file = script if script is not None else getattr(module, "__file__", None)
+    return source_digest(file) if file is not None and Path(file).is_file() else None
+
+
+def _retry_if_edited(db: Store, digest: str | None) -> None:
+    """Failed members train again when the script was edited since the last run command
+    (the fix of what failed them, most likely); the digest is stored for the next one."""
+    stored = db.meta("source")
+    failed = [m.id for m in db.members() if m.status == Status.FAILED]
+    if failed and digest is not None and stored is not None and digest != stored:
+        db.retry_failed(failed)
+        print(f"populace: the script changed since member(s) {', '.join(map(str, failed))} "
+              "failed: they train again from their checkpoints", file=sys.stderr)
+    db.remember_source(digest)
 
 
 def _clear(store: str | os.PathLike[str], trainable: Any, space: Space,

@@ -16,7 +16,7 @@ from populace.cli.tables import print_best
 from populace.config import BOUNDS, DOCS, INTERNAL, RunConfig
 from populace.display import console as make_console
 from populace.script import load_script
-from populace.store import Status, store_exists
+from populace.store import Status
 from populace.store.driver import safe_url
 
 
@@ -41,12 +41,14 @@ class Run(Command):
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
         script = load_script(args.script)
         # a resume keeps the stored settings: only the config file and flags may change
-        # them, not the script's defaults (the run may have grown past its steps)
-        resuming = store_exists(args.store) and not args.overwrite
+        # them, not the script's defaults (the run may have grown past its steps); a new
+        # run, or one that never trained, takes the script's `config` under them
+        layered = settings_from(args, script.config)
+        given = settings_from(args, {})
         result = run(
             script.trainable, script.space, store=args.store, checkpoints=args.checkpoints,
             initial=script.initial, progress=not args.quiet, script=script.path,
-            overwrite=args.overwrite, **settings_from(args, {} if resuming else script.config),
+            overwrite=args.overwrite, defaults=layered, **{k: layered[k] for k in given},
         )
         if result.stopped:
             console.print(f"stopped early: {result.stopped}")
