@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -75,7 +76,7 @@ def load_script(path: str | Path) -> Script:
     )
 
 
-def source_digest(path: str | Path) -> str:
+def source_digest(path: str | os.PathLike[str]) -> str:
     """The sha256 of a script's file: a run tells an edited script by it."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
