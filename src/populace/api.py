@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import os
 import socket
@@ -99,6 +101,7 @@ def run(
     unless the run never trained, when it starts again as `defaults` and `settings` say.
     """
     space = space if isinstance(space, Space) else Space(space)
+    _check_guarded(settings)
     script = script if script is not None else _script_of(trainable, settings)
     _clear(store, trainable, space, {**(defaults or {}), **settings}, overwrite)
     if store_exists(store):
@@ -283,6 +286,43 @@ def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:
             "processes cannot import it: put it in a file and pass script=that_file (or "
             "run `populace run that_file`), or train in this process with executor='inline'")
     return None
+
+
+def _check_guarded(settings: Mapping[str, Any]) -> None:
+    """Refuse a call at the top level of a script that the local executor's worker
+    processes import: each would start the run again, and fail (a Python rule of
+    processes started fresh), so say once what to do instead."""
+    if settings.get("executor", "local") != "local" or settings.get("workers") == 0:
+        return
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    spec = getattr(getattr(main, "__spec__", None), "name", None)
+    if file is None or (spec is not None and (spec == "__main__"
+                                              or spec.endswith(".__main__"))):
+        return  # a notebook, stdin, or a package's __main__: workers never import it
+    frame = inspect.currentframe()
+    while frame is not None and not (frame.f_globals.get("__name__") == "__main__"
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_filename != file or _guarded(file, frame.f_lineno):
+        return
+    raise ConfigError(
+        f"populace.run is called at the top level of {Path(file).name} (line "
+        f"{frame.f_lineno}), which the local executor's worker processes import: each would "
+        "start the run again. Put the call under `if __name__ == \"__main__\":`, or train "
+        "in this process with executor='inline'")
+
+
+def _guarded(file: str, line: int) -> bool:
+    """Whether `line` of the script `file` is under an `if __name__ == "__main__":`."""
+    try:
+        tree = ast.parse(Path(file).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return True  # not read: nothing to say
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            return isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
+    return True
 
 
 def _untrained_and_changed(store: str | os.PathLike[str], trainable: Any, space: Space,
