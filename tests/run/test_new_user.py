@@ -3,9 +3,18 @@ messages that name what went wrong."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
+
+from rich.console import Console
+from support.paths import COUNTER
+
+from populace.cli import main
+from populace.cli.tables import event_line, print_events
+from populace.display import PIPE_WIDTH
+from populace.store import Event, Kind, open_store
 
 SCRIPT = '''
 import populace
@@ -60,3 +69,33 @@ def test_a_guarded_script_trains_on_the_local_executor(tmp_path):
     done = _python(tmp_path, SCRIPT + guarded)
     assert done.returncode == 0, done.stderr
     assert "trained 2.0" in done.stdout
+
+
+def test_status_events_gives_one_line_an_event_at_the_terminals_width(tmp_path, monkeypatch,
+                                                                      capsys):
+    store = tmp_path / "run.db"
+    monkeypatch.setenv("COUNTER_FAIL_ABOVE", "0.9")  # some members fail: tracebacks
+    assert main(["run", str(COUNTER), "--store", str(store), "--executor", "inline",
+                 "--quiet", "--population", "8", "--steps", "12", "--ready-steps", "2"]) == 0
+    events = open_store(store).events()
+    assert {"exploit", "failed"} <= {e.kind for e in events}
+    capsys.readouterr()
+    assert main(["status", str(store), "--events"]) == 0
+    lines = capsys.readouterr().out.splitlines()  # a pipe's width: PIPE_WIDTH
+    assert len(lines) == 1 + len(events) and all(len(line) <= PIPE_WIDTH for line in lines)
+    copy = next(e for e in events if e.kind == "exploit")
+    assert (f"member {copy.member:>3}  exploit  copies {copy.donor} (step {copy.donor_step}): "
+            f"x {copy.before['x']:.3g} -> {copy.after['x']:.3g}") in lines[1 + events.index(copy)]
+    failed = next(e for e in events if e.kind == "failed")
+    assert "RuntimeError: x=" in lines[1 + events.index(failed)]
+    narrow = Console(width=50, file=io.StringIO())  # a terminal 50 columns wide
+    print_events(events, False, narrow)
+    shown = narrow.file.getvalue().splitlines()
+    assert len(shown) == 1 + len(events) and max(map(len, shown)) == 50
+
+
+def test_an_events_line_names_only_the_hparams_that_changed():
+    copy = Event(1, Kind.EXPLOIT, 3, 1, 40, 40, {"lr": 0.0123456789, "layers": 2},
+                 {"lr": 0.0148148148, "layers": 2}, "truncation", 0.0)
+    assert event_line(copy) == ("step 40  member   3  exploit  copies 1 (step 40): "
+                                "lr 0.0123 -> 0.0148")
