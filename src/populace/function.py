@@ -218,10 +218,16 @@ def preflight(train: TrainFunction, hparams: dict[str, Any], config: RunConfig) 
     """Run a training function as member 0 up to its first report, before anything is
     written, so a mistake every member would make (an hparam with no target, a score
     never reported, no `register`) is refused now rather than by every member in turn."""
+    from populace.integrations import torch as pt  # torch is an optional extra
+
+    threads = pt.torch.get_num_threads()
+    pt.torch.set_num_threads(1)  # as a worker gives it (`FunctionWorker`)
     try:
         train(ProbeMember(hparams, config))  # type: ignore[arg-type]
     except _Checked:
         return
+    finally:
+        pt.torch.set_num_threads(threads)
     name = getattr(train, "__qualname__", repr(train))
     raise ConfigError(f"the training function {name} returned without calling "
                       "member.report: loop on `while member.training`, reporting each step")

@@ -99,3 +99,42 @@ def test_an_events_line_names_only_the_hparams_that_changed():
                  {"lr": 0.0148148148, "layers": 2}, "truncation", 0.0)
     assert event_line(copy) == ("step 40  member   3  exploit  copies 1 (step 40): "
                                 "lr 0.0123 -> 0.0148")
+
+
+def _cli_script(tmp_path: Path, evaluate: str) -> int:
+    script = tmp_path / "probe.py"
+    script.write_text(SCRIPT.replace("return self.total", f"return {evaluate}", 1))
+    return main(["run", str(script), "--store", str(tmp_path / "p.db"), "--executor",
+                 "inline", "--quiet", "--population", "3", "--steps", "2"])
+
+
+def test_a_score_given_as_text_is_refused(tmp_path, capsys):
+    assert _cli_script(tmp_path, '"0.974"') == 2
+    assert "got score='0.974' (text): return float('0.974')" in capsys.readouterr().err
+    assert not (tmp_path / "p.db").exists()
+
+
+def test_members_tied_on_the_best_score_are_named_with_the_tie_break(tmp_path, capsys):
+    assert _cli_script(tmp_path, "1.0") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "best member 0 at step 2" in out
+    assert "tied on its score with member(s) 1, 2: a tie goes to the lowest member id" in out
+
+
+def test_a_folder_given_as_the_store_is_named_a_folder(tmp_path, capsys):
+    for argv in (["run", str(COUNTER), "--store", str(tmp_path)], ["status", str(tmp_path)],
+                 ["result", str(tmp_path)]):
+        assert main(argv) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"got '{tmp_path}' (a folder): name a file in it, such as '{tmp_path}/run.db'" in err
+
+
+def test_status_json_into_a_closed_pipe_ends_quietly(tmp_path):
+    store = tmp_path / "run.db"
+    assert main(["run", str(COUNTER), "--store", str(store), "--executor", "inline",
+                 "--quiet", "--steps", "4"]) == 0
+    reader = subprocess.Popen([sys.executable, "-m", "populace.cli", "status", str(store),
+                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.close()  # as `| head -1` does once it has its line
+    assert reader.wait(timeout=60) == 141
+    assert reader.stderr.read() == b""  # no BrokenPipeError traceback

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from populace.results import RunResult
-from populace.store import Event, Kind
+from populace.store import Event, Kind, Status
 
 
 def number(x: float | None) -> str:
@@ -38,8 +38,13 @@ def print_best(result: RunResult, console: Console) -> None:
     """The best member's score, metrics and hparams (and the front, when there is one)."""
     if result.objectives:
         console.print(front_table(result))
+    tied = [m.id for m in result.members if m.id != result.best.id and m.score is not None
+            and m.score == result.score and m.status != Status.FAILED]
     console.print(f"best member {result.best.id} at step {result.best.step}: "
                   f"{metrics_line(result.metrics)}")
+    if tied and not result.objectives:
+        console.print(f"tied on its score with member(s) {', '.join(map(str, tied))}: a tie "
+                      "goes to the lowest member id")
     console.print(f"its hparams: {json.dumps(result.hparams)}")
 
 
