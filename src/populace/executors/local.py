@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import threading
 
+from populace.executors import forkserver
 from populace.executors.gpus import gpu_slots, visible_gpus
 from populace.executors.source import TrainableSource, work
 from populace.stopping import stop_on_sigterm
@@ -20,8 +20,11 @@ class WorkersDied(RuntimeError):
 
 
 def _work(url: str, source: TrainableSource, together: threading.Barrier,
-          gpus: str | None) -> None:
+          gpus: str | None, environment: dict[str, str]) -> None:
     stop_on_sigterm()
+    # a worker forked from the fork server has the environment the server started with
+    os.environ.clear()
+    os.environ.update(environment)
     if gpus is not None:  # before the trainable imports torch, which reads it once
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     store = open_store(url)
@@ -50,11 +53,11 @@ def run_local(store: Store, source: TrainableSource, workers: int,
     """Start `workers` processes and wait until every one has finished; each sees
     `gpus_per_worker` GPUs of its own (or a share of one)."""
     slots = gpu_slots(workers, gpus_per_worker, visible_gpus() if gpus_per_worker else [])
-    # spawn, not fork: a forked child of a process that used torch threads can hang
-    ctx = mp.get_context("spawn")
+    ctx = forkserver.context(gpus_per_worker)
     together = ctx.Barrier(workers)
     procs = [
-        ctx.Process(target=_work, args=(store.url, source, together, slots[i]),
+        ctx.Process(target=_work, args=(store.url, source, together, slots[i],
+                                        dict(os.environ)),
                     name=f"populace-worker-{i}")
         for i in range(workers)
     ]
