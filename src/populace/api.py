@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import MARKER, CheckpointStorage
 from populace.collect import collect, grace_for
 from populace.config import RunConfig
 from populace.display import Display, members_table
@@ -57,8 +57,9 @@ def default_checkpoints(store: str | os.PathLike[str]) -> Path:
 
 def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
                     store: str | os.PathLike[str]) -> str:
-    """Where the run's checkpoints go, as stored: an absolute folder or an fsspec URL."""
+    """Where a new run's checkpoints go, as stored: an absolute folder or an fsspec URL."""
     if checkpoints is None:
+        _check_unclaimed(default_checkpoints(store))
         return str(default_checkpoints(store))
     text = os.fspath(checkpoints)
     if "://" in text:
@@ -66,11 +67,23 @@ def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
     folder = Path(text).resolve()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"checkpoints must be a folder, got {str(folder)!r} (a file)")
+    _check_unclaimed(folder)
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"checkpoint directory {str(folder)!r} is not writable: "
                           f"{str(existing)!r} does not let this user create files")
     return str(folder)
+
+
+def _check_unclaimed(folder: Path) -> None:
+    """Refuse, before the store is written, a folder that holds another run's checkpoints:
+    left behind, most often, when that run's store was deleted by hand."""
+    if (folder / MARKER).exists():
+        raise ConfigError(
+            f"checkpoints {str(folder)!r} hold another run's checkpoints (its store deleted "
+            f"by hand?): delete that folder (rm -r {folder}) to start afresh there, or give "
+            "--checkpoints another folder; `populace delete` removes a run's store and "
+            "checkpoints together")
 
 
 def run(

@@ -138,3 +138,17 @@ def test_status_json_into_a_closed_pipe_ends_quietly(tmp_path):
     reader.stdout.close()  # as `| head -1` does once it has its line
     assert reader.wait(timeout=60) == 141
     assert reader.stderr.read() == b""  # no BrokenPipeError traceback
+
+
+def test_a_store_deleted_by_hand_names_the_checkpoints_left_behind(tmp_path, capsys):
+    store = tmp_path / "run.db"
+    run = ["run", str(COUNTER), "--store", str(store), "--executor", "inline", "--quiet",
+           "--steps", "4"]
+    assert main(run) == 0
+    store.unlink()  # to start over, as a new user does
+    capsys.readouterr()
+    assert main(run) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"hold another run's checkpoints (its store deleted by hand?): delete that " \
+           f"folder (rm -r {tmp_path / 'run.checkpoints'})" in err
+    assert not store.exists()  # refused before anything was written
