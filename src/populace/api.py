@@ -59,7 +59,7 @@ def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
                     store: str | os.PathLike[str]) -> str:
     """Where a new run's checkpoints go, as stored: an absolute folder or an fsspec URL."""
     if checkpoints is None:
-        _check_unclaimed(default_checkpoints(store))
+        _check_unclaimed(default_checkpoints(store), beside=True)
         return str(default_checkpoints(store))
     text = os.fspath(checkpoints)
     if "://" in text:
@@ -75,15 +75,20 @@ def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
     return str(folder)
 
 
-def _check_unclaimed(folder: Path) -> None:
+def _check_unclaimed(folder: Path, beside: bool = False) -> None:
     """Refuse, before the store is written, a folder that holds another run's checkpoints:
-    left behind, most often, when that run's store was deleted by hand."""
-    if (folder / MARKER).exists():
-        raise ConfigError(
-            f"checkpoints {str(folder)!r} hold another run's checkpoints (its store deleted "
-            f"by hand?): delete that folder (rm -r {folder}) to start afresh there, or give "
-            "--checkpoints another folder; `populace delete` removes a run's store and "
-            "checkpoints together")
+    another run's own, or, `beside` a new store, those of a run whose store was deleted
+    by hand."""
+    if not (folder / MARKER).exists():
+        return
+    if not beside:
+        raise ConfigError(f"checkpoints {str(folder)!r} hold another run's checkpoints: "
+                          "give each run a checkpoint folder of its own")
+    raise ConfigError(
+        f"checkpoints {str(folder)!r} hold another run's checkpoints (its store deleted by "
+        f"hand?): delete that folder (rm -r {folder}) to start afresh there, or give "
+        "--checkpoints another folder; `populace delete` removes a run's store and "
+        "checkpoints together")
 
 
 def run(
