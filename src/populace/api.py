@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import os
 import socket
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from populace import stopping
-from populace.checkpoints import CheckpointStorage
+from populace.checkpoints import MARKER, CheckpointStorage
 from populace.collect import collect, grace_for
 from populace.config import RunConfig
 from populace.display import Display, members_table
@@ -24,10 +26,18 @@ from populace.executors import TrainableSource, check_matches, execute, prefligh
 from populace.function import Member
 from populace.mend import delete
 from populace.results import RunResult, result_of
-from populace.script import SCRIPT_MODULE
+from populace.script import SCRIPT_MODULE, source_digest
 from populace.segment import run_storage
 from populace.space import Space
-from populace.store import RunRecord, Store, beside, is_postgres, open_store, store_exists
+from populace.store import (
+    RunRecord,
+    Status,
+    Store,
+    beside,
+    is_postgres,
+    open_store,
+    store_exists,
+)
 from populace.store.driver import safe_url
 from populace.strategies import space_to_dict
 from populace.trainable import Hooks
@@ -48,8 +58,9 @@ def default_checkpoints(store: str | os.PathLike[str]) -> Path:
 
 def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
                     store: str | os.PathLike[str]) -> str:
-    """Where the run's checkpoints go, as stored: an absolute folder or an fsspec URL."""
+    """Where a new run's checkpoints go, as stored: an absolute folder or an fsspec URL."""
     if checkpoints is None:
+        _check_unclaimed(default_checkpoints(store), beside=True)
         return str(default_checkpoints(store))
     text = os.fspath(checkpoints)
     if "://" in text:
@@ -57,11 +68,28 @@ def checkpoint_root(checkpoints: str | os.PathLike[str] | None,
     folder = Path(text).resolve()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"checkpoints must be a folder, got {str(folder)!r} (a file)")
+    _check_unclaimed(folder)
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"checkpoint directory {str(folder)!r} is not writable: "
                           f"{str(existing)!r} does not let this user create files")
     return str(folder)
+
+
+def _check_unclaimed(folder: Path, beside: bool = False) -> None:
+    """Refuse, before the store is written, a folder that holds another run's checkpoints:
+    another run's own, or, `beside` a new store, those of a run whose store was deleted
+    by hand."""
+    if not (folder / MARKER).exists():
+        return
+    if not beside:
+        raise ConfigError(f"checkpoints {str(folder)!r} hold another run's checkpoints: "
+                          "give each run a checkpoint folder of its own")
+    raise ConfigError(
+        f"checkpoints {str(folder)!r} hold another run's checkpoints (its store deleted by "
+        f"hand?): delete that folder (rm -r {folder}) to start afresh there, or give "
+        "--checkpoints another folder; `populace delete` removes a run's store and "
+        "checkpoints together")
 
 
 def run(
@@ -74,6 +102,7 @@ def run(
     progress: bool = True,
     script: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    defaults: Mapping[str, Any] | None = None,
     **settings: Any,
 ) -> RunResult:
     """Train a population of `trainable` over `space` (settings: see `RunConfig`).
@@ -86,23 +115,49 @@ def run(
     those it started with, the settings given must agree with the stored ones,
     except those of `RESUMABLE` (where and how it trains), and `steps` may grow, to
     train a finished run on. `overwrite=True` deletes the run in `store` (its
-    checkpoints too) and starts a new one.
+    checkpoints too) and starts a new one. `defaults` (a script's `config`) are settings
+    a new run takes where `settings` give none: a resume keeps its stored ones instead,
+    unless the run never trained, when it starts again as `defaults` and `settings` say.
     """
     space = space if isinstance(space, Space) else Space(space)
+    _check_guarded(settings)
     script = script if script is not None else _script_of(trainable, settings)
-    _clear(store, trainable, space, settings, overwrite)
+    _clear(store, trainable, space, {**(defaults or {}), **settings}, overwrite)
     if store_exists(store):
         db, config = _resume(store, trainable, space, settings)
     else:
-        db, config = _create(store, trainable, space, settings, checkpoints, initial, script)
+        db, config = _create(store, trainable, space, {**(defaults or {}), **settings},
+                             checkpoints, initial, script)
     try:
         source = (TrainableSource(script=Path(script)) if script is not None
                   else TrainableSource(trainable=trainable, space=space))
         console = make_console(quiet=not progress)
-        _train(db, config, source, console)
-        return _summarize(db, config, console)
+        _retry_if_edited(db, _digest(trainable, script))
+        if any(m.status != Status.FAILED for m in db.members()):
+            _train(db, config, source, console)
+        return _summarize(db, config, console)  # every member failed: says what to run
     finally:
         db.close()
+
+
+def _digest(trainable: Any, script: str | os.PathLike[str] | None) -> str | None:
+    """The digest of the file that defines the trainable (None: it has none, as in a
+    notebook), by which a run command tells that it was edited since the last one."""
+    module = sys.modules.get(getattr(trainable, "__module__", ""))
+    file = script if script is not None else getattr(module, "__file__", None)
+    return source_digest(file) if file is not None and Path(file).is_file() else None
+
+
+def _retry_if_edited(db: Store, digest: str | None) -> None:
+    """Failed members train again when the script was edited since the last run command
+    (the fix of what failed them, most likely); the digest is stored for the next one."""
+    stored = db.meta("source")
+    failed = [m.id for m in db.members() if m.status == Status.FAILED]
+    if failed and digest is not None and stored is not None and digest != stored:
+        db.retry_failed(failed)
+        print(f"populace: the script changed since member(s) {', '.join(map(str, failed))} "
+              "failed: they train again from their checkpoints", file=sys.stderr)
+    db.remember_source(digest)
 
 
 def _clear(store: str | os.PathLike[str], trainable: Any, space: Space,
@@ -261,6 +316,43 @@ def _script_of(trainable: Any, settings: Mapping[str, Any]) -> Path | None:
             "processes cannot import it: put it in a file and pass script=that_file (or "
             "run `populace run that_file`), or train in this process with executor='inline'")
     return None
+
+
+def _check_guarded(settings: Mapping[str, Any]) -> None:
+    """Refuse a call at the top level of a script that the local executor's worker
+    processes import: each would start the run again, and fail (a Python rule of
+    processes started fresh), so say once what to do instead."""
+    if settings.get("executor", "local") != "local" or settings.get("workers") == 0:
+        return
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    spec = getattr(getattr(main, "__spec__", None), "name", None)
+    if file is None or (spec is not None and (spec == "__main__"
+                                              or spec.endswith(".__main__"))):
+        return  # a notebook, stdin, or a package's __main__: workers never import it
+    frame = inspect.currentframe()
+    while frame is not None and not (frame.f_globals.get("__name__") == "__main__"
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_filename != file or _guarded(file, frame.f_lineno):
+        return
+    raise ConfigError(
+        f"populace.run is called at the top level of {Path(file).name} (line "
+        f"{frame.f_lineno}), which the local executor's worker processes import: each would "
+        "start the run again. Put the call under `if __name__ == \"__main__\":`, or train "
+        "in this process with executor='inline'")
+
+
+def _guarded(file: str, line: int) -> bool:
+    """Whether `line` of the script `file` is under an `if __name__ == "__main__":`."""
+    try:
+        tree = ast.parse(Path(file).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return True  # not read: nothing to say
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            return isinstance(node, ast.If) and "__name__" in ast.unparse(node.test)
+    return True
 
 
 def _untrained_and_changed(store: str | os.PathLike[str], trainable: Any, space: Space,

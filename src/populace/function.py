@@ -18,13 +18,15 @@ applied by `populace.integrations.torch`.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from populace import stopping
-from populace.errors import StorageFault
-from populace.segment import Held, ScoreNotFinite, Segment
+from populace.config import RunConfig
+from populace.errors import ConfigError, StorageFault
+from populace.segment import Held, ScoreNotFinite, Segment, member_seed, score_of
 from populace.space import Hparams, Space
 from populace.store import MemberRow, Store
 from populace.worker import Worker
@@ -76,9 +78,11 @@ class Member:
                  allow_pickle: bool = False) -> None:
         """Hand over the objects that hold the training state; restores them and applies hparams.
 
-        `modules` and `ignore` are those of `populace.integrations.torch.apply_hparams`:
-        an hparam goes to an optimizer's param groups, to module attributes, or is
-        listed in `ignore` and read from `member.hparams` by the loop itself.
+        An hparam goes to an optimizer's param groups, to module attributes named in
+        `modules` as `TorchTrainable.modules` names them, by a name of `state`:
+        `modules={"dropout": ("model", nn.Dropout, "p")}` sets `p` of every Dropout in
+        `state["model"]`; or it is listed in `ignore` and read from `member.hparams` by
+        the loop itself (see `populace.integrations.torch.apply_hparams`).
         `allow_pickle` lets checkpoints holding pickled Python objects load (see
         `populace.integrations.torch.load_state`); only for checkpoints you trust.
         """
@@ -91,10 +95,7 @@ class Member:
         """One step done, with its metrics; at a ready point this checkpoints and reports."""
         segment, segments = self._current_segment(), self._segments
         self._registered()
-        evaluated = dict(metrics) if isinstance(metrics, Mapping) else (
-            metrics if metrics is not None else {})
-        if isinstance(evaluated, dict):
-            evaluated.update(named)
+        evaluated = _evaluated(metrics, named)
         self._step += 1
         stopping.check()
         if not segments.ready_at(segment, self._step):
@@ -164,20 +165,107 @@ class Member:
         return row
 
     def _apply(self, hparams: dict[str, Any]) -> None:
-        from populace.integrations import torch as pt
-
-        objects = list(self._registered().values())
-        pt.apply_hparams(
-            hparams,
-            optimizers=[o for o in objects if isinstance(o, pt.Optimizer)],
-            schedulers=[o for o in objects if isinstance(o, pt.LRScheduler)],
-            modules=self._modules, ignore=self._ignore,
-        )
+        apply_registered(self._registered(), hparams, self._modules, self._ignore)
 
     def _save(self, path: Path) -> None:
         from populace.integrations import torch as pt
 
         pt.save_state(path, **self._registered())
+
+
+class _Checked(BaseException):
+    """Ends a training function's preflight at its first report: a BaseException, so
+    that a loop's own `except Exception` around `member.report` cannot go on past it."""
+
+
+class ProbeMember:
+    """Member 0 as a training function's preflight sees it: `register` applies its
+    hparams, the first `report` is checked for the score and saved, and the function
+    stops there. Nothing is written to the run."""
+
+    id = 0
+    step = 0
+    training = True
+
+    def __init__(self, hparams: dict[str, Any], config: RunConfig):
+        self.hparams = Hparams(hparams)
+        self.seed = member_seed(config.seed, 0)
+        self._config = config
+        self._state: dict[str, Any] | None = None
+
+    def register(self, state: Mapping[str, Any], *,
+                 modules: Mapping[str, tuple] | None = None, ignore: Iterable[str] = (),
+                 allow_pickle: bool = False) -> None:
+        """As `Member.register`: the hparams go to their targets now."""
+        self._state = dict(state)
+        apply_registered(self._state, self.hparams, dict(modules or {}), tuple(ignore))
+
+    def report(self, metrics: float | Mapping[str, float] | None = None,
+               **named: float) -> None:
+        """As `Member.report` at a ready point, then the end of the preflight."""
+        if self._state is None:
+            raise ConfigError("call member.register({...}) with the training state before "
+                              "member.report(...), so populace can checkpoint and restore it")
+        score_of(_evaluated(metrics, named), self._config.score, "member.report")
+        from populace.integrations import torch as pt
+
+        with tempfile.TemporaryDirectory() as folder:
+            pt.save_state(Path(folder) / "probe.ckpt", **self._state)
+        raise _Checked
+
+
+def preflight(train: TrainFunction, hparams: dict[str, Any], config: RunConfig) -> None:
+    """Run a training function as member 0 up to its first report, before anything is
+    written, so a mistake every member would make (an hparam with no target, a score
+    never reported, no `register`) is refused now rather than by every member in turn."""
+    from populace.integrations import torch as pt  # torch is an optional extra
+
+    threads = pt.torch.get_num_threads()
+    pt.torch.set_num_threads(1)  # as a worker gives it (`FunctionWorker`)
+    try:
+        train(ProbeMember(hparams, config))  # type: ignore[arg-type]
+    except _Checked:
+        return
+    finally:
+        pt.torch.set_num_threads(threads)
+    name = getattr(train, "__qualname__", repr(train))
+    raise ConfigError(f"the training function {name} returned without calling "
+                      "member.report: loop on `while member.training`, reporting each step")
+
+
+def _evaluated(metrics: float | Mapping[str, float] | None, named: Mapping[str, float]
+               ) -> float | dict[str, float]:
+    """What `member.report(metrics, **named)` hands in: a number, or one dict of both."""
+    if metrics is not None and not isinstance(metrics, Mapping):
+        return metrics
+    return {**(metrics or {}), **named}
+
+
+def apply_registered(state: Mapping[str, Any], hparams: Mapping[str, Any],
+                     modules: Mapping[str, tuple], ignore: tuple[str, ...]) -> None:
+    """Put `hparams` in force on the registered objects: optimizers, LR schedulers, and
+    the modules of `modules` (each named by its key in `state`, or given itself)."""
+    from populace.integrations import torch as pt  # torch is an optional extra
+
+    objects = list(state.values())
+    pt.apply_hparams(
+        hparams,
+        optimizers=[o for o in objects if isinstance(o, pt.Optimizer)],
+        schedulers=[o for o in objects if isinstance(o, pt.LRScheduler)],
+        modules={name: (_module(state, name, root), kind, attr)
+                 for name, (root, kind, attr) in modules.items()},
+        ignore=ignore,
+    )
+
+
+def _module(state: Mapping[str, Any], hparam: str, root: Any) -> Any:
+    """The module that `modules[hparam]` names: a key of `state`, or the module itself."""
+    if not isinstance(root, str):
+        return root
+    if root not in state:
+        raise ConfigError(f"modules[{hparam!r}] names {root!r}, which is not in the state "
+                          f"given to register ({', '.join(map(repr, state))})")
+    return state[root]
 
 
 class FunctionWorker(Worker):

@@ -101,12 +101,12 @@ def result_of(store: Store, member: int | None = None) -> RunResult:
     live = [m for m in members if m.status != Status.FAILED]
     if not live:
         where = safe_url(store.url)
-        raise RunFailed(f"every member of the run in {where} failed; first error:\n"
-                        f"{members[0].error if members else ''}\nOnce the cause is fixed in "
-                        f"the script, `populace retry {where}` makes them train again from "
-                        "their checkpoints and the same command resumes the run; when a "
-                        "setting was the cause, run again with it fixed: a run that never "
-                        "trained a segment starts again with new settings")
+        raise RunFailed(f"every member of the run in {where} failed: once the cause is "
+                        f"fixed, `populace retry {where}` makes them train again from their "
+                        "checkpoints and the same command resumes the run (a `populace run` "
+                        "of an edited script retries them itself; a run that never trained "
+                        "a segment starts again with new settings); the first error:\n"
+                        f"{members[0].error if members else ''}")
     config = store.config()
     snapshot = Snapshot(
         ids=np.array([m.id for m in live]), steps=np.array([m.step for m in live]),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from populace.space import Space
 from populace.trainable import Hooks
 
 SCRIPT_MODULE = "populace_script_"  # the prefix of a loaded script's module name
+DIGEST = "__populace_digest__"  # a loaded script's attribute: the digest of its file
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,13 @@ def load_script(path: str | Path) -> Script:
     # a stable, unique module name, so classes defined in the script pickle by reference
     name = SCRIPT_MODULE + hashlib.sha1(str(path).encode()).hexdigest()[:12]
     module = sys.modules.get(name)
-    if module is None:
+    digest = source_digest(path)
+    if module is None or getattr(module, DIGEST, None) != digest:  # new, or edited since
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ConfigError(f"script must be a Python file, got {str(path)!r}")
         module = importlib.util.module_from_spec(spec)
+        setattr(module, DIGEST, digest)
         sys.modules[name] = module
         # the script's folder is importable, as for `python script.py`: its own modules
         # beside it (from mydata import load) need no PYTHONPATH
@@ -70,6 +74,11 @@ def load_script(path: str | Path) -> Script:
         config=dict(getattr(module, "config", {}) or {}),
         initial=getattr(module, "initial", None),
     )
+
+
+def source_digest(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a script's file: a run tells an edited script by it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _where(error: BaseException, path: Path) -> str:

@@ -101,6 +101,10 @@ def score_of(metrics: float | Mapping[str, float], name: str, source: str = "eva
 
 
 def _number(source: str, name: str, value: Any) -> float:
+    if isinstance(value, (str, bytes)):  # float("0.974") would take text for a number
+        raise ConfigError(f"{source} must return a number or a dict of numbers holding the "
+                          f"score; got {name}={value!r} (text): return float({value!r}), or "
+                          "the number it was made from")
     try:
         return float(value)
     except (TypeError, ValueError):

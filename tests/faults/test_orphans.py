@@ -103,7 +103,8 @@ def test_two_runs_cannot_share_a_checkpoint_folder(tmp_path):
     shared = tmp_path / "shared"
     run(tmp_path, checkpoints=shared)
     s = load_script(COUNTER)
-    with pytest.raises(Exception, match="belong to another run"):
+    with pytest.raises(populace.ConfigError, match="hold another run's checkpoints: give "
+                       "each run a checkpoint folder of its own"):
         populace.run(s.trainable, s.space, store=tmp_path / "other.db", script=COUNTER,
                      checkpoints=shared, progress=False, **{**s.config, "executor": "inline"})
 

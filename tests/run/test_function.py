@@ -44,10 +44,57 @@ def test_population_larger_than_workers(tmp_path):
     assert [m.step for m in open_store(tmp_path / "fn.db").members()] == [12] * 5
 
 
-def test_forgetting_register_fails_the_member_with_a_clear_message(tmp_path, monkeypatch):
+def test_forgetting_register_is_refused_before_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("REGRESSION_FORGET_REGISTER", "1")
-    with pytest.raises(populace.RunFailed, match=r"call member.register"):
+    with pytest.raises(populace.ConfigError, match=r"call member.register"):
         run(tmp_path, executor="inline")
+    assert not (tmp_path / "fn.db").exists()
+
+
+def _linear(member, *, metric="loss", modules=None, ignore=("dropout",)):
+    """A loop over a Linear layer and a Dropout, reporting `metric`."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Dropout(0.0), torch.nn.Linear(1, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    member.register({"model": model, "optimizer": optimizer}, modules=modules,
+                    ignore=ignore)
+    while member.training:
+        member.report({metric: float(model[0].p)})
+
+
+SPACE = {"lr": populace.Float(0.01, 0.1), "dropout": populace.Float(0.1, 0.5)}
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"ignore": ()}, "hparam 'dropout' has no target"),
+    ({"metric": "acc"}, "score 'loss' is not among the metrics member.report returned"),
+    ({"modules": {"dropout": ("net", "Dropout", "p")}, "ignore": ()},
+     "modules['dropout'] names 'net', which is not in the state given to register"),
+])
+def test_a_functions_deterministic_mistake_is_refused_before_the_run(tmp_path, settings,
+                                                                      words):
+    calls = []
+
+    def train(member):
+        calls.append(member.id)
+        _linear(member, **settings)
+
+    with pytest.raises(populace.ConfigError, match=words.replace("[", r"\[")):
+        populace.run(train, SPACE, store=tmp_path / "f.db", executor="inline",
+                     progress=False, population=4, steps=4, score="loss")
+    assert calls == [0] and not (tmp_path / "f.db").exists()  # one try, nothing written
+
+
+def test_a_function_names_its_dropout_module_as_a_torch_trainable_does(tmp_path):
+    import torch
+
+    modules = {"dropout": ("model", torch.nn.Dropout, "p")}
+    result = populace.run(lambda m: _linear(m, modules=modules, ignore=()), SPACE,
+                          store=tmp_path / "f.db", executor="inline", progress=False,
+                          population=2, steps=2, ready_steps=1, score="loss")
+    for r in open_store(result.store).results():  # the Dropout's p is the member's hparam
+        assert r.metrics["loss"] == pytest.approx(r.hparams["dropout"])
 
 
 def test_returning_before_the_member_is_done_is_an_error(tmp_path, monkeypatch):

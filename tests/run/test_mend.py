@@ -187,19 +187,22 @@ def test_delete_refuses_a_run_that_a_worker_trains(tmp_path):
 
 
 def test_a_run_that_never_trained_starts_again_with_changed_settings(tmp_path, capsys):
-    """The function API has no preflight: a wrong score name fails every member at its
-    first report. The run trained nothing, so the fixed command starts it again."""
+    """A loop whose first report holds `score` and whose later ones only `accuracy`
+    passes the function's preflight (its first report), then fails every member at its
+    first ready point. The run trained nothing, so the fixed command starts it again."""
     import populace
 
     def train(member):
         torch = pytest.importorskip("torch")
         member.register({"model": torch.nn.Linear(1, 1)}, ignore=("x",))
         while member.training:
-            member.report(accuracy=member.hparams["x"])
+            first = {"score": member.hparams["x"]} if member.step == 0 else {}
+            member.report({**first, "accuracy": member.hparams["x"]})
 
     space = {"x": populace.Float(0.0, 1.0)}
     store = tmp_path / "fn.db"
-    settings = dict(store=store, executor="inline", progress=False, population=2, steps=4)
+    settings = dict(store=store, executor="inline", progress=False, population=2, steps=4,
+                    ready_steps=2)
     with pytest.raises(populace.RunFailed, match="set score='accuracy'"):
         populace.run(train, space, **settings)
     capsys.readouterr()

@@ -299,7 +299,7 @@ def test_cli_store_errors_are_clear_and_exit_2(tmp_path, capsys):
     folder = tmp_path / "a_folder"
     folder.mkdir()
     assert main(["run", str(COUNTER), "--store", str(folder), "--quiet"]) == 2
-    assert "cannot open the store" in capsys.readouterr().err
+    assert "(a folder): name a file" in " ".join(capsys.readouterr().err.split())
     assert main(["status", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
     a_file = tmp_path / "file"

@@ -127,7 +127,9 @@ def test_synch_run_survives_a_worker_killed_mid_generation(tmp_path):
     config.write_text("lease_seconds: 1.0\nsynch: true\n")
     args = [sys.executable, "-m", "populace.cli", "run", str(COUNTER), "--store",
             str(store_path), "--config", str(config), "--workers", "2", "--quiet"]
-    env = {**os.environ, "COUNTER_SLEEP": "0.05"}
+    pids = tmp_path / "pids"  # a file per process that built a member: the workers'
+    pids.mkdir()
+    env = {**os.environ, "COUNTER_SLEEP": "0.05", "COUNTER_PIDS": str(pids)}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -138,9 +140,10 @@ def test_synch_run_survives_a_worker_killed_mid_generation(tmp_path):
         except Exception:
             pass  # the store is still being created
         time.sleep(0.05)
-    # kill one worker process outright, mid-generation; the other must carry the run
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
-    victims = [int(pid) for pid in children.stdout.split()]
+    # kill one worker process outright, mid-generation; the other must carry the run (the
+    # main process built a member too, to check the script)
+    victims = [int(p.name) for p in pids.iterdir() if p.name.isdigit() and
+               int(p.name) != proc.pid]
     assert victims
     os.kill(victims[-1], signal.SIGKILL)
     out = proc.communicate(timeout=120)[0].decode()

@@ -48,10 +48,19 @@ def wait_for_evals(proc: subprocess.Popen, evals: Path, n: int, timeout: float =
 
 
 def workers_of(pid: int) -> list[int]:
-    """The worker processes the run `pid` spawned."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children
-            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    """The worker processes of the run `pid`: spawned by it, or forked by its fork server."""
+    workers = []
+    for child in _children(pid):
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"spawn_main" in cmdline:
+            workers.append(child)
+        elif b"forkserver" in cmdline:
+            workers += _children(child)
+    return workers
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def alive(pid: int) -> bool:

@@ -9,6 +9,8 @@ the command line (`settings`).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from rich.markup import escape
@@ -65,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console, err = make_console(), make_console(stderr=True)
     try:
         status: int = args.action(args, console)  # the chosen command's take_action
+        sys.stdout.flush()  # a closed pipe is found here, not at the exit's flush
         return status
     except StorageFault as e:  # before StoreError: a store's full disk is one too
         err.print(f"[red]storage failed:[/] {escape(str(e))}", highlight=False)
@@ -79,3 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: run the same command again to resume")
         return stopping.exit_status()
+    except BrokenPipeError:
+        # the reader went away (`populace status --json | head -1`): stop quietly, as a
+        # Unix tool does, with stdout on /dev/null so the flush at exit cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, the status of a tool the pipe's end stopped

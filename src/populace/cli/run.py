@@ -4,19 +4,31 @@ the settings its flags set."""
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from populace.api import run
 from populace.cli.base import Command, Parser
-from populace.cli.settings import STRATEGY_FLAGS, number_or_off, objectives, settings_from
+from populace.cli.settings import (
+    STRATEGY_FLAGS,
+    number_or_off,
+    objectives,
+    read_config_file,
+    settings_from,
+)
 from populace.cli.tables import print_best
 from populace.config import BOUNDS, DOCS, INTERNAL, RunConfig
 from populace.display import console as make_console
+from populace.errors import ConfigError
+from populace.executors import forkserver
+from populace.results import RunResult
 from populace.script import load_script
-from populace.store import Status, store_exists
+from populace.store import Status
 from populace.store.driver import safe_url
 
 
@@ -39,15 +51,9 @@ class Run(Command):
                                  "anew")
 
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
-        script = load_script(args.script)
-        # a resume keeps the stored settings: only the config file and flags may change
-        # them, not the script's defaults (the run may have grown past its steps)
-        resuming = store_exists(args.store) and not args.overwrite
-        result = run(
-            script.trainable, script.space, store=args.store, checkpoints=args.checkpoints,
-            initial=script.initial, progress=not args.quiet, script=script.path,
-            overwrite=args.overwrite, **settings_from(args, {} if resuming else script.config),
-        )
+        if _in_processes(args):  # local workers import the script while this process does
+            forkserver.start(args.script)
+        result = _run(args)
         if result.stopped:
             console.print(f"stopped early: {result.stopped}")
         failed = [m.id for m in result.members if m.status == Status.FAILED]
@@ -65,6 +71,46 @@ class Run(Command):
         console.print(f"its schedule has {n} {'entry' if n == 1 else 'entries'}: populace "
                       f"report {store} shows it; populace replay {store} retrains it alone")
         return 0
+
+
+def _run(args: argparse.Namespace) -> RunResult:
+    """The run the arguments name, trained to its end."""
+    script = load_script(args.script)
+    # a resume keeps the stored settings: only the config file and flags may change them,
+    # not the script's defaults (the run may have grown past its steps); a new run, or
+    # one that never trained, takes the script's `config` under them
+    layered = settings_from(args, script.config)
+    given = settings_from(args, {})
+    return run(
+        script.trainable, script.space, store=args.store, checkpoints=args.checkpoints,
+        initial=script.initial, progress=not args.quiet, script=script.path,
+        overwrite=args.overwrite, defaults=layered, **{k: layered[k] for k in given},
+    )
+
+
+def _in_processes(args: argparse.Namespace) -> bool:
+    """Whether the run will train in local worker processes, judged before its script
+    is loaded: by the flags, the config file, then a `config` dict literal in the script
+    (a guess that, wrong, only costs the time it would save)."""
+    layers = [{k: v for k in ("executor", "workers") if (v := getattr(args, k)) is not None}]
+    if args.config:
+        with contextlib.suppress(ConfigError):
+            layers.append(read_config_file(args.config))
+    layers.append(_config_literal(Path(args.script)))
+    settings = {k: v for layer in reversed(layers) for k, v in layer.items()}
+    return (settings.get("executor", "local") == "local" and settings.get("workers") != 0
+            and Path(args.script).is_file())
+
+
+def _config_literal(path: Path) -> dict[str, Any]:
+    """The script's top-level `config = {...}`, where it is a literal (else nothing)."""
+    with contextlib.suppress(OSError, SyntaxError, ValueError):
+        for node in ast.parse(path.read_bytes()).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "config"):
+                found = ast.literal_eval(node.value)
+                return found if isinstance(found, dict) else {}
+    return {}
 
 
 def _setting_flags(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import sys
 import threading
@@ -12,6 +11,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import SimpleQueue
 
 from populace.errors import StorageFault
+from populace.executors import forkserver
 from populace.executors.gpus import gpu_slots, visible_gpus
 from populace.executors.source import TrainableSource, work
 from populace.stopping import stop_on_signals, stop_with_parent
@@ -27,9 +27,12 @@ class WorkersDied(RuntimeError):
 
 
 def _work(url: str, source: TrainableSource, together: threading.Barrier,
-          gpus: str | None, faults: SimpleQueue) -> None:
+          gpus: str | None, faults: SimpleQueue, environment: dict[str, str]) -> None:
     stop_on_signals()
     stop_with_parent()
+    # a worker forked from the fork server has the environment the server started with
+    os.environ.clear()
+    os.environ.update(environment)
     if gpus is not None:  # before the trainable imports torch, which reads it once
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     store = open_store(url)
@@ -61,12 +64,12 @@ def run_local(store: Store, source: TrainableSource, workers: int,
     """Start `workers` processes and wait until every one has finished; each sees
     `gpus_per_worker` GPUs of its own (or a share of one)."""
     slots = gpu_slots(workers, gpus_per_worker, visible_gpus() if gpus_per_worker else [])
-    # spawn, not fork: a forked child of a process that used torch threads can hang
-    ctx = mp.get_context("spawn")
+    ctx = forkserver.context(gpus_per_worker)
     together, faults = ctx.Barrier(workers), ctx.SimpleQueue()
 
     def start(i: int) -> BaseProcess:
-        p = ctx.Process(target=_work, args=(store.url, source, together, slots[i], faults),
+        p = ctx.Process(target=_work, args=(store.url, source, together, slots[i], faults,
+                                            dict(os.environ)),
                         name=f"populace-worker-{i}")
         p.start()
         return p

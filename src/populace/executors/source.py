@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from populace.config import RunConfig
 from populace.errors import ConfigError
 from populace.function import FunctionWorker
+from populace.function import preflight as function_preflight
 from populace.script import load_script
 from populace.space import Space
 from populace.store import RunRecord, Store
@@ -125,10 +126,12 @@ def work(store: Store, source: TrainableSource,
 def preflight(trainable: Any, hparams: dict[str, Any], config: RunConfig) -> None:
     """Try one member the way the run will train it, before anything is written: a
     `Trainable` built, evaluated and saved, a `VectorizedTrainable` as a population of
-    one (a training function is tried by its first segment)."""
+    one, a training function up to its first report)."""
     if vectorized(trainable):
         from populace.vectorized.run import preflight as vectorized_preflight
 
         vectorized_preflight(trainable, hparams, config)
     elif isinstance(trainable, type):  # a class: a Trainable
         trainable_preflight(trainable, hparams, config)
+    else:
+        function_preflight(trainable, hparams, config)

@@ -66,8 +66,25 @@ def score_figure(view: RunView) -> Figure:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
     ax.set_xlim(0, view.summary.steps)
+    if (fitted := score_limits(view)) is not None:
+        ax.set_ylim(*fitted)
     ax.grid(alpha=0.3)
     return fig
+
+
+def score_limits(view: RunView) -> tuple[float, float] | None:
+    """The score axis fitted to the later half of the run's scores (from half the highest
+    step reached on), padded: early scores, far below where members end (an accuracy
+    rising from 0.3 to 0.98), would squeeze the members' last scores into one line."""
+    scored = [(r.step, r.score) for rs in view.results.values() for r in rs
+              if r.score is not None and math.isfinite(r.score)]
+    if not scored:
+        return None
+    half = max(step for step, _ in scored) / 2
+    later = [score for step, score in scored if step >= half]
+    low, high = min(later), max(later)
+    pad = (high - low) * 0.08 or abs(high) * 0.01 or 0.01
+    return low - pad, high + pad
 
 
 def hparams_figure(view: RunView) -> Figure:
@@ -112,7 +129,7 @@ def lineage_figure(view: RunView) -> Figure:
                   | {m for e in view.ancestry for m in (e.member, e.donor) if m is not None})
     # each row leaves room for a label of one line per hparam
     lines = max([len(e.after or {}) for e in view.ancestry] + [1])
-    fig = Figure(figsize=(WIDTH, 2.2 + max(0.9, 0.16 * lines) * len(rows)),
+    fig = Figure(figsize=(WIDTH, 2.2 + (0.5 + 0.14 * lines) * len(rows)),
                  layout="constrained")
     ax = fig.add_subplot()
     ax.set(xlabel="step", xlim=(0, view.summary.steps))
@@ -131,9 +148,12 @@ def lineage_figure(view: RunView) -> Figure:
         x = e.donor_step if e.donor_step is not None else e.step
         ax.annotate("", xy=(x, y[e.member]), xytext=(x, y[e.donor]),
                     arrowprops=dict(arrowstyle="-|>", color="black", lw=1))
+        # above the member's bar, on the side of the arrow away from the run's end, so
+        # the label covers neither the bar nor runs past the last step
+        late = x > view.summary.steps / 2
         ax.annotate(_short(e.after or {}).replace(" ", "\n"), (x, y[e.member]),
-                    xytext=(6, 0), textcoords="offset points", fontsize=7, va="center",
-                    parse_math=False,
+                    xytext=(-6 if late else 6, 6), textcoords="offset points", fontsize=7,
+                    va="bottom", ha="right" if late else "left", parse_math=False,
                     bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.8", alpha=0.9))
     if not view.ancestry:
         ax.text(0.5, 0.8, f"no exploit along this lineage: member {view.summary.best} "

@@ -82,6 +82,10 @@ def store_exists(url: str | os.PathLike[str]) -> bool:
         finally:
             store.close()
     path = _sqlite_path(url)
+    if os.path.isdir(path):
+        raise StoreError(f"store must be a SQLite file or a postgresql:// URL, got "
+                         f"{os.fspath(url)!r} (a folder): name a file in it, such as "
+                         f"{os.path.join(os.fspath(url), 'run.db')!r}")
     return os.path.isfile(path) and os.path.getsize(path) > 0
 
 

@@ -194,6 +194,16 @@ class Store(StoreReader):
         trained, session = self.meta("trained") or 0.0, self.meta("session")
         return trained + (time.time() - session if session is not None else 0.0)
 
+    @retried
+    def remember_source(self, digest: str | None) -> None:
+        """Store the digest of the script a run command trains the run with: the next
+        command tells by it whether the script was edited in between.
+
+        Raises:
+            StoreError: the store holds no run.
+        """
+        self._set_meta("source", digest)
+
     def _set_meta(self, key: str, value: Any) -> None:
         with self.driver.write() as cur:
             self._upsert(cur, key, value)
