@@ -26,6 +26,7 @@ the same starting states for every member.
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,8 +100,10 @@ class SB3Trainable(Trainable):
         refuse_shapes(hparams)  # before anything is built: listed in ignore or not
         reseed(seed)  # the initial weights
         self.hparams = dict(hparams)
+        # a copy: SB3 writes into the dicts it is given (policy_kwargs gets use_sde), and
+        # the class's kwargs are every member's
         self.model = self.algorithm(self.policy, self.environment(hparams, seed),
-                                    seed=seed, **self.kwargs)
+                                    seed=seed, **copy.deepcopy(dict(self.kwargs)))
         env = self.model.get_env()
         assert env is not None
         environments(env)  # refuses environments whose state it cannot checkpoint
