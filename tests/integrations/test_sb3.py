@@ -17,6 +17,7 @@ import pytest
 import torch
 from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
 from support.integrations import assert_segments_used
 from support.paths import EXAMPLES
 
@@ -206,6 +207,32 @@ def test_every_algorithm_reloaded_carries_on_bit_for_bit(algorithm, tmp_path):
     again.step()
     assert_same_state(again, member)
     assert np.array_equal(again.model._last_obs, member.model._last_obs)
+
+
+class Normalized(Cart):
+    evaluation = 2
+
+    def environment(self, hparams, seed):
+        return VecNormalize(super().environment(hparams, seed), gamma=0.99)
+
+
+def test_vecnormalize_statistics_travel_with_the_member(tmp_path):
+    member = trained(Normalized, PPO_HPARAMS, 2)
+    member.save(tmp_path / "member.ckpt")
+    member.step()
+    again = Normalized()
+    again.build(PPO_HPARAMS, seed=9)
+    again.load(tmp_path / "member.ckpt")
+    again.apply(PPO_HPARAMS)
+    again.step()
+    assert_same_state(again, member)
+    ours, theirs = again.model.get_env(), member.model.get_env()
+    assert ours.obs_rms.count == theirs.obs_rms.count == pytest.approx(128 * 3 + 2)  # + resets
+    assert np.array_equal(ours.obs_rms.mean, theirs.obs_rms.mean)
+    assert np.array_equal(ours.ret_rms.var, theirs.ret_rms.var)
+    # evaluated on separate environments through the member's statistics, frozen
+    assert again.evaluate()["eval_return"] == member.evaluate()["eval_return"]
+    assert ours.obs_rms.count == theirs.obs_rms.count
 
 
 def test_every_live_hparam_lands_where_sb3_reads_it():

@@ -32,19 +32,20 @@ REPLAY = ("observations", "next_observations", "actions", "rewards", "dones", "t
 
 def _encode(value: Any) -> tuple[bool, Any]:
     """(True, a value `weights_only` loads) for plain data; (False, None) for the rest."""
+    if isinstance(value, np.generic):  # first: np.float64 is a float, and pickles as numpy
+        return True, value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return True, value
-    if isinstance(value, np.generic):
-        return True, value.item()
     if isinstance(value, np.ndarray) and value.dtype != object:
         return True, {"ndarray": torch.from_numpy(value.copy())}
     if isinstance(value, np.random.Generator):
         return True, {"generator": value.bit_generator.state}
     if isinstance(value, RunningMeanStd):
         return True, {"rms": [_encode(v)[1] for v in (value.mean, value.var, value.count)]}
-    if isinstance(value, (list, tuple)) and all(
-            isinstance(v, (bool, int, float, type(None))) for v in value):
-        return True, value
+    if isinstance(value, (list, tuple)):
+        items = [_encode(v) for v in value]
+        if all(ok and not isinstance(v, dict) for ok, v in items):
+            return True, type(value)(v for _, v in items)
     return False, None
 
 
