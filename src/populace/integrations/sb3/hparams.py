@@ -171,7 +171,7 @@ def put(model: BaseAlgorithm, hparams: Mapping[str, Any], ignore: Iterable[str] 
     for name, value in hparams.items():
         if name in skip:
             continue
-        if name in SCHEDULES:
+        if name in SCHEDULES and isinstance(model, DQN):
             raise ConfigError(
                 f"hparam {name!r}: SB3 reads it through a schedule over one learn call, "
                 f"which restarts at every populace step; tune {SCHEDULES[name]!r} (held "
