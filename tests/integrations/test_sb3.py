@@ -235,6 +235,22 @@ def test_vecnormalize_statistics_travel_with_the_member(tmp_path):
     assert ours.obs_rms.count == theirs.obs_rms.count
 
 
+class Gravity(Pendulum):
+    ignore = ("g",)  # read by environment
+
+    def environment(self, hparams, seed):
+        return make_vec_env("Pendulum-v1", n_envs=1, seed=seed, env_kwargs={"g": hparams["g"]})
+
+
+def test_an_hparam_the_environment_reads_stays_the_copys_own(tmp_path):
+    donor = trained(Gravity, {**SAC_HPARAMS, "g": 10.0}, 1)
+    explored = {**SAC_HPARAMS, "g": 6.0}
+    copy = copied(Gravity, donor, explored, explored, tmp_path / "donor.ckpt")
+    ours, theirs = (m.model.get_env().envs[0].unwrapped for m in (copy, donor))
+    assert np.array_equal(ours.state, theirs.state)  # where the pendulum is, mid-episode
+    assert (ours.g, theirs.g) == (6.0, 10.0)  # the explored gravity, not the donor's
+
+
 def test_every_live_hparam_lands_where_sb3_reads_it():
     dqn = trained(kind_of(DQN), LIVE[DQN], 1).model
     assert dqn.exploration_rate == 0.2 and dqn.exploration_schedule(1.0) == 0.2

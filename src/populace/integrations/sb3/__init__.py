@@ -44,7 +44,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_nor
 
 from populace.errors import ConfigError
 from populace.integrations.sb3.hparams import put, refuse_shapes
-from populace.integrations.sb3.state import AlgorithmState, environments
+from populace.integrations.sb3.state import AlgorithmState, environment_state, environments
 from populace.integrations.torch import load_state, reseed, save_state
 from populace.trainable import Trainable
 
@@ -106,7 +106,8 @@ class SB3Trainable(Trainable):
                                     seed=seed, **copy.deepcopy(dict(self.kwargs)))
         env = self.model.get_env()
         assert env is not None
-        environments(env)  # refuses environments whose state it cannot checkpoint
+        # as built (refused here if populace cannot reach it): a checkpoint keeps what changed
+        self._built = environment_state(env)
         self.recorder = Recorder()
         self.model.set_logger(Logger(None, [self.recorder]))
         self._check_timesteps()
@@ -165,11 +166,13 @@ class SB3Trainable(Trainable):
 
     def save(self, path: Path) -> None:
         """The algorithm's whole state (`AlgorithmState`) and the random states, one file."""
-        save_state(path, algorithm=AlgorithmState(self.model, self.replay_buffer))
+        save_state(path, algorithm=AlgorithmState(self.model, self.replay_buffer, self._built))
 
     def load(self, path: Path) -> None:
         """Restore what `save` wrote; `apply` then puts the member's hparams in force."""
-        load_state(path, algorithm=AlgorithmState(self.model, self.replay_buffer))
+        if self.model._last_obs is not None:
+            raise RuntimeError("load follows build: this member has trained already")
+        load_state(path, algorithm=AlgorithmState(self.model, self.replay_buffer, self._built))
         if isinstance(self.model, OffPolicyAlgorithm) and not self.replay_buffer:
             # an empty buffer: gather learning_starts transitions again before training
             self._refilled_at = self.model.num_timesteps

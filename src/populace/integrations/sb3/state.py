@@ -103,18 +103,46 @@ def _chain(env: Any) -> list[Any]:
     return chain
 
 
-class AlgorithmState:
-    """An SB3 algorithm as one object with `state_dict` and `load_state_dict`."""
+def environment_state(env: VecEnv) -> dict[str, Any]:
+    """The plain state of every vec-env wrapper and of every layer of each environment."""
+    wrappers, envs = environments(env)
+    return {"wrappers": [plain_state(w) for w in wrappers],
+            "envs": [[plain_state(layer) for layer in _chain(sub)] for sub in envs]}
 
-    def __init__(self, model: BaseAlgorithm, replay_buffer: bool) -> None:
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return type(a) is type(b) and not isinstance(a, (torch.Tensor, dict)) and a == b
+
+
+def _changed(now: dict[str, Any], built: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in now.items() if k not in built or not _same(v, built[k])}
+
+
+class AlgorithmState:
+    """An SB3 algorithm as one object with `state_dict` and `load_state_dict`.
+
+    Of the environments it keeps what changed since they were built (`built`, from
+    `environment_state`): positions, time-limit counts, Monitor's returns, generators.
+    What has not changed, such as a constant an hparam set when `environment` built it
+    (Pendulum's `g`), stays the loading member's own, so a copy keeps its explored value.
+    """
+
+    def __init__(self, model: BaseAlgorithm, replay_buffer: bool,
+                 built: dict[str, Any]) -> None:
         # only an off-policy algorithm has a replay buffer to keep
-        self.model = model
+        self.model, self.built = model, built
         self.replay_buffer = replay_buffer and isinstance(model, OffPolicyAlgorithm)
 
     def state_dict(self) -> dict[str, Any]:
         model = self.model
         assert model.env is not None
-        wrappers, envs = environments(model.env)
+        now, built = environment_state(model.env), self.built
         return {
             "parameters": model.get_parameters(),
             "variables": {n: getattr(model, n).detach().clone()
@@ -125,8 +153,10 @@ class AlgorithmState:
             "last": {n: _encode(getattr(model, n))[1] for n in
                      ("_last_obs", "_last_episode_starts", "_last_original_obs")},
             "action_space": _encode(model.action_space.np_random)[1],
-            "wrappers": [plain_state(w) for w in wrappers],
-            "envs": [[plain_state(e) for e in _chain(env)] for env in envs],
+            "wrappers": [_changed(w, b) for w, b in zip(now["wrappers"], built["wrappers"],
+                                                        strict=True)],
+            "envs": [[_changed(layer, b) for layer, b in zip(chain, chain_built, strict=True)]
+                     for chain, chain_built in zip(now["envs"], built["envs"], strict=True)],
             "replay": self._replay() if self.replay_buffer else None,
         }
 
