@@ -166,20 +166,20 @@ def test_without_its_replay_buffer_a_copy_gathers_learning_starts_again(tmp_path
     assert 200 * 40 <= extra < 200 * 40 + 2000
 
 
-class Lander(SB3Trainable):  # continuous actions for TD3, discrete for DQN and A2C
+class Small(SB3Trainable):  # CartPole for A2C and DQN, Pendulum for SAC and TD3
     kwargs = {"policy_kwargs": SMALL, "device": "cpu"}
     timesteps = 64
-    env = "Pendulum-v1"
+    env: str  # set by kind_of
 
     def environment(self, hparams, seed):
         return make_vec_env(self.env, n_envs=1, seed=seed)
 
 
-def kind_of(algorithm, **kwargs):
+def kind_of(algorithm):
     env = "CartPole-v1" if algorithm in (A2C, DQN) else "Pendulum-v1"
     extra = {"n_steps": 16} if algorithm is A2C else {"learning_starts": 16}
-    return type(algorithm.__name__, (Lander,), {"algorithm": algorithm, "env": env,
-                                                "kwargs": {**Lander.kwargs, **extra, **kwargs}})
+    return type(algorithm.__name__, (Small,), {"algorithm": algorithm, "env": env,
+                                                "kwargs": {**Small.kwargs, **extra}})
 
 
 LIVE = {
