@@ -165,14 +165,23 @@ class Fire:
     moving-average window used only to align two curves; `curve` the points kept per
     member. No verdict comes before `min_points(significance)` points (7 at 0.01), so
     `budget * points` must reach it.
+
+    The defaults are the paper's test (significance 0.01) at the one curve point per
+    segment every executor reports today (`points=1`; PBT-Zoo records 10 a segment), so a
+    verdict needs 7 segments of an evaluation, and `budget=8` leaves one segment beyond
+    that before a hopeless or insignificant evaluation is stopped. The cost: an
+    evaluation lasts 7 to 8 segments, so a run needs well over 10 ready points for the
+    evaluators to test several parents and for an adopt to happen (the default run has
+    10; `ready_steps` of steps/40 or less serves FIRE better); a larger `significance`
+    (0.05: 5 points) decides sooner on less evidence. See docs/strategies/fire.md.
     """
 
     subpopulations: int = 2
     evaluators: float = 0.25
     fraction: float = 0.25
     significance: float = 0.01
-    budget: int = 4
-    points: int = 4
+    budget: int = 8
+    points: int = 1
     start: int = 1
     smoothing: int = 3
     curve: int = 128
