@@ -1,7 +1,7 @@
-"""FIRE-PBT end to end: whole runs of the two-timescale toy (tests/scripts/two_timescale.py)
+"""FIRE-PBT end to end: whole runs of the two-timescale toy (examples/two_timescale.py)
 through the API, the CLI and a config file, on the inline and local executors.
 
-The planted case (FIRE-DESIGN §3b): P2's parents X (lr 0.1, member 3) and Y, Z (lr 0.05)
+The planted case: P2's parents X (lr 0.1, member 3) and Y, Z (lr 0.05)
 start evaluations at step 60, where X's loss (0.202) is worse than Y's (0.146): X is the
 slower-starting parent. Trained on with the child's lr 0.005, X's weights improve faster,
 so FIRE ranks X first in P2 (truncation by score would rank it last), X's evaluator
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.paths import SCRIPTS
+from support.paths import EXAMPLES
 from support.runs import run_script
 
 import populace
@@ -29,7 +29,7 @@ from populace.testing.executors import (
     check_steps_rise,
 )
 
-TOY = SCRIPTS / "two_timescale.py"
+TOY = EXAMPLES / "two_timescale.py"
 X, CHILD, EVALUATORS = 3, 0, (6, 7)
 P2 = (3, 4, 5)
 PLANTED = {"name": "fire", "start": 6}  # evaluations start at step 60
