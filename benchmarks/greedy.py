@@ -28,8 +28,8 @@ seed's run repeats exactly.
 Every run's record is a line of --records (JSON), read back on the next call: a call
 runs only what is missing, so a long benchmark is made of short calls (`--methods`,
 `--ready` pick a part), and the section of --output (benchmarks/greedy.md) is
-rewritten from all records after every run. FIRE-PBT goes in METHODS once its exploit
-exists: `--methods FIRE-PBT` then runs it beside the others.
+rewritten from all records after every run. FIRE-PBT (`exploit: fire` at its defaults)
+is not among the default methods: `--methods FIRE-PBT` runs it beside the others.
 """
 
 from __future__ import annotations
@@ -81,9 +81,8 @@ TASKS = {
                    "validation accuracy", ".4f", cut_trainable="GreedyDigitsCut"),
 }
 
-# the methods, as settings over the script's config. FIRE-PBT (issue 30) comes here once
-# populace has its exploit: {"exploit": {"name": "fire", ...}} (sub-populations and
-# evaluators, arXiv:2109.13800); until then selecting it fails on the unknown exploit.
+# the methods, as settings over the script's config; FIRE-PBT (issue 30, arXiv:2109.13800)
+# at its defaults, as a user who picks `--exploit fire` gets it
 METHODS: dict[str, dict[str, Any]] = {
     "PBT": {},  # the script's: truncation (bottom 20% copy the top 20%), perturb x0.8/1.2
     "PB2": {"explore": "pb2"},  # truncation, explore by a time-varying GP bandit
