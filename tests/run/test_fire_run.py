@@ -76,6 +76,19 @@ def test_fire_picks_the_slower_starting_parent(tmp_path, synch):
     assert result.score < 0.011  # the adopted weights: v gone, u at the floor of lr 0.005
 
 
+def test_burn_in_holds_back_the_members_never_an_idle_evaluator(tmp_path):
+    run_script(TOY, tmp_path / "burn.db", executor="inline", workers=1, synch=True,
+               exploit={"name": "fire", "start": 1}, burn_in=60)
+    store = open_store(tmp_path / "burn.db")
+    check_run(store)
+    # an evaluator's step is its last evaluation's (0 while idle): the burn-in never holds
+    # it back, and it starts at the second ready point, once P1's best has the two curve
+    # points a child needs
+    assert min(e.donor_step for e in store.events(Kind.EVALUATION)) == 20
+    copies = [e for e in store.events(Kind.EXPLOIT) if e.member not in EVALUATORS]
+    assert copies and min(e.step for e in copies) >= 60
+
+
 def test_plain_pbt_on_the_toy_ranks_by_score_and_copies_the_faster_start(tmp_path):
     run_script(TOY, tmp_path / "pbt.db", executor="inline", workers=1, synch=True,
                exploit={"name": "truncation", "fraction": 0.25}, burn_in=60)
