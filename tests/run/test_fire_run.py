@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.paths import EXAMPLES
+from support.paths import EXAMPLES, SCRIPTS
 from support.runs import run_script
 
 import populace
@@ -103,6 +103,24 @@ def test_fire_runs_on_the_local_executor(tmp_path):
     check_run(store)
     assert store.events(Kind.EVALUATION)
     assert {m.sub for m in store.members()} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_a_training_function_trains_evaluators_like_any_member(tmp_path, executor):
+    """The function API: an evaluator's function restores the parent's checkpoint under the
+    child's hparams, as a copy does, on either executor."""
+    pytest.importorskip("torch")
+    db = tmp_path / "fn.db"
+    run_script(SCRIPTS / "regression_fn.py", db, population=8, steps=60, synch=True,
+               exploit={"name": "fire"}, executor=executor, workers=2)
+    store = open_store(db)
+    for check in EXECUTOR_CHECKS:
+        check(store)
+    evaluations = store.events(Kind.EVALUATION)
+    assert evaluations
+    for e in evaluations:  # the evaluator's next segment ran with the child's hparams
+        after = [r for r in store.results(e.member) if r.start == e.donor_step]
+        assert after and after[0].hparams == e.after
 
 
 def test_fire_from_the_cli_and_a_config_file(tmp_path):
