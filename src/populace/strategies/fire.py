@@ -170,10 +170,13 @@ class Fire:
     segment every executor reports today (`points=1`; PBT-Zoo records 10 a segment), so a
     verdict needs 7 segments of an evaluation, and `budget=8` leaves one segment beyond
     that before a hopeless or insignificant evaluation is stopped. The cost: an
-    evaluation lasts 7 to 8 segments, so a run needs well over 10 ready points for the
-    evaluators to test several parents and for an adopt to happen (the default run has
-    10; `ready_steps` of steps/40 or less serves FIRE better); a larger `significance`
-    (0.05: 5 points) decides sooner on less evidence. See docs/strategies/fire.md.
+    evaluation lasts 7 to 8 segments in which neither its parent nor its child may
+    change, so a run needs many more than the default 10 ready points for an adopt to
+    happen, and where truncation changes P1's best every few segments few evaluations
+    reach a verdict (on the noisy quadratic, 4 successes in 5 runs of 80 ready points:
+    benchmarks/greedy.md); a larger `significance` (0.05: 5 points) decides sooner on
+    less evidence. Curve points within a segment (`points` > 1) are the real remedy,
+    once executors report them. See docs/strategies/fire.md.
     """
 
     subpopulations: int = 2
