@@ -67,6 +67,8 @@ class Display:
                  f"done {status.get(Status.DONE, 0)}"]
         if status.get(Status.FAILED):
             parts.append(f"[red]failed {status[Status.FAILED]}[/]")
+        if status.get(Status.IDLE):  # FIRE-PBT's evaluators with no parent to test now
+            parts.append(f"idle {status[Status.IDLE]}")
         parts += [f"best {best}", f"exploits {p['exploits']}"]
         if p["explores"]:  # exploit "own": each member explores in place
             parts.append(f"explores {p['explores']}")

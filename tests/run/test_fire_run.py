@@ -189,3 +189,17 @@ def test_status_shows_idle_evaluators_before_they_start(tmp_path, capsys):
     # one segment, no decision at the last step: they never left idle, never a step
     assert [line[1:3] for line in evaluators] == [["E", "0"], ["E", "0"]]
     assert all("idle" in line and "-" in line for line in evaluators)
+
+
+def test_the_progress_line_counts_idle_evaluators(tmp_path):
+    """Idle evaluators never reach the last step: the line says why the bar stops short."""
+    from populace.display import Display
+
+    s = load_script(TOY)
+    db = tmp_path / "line.db"
+    populace.run(s.trainable, s.space, store=db, initial=s.initial, progress=False,
+                 **{**s.config, "exploit": PLANTED, "steps": 10})
+    display = Display(str(db), 80)
+    display._update(open_store(db).progress())
+    assert display._progress.tasks[0].fields["summary"] == (
+        "members 8 | running 0 | done 6 | idle 2 | best 0.5485 | exploits 0")
