@@ -226,7 +226,8 @@ def _create(store: str | os.PathLike[str], trainable: Any, space: Space,
             trainable=f"{trainable.__module__}:{trainable.__qualname__}",
             window=config.window(),
             segments=config.segments(),
-        ), hparams)
+            curve=config.curve(),
+        ), hparams, groups=config.groups())
     except BaseException:
         # nothing of the run was written (create is one transaction): leave no file
         # behind that a second attempt would take for a store to resume

@@ -69,8 +69,9 @@ DOCS: dict[str, tuple[str | None, str]] = {
     "seed": (None, "0 to 2^63 - 1"),
     "exploit": ("truncation", "truncation (fraction in (0, 0.5], 0.2), tournament, ttest "
                               "(window 10, at most 1,000; significance 0.05), none, own "
-                              "(each member explores its own hparams, copying no one), "
-                              "`package.module:Name`"),
+                              "(each member explores its own hparams, copying no one), fire "
+                              "(FIRE-PBT: sub-populations and evaluators, "
+                              "docs/strategies/fire.md), `package.module:Name`"),
     "explore": ("perturb", "perturb (factors 0.8,1.2, at most 64), resample, "
                            "perturb-or-resample (probability 0.25), noise (scale), keep, "
                            "pb2 (segments 16, at most 100; the `pb2` extra), "

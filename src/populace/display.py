@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from populace.mode import Mode
-from populace.store import MemberRow, Status, open_store
+from populace.store import MemberRow, Role, Status, open_store
 
 POLL = 0.5  # seconds between two looks at the store
 PIPE_WIDTH = 160  # columns when writing to a file or pipe, where rich would assume 80
@@ -78,6 +78,8 @@ class Display:
                      f"done {status.get(Status.DONE, 0)}"]
             if failed:
                 parts.append(f"[red]failed {failed}[/]")
+            if status.get(Status.IDLE):  # FIRE-PBT's evaluators with no parent to test now
+                parts.append(f"idle {status[Status.IDLE]}")
             parts += [f"best {best}", f"exploits {p['exploits']}"]
             if p["explores"]:  # exploit "own": each member explores in place
                 parts.append(f"explores {p['explores']}")
@@ -115,23 +117,44 @@ def members_table(members: Sequence[MemberRow], title: str = "population", *,
                   score: str = "score", mode: Mode | str = Mode.MAX) -> Table:
     """One row per member: id, step, score (headed by the metric it is, and its mode),
     generation, parent, status, then each hparam, and, when a member failed, the last line
-    of its error."""
-    table = Table(title=title, caption="gen: copies along the lineage; parent: last donor")
+    of its error. A FIRE-PBT run adds each member's sub-population (P1, P2, ..., E for an
+    evaluator) and what each evaluator tests (parent -> child, and whether it succeeded)."""
+    fire = any(m.role == Role.EVALUATOR for m in members)
+    table = Table(title=title, caption="gen: copies along the lineage; parent: last donor"
+                  + ("; evaluates: parent -> child whose hparams it trains with" if fire
+                     else ""))
     names = list(dict.fromkeys(k for m in members for k in m.hparams))
     errors = any(m.error for m in members)
-    for name in ("member", "step", f"{score} ({Mode(mode)})", "gen", "parent", "status", *names):
+    for name in ("member", *(["sub"] if fire else []), "step", f"{score} ({Mode(mode)})",
+                 "gen", "parent", "status", *(["evaluates"] if fire else []), *names):
         table.add_column(name, justify="right")
     if errors:
         table.add_column("error", justify="left", overflow="fold")
     for m in members:
         table.add_row(
-            str(m.id), str(m.step), "-" if m.score is None else f"{m.score:.4g}",
+            str(m.id), *([_sub(m)] if fire else []), str(m.step),
+            "-" if m.score is None else f"{m.score:.4g}",
             str(m.generation), "-" if m.parent is None else str(m.parent),
             str(m.status) if m.status != Status.FAILED else "[red]failed[/]",
+            *([_evaluates(m)] if fire else []),
             *(_short(m.hparams.get(k, "-")) for k in names),
             *([_last_line(m.error)] if errors else []),
         )
     return table
+
+
+def _sub(member: MemberRow) -> str:
+    """A FIRE-PBT member's sub-population as status shows it: P1, P2, ..., or E."""
+    return "E" if member.role == Role.EVALUATOR else f"P{member.sub}"
+
+
+def _evaluates(member: MemberRow) -> str:
+    """What an evaluator tests, `4->1` (parent 4's weights, child 1's hparams), marked
+    when it succeeded; `-` for an idle evaluator or a member of a sub-population."""
+    e = member.evaluation
+    if e is None:
+        return "-"
+    return f"{e['parent']}->{e['child']}" + (" succeeded" if e["state"] == "succeeded" else "")
 
 
 def _last_line(error: str | None) -> Text:

@@ -43,7 +43,8 @@ from populace.mode import Mode
 from populace.snapshot import Snapshot
 from populace.space import Space
 from populace.store import TRAINING, Decision, FailOutcome, MemberRow, Outcome, Report, Store
-from populace.strategies import Modelled, segments_of
+from populace.strategies import Fire, Modelled, segments_of
+from populace.strategies.firedecide import fire_decide
 
 
 class LeaseLost(RuntimeError):
@@ -134,6 +135,10 @@ def make_decide(config: RunConfig, space: Space, burn_in: bool = True
     name = config.exploit["name"]
     # PB2: it reads the population's segments too
     modelled = cast(Modelled, explore) if segments_of(explore) is not None else None
+    if isinstance(exploit, Fire):  # FIRE-PBT plans more than a donor: adopt, evaluations
+        return _burnt_in(config, fire_decide(exploit, explore, space, config.seed,
+                                             config.explore["name"], replace=not burn_in),
+                         burn_in)
 
     def decide(snapshot: Snapshot, member: int) -> Decision | None:
         step = int(snapshot.steps[snapshot.index(member)])
@@ -157,6 +162,23 @@ def make_decide(config: RunConfig, space: Space, burn_in: bool = True
                         strategy=f"{name}+{config.explore['name']}")
 
     return decide
+
+
+def _burnt_in(config: RunConfig, decide: Callable[[Snapshot, int], Decision | None],
+              burn_in: bool) -> Callable[[Snapshot, int], Decision | None]:
+    """`decide` held back for a member before `config.burn_in`; a FIRE evaluator (group
+    0) is not: its step is its last evaluation's, and an idle one would never start."""
+    if not burn_in or config.burn_in == 0:
+        return decide
+
+    def held(snapshot: Snapshot, member: int) -> Decision | None:
+        row = snapshot.index(member)
+        evaluator = snapshot.groups is not None and snapshot.groups[row] == 0
+        if not evaluator and int(snapshot.steps[row]) < config.burn_in:
+            return None
+        return decide(snapshot, member)
+
+    return held
 
 
 @dataclass(frozen=True)

@@ -282,11 +282,11 @@ def test_points_above_one_are_refused_until_executors_report_curve_points():
     from populace.strategies import curve_of
 
     with pytest.raises(ConfigError, match="points must be 1 for now.*got points=4"):
-        curve_of(Fire())
+        curve_of(Fire(points=4, budget=2))
     with pytest.raises(ConfigError, match="points must be 1 for now"):
-        RunConfig(population=8, steps=100, exploit={"name": "fire"})
-    config = RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 1,
-                                                         "budget": 8})
+        RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 2})
+    # the default Fire is a run's as it is: one point a segment, a budget of 8 segments
+    config = RunConfig(population=8, steps=100, exploit={"name": "fire"})
     assert (config.curve(), config.groups()) == (128, [1, 1, 1, 2, 2, 2, 0, 0])
     assert RunConfig(population=8, steps=100).groups() is None
     with pytest.raises(ConfigError, match="needs population >= 5"):

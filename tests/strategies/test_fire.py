@@ -353,7 +353,7 @@ def test_compare_reports_behind_and_ahead():
 # -- Fire's parameters --------------------------------------------------------------------
 
 def test_defaults_are_valid_and_coerced():
-    fire = Fire(budget=np.int64(4), significance=np.float32(0.01))
+    fire = Fire(budget=np.int64(8), significance=np.float32(0.01))
     assert type(fire.budget) is int and type(fire.significance) is float
 
 

@@ -114,3 +114,20 @@ def test_a_succeeded_evaluation_stands_while_its_child_is_away_and_a_running_one
     assert plan(s, 5) is None
     s = without(snapshot(curves, {5: evaluation(2)}), 0)
     assert plan(s, 5).notes == (("stopped", "child 0 no longer trains"),)
+
+
+def test_a_failed_members_replacement_copies_the_best_of_its_sub_population():
+    from populace.space import Float, Space
+    from populace.strategies import Keep
+    from populace.strategies.firedecide import fire_decide
+
+    s = snapshot({0: CHILD, 1: curve(1.2), 2: curve(1.5, 1.5), 4: curve(1.45, 1.45)}, {})
+    assert np.isnan(s.scores[3])  # member 3 failed: no score, so no FIRE fitness
+    space = Space({"lr": Float(0.001, 1.0)})
+    decide = fire_decide(FIRE, Keep(), space, seed=0, explore_name="keep")
+    replace = fire_decide(FIRE, Keep(), space, seed=0, explore_name="keep", replace=True)
+    assert decide(s, 3) is None  # a member without a score neither ranks nor copies
+    copy = replace(s, 3)
+    assert (copy.donor, copy.hparams, copy.strategy) == (4, HPARAMS[4], "fire+keep")
+    # an evaluator's plan is its own, replacing it or not: it starts on a free parent
+    assert replace(s, 5) == decide(s, 5) and decide(s, 5).strategy == "fire+evaluate"

@@ -177,6 +177,10 @@ SETTINGS = {
     "perturb-or-resample": {"explore": "perturb-or-resample"},
     "noise": {"explore": {"name": "noise", "scale": 0.1}}, "keep": {"explore": "keep"},
     "explore only": {"exploit": "own"},
+    # FIRE-PBT: evaluators copy parents and train with a child's hparams, as any member;
+    # synchronous, since asynchronously the evaluators joining mid-run are reported in
+    # another order than one inline worker's (test_an_asynchronous_fire_run_finishes)
+    "fire": {"exploit": {"name": "fire", "start": 1}, "synch": True},
 }
 
 
@@ -202,6 +206,17 @@ def test_a_vectorized_run_is_the_run_one_inline_worker_trains(tmp_path, setting)
     if setting != "random search":
         assert runs["inline"].events, "the run makes decisions: they are compared too"
     check_same_run(runs["inline"], runs["vectorized"], "the vectorized run")
+
+
+def test_an_asynchronous_fire_run_finishes_with_evaluations(tmp_path):
+    url = str(tmp_path / "fire.db")
+    populace.run(vector_counter.VectorCounter, vector_counter.space, store=url, progress=False,
+                 **{**vector_counter.config, "population": 8, "steps": 40,
+                    "exploit": {"name": "fire", "start": 1}})
+    store = open_store(url)
+    for check in EXECUTOR_CHECKS:
+        check(store)
+    assert store.events(Kind.EVALUATION) and store.events(Kind.STOPPED)
 
 
 def test_a_run_stores_what_status_report_and_load_best_read(tmp_path):

@@ -121,7 +121,8 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
                                     "only `populace worker`s train")
     add("--steps", type=int, help="training steps per member")
     add("--seed", type=int)
-    add("--exploit", help="truncation | tournament | ttest | none | own | package.module:Name")
+    add("--exploit", help="truncation | tournament | ttest | fire | none | own | "
+                           "package.module:Name")
     add("--fraction", type=float, help="truncation: bottom/top fraction (0.2)")
     add("--window", type=int, help="ttest: recent scores compared (10)")
     add("--significance", type=float, help="ttest: the test's level (0.05)")

@@ -13,7 +13,7 @@ from populace.cli.base import Command
 from populace.cli.tables import front_table, print_best, print_events
 from populace.display import members_table
 from populace.results import load_result, result_of
-from populace.store import TRAINING, MemberRow, StoreError, open_store, store_exists
+from populace.store import TRAINING, MemberRow, Role, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
 
 
@@ -27,7 +27,8 @@ class Status(Command):
         parser.add_argument("--events", action="store_true",
                             help="every event instead of the members: exploits, waits for a "
                                  "donor, dropped decisions, retries, failures, recoveries, "
-                                 "refused reports")
+                                 "refused reports; FIRE-PBT's evaluations started, stopped "
+                                 "and succeeded, each with its reason")
 
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
         if not store_exists(args.store):
@@ -47,8 +48,9 @@ class Status(Command):
             store.close()
         if args.json:
             on_front = None if front is None else {f.id for f in front.front}
-            print(json.dumps([_member_json(m, storage, objectives, on_front) for m in members],
-                             indent=2))
+            fire = any(m.role == Role.EVALUATOR for m in members)
+            print(json.dumps([_member_json(m, storage, objectives, on_front, fire)
+                              for m in members], indent=2))
             return 0
         console.print(members_table(members, title=args.store, score=run["score"],
                                     mode=run["mode"]))
@@ -58,8 +60,9 @@ class Status(Command):
 
 
 def _member_json(m: MemberRow, storage: CheckpointStorage, objectives: dict[str, str] | None,
-                 on_front: set[int] | None) -> dict[str, object]:
-    """A member as `status --json` prints it (its objectives only in a multi-objective run)."""
+                 on_front: set[int] | None, fire: bool = False) -> dict[str, object]:
+    """A member as `status --json` prints it (its objectives only in a multi-objective run;
+    its sub-population, role and evaluation only in a FIRE-PBT run)."""
     return {
         "id": m.id, "step": m.step, "score": m.score, "hparams": m.hparams,
         "generation": m.generation, "parent": m.parent, "status": m.status, "error": m.error,
@@ -67,6 +70,7 @@ def _member_json(m: MemberRow, storage: CheckpointStorage, objectives: dict[str,
         **({"objectives": dict(zip(objectives, m.objectives or [], strict=False)),
             "front": on_front is not None and m.id in on_front}
            if objectives else {}),
+        **({"sub": m.sub, "role": m.role, "evaluation": m.evaluation} if fire else {}),
     }
 
 

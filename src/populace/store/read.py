@@ -22,6 +22,7 @@ from populace.store.records import (
     Kind,
     MemberRow,
     Result,
+    Role,
     RunRecord,
     Status,
 )
@@ -246,8 +247,8 @@ class StoreReader:
 
     _MEMBER_SQL = (
         "SELECT m.id, m.hparams, m.step, m.score, m.generation, m.parent, m.status, m.error,"
-        " c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.objectives"
-        " FROM members m LEFT JOIN checkpoints c ON c.id = m.checkpoint"
+        " c.id, c.member, c.step, c.key, c.sha256, c.bytes, m.objectives, m.sub, m.role,"
+        " m.evaluation FROM members m LEFT JOIN checkpoints c ON c.id = m.checkpoint"
     )
 
     @staticmethod
@@ -257,6 +258,8 @@ class StoreReader:
             id=row[0], hparams=json.loads(row[1]), step=row[2], score=row[3],
             generation=row[4], parent=row[5], status=Status(row[6]), checkpoint=checkpoint,
             error=row[7], objectives=None if row[14] is None else json.loads(row[14]),
+            sub=row[15], role=Role(row[16]),
+            evaluation=None if row[17] is None else json.loads(row[17]),
         )
 
     def _member(self, cur: Cursor, member: int) -> MemberRow:

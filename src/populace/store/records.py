@@ -150,6 +150,11 @@ class MemberRow:
     error: str | None = None
     # a multi-objective run: its latest value of each objective, in the run's order
     objectives: list[float | None] | None = None
+    # FIRE-PBT: its sub-population (1..n; 0: an evaluator), role, and an evaluator's
+    # evaluation as the row keeps it (None while idle); every other run: 1, member, None
+    sub: int = 1
+    role: Role = Role.MEMBER
+    evaluation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

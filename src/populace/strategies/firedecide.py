@@ -40,17 +40,37 @@ def decision(plan: Plan, snapshot: Snapshot, member: int, explore: Explore, spac
 
 
 def fire_decide(fire: Fire, explore: Explore, space: Space, seed: int,
-                explore_name: str) -> Decide:
-    """A run's `decide` for `Fire`, as `populace.worker.make_decide` is for the other
+                explore_name: str, replace: bool = False) -> Decide:
+    """A run's `decide` for `Fire`, as `populace.segment.make_decide` is for the other
     exploits: one generator per member and step, so a decision is reproduced from the
-    run's seed."""
+    run's seed. With `replace`, the decision for a failed member (`replace_failed`): a
+    member of P1..Pn its plan leaves without a copy (a failed one has no score, so it
+    neither ranks nor copies) copies the best-scoring member of its sub-population; a
+    failed evaluator's plan is kept (no copy: it stays failed)."""
 
     def decide(snapshot: Snapshot, member: int) -> Decision | None:
         step = int(snapshot.steps[snapshot.index(member)])
         rng = np.random.default_rng([seed, member, step])
         plan = fire.plan(snapshot, member, rng)
+        if replace and (plan is None or plan.donor is None):
+            plan = _replacement(snapshot, member) or plan
         if plan is None:
             return None
         return decision(plan, snapshot, member, explore, space, rng, explore_name)
 
     return decide
+
+
+def _replacement(snapshot: Snapshot, member: int) -> Plan | None:
+    """A failed member's copy of the best-scoring other member of its sub-population (a
+    copy explored, as truncation's); None for an evaluator or with no member scored."""
+    groups = (snapshot.groups if snapshot.groups is not None
+              else np.ones(len(snapshot.ids), dtype=np.int64))  # one population
+    sub = int(groups[snapshot.index(member)])
+    if sub == 0:
+        return None
+    sign = 1.0 if snapshot.maximize else -1.0
+    scored = [(sign * float(score), -int(m)) for m, score, group in
+              zip(snapshot.ids, snapshot.scores, groups, strict=True)
+              if m != member and group == sub and np.isfinite(score)]
+    return Plan(-max(scored)[1]) if scored else None

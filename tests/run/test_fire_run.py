@@ -1,0 +1,205 @@
+"""FIRE-PBT end to end: whole runs of the two-timescale toy (examples/two_timescale.py)
+through the API, the CLI and a config file, on the inline and local executors.
+
+The planted case: P2's parents X (lr 0.1, member 3) and Y, Z (lr 0.05)
+start evaluations at step 60, where X's loss (0.202) is worse than Y's (0.146): X is the
+slower-starting parent. Trained on with the child's lr 0.005, X's weights improve faster,
+so FIRE ranks X first in P2 (truncation by score would rank it last), X's evaluator
+beats the child and the child adopts it: P1's best lineage runs through X.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.paths import EXAMPLES, SCRIPTS
+from support.runs import run_script
+
+import populace
+from populace.cli import main
+from populace.lineage import lineage
+from populace.script import load_script
+from populace.store import Kind, Status, Store, open_store
+from populace.strategies import Fire
+from populace.testing import EXECUTOR_CHECKS
+
+TOY = EXAMPLES / "two_timescale.py"
+X, CHILD, EVALUATORS = 3, 0, (6, 7)
+P2 = (3, 4, 5)
+PLANTED = {"name": "fire", "start": 6}  # evaluations start at step 60
+
+
+def table(out: str) -> list[list[str]]:
+    """The cells of each row of a table `status` printed."""
+    return [[c.strip() for c in line.strip("│ ").split("│")] for line in out.splitlines()
+            if line.startswith("│")]
+
+
+def check_run(store: Store) -> None:
+    """The run ended, its events are consistent, and every member's lineage is whole."""
+    for m in store.members():  # only an evaluator may end idle
+        assert m.status is not Status.IDLE or m.id in EVALUATORS, m
+    for check in EXECUTOR_CHECKS:
+        check(store)
+    results = store.results()
+    for m in store.members():
+        path = lineage(m.checkpoint.id if m.checkpoint else None, results)
+        # each segment of the lineage trains on from where the one before ended
+        assert [r.start for r in path] == [0] + [r.step for r in path[:-1]], m.id
+        assert not path or path[-1].step == m.step
+
+
+def planted(store: Store) -> None:
+    """FIRE picked the slower-starting parent X, and its weights reached P1."""
+    evaluations = store.events(Kind.EVALUATION)
+    assert evaluations and {e.member for e in evaluations} <= set(EVALUATORS)
+    assert all(e.detail.endswith(f"hparams of child {CHILD} (P1)") for e in evaluations)
+    assert store.events(Kind.SUCCEEDED)
+    first = next(e for e in store.events(Kind.EXPLOIT) if e.member in P2)
+    assert first.donor == X and first.strategy == "fire+keep"  # by score X would copy
+    adopt = next(e for e in store.events(Kind.EXPLOIT) if e.strategy == "fire+adopt")
+    assert adopt.member == CHILD and adopt.after == {"lr": 0.005}  # it keeps its hparams
+    tested = [e for e in evaluations if e.member == adopt.donor and e.id < adopt.id][-1]
+    assert tested.donor == X and tested.detail.startswith(f"parent {X} (P2)")
+    child = next(m for m in store.members() if m.id == CHILD)
+    assert X in {r.member for r in lineage(child.checkpoint.id, store.results())}
+
+
+@pytest.mark.parametrize("synch", [True, False])
+def test_fire_picks_the_slower_starting_parent(tmp_path, synch):
+    result = run_script(TOY, tmp_path / "fire.db", executor="inline", workers=1, synch=synch,
+                        exploit=PLANTED)
+    store = open_store(tmp_path / "fire.db")
+    check_run(store)
+    planted(store)
+    assert result.score < 0.011  # the adopted weights: v gone, u at the floor of lr 0.005
+
+
+def test_burn_in_holds_back_the_members_never_an_idle_evaluator(tmp_path):
+    run_script(TOY, tmp_path / "burn.db", executor="inline", workers=1, synch=True,
+               exploit={"name": "fire", "start": 1}, burn_in=60)
+    store = open_store(tmp_path / "burn.db")
+    check_run(store)
+    # an evaluator's step is its last evaluation's (0 while idle): the burn-in never holds
+    # it back, and it starts at the second ready point, once P1's best has the two curve
+    # points a child needs
+    assert min(e.donor_step for e in store.events(Kind.EVALUATION)) == 20
+    copies = [e for e in store.events(Kind.EXPLOIT) if e.member not in EVALUATORS]
+    assert copies and min(e.step for e in copies) >= 60
+
+
+def test_plain_pbt_on_the_toy_ranks_by_score_and_copies_the_faster_start(tmp_path):
+    run_script(TOY, tmp_path / "pbt.db", executor="inline", workers=1, synch=True,
+               exploit={"name": "truncation", "fraction": 0.25}, burn_in=60)
+    store = open_store(tmp_path / "pbt.db")
+    # X (lr 0.1) is the worst of the eight by loss at every ready point: it copies a lower lr
+    assert any(e.member == X and e.donor != X for e in store.events(Kind.EXPLOIT))
+
+
+def test_fire_runs_on_the_local_executor(tmp_path):
+    run_script(TOY, tmp_path / "local.db", executor="local", workers=2, exploit=PLANTED)
+    store = open_store(tmp_path / "local.db")
+    check_run(store)
+    assert store.events(Kind.EVALUATION)
+    assert {m.sub for m in store.members()} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+def test_a_training_function_trains_evaluators_like_any_member(tmp_path, executor):
+    """The function API: an evaluator's function restores the parent's checkpoint under the
+    child's hparams, as a copy does, on either executor."""
+    pytest.importorskip("torch")
+    db = tmp_path / "fn.db"
+    run_script(SCRIPTS / "regression_fn.py", db, population=8, steps=60, synch=True,
+               exploit={"name": "fire"}, executor=executor, workers=2)
+    store = open_store(db)
+    for check in EXECUTOR_CHECKS:
+        check(store)
+    evaluations = store.events(Kind.EVALUATION)
+    assert evaluations
+    for e in evaluations:  # the evaluator's next segment ran with the child's hparams
+        after = [r for r in store.results(e.member) if r.start == e.donor_step]
+        assert after and after[0].hparams == e.after
+
+
+def test_fire_from_the_cli_and_a_config_file(tmp_path):
+    db = tmp_path / "cli.db"
+    assert main(["run", str(TOY), "--store", str(db), "--quiet", "--executor", "inline",
+                 "--exploit", "fire", "--synch"]) == 0
+    store = open_store(db)
+    assert store.config().run["exploit"] == {"name": "fire"}  # the defaults: start 1
+    check_run(store)
+    assert store.events(Kind.EVALUATION)
+    config = tmp_path / "fire.yaml"
+    config.write_text("exploit: {name: fire, start: 6, significance: 0.01}\nsynch: true\n")
+    db = tmp_path / "config.db"
+    assert main(["run", str(TOY), "--store", str(db), "--quiet", "--executor", "inline",
+                 "--config", str(config)]) == 0
+    store = open_store(db)
+    assert store.config().run["exploit"]["start"] == 6
+    check_run(store)
+    planted(store)
+
+
+def test_fire_from_the_api_as_an_object(tmp_path):
+    s = load_script(TOY)
+    populace.run(s.trainable, s.space, store=tmp_path / "api.db", initial=s.initial,
+                 progress=False, **{**s.config, "exploit": Fire(start=6), "synch": True,
+                                    "executor": "inline", "workers": 1})
+    store = open_store(tmp_path / "api.db")
+    check_run(store)
+    planted(store)
+
+
+def test_status_shows_sub_populations_evaluators_and_their_events(tmp_path, capsys):
+    db = tmp_path / "status.db"
+    run_script(TOY, db, executor="inline", workers=1, synch=True, exploit=PLANTED)
+    capsys.readouterr()
+    assert main(["status", str(db)]) == 0
+    out = capsys.readouterr().out
+    rows = {cells[0]: cells[1] for cells in table(out) if cells[0].isdigit()}  # -> sub
+    assert rows == {"0": "P1", "1": "P1", "2": "P1", "3": "P2", "4": "P2", "5": "P2",
+                    "6": "E", "7": "E"}
+    assert "evaluates" in out
+    assert main(["status", str(db), "--json"]) == 0
+    members = json.loads(capsys.readouterr().out)
+    assert [(m["sub"], m["role"]) for m in members][5:] == [
+        (2, "member"), (0, "evaluator"), (0, "evaluator")]
+    for m in members[6:]:  # an evaluator tests parent -> child, or idles
+        assert m["evaluation"] is None or {"parent", "child", "state"} <= set(m["evaluation"])
+    assert main(["status", str(db), "--events", "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)
+    details = {e["kind"]: e["detail"] for e in events}
+    assert details["evaluation"].startswith("parent ") and "(P2) with the hparams of child 0" \
+        in details["evaluation"]
+    assert details["succeeded"].startswith("p=0.0078, best-score difference")
+    assert any(e["kind"] == "stopped" and e["detail"] == "adopted by child 0" for e in events)
+
+
+def test_status_shows_idle_evaluators_before_they_start(tmp_path, capsys):
+    s = load_script(TOY)
+    db = tmp_path / "idle.db"
+    populace.run(s.trainable, s.space, store=db, initial=s.initial, progress=False,
+                 **{**s.config, "exploit": PLANTED, "executor": "inline", "workers": 1,
+                    "steps": 10})
+    capsys.readouterr()
+    assert main(["status", str(db)]) == 0
+    evaluators = [cells for cells in table(capsys.readouterr().out) if cells[0] in ("6", "7")]
+    # one segment, no decision at the last step: they never left idle, never a step
+    assert [line[1:3] for line in evaluators] == [["E", "0"], ["E", "0"]]
+    assert all("idle" in line and "-" in line for line in evaluators)
+
+
+def test_the_progress_line_counts_idle_evaluators(tmp_path):
+    """Idle evaluators never reach the last step: the line says why the bar stops short."""
+    from populace.display import Display
+
+    s = load_script(TOY)
+    db = tmp_path / "line.db"
+    populace.run(s.trainable, s.space, store=db, initial=s.initial, progress=False,
+                 **{**s.config, "exploit": PLANTED, "steps": 10})
+    display = Display(str(db), 80)
+    display._update(open_store(db).progress())
+    assert display._progress.tasks[0].fields["summary"] == (
+        "members 8 | running 0 | done 6 | idle 2 | best 0.5485 | exploits 0")
