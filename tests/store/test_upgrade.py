@@ -204,3 +204,28 @@ def test_a_postgresql_upgrade_is_undone_by_its_statements(tmp_path, monkeypatch)
     assert "ready" in done.stdout
     again = _populace(ROOT / "src", "status", url, cwd=tmp_path)  # and upgrades again
     assert again.returncode == 0 and "from schema 3 to" in again.stderr
+
+
+EARLY_3 = "d2f40b3"  # the first commit that wrote schema 3, before runs marked their storage
+
+
+@pytest.mark.xfail(strict=True, reason="populace d2f40b3..2fcbeb7^ wrote schema-3 stores with "
+                   "no run id and storages with no .populace-run mark: segment.run_storage "
+                   "refuses to train them (and `--steps` extends the run before it refuses)")
+def test_a_schema_3_run_from_before_storage_marks_trains_on(tmp_path):
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", EARLY_3, "src/populace"],
+                             capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"git cannot give populace {EARLY_3}")
+    (tmp_path / "old").mkdir()
+    subprocess.run(["tar", "-x", "-C", str(tmp_path / "old")], input=archive.stdout, check=True)
+    shutil.copy(COUNTER, tmp_path / "counter.py")
+    wrote = _populace(tmp_path / "old" / "src", "run", "counter.py", "--store", "run.db",
+                      "--steps", "8", "--seed", "1", *INLINE, cwd=tmp_path)
+    assert wrote.returncode == 0, wrote.stderr
+    store = str(tmp_path / "run.db")
+    assert main(["status", store]) == 0 and main(["report", store]) == 0
+    assert main(["run", str(tmp_path / "counter.py"), "--store", store, "--steps", "16",
+                 *INLINE]) == 0
+    db = open_store(store)
+    assert_one_history(db, 4, 16)
