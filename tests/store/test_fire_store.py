@@ -206,8 +206,8 @@ def test_fire_falls_back_to_truncation_on_a_plain_snapshot():
 
 
 def test_the_upgrade_steps_reach_this_schema():
-    assert SCHEMA_VERSION == 5 and OLDEST == 4
-    assert upgradable(4) and not upgradable(3) and not upgradable(5)
+    assert SCHEMA_VERSION == 5 and OLDEST == 3
+    assert upgradable(4) and upgradable(3) and not upgradable(2) and not upgradable(5)
 
 
 def _check_upgraded(store: Store) -> None:

@@ -71,16 +71,14 @@ class Store(StoreReader):
 
     @retried
     def _upgrade(self) -> None:
-        """Upgrade a store an older populace wrote (`populace.store.migrate`), whole, in one
-        write transaction; one too old to upgrade, or newer, is refused when read."""
-        with self.driver.read() as cur:
-            version = self._version(cur)
-        if version is None or not migrate.upgradable(version):
-            return  # the usual open: a store of this version, or none yet
-        with self.driver.write() as cur:
-            version = self._version(cur)  # another process may have upgraded it meanwhile
-            if version is not None and migrate.upgradable(version):
-                migrate.upgrade(cur, self.driver.types, version)
+        """Upgrade a store an older populace wrote, whole, and say so
+        (`populace.store.migrate.upgrade_store`); one too old to upgrade, or newer, is
+        refused when read.
+
+        Raises:
+            StoreError: the copy of a SQLite store could not be made (nothing upgraded).
+        """
+        migrate.upgrade_store(self.driver, self._version)
 
     def create(self, config: RunRecord, hparams: list[dict[str, Any]],
                groups: Sequence[int] | None = None) -> None:
