@@ -119,10 +119,17 @@ def run_storage(store: Store) -> CheckpointStorage:
     folder that is not mounted here is not a run whose checkpoints all broke."""
     storage = open_storage(store.config().checkpoints)
     run = store.meta("run")
-    if not store.checkpoint_keys() and not store.results():
+    keys = store.checkpoint_keys()
+    if (not keys and not store.results()) or _holds_unmarked(storage, keys):
         storage.mark(run)
     storage.check(run)
     return storage
+
+
+def _holds_unmarked(storage: CheckpointStorage, keys: set[str]) -> bool:
+    """Whether a storage without a mark holds checkpoints the run names: the run's own,
+    written by a populace older than the marks, not a folder that is missing here."""
+    return not storage.marked() and any(name in keys for name, _ in storage.files())
 
 
 def make_decide(config: RunConfig, space: Space, burn_in: bool = True

@@ -209,9 +209,6 @@ def test_a_postgresql_upgrade_is_undone_by_its_statements(tmp_path, monkeypatch)
 EARLY_3 = "d2f40b3"  # the first commit that wrote schema 3, before runs marked their storage
 
 
-@pytest.mark.xfail(strict=True, reason="populace d2f40b3..2fcbeb7^ wrote schema-3 stores with "
-                   "no run id and storages with no .populace-run mark: segment.run_storage "
-                   "refuses to train them (and `--steps` extends the run before it refuses)")
 def test_a_schema_3_run_from_before_storage_marks_trains_on(tmp_path):
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", EARLY_3, "src/populace"],
                              capture_output=True)

@@ -121,6 +121,10 @@ class CheckpointStorage(ABC):
             raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}); "
                                  "give each run a checkpoint storage of its own")
 
+    def marked(self) -> bool:
+        """Whether the storage carries a run's mark (any run's)."""
+        return self._marker() is not None
+
     def check(self, run: str) -> None:
         """StorageMissing unless this is run `run`'s storage, reachable from this machine."""
         found = self._marker()

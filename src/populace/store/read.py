@@ -339,7 +339,7 @@ class StoreReader:
 
     @retried
     def checkpoint_keys(self) -> set[str]:
-        """The key of every checkpoint a live row names (what no sweep may remove).
+        """The key of every checkpoint a live row names (what no collection may remove).
 
         Raises:
             StoreError: the store holds no run (or one of another schema version).
