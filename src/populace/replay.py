@@ -36,13 +36,14 @@ def default_replay_store(store: str | os.PathLike[str]) -> Path:
 
 def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
            progress: bool = True, seed: int | None = None,
-           member: int | None = None) -> Replay:
+           member: int | None = None, script: str | os.PathLike[str] | None = None) -> Replay:
     """Replay the best lineage's schedule of the run in `store` into the store `out`.
 
     The replay trains with the run's seed unless `seed` is given: replays under several
     seeds show how much of the best member's score the schedule itself accounts for,
     and how much its luck (the best member is picked on its score, so it was lucky).
-    `member` replays that member's lineage instead of the best one's.
+    `member` replays that member's lineage instead of the best one's. `script` is the
+    run's script where it is now, for a run moved or copied away from where it started.
     """
     if not store_exists(store):
         raise StoreError(f"{os.fspath(store)} does not exist")
@@ -52,7 +53,7 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         best = result_of(source, member)
     finally:
         source.close()
-    trainable, space = source_of(config).load()
+    trainable, space = source_of(config, script).load()
     schedule: list[dict[str, Any]] = [{"step": e.step, "hparams": e.hparams}
                                       for e in best.schedule]
     if not schedule:
@@ -66,7 +67,7 @@ def replay(store: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     out = Path(out) if out is not None else default_replay_store(store)
     result = populace.api.run(
         trainable, space, store=out, initial=[schedule[0]["hparams"]], progress=progress,
-        script=config.script, population=1, exploit="none", executor="inline",
+        script=script or config.script, population=1, exploit="none", executor="inline",
         schedule=schedule, **settings,
     )
     return Replay(out, result.score, best.score, schedule, result.metrics)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from support.paths import SCRIPTS, TOY
 
@@ -56,6 +58,19 @@ def test_replay_cli_prints_both_scores_and_the_replay_is_a_run_like_any_other(tm
     assert main(["status", str(out), "--json"]) == 0
     page = write_report(out)
     assert page.is_file()
+
+
+def test_replay_of_a_moved_run_takes_its_script_where_it_is_now(tmp_path, capsys):
+    shutil.copy(TOY, tmp_path / "toy.py")
+    store = tmp_path / "toy.db"
+    assert main(["run", str(tmp_path / "toy.py"), "--store", str(store), "--quiet"]) == 0
+    (tmp_path / "toy.py").rename(tmp_path / "moved.py")  # the script is elsewhere now
+    capsys.readouterr()
+    assert main(["replay", str(store), "--quiet"]) == 2
+    assert "give its path here with --script" in capsys.readouterr().err
+    assert main(["replay", str(store), "--script", str(tmp_path / "moved.py"), "--quiet"]) == 0
+    assert "score: replay 1.197, PBT's best member 1.197" in " ".join(
+        capsys.readouterr().out.split())
 
 
 def test_replay_of_a_run_without_a_script_imports_its_trainable(tmp_path):

@@ -80,7 +80,7 @@ def old_run(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
 
 def _moved_script(store: str) -> None:
     """Point the run at counter.py where this checkout has it: the store names the script
-    where the fixture was written, and `populace replay` takes no other (no --script)."""
+    where the fixture was written (a workspace that is not this one)."""
     db = open_store(store)
     with db.driver.write() as cur:
         cur.execute("SELECT value FROM meta WHERE key = 'config'")

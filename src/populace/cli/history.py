@@ -45,11 +45,13 @@ class Replay(Command):
         parser.add_argument("--seed", type=int, help="the replay's seed (default: the run's)")
         parser.add_argument("--member", type=int,
                             help="replay this member's schedule (default: the best member's)")
+        parser.add_argument("--script", help="the run's script here (default: the path it "
+                                             "was started from)")
         parser.add_argument("--quiet", action="store_true", help="no progress display")
 
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
         done = replay(args.store, args.out, progress=not args.quiet, seed=args.seed,
-                      member=args.member)
+                      member=args.member, script=args.script)
         console.print(f"replayed {len(done.schedule)} schedule entries into {done.store}")
         whose = "best member" if args.member is None else f"member {args.member}"
         console.print(f"score: replay {number(done.score)}, PBT's {whose} "
