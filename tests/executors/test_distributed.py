@@ -22,6 +22,7 @@ from support.postgres import database_url
 
 import populace
 from populace.cli import main
+from populace.errors import StorageFault
 from populace.script import load_script
 from populace.store import open_store
 
@@ -187,6 +188,52 @@ def test_a_run_on_a_local_ray_cluster(tmp_path, ray_cluster):
 def test_ray_workers_get_the_cpus_they_ask_for(tmp_path, ray_cluster):
     # two CPUs each on a 2-CPU cluster: one worker at a time, and the first trains it all
     assert len(_ray_run(tmp_path, workers=2, cpus_per_worker=2)) == 1
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """Every checkpoint the counter saves once trained fails with ENOSPC (asked for before
+    `ray_cluster`, whose worker processes inherit it)."""
+    monkeypatch.setenv("COUNTER_DISK_FULL", "1")
+
+
+def test_a_storage_fault_on_ray_stops_the_run_with_the_storages_message(
+        tmp_path, disk_full, ray_cluster):
+    """As on the local executor: exit 75 naming the storage, not "workers died"."""
+    (tmp_path / "pids").mkdir()
+    s = load_script(COUNTER)
+    with pytest.raises(StorageFault, match=r"checkpoint storage .* No space left on device"):
+        populace.run(s.trainable, s.space, store=tmp_path / "ray.db", script=COUNTER,
+                     progress=False, **{**s.config, "executor": "ray", "workers": 2})
+    store = open_store(tmp_path / "ray.db")
+    try:
+        assert store.events("failed") == []
+        assert all(m.status != "failed" and m.error is None for m in store.members())
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def hang_once(tmp_path, monkeypatch):
+    """The first member to reach its third step hangs there, once (before `ray_cluster`)."""
+    (tmp_path / "hang").mkdir()
+    monkeypatch.setenv("COUNTER_HANG_ONCE", str(tmp_path / "hang"))
+
+
+def test_a_ray_task_whose_segment_timed_out_is_replaced(tmp_path, hang_once, ray_cluster):
+    """Its process ended (exit status 124) with its segment recorded as timed out: a task
+    takes its place, as a local worker process does, so one worker still finishes."""
+    (tmp_path / "pids").mkdir()
+    s = load_script(COUNTER)
+    result = populace.run(s.trainable, s.space, store=tmp_path / "ray.db", script=COUNTER,
+                          progress=False, **{**s.config, "executor": "ray", "workers": 1,
+                                             "segment_timeout": 3.0, "retries": 1})
+    assert [m.status for m in result.members] == ["done"] * 4
+    store = open_store(tmp_path / "ray.db")
+    try:
+        assert len(store.events("timeout")) == 1
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("executor, url", [

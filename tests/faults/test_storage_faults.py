@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from support.postgres import OwnServer
 from support.processes import cleaned_up, start_counter, wait_for_evals
 from support.runs import assert_one_history
 
@@ -31,10 +35,9 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
     mounted: list[Path] = []
 
-    def mount(size: str) -> Path:
-        folder = tmp_path / f"disk-{len(mounted)}"
-        folder.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+    def mount(size: str, under: Path = tmp_path) -> Path:
+        folder = Path(tempfile.mkdtemp(dir=under, prefix="disk-"))
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
                                str(folder)], capture_output=True, text=True)
         if done.returncode:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr}")
@@ -44,6 +47,7 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield mount
     for folder in mounted:
         subprocess.run(["umount", "-l", str(folder)], check=True)
+        folder.rmdir()
 
 
 def fill(disk: Path) -> Callable[[], None]:
@@ -71,13 +75,14 @@ def flags(executor: str, *more: str) -> tuple[str, ...]:
             "--ready-steps", "4", "--executor", executor, "--quiet", *more)
 
 
-def stopped_by(fault: Callable[[], Callable[[], None]], store: Path, args: tuple[str, ...],
-               env: dict[str, str], cause: str) -> str:
+def stopped_by(fault: Callable[[], Callable[[], None]], store: Path | str,
+               args: tuple[str, ...], env: dict[str, str], cause: str,
+               evals: Path | None = None) -> str:
     """Start the run, break its storage by `fault` once it trains, and return what the run
     wrote as it stopped, after checking that it stopped as a storage fault naming `cause`,
     with no member failed, and that once mended the same command resumes it to the end."""
-    evals = store.parent / "evals"
-    proc = start_counter(store, evals, *args, env=env)
+    evals = evals or Path(store).parent / "evals"
+    proc = start_counter(store, evals, *args, env=env)  # type: ignore[arg-type]
     with cleaned_up([proc]):
         wait_for_evals(proc, evals, 3)
         mend = fault()
@@ -90,7 +95,7 @@ def stopped_by(fault: Callable[[], Callable[[], None]], store: Path, args: tuple
     assert any(m.status != "done" for m in db.members()), "finished before the fault"
     db.close()
     mend()
-    again = start_counter(store, evals, *args, env=env)
+    again = start_counter(store, evals, *args, env=env)  # type: ignore[arg-type]
     with cleaned_up([again]):
         resumed = again.communicate(timeout=120)[0].decode()
     assert again.returncode == 0, resumed
@@ -137,6 +142,57 @@ def test_a_full_store_disk_stops_the_run_and_the_same_command_resumes(tmp_path, 
                      flags("local", "--checkpoints", str(tmp_path / "ck"), "--config",
                            str(lease)), ENV, "database or disk is full")
     assert f"store {store}" in out, out
+
+
+@pytest.fixture
+def own_server() -> Iterator[OwnServer]:
+    own = OwnServer()
+    yield own
+    own.close()
+
+
+def test_a_full_postgresql_disk_stops_the_run_and_the_same_command_resumes(
+        tmp_path, small_disk, own_server):
+    """The run's database sits in a tablespace on a tmpfs of its own (its WAL on the
+    server's disk), so filling it makes the server answer 53100 DiskFull ("could not
+    extend file"), as a full data disk does: exit 75 at once, not exit 2 after the
+    store's retries."""
+    # the server's user must reach it (pytest's tmp_path is root's alone); room for the
+    # database's copy of template1
+    disk = small_disk("32m", Path(own_server.data).parent)
+    (disk / "ts").mkdir()
+    shutil.chown(disk / "ts", "postgres", "postgres")
+    with psycopg.connect(f"{own_server.base}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE TABLESPACE small LOCATION '{disk / 'ts'}'")
+        conn.execute("CREATE DATABASE run TABLESPACE small")
+    url, lease = f"{own_server.base}/run", tmp_path / "lease.yaml"
+    lease.write_text("lease_seconds: 2\n")
+    out = stopped_by(lambda: fill(disk), url,
+                     flags("local", "--checkpoints", str(tmp_path / "ck"), "--config",
+                           str(lease)), ENV, "could not extend file",
+                     evals=tmp_path / "evals")
+    out = " ".join(out.split())  # as the terminal's width wrapped it
+    assert f"store {url}: DiskFull (53100): could not extend file" in out, out
+    assert "No space left on device; no member was failed for it" in out, out
+
+
+def test_a_read_only_postgresql_store_is_a_storage_fault(own_server):
+    """A database that takes no writes (a standby, default_transaction_read_only): the
+    storage's fault (25006), raised at once and not retried."""
+    from populace.store.driver import StoreFault
+    from populace.store.postgresql import PostgresDriver
+
+    url = own_server.database("ro")
+    with psycopg.connect(f"{own_server.base}/postgres", autocommit=True) as conn:
+        conn.execute("ALTER DATABASE ro SET default_transaction_read_only = on")
+    driver = PostgresDriver(url)
+    try:
+        with pytest.raises(StoreFault, match=rf"store {url}: ReadOnlySqlTransaction "
+                                             r"\(25006\): .*no member was failed for it"):
+            with driver.write() as cur:
+                cur.execute("CREATE TABLE t (x integer)")
+    finally:
+        driver.close()
 
 
 def test_a_failed_upload_is_the_storage_fault_not_the_members(tmp_path, monkeypatch):

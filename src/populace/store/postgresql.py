@@ -17,10 +17,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from populace.store.driver import Cursor, StoreError, StoreUnavailable, safe_url
+from populace.store.driver import Cursor, StoreError, StoreFault, StoreUnavailable, safe_url
 
 # the tables of a run, dropped by `remove` (children before parents)
 _TABLES = ("events", "results", "members", "checkpoints", "meta")
+
+# SQLSTATEs of a storage that failed, not a statement: class 53 (insufficient resources:
+# 53100 disk full, 53200 out of memory...) but 53300 too many connections, which waiting
+# mends; 25006 a read-only transaction (a standby, default_transaction_read_only) and
+# 58030 an I/O error (a read-only or failing disk). Making the call again mends none of
+# them, so they are not retried: the run stops at once.
+_FAULTS = ("25006", "58030")
+
+
+def _is_fault(sqlstate: str | None) -> bool:
+    return sqlstate is not None and (
+        sqlstate in _FAULTS or sqlstate.startswith("53") and sqlstate != "53300")
 
 
 class _Cursor:
@@ -99,7 +111,16 @@ class PostgresDriver:
                         raw.execute("ROLLBACK")
                     raise
                 raw.execute("COMMIT")
-        except psycopg.OperationalError as e:
+        except psycopg.Error as e:
+            if _is_fault(e.sqlstate):
+                raise StoreFault(f"store {safe_url(self.url)}: {type(e).__name__}"
+                                 f" ({e.sqlstate}): {e.diag.message_primary or e}; no member"
+                                 " was failed for it: fix it (free space on the server's"
+                                 " disk, make the database writable), then run the same"
+                                 " command again") from e
+            if not isinstance(e, psycopg.OperationalError):
+                # the server's errors as StoreError: the store failed, not the member
+                raise StoreError(f"store {safe_url(self.url)}: {e}") from e
             # a restart, a dropped connection, a deadlock: nothing of it took effect (or
             # a lost commit answer), so the call can be made again on a new connection
             if not self._conn.closed:
@@ -108,9 +129,6 @@ class PostgresDriver:
                 except psycopg.Error:
                     pass
             raise StoreUnavailable(f"store {safe_url(self.url)}: {e}") from e
-        except psycopg.Error as e:
-            # the server's errors as StoreError: the store failed, not the member
-            raise StoreError(f"store {safe_url(self.url)}: {e}") from e
 
     def columns(self, cur: Cursor, table: str) -> set[str]:
         cur.execute("SELECT column_name FROM information_schema.columns"
