@@ -115,6 +115,11 @@ def test_a_member_whose_score_is_not_finite_is_replaced_by_a_healthy_one(tmp_pat
                                                                         executor):
     """With replace_failed, a diverged member copies a healthy donor, and never donates."""
     monkeypatch.setenv("COUNTER_NAN_ABOVE", "0.5")
+    # steps of 10 ms: with steps of microseconds, a worker descheduled while it holds member
+    # 2 let the other train every healthy member to its end, and a finished member is no
+    # donor, so nothing was left to replace member 2 with (once in a full suite on 2 loaded
+    # cores)
+    monkeypatch.setenv("COUNTER_SLEEP", "0.01")
     initial = [{"x": 0.1}, {"x": 0.2}, {"x": 0.9}, {"x": 0.3}]
     run(tmp_path, initial, retries=1, replace_failed=True, executor=executor, workers=2,
         explore={"name": "perturb", "factors": [0.5]})  # the copy's x stays under 0.5
