@@ -25,9 +25,9 @@ from populace.errors import ConfigError
 from populace.executors import TrainableSource, check_matches, execute, preflight
 from populace.function import Member
 from populace.mend import delete
+from populace.owner import run_storage
 from populace.results import RunResult, result_of
 from populace.script import SCRIPT_MODULE, source_digest
-from populace.segment import run_storage
 from populace.space import Space
 from populace.store import (
     RunRecord,
@@ -190,7 +190,7 @@ def _resume(store: str | os.PathLike[str], trainable: Any, space: Space,
     return db, config
 
 
-def _stored(root: str, store: str | os.PathLike[str]) -> str:
+def recorded_checkpoints(root: str, store: str | os.PathLike[str]) -> str:
     """The checkpoint folder as the store records it: relative to a SQLite store's folder
     when it lies in it (a copied or moved run folder then finds its own), else as is."""
     if is_postgres(store) or "://" in root:
@@ -221,7 +221,8 @@ def _create(store: str | os.PathLike[str], trainable: Any, space: Space,
     db = open_store(store)
     try:
         db.create(RunRecord(
-            run=config.to_dict(), space=space_to_dict(space), checkpoints=_stored(root, store),
+            run=config.to_dict(), space=space_to_dict(space),
+            checkpoints=recorded_checkpoints(root, store),
             script=None if script is None else str(Path(script).resolve()),
             trainable=f"{trainable.__module__}:{trainable.__qualname__}",
             window=config.window(),

@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Sequence
 
 from populace.checkpoints import open_storage
+from populace.owner import CopiedStore, owned
 from populace.store import Status, Store, StoreError, beside, open_store, store_exists
 from populace.store.driver import safe_url
 
@@ -39,7 +40,7 @@ def delete(url: str | os.PathLike[str]) -> int:
             raise StoreError(f"the run in {safe_url(os.fspath(url))} is training members "
                              f"{', '.join(map(str, leased))}: stop its workers first (a "
                              "killed worker's lease expires after the run's lease_seconds)")
-        removed = open_storage(store.config().checkpoints).clear(store.meta("run"))
+        removed = _clear(store)
     finally:
         store.close()
     store.driver.remove()
@@ -47,6 +48,18 @@ def delete(url: str | os.PathLike[str]) -> int:
     # gone would be taken for the next run's under the same name
     shutil.rmtree(beside(url, ".report"), ignore_errors=True)
     return removed
+
+
+def _clear(store: Store) -> int:
+    """Delete the run's checkpoint files; none of a copy's, which are the original's."""
+    storage = open_storage(store.config().checkpoints)
+    if not storage.marked():
+        return 0  # never marked: the run wrote nothing there
+    try:
+        owned(store, storage)
+    except CopiedStore:
+        return 0
+    return storage.clear(store.meta("run"))
 
 
 def _open(url: str | os.PathLike[str]) -> Store:

@@ -31,15 +31,11 @@ from typing import Any, cast
 
 import numpy as np
 
-from populace.checkpoints import (
-    CheckpointDamaged,
-    CheckpointRef,
-    CheckpointStorage,
-    open_storage,
-)
+from populace.checkpoints import CheckpointDamaged, CheckpointRef
 from populace.config import RunConfig
 from populace.errors import ConfigError
 from populace.mode import Mode
+from populace.owner import run_storage
 from populace.snapshot import Snapshot
 from populace.space import Space
 from populace.store import TRAINING, Decision, FailOutcome, MemberRow, Outcome, Report, Store
@@ -111,25 +107,6 @@ def _number(source: str, name: str, value: Any) -> float:
     except (TypeError, ValueError):
         raise ConfigError(f"{source} must return a number or a dict of numbers holding the "
                           f"score; got {name}={value!r}") from None
-
-
-def run_storage(store: Store) -> CheckpointStorage:
-    """The run's checkpoint storage, marked as the run's when the run has trained nothing
-    yet (a new run, or one stopped before its first checkpoint), checked when it has: a
-    folder that is not mounted here is not a run whose checkpoints all broke."""
-    storage = open_storage(store.config().checkpoints)
-    run = store.meta("run")
-    keys = store.checkpoint_keys()
-    if (not keys and not store.results()) or _holds_unmarked(storage, keys):
-        storage.mark(run)
-    storage.check(run)
-    return storage
-
-
-def _holds_unmarked(storage: CheckpointStorage, keys: set[str]) -> bool:
-    """Whether a storage without a mark holds checkpoints the run names: the run's own,
-    written by a populace older than the marks, not a folder that is missing here."""
-    return not storage.marked() and any(name in keys for name, _ in storage.files())
 
 
 def make_decide(config: RunConfig, space: Space, burn_in: bool = True

@@ -29,7 +29,7 @@ CHUNK = 1 << 20
 # Keys come from the store; anything else (absolute paths, "..") must never reach the filesystem.
 KEY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}-[0-9a-f]{12}\.ckpt")
 TMP = ".tmp-"
-MARKER = ".populace-run"  # in every storage root: the id of the run its checkpoints belong to
+MARKER = ".populace-run"  # in every storage root: whose run (its id) and store its files are
 # what a write into a storage meets when the storage, not the save, is at fault
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                             errno.ENOENT, errno.EIO})
@@ -97,44 +97,67 @@ class CheckpointStorage(ABC):
 
     @abstractmethod
     def _marker(self) -> str | None:
-        """The run id the storage is marked with; None when there is no mark."""
+        """The mark's text; None when there is no mark."""
 
     @abstractmethod
-    def _write_marker(self, run: str) -> None:
-        """Write the mark, owner-only."""
+    def _write_marker(self, text: str, replace: bool = False) -> None:
+        """Write the mark, owner-only; an existing one only with `replace`."""
 
     @abstractmethod
     def _remove_marker(self) -> None:
         """Remove the mark (and what it leaves empty); a missing one is fine."""
 
-    def mark(self, run: str) -> None:
-        """Record in the storage that it holds run `run`'s checkpoints.
+    def _mark(self) -> tuple[str, str | None] | None:
+        """(run id, owning store or None) from the mark: its first line, then its second
+        (a mark written before stores were named in it has none); None without a mark."""
+        text = self._marker()
+        if text is None:
+            return None
+        run, _, owner = text.partition("\n")
+        return run.strip(), owner.strip() or None
+
+    def mark(self, run: str, owner: str | None = None) -> None:
+        """Record in the storage that it holds run `run`'s checkpoints, for the store
+        `owner` names (populace.owner: a copy of the store is another owner).
 
         Every worker checks the mark (`check`) before it trains: without it a folder
         that is not mounted, or was moved away, would look like a storage whose every
         checkpoint is missing, and the whole run would quietly restart from scratch.
         """
-        found = self._marker()
+        found = self._mark()
         if found is None:
-            self._write_marker(run)
-        elif found != run:
-            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}); "
+            self._write_marker(run if owner is None else f"{run}\n{owner}")
+        elif found[0] != run:
+            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found[0]}); "
                                  "give each run a checkpoint storage of its own")
 
     def marked(self) -> bool:
         """Whether the storage carries a run's mark (any run's)."""
         return self._marker() is not None
 
+    def owner(self, run: str) -> str | None:
+        """The store the mark names as the one training run `run` here (None: unnamed);
+        StorageMissing as `check`."""
+        self.check(run)
+        found = self._mark()
+        return None if found is None else found[1]
+
+    def own(self, run: str, owner: str) -> None:
+        """Name `owner` in run `run`'s mark: the store was moved, or its mark predates
+        owners (populace.owner decides which)."""
+        self.check(run)
+        self._write_marker(f"{run}\n{owner}", replace=True)
+
     def check(self, run: str) -> None:
         """StorageMissing unless this is run `run`'s storage, reachable from this machine."""
-        found = self._marker()
+        found = self._mark()
         if found is None:
             raise StorageMissing(
                 f"the run's checkpoint storage {self.url} is not there on machine "
                 f"{_machine()!r} (no {self.url}/{MARKER}): mount the shared folder or reach "
                 "the bucket there, or move the folder back; nothing was trained")
-        if found != run:
-            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found}), "
+        if found[0] != run:
+            raise StorageMissing(f"checkpoints {self.url} belong to another run ({found[0]}), "
                                  f"not this one ({run})")
 
     def clear(self, run: str) -> int:

@@ -129,11 +129,14 @@ class LocalCheckpointStorage(CheckpointStorage):
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def _write_marker(self, run: str) -> None:
+    def _write_marker(self, text: str, replace: bool = False) -> None:
         mkdir(self.root)
-        fd = os.open(self.root / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path = self.root / (new_name() if replace else MARKER)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:  # owner-only, as every checkpoint file
-            f.write(run + "\n")
+            f.write(text + "\n")
+        if replace:  # whole or not at all: a reader never sees half a mark
+            os.replace(path, self.root / MARKER)
 
     def _remove_marker(self) -> None:
         """The mark, then the folders it leaves empty."""

@@ -247,9 +247,9 @@ class RemoteCheckpointStorage(CheckpointStorage):
         except FileNotFoundError:
             return None
 
-    def _write_marker(self, run: str) -> None:
-        self.fs.makedirs(self.base, exist_ok=True)
-        self.fs.pipe_file(f"{self.base}/{MARKER}", (run + "\n").encode())
+    def _write_marker(self, text: str, replace: bool = False) -> None:
+        self.fs.makedirs(self.base, exist_ok=True)  # an object is put whole: no half mark
+        self.fs.pipe_file(f"{self.base}/{MARKER}", (text + "\n").encode())
 
     def _remove_marker(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -19,7 +19,7 @@ from populace import __version__, stopping
 from populace.checkpoints import StorageMissing
 from populace.cli.base import Command, Parser
 from populace.cli.history import Export, Replay, Report
-from populace.cli.mend import Collect, Delete, Retry
+from populace.cli.mend import Collect, Delete, Detach, Retry
 from populace.cli.run import Run, settings_table
 from populace.cli.settings import read_config_file
 from populace.cli.status import Result, Status
@@ -34,7 +34,7 @@ __all__ = ["COMMANDS", "main", "read_config_file", "settings_table"]
 
 # in the order `populace --help` lists them
 COMMANDS: tuple[Command, ...] = (Run(), Worker(), Report(), Replay(), Retry(), Delete(),
-                                 Collect(), Result(), Status(), Export())
+                                 Collect(), Detach(), Result(), Status(), Export())
 
 
 def _parser() -> argparse.ArgumentParser:

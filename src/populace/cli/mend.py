@@ -1,4 +1,5 @@
-"""`populace retry`, `delete` and `collect`: mending a run, and tidying up after one."""
+"""`populace retry`, `delete`, `collect` and `detach`: mending a run, tidying up after
+one, and making a copied store a run of its own."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import sys
 
 from rich.console import Console
 
+from populace.api import checkpoint_root, recorded_checkpoints
 from populace.checkpoints import open_storage
 from populace.cli.base import Command
 from populace.collect import collect, grace_for, orphans
 from populace.errors import ConfigError
 from populace.mend import delete, retry
+from populace.owner import detach, owned, owned_or_named
 from populace.replay import default_replay_store
 from populace.store import StoreError, open_store, store_exists
 from populace.store.driver import safe_url
@@ -92,8 +95,7 @@ class Collect(Command):
             raise ConfigError(f"--grace must be a number of seconds >= 0, got {args.grace}")
         store = open_store(args.store)
         try:
-            storage = open_storage(store.config().checkpoints)
-            storage.check(store.meta("run"))
+            storage = owned(store)
             grace = grace_for(store) if args.grace is None else args.grace
             found = (orphans if args.dry_run else collect)(store, storage, grace)
         finally:
@@ -103,4 +105,30 @@ class Collect(Command):
             console.print(f"{verb} {name}", highlight=False)
         console.print(f"{verb} {len(found)} file(s) no checkpoint names from {storage.url} "
                       f"(grace {grace:g} s)", highlight=False)
+        return 0
+
+
+class Detach(Command):
+    name = "detach"
+    help = ("make the store STORE, a copy of another run's store, a run of its own: copy the "
+            "checkpoints it keeps into a new folder and give the run a new id")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("store")
+        parser.add_argument("--checkpoints", required=True,
+                            help="an empty folder (or fsspec URL) for the copy's checkpoints")
+
+    def take_action(self, args: argparse.Namespace, console: Console) -> int:
+        if not store_exists(args.store):
+            raise StoreError(f"{safe_url(args.store)} does not exist")
+        root = checkpoint_root(args.checkpoints, args.store)
+        store = open_store(args.store)
+        try:
+            before = owned_or_named(store).url
+            done = detach(store, open_storage(root), recorded_checkpoints(root, args.store))
+        finally:
+            store.close()
+        console.print(f"{safe_url(args.store)} is run {done.run} now, its {done.copied} "
+                      f"checkpoint(s) copied from {before} into {done.storage}: it trains, "
+                      "collects and deletes there alone", highlight=False)
         return 0

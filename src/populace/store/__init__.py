@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from populace.store.copies import rename_run, run_at
 from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.records import (
     DECISIONS,
@@ -37,7 +38,8 @@ from populace.store.store import Store
 __all__ = [
     "DECISIONS", "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Cursor", "Decision", "Driver",
     "Event", "FailOutcome", "Kind", "MemberRow", "Outcome", "Report", "Result", "Role", "RunRecord",
-    "Status", "Store", "StoreError", "beside", "is_postgres", "open_store", "store_exists",
+    "Status", "Store", "StoreError", "beside", "is_postgres", "open_store", "rename_run", "run_at",
+    "store_exists",
 ]
 
 

@@ -78,6 +78,10 @@ class Driver(Protocol):
     def columns(self, cur: Cursor, table: str) -> set[str]:
         """The column names of `table` (empty when there is no such table)."""
 
+    def identity(self) -> dict[str, str | int]:
+        """Which database this is, the same from every machine that reaches it, and
+        different for a copy of it: whose checkpoint storage is whose (populace.owner)."""
+
     def close(self) -> None: ...
 
     def remove(self) -> None:

@@ -100,7 +100,7 @@ def upgrade(cur: Cursor, version: int) -> None:
             cur.execute(f"ALTER TABLE members ADD COLUMN {column}")
     # a run written before runs had their own name (populace before 2fcbeb7) gets one: its
     # checkpoint storage, never marked, is marked as this run's when it next trains
-    # (`populace.segment.run_storage`)
+    # (`populace.owner.run_storage`)
     cur.execute("INSERT INTO meta (key, value) VALUES ('run', ?) ON CONFLICT (key) DO NOTHING",
                 (json.dumps(uuid.uuid4().hex),))
     _set_version(cur, SCHEMA_VERSION)

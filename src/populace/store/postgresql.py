@@ -135,6 +135,15 @@ class PostgresDriver:
                     " WHERE table_schema = current_schema() AND table_name = ?", (table,))
         return {row[0] for row in cur.fetchall()}
 
+    def identity(self) -> dict[str, str | int]:
+        """The cluster's system identifier (set by initdb, whatever host name reaches it),
+        the database and the schema: a dump restored anywhere else differs."""
+        with self.read() as cur:
+            cur.execute("SELECT system_identifier, current_database(), current_schema()"
+                        " FROM pg_control_system()")
+            system, database, schema = cur.fetchone()
+        return {"postgresql": f"cluster {system}, database {database}, schema {schema}"}
+
     def close(self) -> None:
         self._conn.close()
 

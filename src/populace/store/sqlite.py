@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -91,6 +92,12 @@ class SQLiteDriver:
     def columns(self, cur: Cursor, table: str) -> set[str]:
         cur.execute("SELECT name FROM pragma_table_info(?)", (table,))
         return {row[0] for row in cur.fetchall()}
+
+    def identity(self) -> dict[str, str | int]:
+        """The file's path, machine and inode: a copy is a new file (another inode), and
+        a file moved within its file system, or reached over NFS, keeps its inode."""
+        path = self.path.resolve()
+        return {"sqlite": str(path), "host": socket.gethostname(), "inode": path.stat().st_ino}
 
     def close(self) -> None:
         self._conn.close()

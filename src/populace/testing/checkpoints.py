@@ -241,7 +241,8 @@ def check_storage_pickles(factory: StorageFactory) -> None:
 
 def check_storage_mark(factory: StorageFactory) -> None:
     """The run's mark tells a storage that is not there (a folder not mounted) from one
-    whose checkpoints all broke, and another run's storage from this one's."""
+    whose checkpoints all broke, and another run's storage from this one's; it names the
+    store that trains there (`own`), replaced whole, leaving no file behind."""
     c = Checking(factory, check_storage_mark)
     c.did("check('run-a') on a fresh storage")
     c.raises(StorageMissing, ["not there"], lambda: c.storage.check("run-a"))
@@ -253,6 +254,11 @@ def check_storage_mark(factory: StorageFactory) -> None:
     c.did("mark('run-a'), then check('run-b') and mark('run-b')")
     c.raises(StorageMissing, ["another run", "run-a"], lambda: c.storage.check("run-b"))
     c.raises(StorageMissing, ["another run", "run-a"], lambda: c.storage.mark("run-b"))
+    c.did("own('run-a', 'store y'), then owner('run-a') here and in another process")
+    c.storage.own("run-a", "store y")
+    owners = c.storage.owner("run-a"), other(c.storage).owner("run-a")
+    c.expect(owners == ("store y", "store y"), lambda: f"owner() gives {owners}")
+    c.raises(StorageMissing, ["another run", "run-a"], lambda: c.storage.own("run-b", "z"))
     ref = c.write(b"weights")
     names = [name for name, _ in c.storage.files()]
     c.expect(names == [ref.key], lambda: f"files() lists {names}: the mark is no checkpoint")
