@@ -7,8 +7,9 @@ events are read before results, so every exploit's triggering result is known.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from populace.lineage import ScheduleEntry, lineage, schedule
@@ -30,6 +31,20 @@ class Failure:
         """The exception line of the traceback (its last non-empty line)."""
         lines = [line for line in self.error.strip().splitlines() if line.strip()]
         return lines[-1].strip() if lines else "(no error recorded)"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One FIRE-PBT evaluation: an evaluator training a parent's weights with a child's
+    hparams, from its start to its end (None: still running, or the run ended first)."""
+
+    evaluator: int
+    step: int  # the evaluator's step when it began
+    parent: int | None
+    what: str  # "parent 3 (P2) with the hparams of child 0 (P1)"
+    end: int | None = None  # the step it ended at
+    outcome: str = "running"  # running, succeeded, stopped
+    why: str = ""  # the stop's reason, or the success's test
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,13 @@ class RunView:
     # a multi-objective run: its objectives and directions, and its final Pareto front
     objectives: dict[str, str] | None = None
     front: list[MemberRow] = field(default_factory=list)
+    # FIRE-PBT: every evaluation, oldest first (empty for every other run)
+    evaluations: list[Evaluation] = field(default_factory=list)
+
+    @property
+    def fire(self) -> bool:
+        """Whether the run has sub-populations and evaluators (FIRE-PBT)."""
+        return any(m.sub != 1 for m in self.members)
 
 
 def gather(store: Store) -> RunView:
@@ -125,7 +147,36 @@ def gather(store: Store) -> RunView:
         dropped=[e for e in events if e.kind == Kind.DROPPED],
         space=space, hparams=names, objectives=run.get("objectives"),
         front=[] if result is None else result.front,
+        evaluations=evaluations(events),
     )
+
+
+def evaluations(events: list[Event]) -> list[Evaluation]:
+    """Each evaluation from its events: begun (`evaluation`), succeeded, stopped. A
+    success is followed by a stop (the child adopted its weights): it stays a success."""
+    found: list[Evaluation] = []
+    open_: dict[int, int] = {}  # evaluator -> index in `found` of its running evaluation
+    for e in events:
+        if e.kind == Kind.EVALUATION:
+            open_[e.member] = len(found)
+            found.append(Evaluation(e.member, e.step, e.donor, e.detail or ""))
+        elif e.kind in (Kind.SUCCEEDED, Kind.STOPPED) and e.member in open_:
+            i = open_[e.member]
+            if found[i].outcome == "succeeded":  # the adopt that ends a success
+                found[i] = replace(found[i], end=e.step, why=f"{found[i].why}; {e.detail}")
+                del open_[e.member]
+                continue
+            found[i] = replace(found[i], end=e.step, outcome=str(e.kind), why=e.detail or "")
+            if e.kind == Kind.STOPPED:
+                del open_[e.member]
+    return found
+
+
+def stop_reasons(found: list[Evaluation]) -> Counter[str]:
+    """How many evaluations stopped for each reason, its numbers left out ("child N
+    changed"): which rule ends them, the first thing to read when FIRE-PBT decides little."""
+    return Counter(re.sub(r"\d+(\.\d+)?(e-?\d+)?", "N", e.why.split(";")[0])
+                   for e in found if e.outcome == "stopped")
 
 
 def _best(store: Store) -> tuple[RunResult | None, str | None]:

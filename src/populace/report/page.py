@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from populace.report.data import RunView
+from populace.report.data import RunView, stop_reasons
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1040px; color: #222; }
@@ -74,6 +75,8 @@ def render(view: RunView, plots: Sequence[Plot]) -> str:
     if view.objectives:
         parts += ["<h2>Pareto front</h2>", _front(view)]
     parts += ["<h2>Schedule of the best member</h2>", _schedule(view)]
+    if view.fire:
+        parts += ["<h2>FIRE-PBT: sub-populations and evaluations</h2>", _fire(view)]
     if view.failures:
         parts += ["<h2>Failed members</h2>", _failures(view)]
     if view.dropped:
@@ -121,6 +124,28 @@ def _schedule(view: RunView) -> str:
             f'<table id="schedule"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
 
 
+def _fire(view: RunView) -> str:
+    """Who is in which sub-population, and every evaluation with how it ended."""
+    subs = Counter(m.sub for m in view.members)
+    sizes = ", ".join(f"P{k} {n}" for k, n in sorted(subs.items()) if k)
+    found = view.evaluations
+    ended = Counter(e.outcome for e in found)
+    reasons = "; ".join(f"{why} {n}" for why, n in stop_reasons(found).most_common())
+    rows = "".join(
+        "<tr>" + _cell(e.evaluator) + _cell(e.step) + f"<td>{escape(e.what)}</td>"
+        + _cell(e.end) + f"<td>{escape(e.outcome)}</td><td>{escape(e.why)}</td></tr>"
+        for e in found)
+    return (f'<p id="fire-sizes">Sub-populations {escape(sizes)}; evaluators {subs.get(0, 0)}. '
+            f"Evaluations: {len(found)} begun, {ended['succeeded']} succeeded, "
+            f"{ended['stopped']} stopped, {ended['running']} running or cut short by the "
+            f"run's end.</p>"
+            + (f'<p id="fire-reasons">Stopped because: {escape(reasons)}.</p>' if reasons
+               else "")
+            + '<table id="evaluations"><thead><tr><th>evaluator</th><th>from step</th>'
+            "<th>evaluates</th><th>to step</th><th>outcome</th><th>why</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _failures(view: RunView) -> str:
     rows = "".join(
         f"<tr>{_cell(f.member)}{_cell(f.step)}<td>{escape(f.message)}"
@@ -140,11 +165,13 @@ def _dropped(view: RunView) -> str:
 
 
 def _members(view: RunView) -> str:
+    fire = ["sub-population"] if view.fire else []
     head = "".join(f"<th>{escape(n)}</th>" for n in
-                   ["member", "status", "step", "score", "generation", "parent", *view.hparams])
+                   ["member", *fire, "status", "step", "score", "generation", "parent",
+                    *view.hparams])
     rows = "".join(
-        "<tr>" + "".join(_cell(x) for x in (m.id, m.status, m.step, m.score, m.generation,
-                                           m.parent))
+        "<tr>" + _cell(m.id) + ("" if not fire else _cell(f"P{m.sub}" if m.sub else "evaluator"))
+        + "".join(_cell(x) for x in (m.status, m.step, m.score, m.generation, m.parent))
         + "".join(_cell(m.hparams.get(n)) for n in view.hparams) + "</tr>"
         for m in view.members
     )
