@@ -17,30 +17,36 @@ from support.paths import COUNTER
 
 import populace
 from populace.script import load_script
-from populace.store import open_store
+from populace.store import Kind, open_store
 from populace.testing import EXECUTOR_CHECKS, RunTrace, check_same_run, trace
 
 POPULACE = [sys.executable, "-m", "populace.cli"]
 
 
-def api(executor: str, workers: int = 1) -> Callable[[str], None]:
+# FIRE-PBT's sub-populations and evaluators, on a run long enough for evaluations to
+# begin, stop and succeed
+FIRE = {"exploit": "fire", "population": 8, "steps": 40}
+
+
+def api(executor: str, workers: int = 1, **settings: object) -> Callable[[str], None]:
     """Train the counter through populace.run on `executor`."""
 
     def train(url: str) -> None:
         s = load_script(COUNTER)
         populace.run(s.trainable, s.space, store=url, script=COUNTER, progress=False,
-                     **{**s.config, "executor": executor, "workers": workers})
+                     **{**s.config, "executor": executor, "workers": workers, **settings})
 
     return train
 
 
-def external(workers: int = 1) -> Callable[[str], None]:
+def external(workers: int = 1, **settings: object) -> Callable[[str], None]:
     """`populace run --workers 0` creates the run and waits; `populace worker` processes,
     started beside it, train it."""
+    flags = [f"--{k}={v}" for k, v in settings.items()]
 
     def train(url: str) -> None:
         head = subprocess.Popen([*POPULACE, "run", str(COUNTER), "--store", url, "--workers",
-                                 "0", "--quiet"], stdout=subprocess.PIPE,
+                                 "0", "--quiet", *flags], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         others = [subprocess.Popen([*POPULACE, "worker", "--store", url],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -51,16 +57,15 @@ def external(workers: int = 1) -> Callable[[str], None]:
     return train
 
 
-def ray(url: str) -> None:
-    pytest.importorskip("ray")
-    api("ray")(url)
-
-
 # one worker each: the same run on every executor
-DETERMINISTIC = {"inline": api("inline"), "local": api("local"), "ray": ray,
+DETERMINISTIC = {"inline": api("inline"), "local": api("local"), "ray": api("ray"),
                  "external": external()}
+DETERMINISTIC_FIRE = {"inline-fire": api("inline", **FIRE), "local-fire": api("local", **FIRE),
+                      "ray-fire": api("ray", **FIRE), "external-fire": external(**FIRE)}
 EXECUTORS = {**DETERMINISTIC, "local-2-workers": api("local", 2),
-             "external-2-workers": external(2)}
+             "external-2-workers": external(2), **DETERMINISTIC_FIRE,
+             "local-2-workers-fire": api("local", 2, **FIRE),
+             "external-2-workers-fire": external(2, **FIRE)}
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +102,22 @@ def test_every_executor_keeps_the_contract(trained, executor, check):
         store.close()
 
 
-@pytest.mark.parametrize("executor", [name for name in DETERMINISTIC if name != "inline"])
+@pytest.mark.parametrize("executor", [name for name in {**DETERMINISTIC, **DETERMINISTIC_FIRE}
+                                      if not name.startswith("inline")])
 def test_one_worker_trains_the_same_run_on_every_executor(trained, executor):
-    expected = trace_of(trained("inline"))
+    inline = "inline-fire" if executor.endswith("-fire") else "inline"
+    expected = trace_of(trained(inline))
     assert expected.events, "the run copies members: its decisions are compared too"
     check_same_run(expected, trace_of(trained(executor)), f"the run on {executor}")
+
+
+@pytest.mark.parametrize("executor", [name for name in EXECUTORS if name.endswith("-fire")])
+def test_fire_runs_evaluate_on_every_executor(trained, executor):
+    """Not a vacuous FIRE run: evaluators began evaluations and ended some."""
+    store = open_store(trained(executor))
+    try:
+        kinds = {e.kind for e in store.events()}
+        subs = {m.sub for m in store.members()}
+    finally:
+        store.close()
+    assert {Kind.EVALUATION, Kind.STOPPED} <= kinds and subs == {0, 1, 2}, (kinds, subs)
