@@ -19,8 +19,9 @@ from support.paths import COUNTER, ROOT
 from support.processes import workers_of
 
 from populace.lineage import lineage
-from populace.report.data import gather
+from populace.report.data import evaluations, gather
 from populace.store import open_store
+from populace.testing import EXECUTOR_CHECKS
 
 POPULATION, STEPS, READY = 4, 40, 4
 
@@ -38,12 +39,13 @@ def no_run_left_behind() -> Iterator[None]:
             proc.wait()
 
 
-def start(store: Path, config: Path, evals: Path) -> subprocess.Popen:
+def start(store: Path, config: Path, evals: Path, *flags: str,
+          population: int = POPULATION) -> subprocess.Popen:
     """`populace run` in a process group of its own: the parent and its workers."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "populace.cli", "run", str(COUNTER), "--store", str(store),
-         "--config", str(config), "--population", str(POPULATION), "--workers", "2",
-         "--steps", str(STEPS), "--ready-steps", str(READY), "--quiet"],
+         "--config", str(config), "--population", str(population), "--workers", "2",
+         "--steps", str(STEPS), "--ready-steps", str(READY), "--quiet", *flags],
         cwd=ROOT, env={**os.environ, "COUNTER_SLEEP": "0.02", "COUNTER_EVALS": str(evals)},
         start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -130,6 +132,35 @@ def test_a_run_killed_several_times_resumes_to_one_coherent_history(tmp_path):
         data = (root / m.checkpoint.key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == m.checkpoint.sha256
     db.close()
+
+
+def test_a_fire_run_killed_several_times_resumes_with_every_evaluation_accounted_for(
+        tmp_path):
+    """FIRE-PBT's evaluators and evaluations survive kill -9: the executor contract holds,
+    and each evaluator's evaluations follow one another, each begun after the last ended."""
+    store, evals = tmp_path / "f.db", tmp_path / "evals"
+    config = tmp_path / "lease.yaml"
+    config.write_text("lease_seconds: 1.0\n")
+    for n in (6, 30, 60):
+        kill_when(start(store, config, evals, "--exploit", "fire", population=8), evals, n)
+    db = open_store(store)
+    assert any(m.status not in ("done", "idle") for m in db.members()), "finished before"
+    db.close()
+    resumed = start(store, config, evals, "--exploit", "fire", population=8)
+    out = resumed.communicate(timeout=120)[0].decode()
+    assert resumed.returncode == 0, out
+    db = open_store(store)
+    try:
+        for check in EXECUTOR_CHECKS:
+            check(db)
+        events = db.events()
+    finally:
+        db.close()
+    found = evaluations(events)
+    assert found and any(e.outcome != "running" for e in found), found
+    for evaluator in {e.evaluator for e in found}:
+        own = [e for e in found if e.evaluator == evaluator]
+        assert all(e.end is not None and e.end <= later.step for e, later in pairwise(own)), own
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
