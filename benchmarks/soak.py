@@ -111,7 +111,8 @@ def children(pid: int) -> list[int]:
 
 
 def workers_of(pid: int) -> list[int]:
-    """The run's worker processes (spawned children running populace's worker loop)."""
+    """The run's worker processes: spawned by it (GPU workers), or forked by its fork
+    server (a child of the run, whose own children are the workers)."""
     found = []
     for child in children(pid):
         try:
@@ -120,6 +121,8 @@ def workers_of(pid: int) -> list[int]:
             continue
         if "spawn_main" in cmdline:
             found.append(child)
+        elif "forkserver" in cmdline:
+            found += children(child)
     return sorted(found)
 
 
