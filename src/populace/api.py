@@ -181,6 +181,7 @@ def _resume(store: str | os.PathLike[str], trainable: Any, space: Space,
     db = open_store(store)
     try:
         check_matches(db.config(), trainable, space)
+        run_storage(db)  # a copy's or a missing storage refused before the run changes
         config = _resume_config(db, settings)
         db.stop(None)  # stopped early before: its stop settings are looked at afresh
         _say_leased(db)

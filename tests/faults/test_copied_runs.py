@@ -17,7 +17,7 @@ from support.runs import run_script
 
 from populace.checkpoints import MARKER, StorageMissing
 from populace.cli import main
-from populace.store import open_store
+from populace.store import Status, open_store
 
 
 def files(folder: Path) -> dict[str, float]:
@@ -73,6 +73,10 @@ def test_a_copy_sharing_checkpoints_outside_its_folder_is_refused_and_detach_fre
     copy = tmp_path / "b" / "runs" / "x.db"
     with pytest.raises(StorageMissing, match="is a copy of the store at .*populace detach"):
         run_script(COUNTER, copy, executor="inline", steps=16)
+    refused = open_store(copy)  # refused before anything of the run changed
+    assert refused.config().run["steps"] == 8
+    assert {m.status for m in refused.members()} == {Status.DONE}
+    refused.close()
     code, said = cli(capsys, "collect", copy)
     assert code == 2 and "populace detach" in said
     assert files(shared) == before  # nothing written or collected there
