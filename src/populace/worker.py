@@ -18,7 +18,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from populace import stopping
 from populace.config import RunConfig
@@ -76,6 +76,11 @@ class Heartbeat:
         self._thread.join()
 
 
+def timed_out() -> NoReturn:
+    """End this process with TIMED_OUT, for whoever started it to start another."""
+    os._exit(TIMED_OUT)
+
+
 class Watchdog:
     """Ends this worker process when its segment has not reported within `timeout` seconds
     (a step that never returns: a deadlocked data loader, a stuck collective), after
@@ -84,8 +89,8 @@ class Watchdog:
     """
 
     def __init__(self, timeout: float, began: Callable[[], float],
-                 fire: Callable[[int, float], None]):
-        self._timeout, self._began, self._fire = timeout, began, fire
+                 fire: Callable[[int, float], None], end: Callable[[], NoReturn]):
+        self._timeout, self._began, self._fire, self._end = timeout, began, fire, end
         self._member: int | None = None
         self._since = 0.0
         self._lock = threading.Lock()
@@ -107,7 +112,7 @@ class Watchdog:
                 try:
                     self._fire(member, time.monotonic() - since)
                 finally:
-                    os._exit(TIMED_OUT)
+                    self._end()
 
     def close(self) -> None:
         self._stop.set()
@@ -134,12 +139,14 @@ class Worker(ABC):
         `held` when it carries the member; return the state this worker holds after (None:
         nothing to carry on with)."""
 
-    def run(self) -> int:
-        """Claim, train and report until the run is done; return the segments trained."""
+    def run(self, end: Callable[[], NoReturn] = timed_out) -> int:
+        """Claim, train and report until the run is done; return the segments trained.
+        `end` ends the process once a segment timed out and was recorded."""
         watching: list[Heartbeat | Watchdog] = [
             Heartbeat(self.store.url, self.id, self.config.lease_seconds)]
         if (timeout := self.config.segment_timeout) is not None:
-            watching.append(Watchdog(timeout, lambda: self.segments.began, self._timed_out))
+            watching.append(Watchdog(timeout, lambda: self.segments.began, self._timed_out,
+                                     end))
         try:
             return self._loop(watching)
         finally:

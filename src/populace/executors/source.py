@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from populace.config import RunConfig
 from populace.errors import ConfigError
@@ -20,7 +20,7 @@ from populace.script import load_script
 from populace.space import Space
 from populace.store import RunRecord, Store
 from populace.strategies import space_from_dict, space_to_dict
-from populace.worker import TrainableWorker, Worker
+from populace.worker import TrainableWorker, Worker, timed_out
 from populace.worker import preflight as trainable_preflight
 
 if TYPE_CHECKING:
@@ -101,11 +101,13 @@ def vectorized(trainable: Any) -> bool:
 
 
 def work(store: Store, source: TrainableSource,
-         started: Callable[[], None] | None = None) -> int:
+         started: Callable[[], None] | None = None,
+         end: Callable[[], NoReturn] = timed_out) -> int:
     """Run one worker on `store` until the run is done; return the segments it trained.
 
     `started` is called once the trainable is imported and the worker built, just before
-    its first claim (the local executor's workers wait there for each other).
+    its first claim (the local executor's workers wait there for each other). `end` ends
+    the process after a segment timed out (`populace worker` starts itself again).
     """
     trainable, space = source.load()
     check_matches(store.config(), trainable, space)
@@ -120,7 +122,9 @@ def work(store: Store, source: TrainableSource,
         worker = FunctionWorker(store, trainable, space)
     if started is not None:
         started()
-    return worker.run()
+    if isinstance(worker, Worker):
+        return worker.run(end)
+    return worker.run()  # vectorized: it refuses a segment_timeout
 
 
 def preflight(trainable: Any, hparams: dict[str, Any], config: RunConfig) -> None:
