@@ -188,6 +188,11 @@ class RunConfig:
         window_of(exploit)
         if curve_of(exploit) is not None and isinstance(exploit, Fire):
             exploit.layout(self.population)  # too small a population for its sub-populations
+            if exploit.points > 1 and self.ready_seconds is not None:
+                raise ConfigError(
+                    f"exploit fire: points={exploit.points} spreads curve points evenly over "
+                    "a segment, which needs its length in steps: use ready_steps, or "
+                    f"points=1 with ready_seconds={self.ready_seconds:g}")
         segments_of(self.make_explore())  # a bad segments window too
         self._validate_logs()
 
@@ -299,6 +304,12 @@ class RunConfig:
     def curve(self) -> int:
         """How many curve points per member the exploit strategy reads (0: none; FIRE-PBT)."""
         return curve_of(self.make_exploit()) or 0
+
+    def points(self) -> int:
+        """How many curve points a segment records (1: its end's; above 1 only for
+        FIRE-PBT's `points`)."""
+        exploit = self.make_exploit()
+        return exploit.points if isinstance(exploit, Fire) else 1
 
     def groups(self) -> list[int] | None:
         """FIRE-PBT's layout, for `Store.create`: each member's sub-population, 1..n, or 0

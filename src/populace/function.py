@@ -98,9 +98,11 @@ class Member:
         evaluated = _evaluated(metrics, named)
         self._step += 1
         stopping.check()
-        if not segments.ready_at(segment, self._step):
-            return
         try:
+            if not segments.ready_at(segment, self._step):
+                if self._step in segment.marks:  # a curve point inside it (FIRE's points)
+                    segments.record(segment, self._step, evaluated)
+                return
             outcome = segments.report(segment, self._step, evaluated, self._save)
         except (ScoreNotFinite, StorageFault) as e:
             # the segment ends whatever the loop does next: nothing of it is stored

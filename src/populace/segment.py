@@ -25,7 +25,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -173,6 +173,10 @@ class Segment:
     member: MemberRow
     end: int  # the last step it may reach: the run's end, or a replay's next entry
     started: float  # time.monotonic() at its beginning, for ready_seconds and the Report
+    # the steps inside it whose score goes into the member's curve (FIRE-PBT's `points`),
+    # and the (step, score) points recorded there so far, handed in with its end's
+    marks: frozenset[int] = frozenset()
+    curve: list[tuple[int, float]] = field(default_factory=list, compare=False)
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,7 @@ class Segments:
         store.patience = self.config.lease_seconds
         self.storage = run_storage(store)
         self.ready = self.config.make_ready()
+        self.points = self.config.points()  # curve points a segment records (FIRE-PBT)
         self.decide = make_decide(self.config, space)
         self.replace = (make_decide(self.config, space, burn_in=False)
                         if self.config.replace_failed else None)
@@ -255,7 +260,27 @@ class Segments:
         schedule's hparams, up to the next ready point at most."""
         member = self.scheduled(member)
         self.began = time.monotonic()
-        return Segment(member, self.config.segment_end(member.step), self.began)
+        end = self.config.segment_end(member.step)
+        return Segment(member, end, self.began, self.marks(member.step, end))
+
+    def marks(self, start: int, end: int) -> frozenset[int]:
+        """The steps of a segment from `start` whose scores its curve records before its
+        end: `points` - 1 of them, evenly spaced over its steps (fewer when it is shorter
+        than `points` steps); none with one point, or a ready rule of unknown length
+        (the config refuses `points` above 1 with ready_seconds)."""
+        steps = self.ready.segment_steps() if self.points > 1 else None
+        if steps is None:
+            return frozenset()
+        length = min(steps, end - start)
+        inside = {start + math.ceil(k * length / self.points) for k in range(1, self.points)}
+        return frozenset(inside - {start + length})
+
+    def record(self, segment: Segment, step: int,
+               evaluated: float | Mapping[str, float]) -> None:
+        """A curve point at `step`, one of the segment's `marks`: its score, refused as the
+        segment's end is when not finite (the segment fails)."""
+        score, _ = self.score(segment, step, evaluated)
+        segment.curve.append((step, score))
 
     def ready_at(self, segment: Segment, step: int) -> bool:
         """Whether the segment ends at `step`: its last step, or the run's ready rule."""
@@ -281,7 +306,7 @@ class Segments:
             member=member.id, worker=self.worker, start=member.step, step=step, score=score,
             metrics=metrics, hparams=member.hparams, key=ref.key, sha256=ref.sha256,
             bytes=ref.bytes, final=step >= self.config.steps,
-            seconds=time.monotonic() - segment.started,
+            seconds=time.monotonic() - segment.started, points=tuple(segment.curve),
         ), self.decide, self.config.keep_checkpoints)
 
     def report(self, segment: Segment, step: int, evaluated: float | Mapping[str, float],

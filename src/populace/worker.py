@@ -232,6 +232,8 @@ class TrainableWorker(Worker):
             stopping.check()
             if self.segments.ready_at(segment, step):
                 break
+            if step in segment.marks:  # a curve point inside the segment (FIRE's points)
+                self.segments.record(segment, step, trainable.evaluate())
         outcome = self.segments.report(segment, step, trainable.evaluate(), trainable.save)
         held = self.segments.held(segment, outcome)
         # the next claim goes on with it, and applies hparams explored in place; exploited

@@ -14,7 +14,7 @@ import json
 
 import pytest
 from support.paths import EXAMPLES, SCRIPTS
-from support.runs import run_script
+from support.runs import assert_counter_curves, run_script
 
 import populace
 from populace.cli import main
@@ -28,6 +28,8 @@ TOY = EXAMPLES / "two_timescale.py"
 X, CHILD, EVALUATORS = 3, 0, (6, 7)
 P2 = (3, 4, 5)
 PLANTED = {"name": "fire", "start": 6}  # evaluations start at step 60
+# two curve points a segment (its middle and its end), so a verdict's 7 within 4 segments
+POINTED = {"name": "fire", "start": 1, "points": 2, "budget": 4}
 
 
 def table(out: str) -> list[list[str]]:
@@ -203,3 +205,20 @@ def test_the_progress_line_counts_idle_evaluators(tmp_path):
     display._update(open_store(db).progress())
     assert display._progress.tasks[0].fields["summary"] == (
         "members 8 | running 0 | done 6 | idle 2 | best 0.5485 | exploits 0")
+
+
+@pytest.mark.parametrize("executor", ["inline", "local"])
+@pytest.mark.parametrize("script", ["counter.py", "counter_fn.py"])
+def test_each_segment_records_fires_points_into_the_curves(tmp_path, executor, script):
+    """`points`: a Trainable's worker evaluates, and a training function's report is
+    taken, in the middle of each segment too, on either executor; evaluations decide."""
+    if script == "counter_fn.py":
+        pytest.importorskip("torch")
+    db = tmp_path / "points.db"
+    run_script(SCRIPTS / script, db, population=8, steps=40, executor=executor,
+               workers=2 if executor == "local" else 1, exploit=POINTED)
+    store = open_store(db)
+    for check in EXECUTOR_CHECKS:
+        check(store)
+    assert_counter_curves(store, every=2)
+    assert store.events(Kind.EVALUATION)

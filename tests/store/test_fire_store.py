@@ -276,19 +276,20 @@ def test_a_store_newer_than_this_populace_is_still_refused(tmp_path):
 
 
 
-def test_points_above_one_are_refused_until_executors_report_curve_points():
+def test_fire_settings_a_run_reads_and_points_refused_without_a_segment_length():
     from populace.config import RunConfig
     from populace.errors import ConfigError
-    from populace.strategies import curve_of
 
-    with pytest.raises(ConfigError, match="points must be 1 for now.*got points=4"):
-        curve_of(Fire(points=4, budget=2))
-    with pytest.raises(ConfigError, match="points must be 1 for now"):
-        RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 2})
     # the default Fire is a run's as it is: one point a segment, a budget of 8 segments
     config = RunConfig(population=8, steps=100, exploit={"name": "fire"})
-    assert (config.curve(), config.groups()) == (128, [1, 1, 1, 2, 2, 2, 0, 0])
+    assert (config.curve(), config.groups(), config.points()) == (128, [1, 1, 1, 2, 2, 2, 0, 0], 1)
     assert RunConfig(population=8, steps=100).groups() is None
+    assert RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 4,
+                                                        "budget": 2}).points() == 4
+    with pytest.raises(ConfigError, match="points=4 spreads curve points.*use ready_steps"):
+        RunConfig(population=8, steps=100, ready_seconds=5.0,
+                  exploit={"name": "fire", "points": 4, "budget": 2})
+    RunConfig(population=8, steps=100, ready_seconds=5.0, exploit={"name": "fire"})
     with pytest.raises(ConfigError, match="needs population >= 5"):
         RunConfig(population=4, steps=100, exploit={"name": "fire", "points": 1, "budget": 8})
 

@@ -33,3 +33,29 @@ def assert_one_history(store: Store, population: int, steps: int) -> None:
         assert own[0].start == 0 and own[-1].step == steps
         for before, after in pairwise(own):
             assert after.start == before.step or (m, after.start) in copied, (before, after)
+
+
+def curves(store: Store) -> dict[int, list[list[float]]]:
+    """Each member's curve as its row keeps it (FIRE-PBT), finished members too."""
+    import json
+
+    with store.driver.read() as cur:
+        cur.execute("SELECT id, curve FROM members ORDER BY id")
+        return {int(m): json.loads(curve) for m, curve in cur.fetchall()}
+
+
+def assert_counter_curves(store: Store, every: int) -> None:
+    """A counter's curves (its score grows by x each step, x fixed within a segment) hold
+    a point every `every` steps, and each point inside a segment lies on the line from
+    the point before it to the segment's end: scores taken where the steps say, by the
+    weights the segment trained. Every curve of two points or more holds one."""
+    ready = store.config().run["ready_steps"]
+    for member, curve in curves(store).items():
+        steps = [int(s) for s, _ in curve]
+        assert all(b - a == every for a, b in pairwise(steps)), (member, steps)
+        inside = [i for i, s in enumerate(steps) if s % ready and 0 < i < len(steps) - 1]
+        assert inside or len(curve) < 2, (member, curve)
+        for i in inside:
+            end = next(j for j in range(i, len(steps)) if steps[j] % ready == 0)
+            (s0, v0), (s1, v1) = curve[i - 1], curve[end]
+            assert abs(curve[i][1] - (v0 + (v1 - v0) * (steps[i] - s0) / (s1 - s0))) < 1e-5

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 from support.paths import EXAMPLES, SCRIPTS
+from support.runs import assert_counter_curves, curves
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -217,6 +218,27 @@ def test_an_asynchronous_fire_run_finishes_with_evaluations(tmp_path):
     for check in EXECUTOR_CHECKS:
         check(store)
     assert store.events(Kind.EVALUATION) and store.events(Kind.STOPPED)
+
+
+def test_a_vectorized_fire_run_records_points_inside_each_segment(tmp_path):
+    """FIRE's `points`: the members at a mark are evaluated together mid-segment, and the
+    run is still the one an inline worker trains (test_a_vectorized_run_is_the_run_...)."""
+    settings = {**vector_counter.config, "population": 8, "steps": 40, "synch": True,
+                "exploit": {"name": "fire", "start": 1, "points": 2, "budget": 4}}
+    runs = {}
+    for name, trainable in (("inline", vector_counter.CounterAlone),
+                            ("vectorized", vector_counter.VectorCounter)):
+        url = str(tmp_path / f"{name}.db")
+        populace.run(trainable, vector_counter.space, store=url, progress=False,
+                     **{**settings, "executor": name})
+        store = open_store(url)
+        for check in EXECUTOR_CHECKS:
+            check(store)
+        assert_counter_curves(store, every=2)
+        runs[name] = (trace(store), curves(store))
+        store.close()
+    check_same_run(runs["inline"][0], runs["vectorized"][0], "the vectorized run")
+    assert runs["inline"][1] == runs["vectorized"][1]
 
 
 def test_a_run_stores_what_status_report_and_load_best_read(tmp_path):

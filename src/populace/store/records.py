@@ -173,6 +173,9 @@ class Report:
     bytes: int
     final: bool
     seconds: float = 0.0
+    # scores within the segment, before its end, for a curve kept per member (FIRE-PBT's
+    # `points`): (step, score) pairs, oldest first
+    points: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -369,7 +369,7 @@ class Store(StoreReader):
             if before is not None and self._config_cached(cur).segments:
                 segments = self._segment(cur, segments, report, before, score)
         if score is not None and self._config_cached(cur).curve:
-            self._extend_curve(cur, report.member, report.step, score)
+            self._extend_curve(cur, report.member, [*report.points, (report.step, score)])
         cur.execute(
             "UPDATE members SET step = ?, score = ?, checkpoint = ?, hparams = ?,"
             " status = ?, lease_owner = NULL, lease_expires = NULL, failures = 0,"
@@ -546,11 +546,11 @@ class Store(StoreReader):
             recent = json.dumps((json.loads(recent) + [score])[-window:])
         return json.dumps((json.loads(trail) + [[step, score]])[-TRAIL:]), recent
 
-    def _extend_curve(self, cur: Cursor, member: int, step: int, score: float) -> None:
-        """Add the segment's score to the member's curve, the newest points kept: one point
-        a segment (several need every executor to report them, which comes later)."""
+    def _extend_curve(self, cur: Cursor, member: int, points: list[tuple[int, float]]) -> None:
+        """Add the segment's points (its scores within, `Report.points`, then its end's) to
+        the member's curve, the newest points kept."""
         cur.execute("SELECT curve FROM members WHERE id = ?", (member,))
-        curve = json.loads(cur.fetchone()[0]) + [[step, score]]
+        curve = json.loads(cur.fetchone()[0]) + [[s, v] for s, v in points]
         cur.execute("UPDATE members SET curve = ? WHERE id = ?",
                     (json.dumps(curve[-self._config_cached(cur).curve:]), member))
 

@@ -171,6 +171,8 @@ class VectorizedWorker:
                 claim = True
                 continue
             stopping.check()
+            if self._mark():
+                claim = True  # a member failed: retried, it is claimed again
             ready = [s for s in self.held.values() if self.segments.ready_at(
                 s, int(self.population.steps[self._row(s)]))]
             if ready:
@@ -248,6 +250,28 @@ class VectorizedWorker:
         return done
 
     # -- report ------------------------------------------------------------------------
+
+    def _mark(self) -> bool:
+        """Record a curve point for each member at one of its segment's marks (FIRE-PBT's
+        `points`), one evaluate call for them all; whether a member failed there."""
+        marked = [s for s in self.held.values()
+                  if int(self.population.steps[self._row(s)]) in s.marks]
+        if not marked:
+            return False
+        try:
+            evaluated = self.population.evaluate(np.array([self._row(s) for s in marked]))
+        except Exception:
+            self._fail(marked, traceback.format_exc())
+            return True
+        failed = False
+        for segment, metrics in zip(marked, evaluated, strict=True):
+            try:
+                self.segments.record(segment, int(self.population.steps[self._row(segment)]),
+                                     metrics)
+            except ScoreNotFinite as e:
+                self._fail([segment], str(e))
+                failed = True
+        return failed
 
     def _report(self, ready: list[Segment]) -> int:
         """Evaluate the members at their ready points, checkpoint them in one file and
