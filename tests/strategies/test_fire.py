@@ -200,13 +200,15 @@ def test_steps_do_not_matter_only_the_order_of_points(offsets, every):
 
 # -- the verdict's other rules ------------------------------------------------------------
 
-def test_a_change_of_parent_or_child_stops_the_evaluation():
+def test_a_change_of_parent_stops_the_evaluation_and_a_changed_child_is_followed():
     v = PLANTED.verdict(evaluation(B), evaluator_curve(B, 5), child_curve(5), segments=5,
                         changes={**UNCHANGED, B: 1}, mode=Mode.MIN)
     assert (v.state, v.stop, v.reason) == (State.STOPPED, Stop.PARENT_CHANGED, "parent 5 changed")
-    v = PLANTED.verdict(evaluation(B), evaluator_curve(B, 5), child_curve(5), segments=5,
-                        changes={**UNCHANGED, CHILD: 2}, mode=Mode.MIN)
-    assert (v.state, v.stop, v.reason) == (State.STOPPED, Stop.CHILD_CHANGED, "child 1 changed")
+    # the child copied: the evaluation goes on, judged against the child's curve as it is
+    for t in (5, 10):
+        followed = PLANTED.verdict(evaluation(B), evaluator_curve(B, t), child_curve(t),
+                                   segments=t, changes={**UNCHANGED, CHILD: 2}, mode=Mode.MIN)
+        assert followed == planted_verdict(B, t)
 
 
 def test_a_success_waits_for_the_adopt_and_only_a_child_change_ends_it():

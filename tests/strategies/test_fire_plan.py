@@ -88,6 +88,26 @@ def test_a_success_is_noted_and_the_child_adopts_keeping_its_hparams():
     assert plan(s, 5) is None  # it waits for the adopt
 
 
+def test_an_evaluation_follows_a_child_that_copied_and_the_child_adopts_as_it_is_now():
+    # child 0 copied (changes 2) since evaluator 5 began on it: its curve restarted at
+    # 0.97; the evaluator, from 1.5, falls below it and then beats it point by point
+    better = curve(1.5, *(0.96 - 0.05 * i for i in range(8)), start=20)
+    copied = curve(0.97, 0.965, 0.96, 0.955, 0.95, 0.945, 0.94, 0.935, start=30)
+    s = snapshot({0: copied, **PARENTS, 5: better}, {5: evaluation(2)}, changes={0: 2})
+    succeeded = plan(s, 5)
+    assert [kind for kind, _ in succeeded.notes] == ["succeeded"]
+    assert succeeded.evaluation.child_changes == 2  # the child it beat is the one now
+    s = snapshot({0: copied, **PARENTS, 5: better}, {5: succeeded.evaluation}, changes={0: 2})
+    assert plan(s, 0) == Plan(5, Move.ADOPT, hparams=HPARAMS[0])
+    # a child that copies again after the success has a curve the success never saw
+    s = snapshot({0: copied, **PARENTS, 5: better}, {5: succeeded.evaluation}, changes={0: 3})
+    assert plan(s, 0) != Plan(5, Move.ADOPT, hparams=HPARAMS[0])
+    assert plan(s, 5).notes == (("stopped", "child 0 changed"),)
+    # while it runs, a copied child's evaluation goes on rather than stop
+    s = snapshot({0: copied, **PARENTS, 5: better[:3]}, {5: evaluation(2)}, changes={0: 2})
+    assert plan(s, 5) is None
+
+
 def test_a_changed_parent_stops_the_evaluation_and_it_moves_to_a_free_parent():
     curves = {0: CHILD, **PARENTS, 5: curve(1.5, 0.75, start=20), 6: curve(1.4, 1.39, start=20)}
     s = snapshot(curves, {5: evaluation(2), 6: evaluation(3)}, changes={3: 1})

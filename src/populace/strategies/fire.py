@@ -88,7 +88,7 @@ class Stop(str, Enum):
     HOPELESS = "hopeless"  # no overlap with the child once the budget is spent
     NOT_SIGNIFICANT = "not significant"  # p above the tightening bar
     PARENT_CHANGED = "parent changed"  # the weights it tests are gone
-    CHILD_CHANGED = "child changed"  # the hparams and curve it tests against are gone
+    CHILD_CHANGED = "child changed"  # after a success: the curve it beat is gone
 
 
 class Verdict(NamedTuple):
@@ -104,8 +104,9 @@ class Verdict(NamedTuple):
 @dataclass(frozen=True)
 class Evaluation:
     """What an evaluator tests: `parent`'s weights, copied at step `start_step`, trained
-    with child `child`'s `hparams`, frozen then; the two members' `changes` counts at that
-    moment tell later whether either has changed. `state` is RUNNING or SUCCEEDED."""
+    with child `child`'s `hparams`, frozen then; the two members' `changes` counts tell
+    later whether either has changed: the parent's since the start, the child's since
+    the success (`Fire.verdict`). `state` is RUNNING or SUCCEEDED."""
 
     parent: int
     child: int
@@ -166,17 +167,13 @@ class Fire:
     member. No verdict comes before `min_points(significance)` points (7 at 0.01), so
     `budget * points` must reach it.
 
-    The defaults are the paper's test (significance 0.01) at the one curve point per
-    segment every executor reports today (`points=1`; PBT-Zoo records 10 a segment), so a
-    verdict needs 7 segments of an evaluation, and `budget=8` leaves one segment beyond
-    that before a hopeless or insignificant evaluation is stopped. The cost: an
-    evaluation lasts 7 to 8 segments in which neither its parent nor its child may
-    change, so a run needs many more than the default 10 ready points for an adopt to
-    happen, and where truncation changes P1's best every few segments few evaluations
-    reach a verdict (on the noisy quadratic, 4 successes in 5 runs of 80 ready points:
-    benchmarks/greedy.md); a larger `significance` (0.05: 5 points) decides sooner on
-    less evidence. Curve points within a segment (`points` > 1) are the real remedy,
-    once executors report them. See docs/strategies/fire.md.
+    The defaults are the paper's test (significance 0.01) at one curve point per segment
+    (`points=1`; PBT-Zoo records 10 a segment), so a verdict needs 7 segments of an
+    evaluation, and `budget=8` leaves one segment beyond that before a hopeless or
+    insignificant evaluation is stopped. With `points` above 1 every executor also
+    scores each segment at `points - 1` evenly spaced steps inside it
+    (`populace.segment.Segments.marks`; it needs ready_steps), so a verdict comes within
+    fewer segments, at the cost of those evaluations. See docs/strategies/fire.md.
     """
 
     subpopulations: int = 2
@@ -259,13 +256,17 @@ class Fire:
         """Where `evaluation` stands after `segments` segments, its curve `evaluator`
         against `child`'s curve, `changes` holding the parent's and child's counts now.
 
-        A change of parent or child ends it (the weights or hparams it tests are gone);
-        once succeeded it waits for the child's adopt, which only a child change ends.
+        A change of parent ends it (the weights whose fitness it measures are gone). A
+        child that copied meanwhile is followed: the evaluator is compared with the
+        child as it is now, from the score they share, for P1's truncation would end
+        most evaluations before a verdict otherwise (benchmarks/greedy.md). Once
+        succeeded it waits for the child's adopt, which a child change ends (the
+        success was over the curve it had then; `child_changes` is the count then).
         """
         parent, kid = evaluation.parent, evaluation.child
-        if changes[kid] != evaluation.child_changes:
-            return Verdict(State.STOPPED, f"child {kid} changed", Stop.CHILD_CHANGED)
         if evaluation.state is State.SUCCEEDED:
+            if changes[kid] != evaluation.child_changes:
+                return Verdict(State.STOPPED, f"child {kid} changed", Stop.CHILD_CHANGED)
             return Verdict(State.SUCCEEDED, f"succeeded; child {kid} has yet to adopt")
         if changes[parent] != evaluation.parent_changes:
             return Verdict(State.STOPPED, f"parent {parent} changed", Stop.PARENT_CHANGED)
@@ -391,7 +392,7 @@ def adoption(member: int, changes: int, evaluations: Mapping[int, Evaluation],
     """The evaluator `member` adopts (copies its weights, keeping its own hparams), or None.
 
     Among the evaluators that succeeded for `member` as it is now (its `changes` count
-    unchanged since their evaluation began), the best by latest score (`scores`,
+    unchanged since the success), the best by latest score (`scores`,
     evaluator id -> score; ties to the smallest id); one without a finite score is passed
     over.
     """

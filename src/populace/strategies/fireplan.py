@@ -216,7 +216,10 @@ def _evaluator(view: View, member: int) -> Plan | None:
         if verdict.state is State.SUCCEEDED:
             if current.state is State.SUCCEEDED:
                 return None  # it waits for the child's adopt
-            return Plan(None, Move.SETTLE, evaluation=replace(current, state=State.SUCCEEDED),
+            # the child as it is now is the one it beat (it may have copied since the start)
+            succeeded = replace(current, state=State.SUCCEEDED,
+                                child_changes=view.changes[current.child])
+            return Plan(None, Move.SETTLE, evaluation=succeeded,
                         notes=(("succeeded", verdict.reason),))
         notes = (("stopped", verdict.reason),)
     assigned = view.assignment().get(member)
