@@ -156,7 +156,10 @@ def create_app(sources: Sequence[Source], poll_seconds: float = 2.0,
         ("/api/runs/{run:int}/curve", curve), ("/api/runs/{run:int}/front", front),
         ("/api/runs/{run:int}/strategy", strategy),
     ]
-    routes = [Route("/", page), Route("/static/{name}", asset),
+    def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    routes = [Route("/", page), Route("/static/{name}", asset), Route("/favicon.ico", no_icon),
               *(Route(path, endpoint) for path, endpoint in api)]
     middleware = [Middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)]
     if allowed_hosts is not None:

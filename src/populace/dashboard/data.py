@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections import Counter
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -99,6 +101,17 @@ def best_member(members: list[MemberRow], mode: Mode,
     return min(scored, key=lambda m: (-sign * (m.score or 0.0), m.id))
 
 
+def label(url: str) -> str:
+    """A store's short name for the page: a SQLite file's name, a PostgreSQL store's
+    database (and schema, where the URL names one)."""
+    if not is_postgres(url):
+        return os.path.basename(url.removeprefix("sqlite:///")) or url
+    parts = urlsplit(url)
+    schema = re.search(r"search_path(?:%3D|=)([\w$]+)", unquote(parts.query) or "")
+    database = parts.path.strip("/") or "postgres"
+    return f"{database}/{schema.group(1)}" if schema else database
+
+
 class Source:
     """One store given to the dashboard: opened read-only on first use, one read at a
     time (a SQLite connection or a PostgreSQL session serves one call at once)."""
@@ -106,6 +119,7 @@ class Source:
     def __init__(self, index: int, url: str | os.PathLike[str]):
         self.index, self.url = index, os.fspath(url)
         self.name = safe_url(self.url)
+        self.label = label(self.url)
         self._reader: StoreReader | None = None
         self._inode: int | None = None  # a SQLite file's, to see it replaced (--overwrite)
         self._lock = threading.Lock()
@@ -151,7 +165,7 @@ class Source:
 
     def summary(self) -> dict[str, Any]:
         """The run as the runs table shows it; `state` waiting (no run yet) or error."""
-        base = {"index": self.index, "store": self.name}
+        base = {"index": self.index, "store": self.name, "label": self.label}
         try:
             with self as reader:
                 if reader is None:

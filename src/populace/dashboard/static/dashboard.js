@@ -16,9 +16,8 @@ const KINDS = ["exploit", "explore", "wait", "dropped", "timeout", "retry", "fai
   "refused", "evaluation", "stopped", "succeeded"];
 const $ = (id) => document.getElementById(id);
 
-function esc(text) {  // for Plotly's texts, which read a little HTML
-  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+function esc(text) {  // for Plotly's texts, which read a little HTML (and these entities)
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 function num(x) {
   if (x === null || x === undefined) return "–";
@@ -79,7 +78,9 @@ function renderRuns() {
       : "";
     const best = r.best === null || r.best === undefined ? (r.note || "–")
       : `member ${r.best}: ${num(r.best_score)}`;
-    const tr = row([r.index, r.store, r.state, prog, status, best,
+    const name = el("span", r.label || r.store);
+    name.title = r.store;
+    const tr = row([r.index, name, r.state, prog, status, best,
       r.exploit ? `${r.exploit} / ${r.explore}` : "–", r.executor || "–", settings],
     r.index === S.run ? "selected" : null);
     tr.dataset.run = r.index;
@@ -155,7 +156,7 @@ function addResults(rows) {
   document.body.dataset.results = S.lastResult;
 }
 
-function memberLines(pick, ids) {  // x and y for members `ids`, broken at their exploits
+function memberLines(pick, ids, breaks = true) {  // x, y of members `ids`, broken at exploits
   const copies = new Map();
   for (const e of S.exploits) {
     if (!copies.has(e.member)) copies.set(e.member, []);
@@ -167,7 +168,7 @@ function memberLines(pick, ids) {  // x and y for members `ids`, broken at their
     if (!s) continue;
     const cuts = copies.get(id) || [];
     for (let i = 0; i < s.step.length; i++) {
-      if (i > 0 && cuts.some((c) => c >= s.step[i - 1] && c < s.step[i])) {
+      if (breaks && i > 0 && cuts.some((c) => c >= s.step[i - 1] && c < s.step[i])) {
         x.push(null); y.push(null); who.push(null);
       }
       x.push(s.step[i]); y.push(pick(s, i)); who.push(id);
@@ -182,7 +183,7 @@ function ranked() {  // member ids, best score first (the charts colour the firs
     : better(b.score, a.score) ? 1 : a.id - b.id)).map((m) => m.id);
 }
 
-function lineTraces(pick, hover) {
+function lineTraces(pick, hover, breaks = true) {
   const order = ranked();
   const many = order.length > 12;
   const shown = many ? order.slice(0, 10) : order;
@@ -190,12 +191,13 @@ function lineTraces(pick, hover) {
   const traces = [];
   if (many) {
     const rest = order.filter((id) => !shown.includes(id));
-    const l = memberLines(pick, rest);
+    const l = memberLines(pick, rest, breaks);
     traces.push({x: l.x, y: l.y, customdata: l.who, name: `${rest.length} other members`,
-      mode: "lines", line: {color: "rgba(120,120,120,0.35)", width: 1}, hovertemplate: hover});
+      mode: "lines+markers", marker: {size: 2, color: "rgba(120,120,120,0.5)"},
+      line: {color: "rgba(120,120,120,0.35)", width: 1}, hovertemplate: hover});
   }
   shown.forEach((id, k) => {
-    const l = memberLines(pick, [id]);
+    const l = memberLines(pick, [id], breaks);
     const m = S.members.get(id);
     traces.push({x: l.x, y: l.y, customdata: l.who, name: `member ${id}`, mode: "lines+markers",
       marker: {size: 4}, line: {color: COLORS[k % COLORS.length], width: 1.5,
@@ -232,7 +234,7 @@ function drawScore() {
   const s = S.summary || {};
   P.react("score-chart", traces, {margin: {t: 10, r: 10}, hovermode: "closest",
     xaxis: {title: {text: "step"}}, yaxis: {title: {text: esc(s.score || "score")}},
-    legend: {orientation: "h"}, uirevision: S.run}, {displaylogo: false, responsive: true});
+    legend: {orientation: "h", y: -0.2}, uirevision: S.run}, {displaylogo: false, responsive: true});
 }
 
 function drawHparams() {
@@ -248,8 +250,8 @@ function drawHparams() {
   }
   names.forEach((name, i) => {
     const traces = lineTraces((s, k) => (s.hp[k] ? s.hp[k][name] : null),
-      "member %{customdata}<br>step %{x}<br>" + esc(name) + " %{y}<extra></extra>");
-    for (const t of traces) { t.showlegend = false; t.mode = "lines"; }
+      "member %{customdata}<br>step %{x}<br>" + esc(name) + " %{y}<extra></extra>", false);
+    for (const t of traces) { t.showlegend = false; t.line.shape = "hv"; }
     if (S.bestLineage && S.bestLineage.points.length) {
       const pts = S.bestLineage.points;
       traces.push({x: pts.map((p) => p[0]), y: pts.map((p) => (p[2] ? p[2][name] : null)),
@@ -288,12 +290,13 @@ function drawLineage() {
     const to = next ? (next.donor_step ?? next.step) : (st.last ?? from);
     traces.push({x: [from, to], y: [`member ${st.member}`, `member ${st.member}`],
       mode: "lines", line: {width: 10, color: COLORS[i % COLORS.length]}, showlegend: false,
-      hovertemplate: `member ${st.member} trained steps ${from} to ${to}<extra></extra>`});
+      hoverinfo: "skip"});  // the points and the copies answer a hover
   });
   const pts = L.points;
   traces.push({x: pts.map((p) => p[0]), y: pts.map((p) => `member ${p[3]}`), mode: "markers",
     marker: {size: 5, color: "#333"}, showlegend: false,
-    text: pts.map((p) => esc(`member ${p[3]} at step ${p[0]}: score ${num(p[1])}`)),
+    text: pts.map((p) => esc(`member ${p[3]} at step ${p[0]}: score ${num(p[1])}`) +
+      "<br>" + esc(hp(p[2]))),
     hovertemplate: "%{text}<extra></extra>"});
   L.copies.forEach((c) => {
     const at = c.donor_step ?? c.step;
@@ -447,7 +450,7 @@ function compareOptions() {
     const select = $(id);
     const keep = select.value;
     select.replaceChildren(...S.runs.map((r) => {
-      const o = el("option", `${r.index}: ${r.store}`); o.value = r.index; return o;
+      const o = el("option", `${r.index}: ${r.label || r.store}`); o.value = r.index; return o;
     }));
     if (keep !== "") select.value = keep;
   }
@@ -464,7 +467,7 @@ async function drawCompare() {
   for (const [k, index] of picked.entries()) {
     const c = await get(`/api/runs/${index}/curve`);
     const run = S.runs[Number(index)];
-    const name = esc(run ? run.store : `run ${index}`);
+    const name = esc(run ? run.label || run.store : `run ${index}`);
     const reached = [];
     let top = null;
     for (const y of c.best) {
@@ -477,7 +480,8 @@ async function drawCompare() {
       line: {color: COLORS[k], width: 1.5, dash: "dot"}});
   }
   P.react("compare-chart", traces, {margin: {t: 10, r: 10}, hovermode: "x unified",
-    xaxis: {title: {text: "step"}}, yaxis: {title: {text: "score"}}, legend: {orientation: "h"}},
+    xaxis: {title: {text: "step"}}, yaxis: {title: {text: "score"}},
+    legend: {orientation: "h", y: -0.2}},
   {displaylogo: false, responsive: true});
   S.lastCurves = Date.now();
 }
@@ -564,7 +568,7 @@ async function poll() {
     if (fresh && Date.now() - S.lastLineage > 3000) await loadLineage();
     if (fresh && S.plotly) {
       drawScore(); drawHparams(); drawLineage();
-      if (Date.now() - S.lastCurves > 8000) await drawCompare();
+      if (Date.now() - S.lastCurves > 3000) await drawCompare();
       if (S.summary.objectives && Number($("front-step").value) === Number($("front-step").max))
         await drawFront();
       if (S.summary.pb2 || S.summary.fire) await loadStrategy();
