@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU build of torch first, so nothing pulls a CUDA build later
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[torch,examples,report,postgresql,ray,tensorboard,mlflow,lightning,transformers,sb3,dev]'
+	$(PY) -m pip install --quiet -e '.[torch,examples,report,postgresql,ray,tensorboard,mlflow,lightning,transformers,sb3,dashboard,dev]'
 	touch $@
 
 demo: $(STAMP)

@@ -2,16 +2,20 @@
 
 The report must open offline in a browser, so the tests load it in one rather
 than trusting the HTML text; `--dump-dom` hands back the page after its
-scripts ran.
+scripts ran. The dashboard's tests drive the same chromium with Playwright
+(`playwright_browser`), which hovers, clicks and waits for a live page.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -52,3 +56,20 @@ def screenshot(page: Path, out: Path, size: tuple[int, int] = (1200, 2400)) -> P
     """A PNG of `page` as the browser drew it."""
     _run(page, f"--screenshot={out.resolve()}", f"--window-size={size[0]},{size[1]}")
     return out
+
+
+@contextlib.contextmanager
+def playwright_browser() -> Iterator[Any]:
+    """A Playwright browser driving Debian's chromium (never a browser build of
+    Playwright's own, which would have to be downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    binary = chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(binary), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update"])
+        try:
+            yield browser
+        finally:
+            browser.close()

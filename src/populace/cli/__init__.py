@@ -18,6 +18,7 @@ from rich.markup import escape
 from populace import __version__, stopping
 from populace.checkpoints import StorageMissing
 from populace.cli.base import Command, Parser
+from populace.cli.dashboard import DashboardCommand
 from populace.cli.history import Export, Replay, Report
 from populace.cli.mend import Collect, Delete, Detach, Retry
 from populace.cli.run import Run, settings_table
@@ -34,7 +35,8 @@ __all__ = ["COMMANDS", "main", "read_config_file", "settings_table"]
 
 # in the order `populace --help` lists them
 COMMANDS: tuple[Command, ...] = (Run(), Worker(), Report(), Replay(), Retry(), Delete(),
-                                 Collect(), Detach(), Result(), Status(), Export())
+                                 Collect(), Detach(), Result(), Status(), Export(),
+                                 DashboardCommand())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ from populace.cli.settings import (
 )
 from populace.cli.tables import print_best
 from populace.config import BOUNDS, DOCS, INTERNAL, RunConfig
+from populace.dashboard import Dashboard
 from populace.display import console as make_console
 from populace.errors import ConfigError
 from populace.executors import forkserver
@@ -46,6 +47,9 @@ class Run(Command):
                                                   "as s3://bucket/run (default: beside the store)")
         _setting_flags(parser)
         parser.add_argument("--quiet", action="store_true", help="no progress display")
+        parser.add_argument("--dashboard", type=int, nargs="?", const=8080, metavar="PORT",
+                            help="serve the live dashboard of the run on 127.0.0.1:PORT "
+                                 "(8080) while it trains (`populace[dashboard]`)")
         parser.add_argument("--overwrite", action="store_true",
                             help="delete the run in --store (and its checkpoints), then start "
                                  "anew")
@@ -53,7 +57,15 @@ class Run(Command):
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
         if _in_processes(args):  # local workers import the script while this process does
             forkserver.start(args.script)
-        result = _run(args)
+        dashboard = None
+        if args.dashboard is not None:  # a thread of this process, started after the fork
+            dashboard = Dashboard([args.store], port=args.dashboard).start()  # server's
+            console.print(f"the dashboard: {dashboard.url}", highlight=False)
+        try:
+            result = _run(args)
+        finally:
+            if dashboard is not None:
+                dashboard.stop()
         if result.stopped:
             console.print(f"stopped early: {result.stopped}")
         failed = [m.id for m in result.members if m.status == Status.FAILED]

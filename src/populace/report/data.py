@@ -140,7 +140,7 @@ def gather(store: Store) -> RunView:
                         else None for e in exploits},
         triggers={r for r in own.values() if r is not None},
         lineage=path,
-        ancestry=_ancestry(best.id, exploits) if best is not None else [],
+        ancestry=ancestry(best.id, exploits) if best is not None else [],
         schedule=schedule(path),
         failures=[Failure(e.member, e.step, e.detail or "") for e in events
                   if e.kind == Kind.FAILED],
@@ -190,7 +190,7 @@ def _best(store: Store) -> tuple[RunResult | None, str | None]:
     return result, None
 
 
-def _ancestry(member: int, exploits: list[Event]) -> list[Event]:
+def ancestry(member: int, exploits: list[Event]) -> list[Event]:
     """The exploits that made `member`'s weights, oldest first.
 
     The same walk as `populace.lineage.lineage`, over events instead of

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from populace.store.copies import rename_run, run_at
 from populace.store.driver import Cursor, Driver, StoreError
+from populace.store.read import StoreReader
 from populace.store.records import (
     DECISIONS,
     TRAINING,
@@ -38,8 +39,8 @@ from populace.store.store import Store
 __all__ = [
     "DECISIONS", "SCHEMA_VERSION", "TRAINING", "CheckpointRow", "Cursor", "Decision", "Driver",
     "Event", "FailOutcome", "Kind", "MemberRow", "Outcome", "Report", "Result", "Role", "RunRecord",
-    "Status", "Store", "StoreError", "beside", "is_postgres", "open_store", "rename_run", "run_at",
-    "store_exists",
+    "Status", "Store", "StoreError", "StoreReader", "beside", "is_postgres", "open_reader",
+    "open_store", "rename_run", "run_at", "store_exists",
 ]
 
 
@@ -98,3 +99,21 @@ def open_store(url: str | os.PathLike[str]) -> Store:
 
         return Store(PostgresDriver(os.fspath(url)))
     return Store(SQLiteDriver(_sqlite_path(url)))
+
+
+def open_reader(url: str | os.PathLike[str], patience: float = 60.0) -> StoreReader:
+    """Open the store at `url` read-only: its reads, and no way to write it.
+
+    A SQLite file is opened with SQLite's `mode=ro` (and must exist: nothing is created),
+    a PostgreSQL store in read-only transactions; neither is upgraded, so a store an
+    older populace wrote is refused when read. For readers that must change nothing,
+    such as the dashboard.
+
+    Raises:
+        StoreError: the SQLite file does not exist, or cannot be opened.
+    """
+    if is_postgres(url):
+        from populace.store.postgresql import PostgresDriver
+
+        return StoreReader(PostgresDriver(os.fspath(url), read_only=True), patience)
+    return StoreReader(SQLiteDriver(_sqlite_path(url), read_only=True), patience)

@@ -278,6 +278,22 @@ class StoreReader:
             cur.execute(self._MEMBER_SQL + " ORDER BY m.id")
             return [self._member_row(r) for r in cur.fetchall()]
 
+    _RESULT_COLUMNS = ("id, member, step, score, metrics, hparams, seconds, time, start,"
+                       " checkpoint, parent")
+    _EVENT_COLUMNS = ("id, kind, member, donor, step, donor_step, before, after, strategy, time,"
+                      " detail, result")
+
+    @staticmethod
+    def _result_row(r: tuple) -> Result:
+        return Result(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7],
+                      r[8], r[9], r[10])
+
+    @staticmethod
+    def _event_row(r: tuple) -> Event:
+        return Event(r[0], Kind(r[1]), r[2], r[3], r[4], r[5],
+                     None if r[6] is None else json.loads(r[6]),
+                     None if r[7] is None else json.loads(r[7]), r[8], r[9], r[10], r[11])
+
     @retried
     def results(self, member: int | None = None) -> list[Result]:
         """Every reported result (of one member, or all), in the order they were stored.
@@ -288,16 +304,94 @@ class StoreReader:
         where, params = ("WHERE member = ?", (member,)) if member is not None else ("", ())
         with self.driver.read() as cur:
             self._config(cur)
+            cur.execute(f"SELECT {self._RESULT_COLUMNS} FROM results {where} ORDER BY id",
+                        params)
+            return [self._result_row(r) for r in cur.fetchall()]
+
+    @retried
+    def results_after(self, after: int, limit: int) -> list[Result]:
+        """The results stored after the one with id `after`, oldest first, at most `limit`
+        of them: what a live display reads at each poll.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute(f"SELECT {self._RESULT_COLUMNS} FROM results WHERE id > ?"
+                        " ORDER BY id LIMIT ?", (after, limit))
+            return [self._result_row(r) for r in cur.fetchall()]
+
+    @retried
+    def results_sampled(self, points: int) -> list[Result]:
+        """Each member's results thinned to about `points`: every k-th in the order stored
+        (k the member's count over `points`, rounded up), and always its last; by member,
+        then in the order stored. The thinning runs in the database (window functions,
+        which SQLite >= 3.25 and PostgreSQL have), so a long run's history is never read
+        whole.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
+        points = max(1, points)
+        with self.driver.read() as cur:
+            self._config(cur)
             cur.execute(
-                "SELECT id, member, step, score, metrics, hparams, seconds, time, start,"
-                f" checkpoint, parent FROM results {where} ORDER BY id",
-                params,
+                f"SELECT {self._RESULT_COLUMNS} FROM (SELECT {self._RESULT_COLUMNS},"
+                " ROW_NUMBER() OVER (PARTITION BY member ORDER BY id) AS n,"
+                " COUNT(*) OVER (PARTITION BY member) AS total FROM results) AS r"
+                # (n - 1) mod k = 0, k the stride, in arithmetic both databases take
+                " WHERE (n - 1) - ((n - 1) / ((total + ? - 1) / ?)) * ((total + ? - 1) / ?) = 0"
+                " OR n = total ORDER BY member, id",
+                (points, points, points, points),
             )
-            return [
-                Result(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7],
-                       r[8], r[9], r[10])
-                for r in cur.fetchall()
-            ]
+            return [self._result_row(r) for r in cur.fetchall()]
+
+    @retried
+    def scores_by_step(self) -> list[tuple[int, float, float, float]]:
+        """For each step any result reached: its lowest, highest and mean score, by step
+        (what comparing two runs reads, without reading their results).
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute("SELECT step, MIN(score), MAX(score), AVG(score) FROM results"
+                        " WHERE score IS NOT NULL GROUP BY step ORDER BY step")
+            return [tuple(r) for r in cur.fetchall()]
+
+    @retried
+    def latest(self) -> tuple[int, int]:
+        """The id of the newest result and of the newest event (0 when there is none).
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute("SELECT (SELECT MAX(id) FROM results), (SELECT MAX(id) FROM events)")
+            results, events = cur.fetchone()
+            return results or 0, events or 0
+
+    @retried
+    def members_updated(self, since: float | None = None) -> tuple[list[MemberRow], float]:
+        """The members whose row changed at or after `since` (every member: None), by
+        id, and the latest change's time (the writers' clocks: a reader that follows a
+        run asks again from a little before it).
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
+        where, params = ("WHERE m.updated >= ?", (since,)) if since is not None else ("", ())
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute(self._MEMBER_SQL.replace(" FROM members", ", m.updated FROM members")
+                        + f" {where} ORDER BY m.id", params)
+            rows = cur.fetchall()
+            cur.execute("SELECT MAX(updated) FROM members")
+            latest = cur.fetchone()[0] or 0.0
+            return [self._member_row(r) for r in rows], latest
 
     @retried
     def events(self, kind: str | None = None) -> list[Event]:
@@ -309,17 +403,31 @@ class StoreReader:
         where, params = ("WHERE kind = ?", (kind,)) if kind is not None else ("", ())
         with self.driver.read() as cur:
             self._config(cur)
-            cur.execute(
-                "SELECT id, kind, member, donor, step, donor_step, before, after, strategy,"
-                f" time, detail, result FROM events {where} ORDER BY id",
-                params,
-            )
-            return [
-                Event(r[0], Kind(r[1]), r[2], r[3], r[4], r[5],
-                      None if r[6] is None else json.loads(r[6]),
-                      None if r[7] is None else json.loads(r[7]), r[8], r[9], r[10], r[11])
-                for r in cur.fetchall()
-            ]
+            cur.execute(f"SELECT {self._EVENT_COLUMNS} FROM events {where} ORDER BY id",
+                        params)
+            return [self._event_row(r) for r in cur.fetchall()]
+
+    @retried
+    def events_after(self, after: int, limit: int, kinds: tuple[str, ...] = (),
+                     member: int | None = None, newest: bool = False) -> list[Event]:
+        """At most `limit` events after the one with id `after` (of `kinds`, of `member`,
+        where given), oldest first; `newest`: the newest of them, newest first.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+        """
+        where, params = ["id > ?"], list[object]([after])
+        if kinds:
+            where.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+            params += kinds
+        if member is not None:
+            where.append("member = ?")
+            params.append(member)
+        with self.driver.read() as cur:
+            self._config(cur)
+            cur.execute(f"SELECT {self._EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+                        f" ORDER BY id {'DESC' if newest else ''} LIMIT ?", [*params, limit])
+            return [self._event_row(r) for r in cur.fetchall()]
 
     @retried
     def checkpoints(self, include_deleted: bool = False) -> list[CheckpointRow]:

@@ -19,13 +19,23 @@ _FAULTS = ("full", "locked", "disk I/O", "readonly")
 
 
 class SQLiteDriver:
-    """A connection to one SQLite file; use one driver per thread or process."""
+    """A connection to one SQLite file; use one driver per thread or process.
+
+    `read_only`: the file is opened with SQLite's `mode=ro` (it must exist; nothing is
+    created, no pragma set), `write` refuses, and SQLite itself refuses any write, so a
+    reader such as the dashboard cannot change the store whatever it runs.
+    """
 
     types = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "text": "TEXT"}
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0,
+                 read_only: bool = False):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only(timeout)
+            return
         try:
             if not self.path.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +62,20 @@ class SQLiteDriver:
         # WAL + NORMAL: a committed transaction survives a crash of any process
         self._conn.execute("PRAGMA synchronous=NORMAL")
 
+    def _open_read_only(self, timeout: float) -> None:
+        if not self.path.is_file():
+            raise StoreError(f"cannot open the store {self.path}: no such file")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:  # one reader shared by a server's threads, each call under the caller's lock
+            self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the store {self.path}: {e}") from e
+
     @contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open read-only")
         with self._failing_as_store_error():
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
