@@ -192,7 +192,7 @@ class RunConfig:
                 raise ConfigError(
                     f"exploit fire: points={exploit.points} spreads curve points evenly over "
                     "a segment, which needs its length in steps: use ready_steps, or "
-                    f"points=1 with ready_seconds={self.ready_seconds:g}")
+                    f"points=1 (and budget >= 7) with ready_seconds={self.ready_seconds:g}")
         segments_of(self.make_explore())  # a bad segments window too
         self._validate_logs()
 

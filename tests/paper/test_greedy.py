@@ -136,3 +136,17 @@ def test_a_pbt_run_ends_where_its_schedule_leads(nqm: ModuleType, tmp_path: Path
     phases = [(e.hparams["lr"], end - e.step) for e, end in zip(entries, ends, strict=True)]
     assert len(entries) > 1  # it copied or explored at least once, or the check is idle
     assert result.score == pytest.approx(float(nqm.schedule_loss(phases)), rel=1e-9)
+
+
+def test_on_the_digits_a_late_cut_beats_every_constant_lr() -> None:
+    """examples/greedy_digits.py is a trap for a greedy ranking: a high lr cut late ends
+    above every constant lr, the same high lr held constant included (seeds 0 and 1)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    spec = importlib.util.spec_from_file_location("greedy_digits", EXAMPLES / "greedy_digits.py")
+    digits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(digits)
+    for seed in (0, 1):
+        cut = digits.train_schedule(0.1, seed, digits.CUT)["accuracy"]
+        constants = [digits.train_schedule(lr, seed)["accuracy"] for lr in (0.01, 0.03, 0.1)]
+        assert cut > max(constants) + 0.01, (seed, cut, constants)

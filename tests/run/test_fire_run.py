@@ -84,9 +84,9 @@ def test_burn_in_holds_back_the_members_never_an_idle_evaluator(tmp_path):
     store = open_store(tmp_path / "burn.db")
     check_run(store)
     # an evaluator's step is its last evaluation's (0 while idle): the burn-in never holds
-    # it back, and it starts at the second ready point, once P1's best has the two curve
-    # points a child needs
-    assert min(e.donor_step for e in store.events(Kind.EVALUATION)) == 20
+    # it back, and it starts at the first ready point, where P1's best has the two curve
+    # points a child needs (4 a segment: the default points)
+    assert min(e.donor_step for e in store.events(Kind.EVALUATION)) == 10
     copies = [e for e in store.events(Kind.EXPLOIT) if e.member not in EVALUATORS]
     assert copies and min(e.step for e in copies) >= 60
 
@@ -175,7 +175,8 @@ def test_status_shows_sub_populations_evaluators_and_their_events(tmp_path, caps
     details = {e["kind"]: e["detail"] for e in events}
     assert details["evaluation"].startswith("parent ") and "(P2) with the hparams of child 0" \
         in details["evaluation"]
-    assert details["succeeded"].startswith("p=0.0078, best-score difference")
+    # the last success: all of 9 aligned points better (4 a segment decide within 2)
+    assert details["succeeded"] == "p=0.002, best-score difference 0.67 over 9 points"
     assert any(e["kind"] == "stopped" and e["detail"] == "adopted by child 0" for e in events)
 
 

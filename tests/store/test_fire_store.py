@@ -280,16 +280,17 @@ def test_fire_settings_a_run_reads_and_points_refused_without_a_segment_length()
     from populace.config import RunConfig
     from populace.errors import ConfigError
 
-    # the default Fire is a run's as it is: one point a segment, a budget of 8 segments
+    # the default Fire is a run's as it is: 4 points a segment, a budget of 2 segments
     config = RunConfig(population=8, steps=100, exploit={"name": "fire"})
-    assert (config.curve(), config.groups(), config.points()) == (128, [1, 1, 1, 2, 2, 2, 0, 0], 1)
+    assert (config.curve(), config.groups(), config.points()) == (128, [1, 1, 1, 2, 2, 2, 0, 0], 4)
+    assert RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 1,
+                                                        "budget": 7}).points() == 1
     assert RunConfig(population=8, steps=100).groups() is None
-    assert RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 4,
-                                                        "budget": 2}).points() == 4
     with pytest.raises(ConfigError, match="points=4 spreads curve points.*use ready_steps"):
         RunConfig(population=8, steps=100, ready_seconds=5.0,
                   exploit={"name": "fire", "points": 4, "budget": 2})
-    RunConfig(population=8, steps=100, ready_seconds=5.0, exploit={"name": "fire"})
+    RunConfig(population=8, steps=100, ready_seconds=5.0,
+              exploit={"name": "fire", "points": 1, "budget": 7})
     with pytest.raises(ConfigError, match="needs population >= 5"):
         RunConfig(population=4, steps=100, exploit={"name": "fire", "points": 1, "budget": 8})
 

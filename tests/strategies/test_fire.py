@@ -311,6 +311,22 @@ def test_overlap_is_symmetric_and_bsd_antisymmetric(a, b, window):
     assert best_difference(a, b, ab) == -best_difference(b, a, ba)
 
 
+def test_fitness_aligns_by_score_or_by_the_evaluations_start():
+    """Parent 2's evaluator starts worse and falls fast: from the score they share it
+    wins (align score, the paper's), after as many points it loses (align start)."""
+    a = as_curve([3.0, 2.0, 1.5, 0.95, 0.75])  # losses
+    b = as_curve([1.5, 1.0, 0.8, 0.7, 0.6])
+    by_score = Fire(smoothing=1).fitness({2: a, 3: b}, Mode.MIN)
+    assert by_score == {2: pytest.approx(0.05), 3: pytest.approx(-0.05)}
+    by_start = Fire(smoothing=1, align="start").fitness({2: a, 3: b}, Mode.MIN)
+    assert by_start == {2: pytest.approx(-0.15), 3: pytest.approx(0.15)}
+    # the shorter curve sets how many points each is read over
+    assert Fire(align="start").fitness({2: a[:2], 3: b}, Mode.MIN)[2] == pytest.approx(-1.0)
+    with pytest.raises(ConfigError, match="Fire: align must be one of score, start; got "
+                                          "align='steps'"):
+        Fire(align="steps")
+
+
 def test_bsd_is_over_the_overlap_only():
     a, b = np.array([0.0, 0.5, 0.9]), np.array([0.5, 0.6, 3.0])
     where = overlap(a, b, 1)

@@ -41,13 +41,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from populace.checks import number, refused, whole
+from populace.checks import number, one_of, refused, whole
 from populace.errors import ConfigError
 from populace.mode import Mode
 from populace.snapshot import Snapshot
 from populace.strategies.curves import (
     Comparison,
     Curve,
+    Overlap,
     best_difference,
     compare,
     min_points,
@@ -57,6 +58,9 @@ from populace.strategies.curves import (
 
 if TYPE_CHECKING:
     from populace.strategies.fireplan import Plan
+
+
+ALIGNS = ("score", "start")  # how P2..Pn's fitness aligns two evaluators' curves
 
 
 class Layout(NamedTuple):
@@ -167,24 +171,29 @@ class Fire:
     member. No verdict comes before `min_points(significance)` points (7 at 0.01), so
     `budget * points` must reach it.
 
-    The defaults are the paper's test (significance 0.01) at one curve point per segment
-    (`points=1`; PBT-Zoo records 10 a segment), so a verdict needs 7 segments of an
-    evaluation, and `budget=8` leaves one segment beyond that before a hopeless or
-    insignificant evaluation is stopped. With `points` above 1 every executor also
-    scores each segment at `points - 1` evenly spaced steps inside it
-    (`populace.segment.Segments.marks`; it needs ready_steps), so a verdict comes within
-    fewer segments, at the cost of those evaluations. See docs/strategies/fire.md.
+    The defaults are the paper's test (significance 0.01) on 4 curve points a segment
+    (PBT-Zoo records 10): every executor also scores each segment at `points - 1` evenly
+    spaced steps inside it (`populace.segment.Segments.marks`; it needs ready_steps), so
+    a verdict's 7 points come within 2 segments, and `budget=2` stops a hopeless or
+    insignificant evaluation there. One point a segment (`points=1`) saves those
+    evaluations and needs a budget of 7 segments, in which truncation changes most
+    parents first (benchmarks/greedy.md). `align` is how P2..Pn's fitness aligns two
+    evaluators' curves: "score", the paper's, from the score they share; "start",
+    after as many points under the child's hparams, which on the noisy quadratic
+    does not reward weights merely for having more easy progress left. See
+    docs/strategies/fire.md.
     """
 
     subpopulations: int = 2
     evaluators: float = 0.25
     fraction: float = 0.25
     significance: float = 0.01
-    budget: int = 8
-    points: int = 1
+    budget: int = 2
+    points: int = 4
     start: int = 1
     smoothing: int = 3
     curve: int = 128
+    align: str = "score"
 
     def __post_init__(self) -> None:
         for name, low, high in (("subpopulations", 2, 4), ("budget", 1, 1000),
@@ -196,6 +205,7 @@ class Fire:
             share = number("Fire", name, getattr(self, name), low=0, open_low=True, high=0.5,
                            open_high=open_high)
             object.__setattr__(self, name, share)
+        object.__setattr__(self, "align", one_of("Fire", "align", self.align, ALIGNS))
         if self.smoothing % 2 == 0:  # a centred window needs a middle point
             raise refused("Fire", "smoothing", "an odd int in [1, 51]", self.smoothing)
         self._check_resolution()
@@ -309,8 +319,11 @@ class Fire:
         out = dict.fromkeys(ids, 0.0)
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:  # bsd is antisymmetric: one overlap per pair
-                d = best_difference(values[a], values[b],
-                                    overlap(values[a], values[b], self.smoothing))
+                va, vb = values[a], values[b]
+                where = (overlap(va, vb, self.smoothing) if self.align == "score"
+                         else Overlap(0, 0, min(len(va), len(vb))) if len(va) and len(vb)
+                         else None)
+                d = best_difference(va, vb, where)
                 out[a] += d
                 out[b] -= d
         return out
