@@ -437,21 +437,30 @@ def why(records: Sequence[dict], env: str, exploit: dict) -> str:
             "A member copies a rival only when Welch's test on their last ready-point "
             "scores finds it better: on a rising learning curve the window's spread is the "
             "trend, not noise, and a few points rarely pass the test.")
-    return text + WHY_TRUNCATION
+    return text + BEFORE.get(env, "") + WHY_TRUNCATION
 
 
-# why the example truncates: measured on Acrobot at this budget (RESULTS.md, this section)
+# the example's t-test exploit (window 4, p < 0.05), which it used until 2026-12-06, in
+# this benchmark on 2026-12-01 (the same members and seeds)
+BEFORE = {
+    "CartPole-v1": (
+        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
+        "last 4 ready-point scores, p < 0.05): on CartPole it made 33 copies in 5 runs and "
+        "its median member ended at 500.0 [165.8, 500.0]. "),
+    "Acrobot-v1": (
+        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
+        "last 4 ready-point scores, p < 0.05): on Acrobot it made 0 copies in 5 runs, so "
+        "PBT was random search exactly (best member -120.3, median member -373.1); at "
+        "p < 0.3 (tried on 2026-12-06, the same seeds) it made 14 copies in 5 runs, its "
+        "median member at -240 [-429, -127]. "),
+}
 WHY_TRUNCATION = (
-    "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
-    "last 4 ready-point scores, p < 0.05); on Acrobot it made 0 copies in 5 runs, so PBT "
-    "was random search exactly (best member -120.3, median member -373.1). With 4 or 5 "
-    "decisions in a run a window holds 2 to 4 scores, and on a rising learning curve their "
-    "spread is the trend, not noise: no rival passes the test, whatever its lead (p < 0.3 "
-    "made 1 copy in 3 runs). Truncation asks for no evidence, and on a short budget it "
-    "need not: a member at the bottom of 8 early on is almost always one whose hparams "
-    "do not learn (Acrobot's -500 is a policy that never reaches the goal), and copying "
-    "it over costs the population little when wrong and a whole member's training when "
-    "right.")
+    "A run has 5 (Acrobot) or 10 (CartPole) ready points, so the test reads 2 to 4 "
+    "ready-point scores a member, and on a rising learning curve their spread is the "
+    "trend, not noise: a rival rarely passes, whatever its lead. Truncation asks for no "
+    "evidence, and on a short budget it need not: a member at the bottom early on is one "
+    "whose hparams are not learning (Acrobot's -500 is a policy that never reaches the "
+    "goal), and a wrong copy costs a member a few steps of a short run.")
 
 
 def schedule_text(record: dict) -> str:
