@@ -8,13 +8,14 @@ environment and seed three methods train the same 8 members (the seed's
 initial hparams, and the same member seeds, so the same initial weights and
 environments):
 
-- PBT: populace, the script's t-test exploit and perturb-or-resample explore;
+- PBT: populace, the script's exploit (truncation: the bottom half copies the top
+  half) and perturb-or-resample explore;
 - random search: populace, the same run with exploit none;
 - Ray Tune 2.60's PopulationBasedTraining (its truncation, quantile 0.25,
   perturb x0.8 / x1.2 or resample with probability 0.25, asynchronous), the same
   PPO trainable as a function trainable, all 8 members at once on fractional
-  CPUs of ray.init(num_cpus=2), in benchmarks/.venv-ray (made the first time,
-  torch installed before the rest).
+  CPUs of ray.init(num_cpus=2), in this Python when it has Ray Tune, else in
+  benchmarks/.venv-ray (made the first time, torch installed before the rest).
 
 Each run is a fresh process measured from outside: wall time from launch to
 exit, and the peak of the summed RSS of the process and its descendants
@@ -224,11 +225,14 @@ def child_ray(args: argparse.Namespace) -> dict:
 
 
 def ray_python() -> Path:
-    """benchmarks/.venv-ray/bin/python, with Ray Tune, torch and gymnasium in it."""
+    """A Python with Ray Tune, torch and gymnasium in it: this one when it has them (the
+    project's venv with every extra), else benchmarks/.venv-ray, made the first time."""
+    probe = "import ray.tune, torch, gymnasium"
+    if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0:
+        return Path(sys.executable)
     python = HERE / ".venv-ray" / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", python.parents[1]], check=True)
-    probe = "import ray.tune, torch, gymnasium"
     if subprocess.run([python, "-c", probe], capture_output=True).returncode != 0:
         for packages in RAY_REQUIREMENTS:
             subprocess.run([python, "-m", "pip", "install", "-q", *packages], check=True)
@@ -384,18 +388,22 @@ def per_seed(records: Sequence[dict], env: str) -> list[str]:
 
 
 def verdict(records: Sequence[dict], env: str) -> str:
-    """What the medians say, PBT against each other method, with the spreads."""
-    pbt = pick(records, env, "PBT")
+    """What the medians say, PBT against each other method on the seeds both ran."""
     out = []
     for other in METHODS[1:]:
         rival = pick(records, env, other)
-        if not rival:
+        seeds = {r["seed"] for r in rival}
+        pbt = [r for r in pick(records, env, "PBT") if r["seed"] in seeds]
+        if not rival or not pbt:
             continue
+        where = ("" if seeds == {r["seed"] for r in pick(records, env, "PBT")}
+                 else f" on the seeds both ran ({', '.join(map(str, sorted(seeds)))})")
         for key, what in (("best", "best member"), ("median", "median member")):
             a = statistics.median(r[key] for r in pbt)
             b = statistics.median(r[key] for r in rival)
             word = "above" if a > b else "level with" if a == b else "below"
-            out.append(f"the {what}'s median is {a:.1f} with PBT, {word} {other}'s {b:.1f}")
+            out.append(f"the {what}'s median{where} is {a:.1f} with PBT, {word} {other}'s "
+                       f"{b:.1f}")
     text = "; ".join(out) + "."
     if env == "CartPole-v1" and all(r["best"] == 500 for r in records if r["env"] == env):
         text += (" Every run's best member ends at CartPole's ceiling of 500: among 8 "
@@ -404,25 +412,55 @@ def verdict(records: Sequence[dict], env: str) -> str:
     return text
 
 
-def why(records: Sequence[dict], env: str) -> str:
+def exploit_words(exploit: dict) -> str:
+    """The script's exploit in words, from its config."""
+    if exploit["name"] == "truncation":
+        share = f"{exploit.get('fraction', 0.2):.0%}"
+        return (f"truncation exploit (at every ready point a member in the bottom {share} "
+                f"copies a random member of the top {share})")
+    if exploit["name"] == "ttest":
+        return (f"t-test exploit (Welch's test on the last {exploit.get('window', 10)} "
+                f"ready-point scores, p < {exploit.get('significance', 0.05)})")
+    return f"{exploit['name']} exploit"
+
+
+def why(records: Sequence[dict], env: str, exploit: dict) -> str:
     """Why PBT did or did not copy, from the exploit counts."""
     pbt, ray = pick(records, env, "PBT"), pick(records, env, "Ray Tune PBT")
-    steps = pbt[0].get("steps") or 30
-    mine = sum(r["exploits"] for r in pbt)
+    mine = [r["exploits"] for r in pbt]
     theirs = statistics.median(r["exploits"] for r in ray) if ray else 0
-    text = (f"Why: populace's t-test exploit made {mine} copies in {len(pbt)} runs "
-            f"(Ray Tune's truncation a median of {theirs:.0f} a run). A member decides at "
-            f"{steps // 3} ready points, the first with two scores to compare being the "
-            "second, and copies a rival only when Welch's test on its last 4 scores (each a "
-            "mean of 10 episodes) gives p < 0.05, evidence a noisy return rarely gives in "
-            "a few points; truncation copies the bottom quarter from the top quarter at "
-            "every ready point without asking for evidence.")
-    if mine == 0:
-        text += (" With no copy, PBT is random search exactly: the same members and seeds "
-                 "give the same numbers, and Ray's greedier copying wins on this short "
-                 "budget, where early returns already rank the members well. The target "
-                 "(populace's PBT at least Ray Tune's) is missed here.")
-    return text
+    text = (f"Why: populace's {exploit_words(exploit)} made a median of "
+            f"{statistics.median(mine):.0f} copies a run, {sum(mine)} in {len(pbt)} runs "
+            f"(Ray Tune's truncation a median of {theirs:.0f} a run). ")
+    if exploit["name"] == "ttest":
+        return text + (
+            "A member copies a rival only when Welch's test on their last ready-point "
+            "scores finds it better: on a rising learning curve the window's spread is the "
+            "trend, not noise, and a few points rarely pass the test.")
+    return text + BEFORE.get(env, "") + WHY_TRUNCATION
+
+
+# the example's t-test exploit (window 4, p < 0.05), which it used until 2026-12-06, in
+# this benchmark on 2026-12-01 (the same members and seeds)
+BEFORE = {
+    "CartPole-v1": (
+        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
+        "last 4 ready-point scores, p < 0.05): on CartPole it made 33 copies in 5 runs and "
+        "its median member ended at 500.0 [165.8, 500.0]. "),
+    "Acrobot-v1": (
+        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
+        "last 4 ready-point scores, p < 0.05): on Acrobot it made 0 copies in 5 runs, so "
+        "PBT was random search exactly (best member -120.3, median member -373.1); at "
+        "p < 0.3 (tried on 2026-12-06, the same seeds) it made 14 copies in 5 runs, its "
+        "median member at -240 [-429, -127]. "),
+}
+WHY_TRUNCATION = (
+    "A run has 5 (Acrobot) or 10 (CartPole) ready points, so the test reads 2 to 4 "
+    "ready-point scores a member, and on a rising learning curve their spread is the "
+    "trend, not noise: a rival rarely passes, whatever its lead. Truncation asks for no "
+    "evidence, and on a short budget it need not: a member at the bottom early on is one "
+    "whose hparams are not learning (Acrobot's -500 is a policy that never reaches the "
+    "goal), and a wrong copy costs a member a few steps of a short run.")
 
 
 def schedule_text(record: dict) -> str:
@@ -455,8 +493,8 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
         f"steps of {rl.STEP_FRAMES} environment steps each (the number per environment "
         f"below), ready every {cfg['ready_steps']} steps; score = mean return of the last "
         f"{rl.LAST} finished episodes (CartPole: 500 at most; Acrobot: -500 at worst, about "
-        "-60 to -80 for a good policy). PBT: t-test exploit (window 4 ready-point scores, "
-        "p < 0.05), perturb (x0.8 / x1.2) or resample (probability 0.25) each hparam. Random "
+        f"-60 to -80 for a good policy). PBT: {exploit_words(cfg['exploit'])}, perturb "
+        "(x0.8 / x1.2) or resample (probability 0.25) each hparam. Random "
         "search: the same members with exploit none. Both populace runs use the "
         f"`{executor}` executor with {WORKERS} workers. Ray Tune PBT: the same members "
         "(initial hparams and member seeds) and the same PPO code as a function trainable, "
@@ -476,7 +514,7 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
         steps = pick(records, env, "PBT")[0].get("steps") or cfg["steps"]
         lines += [f"### {env}: {steps} steps, {steps * rl.STEP_FRAMES:,} environment steps "
                   "per member", "", *table(records, env), "", *per_seed(records, env), "",
-                  "Outcome: " + verdict(records, env), "", why(records, env), ""]
+                  "Outcome: " + verdict(records, env), "", why(records, env, cfg["exploit"]), ""]
         seed0 = [r for r in pick(records, env, "PBT") if r["seed"] == 0]
         if seed0 and env in plots:
             lines += [f"The schedule PBT found (seed 0, best member, lr and entropy cost "

@@ -14,6 +14,8 @@ from support.paths import EXAMPLES
 import populace
 from populace.script import load_script
 from populace.store import open_store
+from populace.strategies import Snapshot, TTest
+from populace.strategies.registry import make_exploit
 
 EXAMPLE = EXAMPLES / "rl_cartpole.py"
 rl = load_script(EXAMPLE)
@@ -117,13 +119,38 @@ def test_the_environment_variable_selects_acrobot(monkeypatch):
     assert got["episodes"] >= example.COPIES and -500 <= got["return"] < 0
 
 
-def test_populace_runs_the_example_with_its_t_test_exploit(tmp_path):
+# 8 Acrobot members' scores at steps 3 and 6 (a run of seed 1): most still at -500 (no
+# episode reached the goal), three climbing
+ACROBOT_STEP_6 = [[-500.0, -492.7], [-472.6, -204.7], [-500.0, -500.0], [-491.0, -500.0],
+                  [-500.0, -353.6], [-473.8, -485.9], [-500.0, -205.2], [-500.0, -485.3]]
+
+
+def test_the_examples_exploit_copies_on_acrobots_first_scores_where_the_t_test_cannot():
+    """Why the example truncates (its docstring): two ready-point scores a member give
+    Welch's test no evidence, so the paper's t-test copies nobody, while truncation has
+    the members still at -500 copy the ones that climb."""
+    n = len(ACROBOT_STEP_6)
+    snapshot = Snapshot(ids=np.arange(n), steps=np.full(n, 6),
+                        scores=np.array([r[-1] for r in ACROBOT_STEP_6]), hparams=[{}] * n,
+                        recent=ACROBOT_STEP_6)
+    ttest = TTest(window=4)  # the example's exploit until 2026-12-06
+    draws = [np.random.default_rng(seed) for seed in range(40)]
+    assert all(ttest(snapshot, m, rng) is None for m in range(n) for rng in draws)
+    exploit = make_exploit(**rl.config["exploit"])
+    for m in (2, 3):  # at -500 at step 6: the bottom copies a member that scores better
+        donors = {exploit(snapshot, m, rng) for rng in draws}
+        assert None not in donors and all(snapshot.scores[d] > -500 for d in donors), donors
+    for m in (1, 4, 6):  # climbing (-204.7, -353.6, -205.2): kept
+        assert {exploit(snapshot, m, rng) for rng in draws} == {None}
+
+
+def test_populace_runs_the_example_with_its_exploit(tmp_path):
     result = populace.run(rl.trainable, rl.space, store=tmp_path / "rl.db", script=EXAMPLE,
                           progress=False, **{**rl.config, "population": 2, "steps": 2,
                                              "ready_steps": 1, "executor": "inline"})
     store = open_store(tmp_path / "rl.db")
     try:
-        assert store.config().run["exploit"] == {"name": "ttest", "window": 4}
+        assert store.config().run["exploit"] == rl.config["exploit"]
         results = store.results()
     finally:
         store.close()
