@@ -34,6 +34,7 @@ import numpy as np
 from populace.store import migrate
 from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.exploits import Applied, Decide, Exploits
+from populace.store.find import claimable, unreferenced
 from populace.store.read import StoreReader
 from populace.store.records import (
     FailOutcome,
@@ -94,7 +95,7 @@ class Store(StoreReader):
         """
         subs = _subs(groups, len(hparams))
         with self.driver.write() as cur:
-            for sql in schema(self.driver.types):
+            for sql in (*schema(self.driver.types), *self.driver.triggers):
                 cur.execute(sql)
             cur.execute("SELECT value FROM meta WHERE key = 'config'")
             if cur.fetchone() is not None:
@@ -255,25 +256,15 @@ class Store(StoreReader):
         """
         now = time.time()
         with self.driver.write() as cur:
-            # a synchronous run holds back members that finished the current generation
-            barrier, training = ((" AND step <= (SELECT MIN(step) FROM members"
-                                  " WHERE status IN (?, ?))", (Status.READY, Status.RUNNING))
-                                 if self._config_cached(cur).synch else ("", ()))
-            cur.execute(
-                "SELECT id FROM members WHERE (status = ?"
-                f" OR (status = ? AND lease_expires < ?)){barrier}"
-                " ORDER BY step, CASE WHEN id = ? THEN 0 ELSE 1 END, id LIMIT 1",
-                (Status.READY, Status.RUNNING, now, *training, -1 if prefer is None else prefer),
-            )
-            row = cur.fetchone()
-            if row is None:
+            member = claimable(cur, now, prefer, self._config_cached(cur).synch)
+            if member is None:
                 return None
             cur.execute(
                 "UPDATE members SET status = ?, lease_owner = ?, lease_expires = ?,"
                 " updated = ? WHERE id = ?",
-                (Status.RUNNING, worker, now + lease, now, row[0]),
+                (Status.RUNNING, worker, now + lease, now, member),
             )
-            return self._member(cur, row[0])
+            return self._member(cur, member)
 
     @retried
     def heartbeat(self, worker: str, member: int, lease: float) -> bool:
@@ -309,7 +300,7 @@ class Store(StoreReader):
             Exception: whatever `decide` raises; nothing of the report is then stored.
         """
         now = time.time()
-        with self.driver.write() as cur:
+        with self._population.kept(), self.driver.write() as cur:
             if not self._holds_lease(cur, report.member, report.worker):
                 return self._refuse(cur, report, now)
             checkpoint, result = self._record(cur, report, now)
@@ -482,7 +473,7 @@ class Store(StoreReader):
                 then stored.
         """
         now = time.time()
-        with self.driver.write() as cur:
+        with self._population.kept(), self.driver.write() as cur:
             if not self._holds_lease(cur, member, worker):
                 return FailOutcome.LOST
             cur.execute("SELECT step, failures FROM members WHERE id = ?", (member,))
@@ -567,13 +558,8 @@ class Store(StoreReader):
             "SELECT id FROM checkpoints WHERE member = ? ORDER BY id DESC LIMIT ?", (member, keep)
         )
         newest = {row[0] for row in cur.fetchall()}
-        cur.execute(
-            "SELECT id, key FROM checkpoints WHERE member = ? AND deleted = 0"
-            " AND id NOT IN (SELECT checkpoint FROM members WHERE checkpoint IS NOT NULL)",
-            (member,),
-        )
         keys = []
-        for cid, key in cur.fetchall():
+        for cid, key in unreferenced(cur, member):
             if cid in newest:
                 continue
             cur.execute("UPDATE checkpoints SET deleted = 1 WHERE id = ?", (cid,))
