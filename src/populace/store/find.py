@@ -1,6 +1,6 @@
-"""The lookups of a claim and a collection, each through an index (schema 6): a handful
-of rows read, however large the population, where a scan of the member table would make
-every ready cycle grow with it."""
+"""The store's lookups: a claim's and a collection's, each through an index (schema 6), a
+handful of rows read however large the population (a scan of the member table would make
+every ready cycle grow with it); and where a recover sends a member back."""
 
 from __future__ import annotations
 
@@ -43,3 +43,28 @@ def unreferenced(cur: Cursor, member: int) -> list[tuple[int, str]]:
                 " AND NOT EXISTS (SELECT 1 FROM members m WHERE m.checkpoint = c.id)",
                 (member,))
     return [(row[0], row[1]) for row in cur.fetchall()]
+
+
+def intact_ancestor(cur: Cursor, checkpoint: int) -> tuple[int, int, str] | None:
+    """The newest intact checkpoint on the lineage before `checkpoint`, its step and the
+    hparams trained from it; None when the lineage has none left (train from scratch)."""
+    while True:
+        cur.execute("SELECT r.parent, r.hparams, c.step, c.deleted FROM results r"
+                    " LEFT JOIN checkpoints c ON c.id = r.parent WHERE r.checkpoint = ?",
+                    (checkpoint,))
+        row = cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+        parent, hparams, step, deleted = row
+        if not deleted:
+            return parent, step, hparams
+        checkpoint = parent
+
+
+def own_newest(cur: Cursor, member: int) -> tuple[int, int, str] | None:
+    """The member's own newest intact checkpoint, its step and the hparams it was
+    trained with; None when it has none."""
+    cur.execute("SELECT c.id, c.step, r.hparams FROM checkpoints c JOIN results r"
+                " ON r.checkpoint = c.id WHERE c.member = ? AND c.deleted = 0"
+                " ORDER BY c.id DESC LIMIT 1", (member,))
+    return cur.fetchone()
