@@ -11,6 +11,10 @@ no files, as in benchmarks/ready_cycle.py. Two sweeps:
   (what a long run leaves behind), at a fixed population.
 
     .venv/bin/python benchmarks/scaling.py --plot benchmarks/scaling.png
+
+With `--postgresql URL` the population sweep runs against that PostgreSQL server
+instead, each population in a schema of its own (created, then dropped); the store-size
+sweep is SQLite's alone (`--sizes` none).
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ import json
 import sqlite3
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from ready_cycle import _postgres_schema  # benchmarks/, the script's folder
 
 from populace.config import RunConfig
 from populace.segment import make_decide
@@ -61,16 +69,18 @@ def fill(path: Path, rows: int, population: int, checkpoints: bool) -> float:
 
 
 def measure(population: int, cycles: int, prefill: int = 0,
-            checkpoints: bool = False) -> dict[str, float]:
+            checkpoints: bool = False, postgresql: str | None = None) -> dict[str, float]:
     """Milliseconds per claim, per report (with its decision) and per cycle."""
     space = Space({"lr": Float(1e-4, 1e-1, log=True), "momentum": Float(0.0, 0.99)})
     config = RunConfig(population=population, steps=10**9, ready_steps=5,
                        exploit="truncation", explore="perturb")
     decide = make_decide(config, space)
     rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, (
+            _postgres_schema(postgresql, f"scaling_{uuid.uuid4().hex[:12]}") if postgresql
+            else _nothing()) as url:
         path = Path(folder) / "run.db"
-        store = open_store(path)
+        store = open_store(url or path)
         store.create(RunRecord(run=config.to_dict(), space=space_to_dict(space),
                                checkpoints=folder, trainable="bench:Bench",
                                window=config.window()),
@@ -93,7 +103,7 @@ def measure(population: int, cycles: int, prefill: int = 0,
                 reports.append(ended - claimed)
                 exploits += outcome.decision is not None
         store.close()  # checkpoints the WAL into the file
-        db_bytes = sum(p.stat().st_size for p in Path(folder).glob("run.db*"))
+        db_bytes = sum(p.stat().st_size for p in Path(folder).glob("run.db*"))  # 0: PostgreSQL
     claim, report = np.array(claims) * 1000, np.array(reports) * 1000
     cycle = claim + report
     return {"population": population, "prefill": prefill, "checkpoints": checkpoints,
@@ -101,6 +111,11 @@ def measure(population: int, cycles: int, prefill: int = 0,
             "report": float(np.median(report)), "median": float(np.median(cycle)),
             "p95": float(np.percentile(cycle, 95)), "max": float(cycle.max()),
             "exploits": exploits, "fill_s": filled, "db_mb": db_bytes / 2**20}
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def row(r: dict) -> str:
@@ -142,8 +157,11 @@ def plot(by_population: list[dict], by_size: dict[str, list[dict]], out: Path) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--populations", type=int, nargs="+", default=[4, 16, 64, 256, 1000])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10**3, 10**4, 10**5, 10**6])
+    parser.add_argument("--populations", type=int, nargs="+",
+                        default=[16, 64, 256, 1024, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10**3, 10**4, 10**5, 10**6])
+    parser.add_argument("--postgresql", metavar="URL",
+                        help="the population sweep on this PostgreSQL server, not SQLite")
     parser.add_argument("--size-populations", type=int, nargs="+", default=[64, 1000],
                         help="populations of the store-size sweep")
     parser.add_argument("--checkpoint-rows", action="store_true",
@@ -162,13 +180,16 @@ def main() -> None:
     print(HEAD)
     by_population = []
     for n in args.populations:
-        by_population.append(measure(n, args.cycles))
+        by_population.append(measure(n, args.cycles, postgresql=args.postgresql))
         print(row(by_population[-1]), flush=True)
-    print("\nReady cycle vs store size:\n")
-    print(HEAD)
     by_size: dict[str, list[dict]] = {}
+    if args.postgresql and args.sizes:
+        parser.error("the store-size sweep fills SQLite files: give --sizes with no values")
+    if args.sizes:
+        print("\nReady cycle vs store size:\n")
+        print(HEAD)
     variants = [False, True] if args.checkpoint_rows else [False]
-    for n in args.size_populations:
+    for n in args.size_populations if args.sizes else ():
         for with_checkpoints in variants:
             label = f"population {n}" + (" + checkpoint rows" if with_checkpoints else "")
             for size in args.sizes:

@@ -121,7 +121,7 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     timers.wrap(layout, "read", "restore")
     timers.wrap(LocalCheckpointStorage, "write", "checkpoint")
     timers.wrap(LocalCheckpointStorage, "fetch", "checkpoint")
-    for name in ("claim", "report", "fail"):
+    for name in ("claim", "report", "report_all", "fail"):
         timers.wrap(Store, name, "store")
         timers.wrap(Store, name, f"store.{name}")
     started = time.perf_counter()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -301,13 +301,25 @@ class Segments:
                 ref: CheckpointRef) -> Outcome:
         """Store the result with its checkpoint, and the decision it triggers, in one
         transaction; the checkpoint files it collects are the caller's to delete."""
+        return self.store.report(self._report(segment, step, score, metrics, ref),
+                                 self.decide, self.config.keep_checkpoints)
+
+    def hand_in_all(self, handed: Sequence[tuple[Segment, int, float, dict[str, float]]],
+                    ref: CheckpointRef) -> list[Outcome]:
+        """`hand_in` for members ready together, (segment, step, score, metrics) each, their
+        states in one checkpoint file: one transaction, one commit, for them all."""
+        return self.store.report_all([self._report(*h, ref) for h in handed], self.decide,
+                                     self.config.keep_checkpoints)
+
+    def _report(self, segment: Segment, step: int, score: float, metrics: dict[str, float],
+                ref: CheckpointRef) -> Report:
         member = segment.member
-        return self.store.report(Report(
+        return Report(
             member=member.id, worker=self.worker, start=member.step, step=step, score=score,
             metrics=metrics, hparams=member.hparams, key=ref.key, sha256=ref.sha256,
             bytes=ref.bytes, final=step >= self.config.steps,
             seconds=time.monotonic() - segment.started, points=tuple(segment.curve),
-        ), self.decide, self.config.keep_checkpoints)
+        )
 
     def report(self, segment: Segment, step: int, evaluated: float | Mapping[str, float],
                save: Callable[[Path], None]) -> Outcome:

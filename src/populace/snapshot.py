@@ -140,10 +140,37 @@ class Snapshot:
         """
         if self.objectives is not None:
             return pareto.ranking(self.objectives, self.ids)
-        oriented = self.scores if self.maximize else -self.scores
-        key = np.where(np.isfinite(oriented), oriented, -np.inf)
+        key = self._key()
         # lexsort sorts by the last key first: best score, then smallest id
         return np.lexsort((self.ids, -key))
+
+    def place(self, row: int) -> int:
+        """Where row `row` stands in `ranking` (0: best), without ranking everyone: a
+        decision about one member of 10,000 reads its place, not a sorted population."""
+        if self.objectives is not None:
+            return int(np.flatnonzero(self.ranking() == row)[0])
+        key = self._key()
+        mine, me = key[row], self.ids[row]
+        return int(np.count_nonzero((key > mine) | ((key == mine) & (self.ids < me))))
+
+    def best(self, k: int) -> np.ndarray:
+        """The first `k` rows of `ranking`, in its order, sorting only the rows that can be
+        among them."""
+        if self.objectives is not None or k >= len(self):
+            return self.ranking()[:k]
+        if k <= 0:
+            return np.zeros(0, np.int64)
+        key = self._key()
+        # the k-th best key: every row at or above it (ties included) may be among the k
+        kth = -np.partition(-key, k - 1)[k - 1]
+        rows = np.flatnonzero(key >= kth)
+        order = np.lexsort((self.ids[rows], -key[rows]))
+        return rows[order[:k]]
+
+    def _key(self) -> np.ndarray:
+        """Each row's score oriented so that higher is better; -inf where not valid."""
+        oriented = self.scores if self.maximize else -self.scores
+        return np.where(np.isfinite(oriented), oriented, -np.inf)
 
     def better(self, a: int, b: int) -> bool:
         """Whether row `a` has a strictly better valid score than row `b`; with several
@@ -173,11 +200,14 @@ def _aligned(values: np.ndarray, steps: np.ndarray, trails: Sequence[Sequence[Se
         then = _score_at(trails[k], step)
         if then is not None:
             out[k] = min(sign * then, out[k])
-    behind = (steps < step) & scored
-    for at in np.unique(steps[behind]):  # one credit per step: a handful of steps
-        mine_then = _score_at(trails[row], int(at))
-        if mine_then is not None:
-            out[behind & (steps == at)] += max(0.0, mine_now - sign * mine_then)
+    behind = np.flatnonzero((steps < step) & scored)
+    trail = np.asarray(trails[row], dtype=float).reshape(-1, 2)
+    if len(behind) and len(trail):
+        # each member's credit at once: the deciding member's score at its step by
+        # `_score_at`, the newest trail point at or before it (a trail grows in step
+        # order), else the oldest
+        at = np.searchsorted(trail[:, 0], steps[behind], side="right") - 1
+        out[behind] += np.maximum(0.0, mine_now - sign * trail[np.maximum(at, 0), 1])
     return out
 
 

@@ -206,8 +206,9 @@ def test_fire_falls_back_to_truncation_on_a_plain_snapshot():
 
 
 def test_the_upgrade_steps_reach_this_schema():
-    assert SCHEMA_VERSION == 5 and OLDEST == 3
-    assert upgradable(4) and upgradable(3) and not upgradable(2) and not upgradable(5)
+    assert SCHEMA_VERSION == 6 and OLDEST == 3
+    assert upgradable(5) and upgradable(4) and upgradable(3)
+    assert not upgradable(2) and not upgradable(6)
 
 
 def _check_upgraded(store: Store) -> None:
@@ -270,8 +271,10 @@ def test_a_store_newer_than_this_populace_is_still_refused(tmp_path):
     shutil.copy(FIXTURES / "v4.db", path)
     store = open_store(path)
     with store.driver.write() as cur:
-        cur.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match="schema version 6; this populace reads version 5"):
+        cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}; this populace "
+                                         f"reads version {SCHEMA_VERSION}"):
         open_store(path).members()
 
 

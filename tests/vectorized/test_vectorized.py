@@ -368,10 +368,14 @@ class OtherRate(Tiny):
         return nn.Sequential(nn.Linear(4, 8), Dropout("rate"), nn.Linear(8, 2))
 
 
+# where a refusal of what cannot batch sends the user: the local executor, and the table
+LOCAL = ["train the run with the local executor (--executor local", "\"Which hparams batch\""]
+
+
 @pytest.mark.parametrize("trainable, says", [
     (OtherRate, ["layer 1 (Dropout) reads hparam 'rate', which the run's space lacks"]),
-    (Branches, ["layer 1 (Branching)", "torch.where"]),
-    (InPlace, ["layer 1 (Shifted)", "out of place"]),
+    (Branches, ["layer 1 (Branching)", "torch.where", *LOCAL]),
+    (InPlace, ["layer 1 (Shifted)", "out of place", *LOCAL]),
     (Items, ["the trainable's metrics", "return tensors"]),
 ])
 def test_a_model_vmap_cannot_run_is_refused_before_training_naming_the_layer(trainable, says):
@@ -383,9 +387,9 @@ def test_a_model_vmap_cannot_run_is_refused_before_training_naming_the_layer(tra
 
 @pytest.mark.parametrize("space, says", [
     ({"scale": Float(0.5, 1), "dropout": Constant(0.0), "batch_size": Choice([16, 32])},
-     ["hparam 'batch_size' has no target", "batch size"]),
+     ["hparam 'batch_size' has no target", "batch size", *LOCAL]),
     ({"scale": Float(0.5, 1), "dropout": Constant(0.0), "act": Choice(["relu", "tanh"])},
-     ["hparam 'act'", "one number per member"]),
+     ["hparam 'act'", "one number per member", *LOCAL]),
 ])
 def test_hparams_a_vectorized_run_cannot_hold_are_refused_by_name(space, says):
     with pytest.raises(ConfigError) as refused:

@@ -11,6 +11,7 @@ so a backend's database must accept:
 - `ORDER BY ... LIMIT n`, `CASE WHEN`, `COUNT`, `MIN`, `MAX`, joins and `IN (...)`;
 - the column types of `types` (see populace.store.schema): an auto-numbered
   integer primary key (`id`), a double (`real`) and `TEXT`;
+- the `triggers` that keep each member row's revision (see `Driver.triggers`);
 - write transactions that run one at a time (SQLite: BEGIN IMMEDIATE;
   PostgreSQL: an advisory lock), and read transactions that see one
   consistent state.
@@ -68,6 +69,10 @@ class Driver(Protocol):
 
     url: str
     types: dict[str, str]  # id, real, text, blob column types in the backend's dialect
+    # the statements that make every insert and change of a member row give it a revision
+    # above every revision before it (schema 6), in the backend's dialect; run where the
+    # tables are created and by the upgrade to schema 6, so they must not fail when run again
+    triggers: tuple[str, ...]
 
     def write(self) -> AbstractContextManager[Cursor]:
         """A serialised write transaction (committed on exit, rolled back on error)."""

@@ -9,7 +9,8 @@ store, written by the populace before it, to tests/store/fixtures/); a store old
 the oldest step, or newer than this populace, is refused where it is read
 (`populace.store.read`), naming both versions.
 
-Every step so far only adds columns, so every upgrade can be undone (`undo`). A SQLite
+Every step so far only adds columns (version 6 also indexes and the triggers that keep a
+member's revision, the driver's `triggers`), so every upgrade can be undone (`undo`). A SQLite
 store is also copied, whole, beside itself before it is upgraded (`backup`): to go
 back, put the copy in its place. docs/faults.md, "Upgrading populace", tells users.
 """
@@ -25,7 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from populace.store.driver import Cursor, Driver, StoreError, safe_url
-from populace.store.schema import FIRE_COLUMNS, SCHEMA_VERSION
+from populace.store.schema import (
+    FIRE_COLUMNS,
+    REVISION_COLUMNS,
+    REVISION_INDEXES,
+    SCHEMA_VERSION,
+)
 
 # the member columns version 4 added (PB2's segments, a multi-objective run's objectives),
 # as a store of version 3 gets them: no segments yet, no objectives in a run of one score
@@ -35,7 +41,13 @@ PB2_COLUMNS = (
 )
 
 # the member columns each step adds to a store of its version, turning it into the next
-STEPS: dict[int, tuple[str, ...]] = {3: PB2_COLUMNS, 4: FIRE_COLUMNS}
+STEPS: dict[int, tuple[str, ...]] = {3: PB2_COLUMNS, 4: FIRE_COLUMNS, 5: REVISION_COLUMNS}
+# what undoes a step's triggers, before its columns go (PostgreSQL's, as `undo` is for it)
+_UNDO_FIRST: dict[int, tuple[str, ...]] = {
+    5: ("DROP TRIGGER IF EXISTS members_revised ON members",
+        "DROP FUNCTION IF EXISTS populace_revised()",
+        "DROP INDEX IF EXISTS members_claim", "DROP INDEX IF EXISTS members_checkpoint"),
+}
 OLDEST = min(STEPS)  # the oldest version this populace upgrades
 
 
@@ -81,7 +93,7 @@ def upgrade_store(driver: Driver, version_of: Callable[[Cursor], int | None]) ->
                     f"{backup_path(path, version)}, which failed ({e}); nothing was "
                     "changed: free space or make the folder writable, then run the same "
                     "command again") from e
-        upgrade(cur, version)
+        upgrade(cur, version, driver.triggers)
     undo = (f"the store as it was is kept at {kept}" if kept is not None else
             "it only added columns, and can be undone")
     print(f"populace: upgraded the store at {safe_url(driver.url)} from schema {version} to "
@@ -90,14 +102,17 @@ def upgrade_store(driver: Driver, version_of: Callable[[Cursor], int | None]) ->
           flush=True)
 
 
-def upgrade(cur: Cursor, version: int) -> None:
+def upgrade(cur: Cursor, version: int, triggers: tuple[str, ...]) -> None:
     """Turn the store at `cur` from `version` into `SCHEMA_VERSION`, inside the caller's
-    write transaction, and record the new version."""
+    write transaction, and record the new version; `triggers` are the driver's."""
     if not upgradable(version):
         raise ValueError(f"no upgrade from store schema version {version} to {SCHEMA_VERSION}")
     for v in range(version, SCHEMA_VERSION):
         for column in STEPS[v]:
             cur.execute(f"ALTER TABLE members ADD COLUMN {column}")
+    # the rows keep revision 0 (read by every process's first read): changes go above it
+    for sql in (*REVISION_INDEXES, *triggers):
+        cur.execute(sql)
     # a run written before runs had their own name (populace before 2fcbeb7) gets one: its
     # checkpoint storage, never marked, is marked as this run's when it next trains
     # (`populace.owner.run_storage`)
@@ -110,7 +125,9 @@ def undo(version: int) -> list[str]:
     """The statements that turn a store upgraded from `version` back into one of
     `version` (dropping the columns the upgrade added): for a PostgreSQL store, which
     keeps no copy of itself. What was trained since stays, in the old columns."""
-    return [f"ALTER TABLE members DROP COLUMN {name}" for name in reversed(added(version))] + [
+    first = [sql for v in range(version, SCHEMA_VERSION) for sql in _UNDO_FIRST.get(v, ())]
+    return first + [f"ALTER TABLE members DROP COLUMN {name}"
+                    for name in reversed(added(version))] + [
         f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'"]
 
 

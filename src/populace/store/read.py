@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from populace import pareto
-from populace.snapshot import Segment, Snapshot
+from populace.snapshot import Snapshot
+from populace.store.cache import Population
 from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.migrate import OLDEST
 from populace.store.records import (
@@ -35,10 +32,6 @@ _RANKED = (Status.READY, Status.RUNNING, Status.IDLE)
 _LIVE = (Status.READY, Status.RUNNING, Status.WAITING, Status.DONE, Status.IDLE)
 
 
-def _segments(stored: list[list[Any]]) -> list[Segment]:
-    return [Segment(*s) for s in stored]
-
-
 class StoreReader:
     """Reads a run's store over any `Driver`; `Store` adds the writes.
 
@@ -51,12 +44,8 @@ class StoreReader:
         self.driver = driver
         # seconds a call keeps trying while the server is unavailable (see `retried`)
         self.patience = patience
-        self._hparams_cache: dict[int, tuple[str, Any]] = {}
-        self._recent_cache: dict[int, tuple[str, Any]] = {}
-        self._trail_cache: dict[int, tuple[str, Any]] = {}
-        self._segments_cache: dict[int, tuple[str, Any]] = {}
-        self._curve_cache: dict[int, tuple[str, Any]] = {}
-        self._evaluation_cache: dict[int, tuple[str, Any]] = {}
+        # the member rows as this process last read them, refreshed by revision
+        self._population = Population()
 
     @property
     def url(self) -> str:
@@ -158,76 +147,15 @@ class StoreReader:
     # -- reading -----------------------------------------------------------
 
     def _snapshot(self, cur: Cursor, training: bool = False) -> Snapshot:
-        """Each live member's latest state, reading the member rows only (never history).
+        """Each live member's latest state, from the member rows only (never history),
+        reading only those changed since this process last read them (`Population`).
 
         `training`: only the members a decision ranks, those training now or next: a
         finished member can no longer be copied (its copy would end as its clone), and
         one waiting to copy another has given up its own state.
         """
-        statuses = _RANKED if training else _LIVE
-        record = self._config_cached(cur)
-        # FIRE's columns only when the exploit reads curves: an ordinary run reads no more
-        fire = ", sub, changes, curve, evaluated, evaluation" if record.curve else ""
-        cur.execute(
-            "SELECT id, step, score, hparams, recent, trail, segments, objectives"
-            f"{fire} FROM members WHERE status IN ({', '.join('?' for _ in statuses)})"
-            " ORDER BY id", statuses
-        )
-        rows = cur.fetchall()
-        hparams = [self._parsed(self._hparams_cache, r[0], r[3]) for r in rows]
-        recent = ([self._parsed(self._recent_cache, r[0], r[4]) for r in rows]
-                  if record.window else ())
-        trails = [self._parsed(self._trail_cache, r[0], r[5]) for r in rows]
-        segments = ([self._parsed(self._segments_cache, r[0], r[6], _segments) for r in rows]
-                    if record.segments else ())
-        snapshot = Snapshot(
-            ids=np.fromiter((r[0] for r in rows), np.int64, len(rows)),
-            steps=np.fromiter((r[1] for r in rows), np.int64, len(rows)),
-            scores=np.fromiter(
-                (np.nan if r[2] is None else r[2] for r in rows), np.float64, len(rows)
-            ),
-            hparams=hparams,
-            maximize=record.mode.maximize,
-            recent=recent,
-            trails=trails,
-            segments=segments,
-            objectives=self._oriented(cur, [r[7] for r in rows]),
-        )
-        return self._with_fire(snapshot, rows) if fire else snapshot
-
-    def _with_fire(self, snapshot: Snapshot, rows: list[Any]) -> Snapshot:
-        """`snapshot` with FIRE-PBT's columns, from `rows`' columns 8 on (sub, changes,
-        curve, evaluated, evaluation), each parsed only when it changed."""
-        n = len(rows)
-        return replace(
-            snapshot,
-            groups=np.fromiter((r[8] for r in rows), np.int64, n),
-            changes=np.fromiter((r[9] for r in rows), np.int64, n),
-            curves=[self._parsed(self._curve_cache, r[0], r[10]) for r in rows],
-            evaluated=[r[11] for r in rows],
-            evaluations=[None if r[12] is None else
-                         self._parsed(self._evaluation_cache, r[0], r[12]) for r in rows],
-        )
-
-    def _oriented(self, cur: Cursor, stored: list[str | None]) -> np.ndarray | None:
-        """The members' objectives (JSON each) as points (`pareto.oriented`); None in a
-        run with one score."""
-        names = self._config_cached(cur).objectives
-        if names is None:
-            return None
-        return pareto.oriented([None if o is None else json.loads(o) for o in stored],
-                               names.values())
-
-    @staticmethod
-    def _parsed(cache: dict[int, tuple[str, Any]], member: int, text: str,
-                convert: Callable[[Any], Any] | None = None) -> Any:
-        """JSON `text` of a member's column (`convert`ed), parsed only when it changed
-        since last time."""
-        hit = cache.get(member)
-        if hit is None or hit[0] != text:
-            value = json.loads(text)
-            hit = cache[member] = (text, value if convert is None else convert(value))
-        return hit[1]
+        return self._population.snapshot(cur, self._config_cached(cur),
+                                         _RANKED if training else _LIVE)
 
     def _config_cached(self, cur: Cursor) -> RunRecord:
         """The run's config, read once: it never changes during a run."""

@@ -10,7 +10,11 @@ from __future__ import annotations
 #    value of each objective (`objectives`)
 # 5: FIRE-PBT: each member's sub-population and role (fixed at creation), a count of its
 #    changes, its curve, the step its latest evaluation began, and an evaluator's evaluation
-SCHEMA_VERSION = 5
+# 6: each member's revision, raised by a trigger at every change of its row (the driver's
+#    `triggers`), so a process re-reads only the member rows that changed since it last
+#    read the population (`populace.store.cache`); indexes for a claim and a collection
+#    that read a handful of rows, not the whole population
+SCHEMA_VERSION = 6
 
 # the columns version 5 added to `members`, as `populace.store.migrate` adds them to an
 # older store: a plain run's members all stand in sub-population 1, with no curve
@@ -21,6 +25,19 @@ FIRE_COLUMNS = (
     "curve TEXT NOT NULL DEFAULT '[]'",
     "evaluated INTEGER",
     "evaluation TEXT",
+)
+
+
+# the member column version 6 added: 0 until the row first changes, then above every
+# revision before it
+REVISION_COLUMNS = ("revision INTEGER NOT NULL DEFAULT 0",)
+
+# the indexes version 6 added: members changed since a revision; the claimable member
+# furthest behind (by status, then step); whether a member still points at a checkpoint
+REVISION_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS members_revision ON members (revision)",
+    "CREATE INDEX IF NOT EXISTS members_claim ON members (status, step, id)",
+    "CREATE INDEX IF NOT EXISTS members_checkpoint ON members (checkpoint)",
 )
 
 
@@ -46,7 +63,8 @@ def schema(types: dict[str, str]) -> list[str]:
             recent TEXT NOT NULL DEFAULT '[]', trail TEXT NOT NULL DEFAULT '[]',
             segments TEXT NOT NULL DEFAULT '[]', objectives TEXT,
             failures INTEGER NOT NULL DEFAULT 0, waits_for INTEGER, pending TEXT,
-            updated {t['real']} NOT NULL, {', '.join(FIRE_COLUMNS)})""",
+            updated {t['real']} NOT NULL, {', '.join(FIRE_COLUMNS + REVISION_COLUMNS)})""",
+        *REVISION_INDEXES,
         f"""CREATE TABLE IF NOT EXISTS results (
             id {t['id']}, member INTEGER NOT NULL, start INTEGER NOT NULL,
             step INTEGER NOT NULL, score {t['real']}, metrics TEXT NOT NULL, hparams TEXT NOT NULL,

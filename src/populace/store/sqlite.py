@@ -27,6 +27,14 @@ class SQLiteDriver:
     """
 
     types = {"id": "INTEGER PRIMARY KEY", "real": "REAL", "text": "TEXT"}
+    # a member row's revision: above every other at each insert and change (the inner
+    # UPDATE changes the revision, so the trigger does not fire again for it)
+    triggers: tuple[str, ...] = tuple(
+        f"CREATE TRIGGER IF NOT EXISTS members_{name} AFTER {event} ON members{when}"
+        " BEGIN UPDATE members SET revision = (SELECT MAX(revision) FROM members) + 1"
+        " WHERE id = NEW.id; END"
+        for name, event, when in (("added", "INSERT", ""),
+                                  ("revised", "UPDATE", " WHEN NEW.revision = OLD.revision")))
 
     def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0,
                  read_only: bool = False):

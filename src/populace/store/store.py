@@ -34,6 +34,7 @@ import numpy as np
 from populace.store import migrate
 from populace.store.driver import Cursor, Driver, StoreError
 from populace.store.exploits import Applied, Decide, Exploits
+from populace.store.find import claimable, intact_ancestor, own_newest, unreferenced
 from populace.store.read import StoreReader
 from populace.store.records import (
     FailOutcome,
@@ -94,7 +95,7 @@ class Store(StoreReader):
         """
         subs = _subs(groups, len(hparams))
         with self.driver.write() as cur:
-            for sql in schema(self.driver.types):
+            for sql in (*schema(self.driver.types), *self.driver.triggers):
                 cur.execute(sql)
             cur.execute("SELECT value FROM meta WHERE key = 'config'")
             if cur.fetchone() is not None:
@@ -255,25 +256,15 @@ class Store(StoreReader):
         """
         now = time.time()
         with self.driver.write() as cur:
-            # a synchronous run holds back members that finished the current generation
-            barrier, training = ((" AND step <= (SELECT MIN(step) FROM members"
-                                  " WHERE status IN (?, ?))", (Status.READY, Status.RUNNING))
-                                 if self._config_cached(cur).synch else ("", ()))
-            cur.execute(
-                "SELECT id FROM members WHERE (status = ?"
-                f" OR (status = ? AND lease_expires < ?)){barrier}"
-                " ORDER BY step, CASE WHEN id = ? THEN 0 ELSE 1 END, id LIMIT 1",
-                (Status.READY, Status.RUNNING, now, *training, -1 if prefer is None else prefer),
-            )
-            row = cur.fetchone()
-            if row is None:
+            member = claimable(cur, now, prefer, self._config_cached(cur).synch)
+            if member is None:
                 return None
             cur.execute(
                 "UPDATE members SET status = ?, lease_owner = ?, lease_expires = ?,"
                 " updated = ? WHERE id = ?",
-                (Status.RUNNING, worker, now + lease, now, row[0]),
+                (Status.RUNNING, worker, now + lease, now, member),
             )
-            return self._member(cur, row[0])
+            return self._member(cur, member)
 
     @retried
     def heartbeat(self, worker: str, member: int, lease: float) -> bool:
@@ -308,23 +299,42 @@ class Store(StoreReader):
             StoreError: the store holds no run (or one of another schema version).
             Exception: whatever `decide` raises; nothing of the report is then stored.
         """
-        now = time.time()
-        with self.driver.write() as cur:
-            if not self._holds_lease(cur, report.member, report.worker):
-                return self._refuse(cur, report, now)
-            checkpoint, result = self._record(cur, report, now)
-            exploits = self._exploits(cur, decide, result, now)
-            # members waiting for this one copy its new state before it decides for itself
-            exploits.resolve(report.member)
-            applied: Applied = {}
-            if not report.final and decide is not None:
-                members = exploits.deciding(report.member, report.step)
-                if members:
-                    applied = exploits.decide_for(members)
-                exploits.start_idle()  # FIRE: evaluators this report may give a parent
-            decision, donor_checkpoint = applied.get(report.member, (None, None))
-            collect = self._collect(cur, report.member, keep)
-            return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
+        with self._population.kept(), self.driver.write() as cur:
+            return self._report(cur, report, decide, keep, time.time())
+
+    @retried
+    def report_all(self, reports: Sequence[Report], decide: Decide | None,
+                   keep: int) -> list[Outcome]:
+        """Store the results of members ready together (a vectorized run's, a synchronous
+        round's) as `report` stores each, in their order, in one transaction: one commit
+        for them all instead of one each; the outcomes in the same order.
+
+        Raises:
+            StoreError: the store holds no run (or one of another schema version).
+            Exception: whatever `decide` raises; nothing of any report is then stored.
+        """
+        with self._population.kept(), self.driver.write() as cur:
+            now = time.time()
+            return [self._report(cur, report, decide, keep, now) for report in reports]
+
+    def _report(self, cur: Cursor, report: Report, decide: Decide | None, keep: int,
+                now: float) -> Outcome:
+        """One report inside the caller's write transaction (`report`)."""
+        if not self._holds_lease(cur, report.member, report.worker):
+            return self._refuse(cur, report, now)
+        checkpoint, result = self._record(cur, report, now)
+        exploits = self._exploits(cur, decide, result, now)
+        # members waiting for this one copy its new state before it decides for itself
+        exploits.resolve(report.member)
+        applied: Applied = {}
+        if not report.final and decide is not None:
+            members = exploits.deciding(report.member, report.step)
+            if members:
+                applied = exploits.decide_for(members)
+            exploits.start_idle()  # FIRE: evaluators this report may give a parent
+        decision, donor_checkpoint = applied.get(report.member, (None, None))
+        collect = self._collect(cur, report.member, keep)
+        return Outcome(True, checkpoint, decision, donor_checkpoint, collect)
 
     def _refuse(self, cur: Cursor, report: Report, now: float) -> Outcome:
         """The answer to a report from a worker without the lease: refused and recorded,
@@ -409,8 +419,8 @@ class Store(StoreReader):
                         " LEFT JOIN checkpoints c ON c.id = m.checkpoint WHERE m.id = ?",
                         (member,))
             was, before, damaged, owner = cur.fetchone()
-            checkpoint, step, hparams = (self._intact_ancestor(cur, damaged) if owner == member
-                                         else self._own_newest(cur, member)) or (None, 0, before)
+            checkpoint, step, hparams = (intact_ancestor(cur, damaged) if owner == member
+                                         else own_newest(cur, member)) or (None, 0, before)
             # the trail forgets the steps the member no longer has
             cur.execute("SELECT trail FROM members WHERE id = ?", (member,))
             trail = [p for p in json.loads(cur.fetchone()[0]) if p[0] <= step]
@@ -422,29 +432,6 @@ class Store(StoreReader):
                          before=json.loads(before), after=json.loads(hparams), detail=detail,
                          result=cur.fetchone()[0])
             return self._member(cur, member)
-
-    def _intact_ancestor(self, cur: Cursor, checkpoint: int) -> tuple[int, int, str] | None:
-        """The newest intact checkpoint on the lineage before `checkpoint`, its step and the
-        hparams trained from it; None when the lineage has none left (train from scratch)."""
-        while True:
-            cur.execute("SELECT r.parent, r.hparams, c.step, c.deleted FROM results r"
-                        " LEFT JOIN checkpoints c ON c.id = r.parent WHERE r.checkpoint = ?",
-                        (checkpoint,))
-            row = cur.fetchone()
-            if row is None or row[0] is None:
-                return None
-            parent, hparams, step, deleted = row
-            if not deleted:
-                return parent, step, hparams
-            checkpoint = parent
-
-    def _own_newest(self, cur: Cursor, member: int) -> tuple[int, int, str] | None:
-        """The member's own newest intact checkpoint, its step and the hparams it was
-        trained with; None when it has none."""
-        cur.execute("SELECT c.id, c.step, r.hparams FROM checkpoints c JOIN results r"
-                    " ON r.checkpoint = c.id WHERE c.member = ? AND c.deleted = 0"
-                    " ORDER BY c.id DESC LIMIT 1", (member,))
-        return cur.fetchone()
 
     @retried
     def release(self, worker: str, member: int) -> bool:
@@ -482,7 +469,7 @@ class Store(StoreReader):
                 then stored.
         """
         now = time.time()
-        with self.driver.write() as cur:
+        with self._population.kept(), self.driver.write() as cur:
             if not self._holds_lease(cur, member, worker):
                 return FailOutcome.LOST
             cur.execute("SELECT step, failures FROM members WHERE id = ?", (member,))
@@ -567,13 +554,8 @@ class Store(StoreReader):
             "SELECT id FROM checkpoints WHERE member = ? ORDER BY id DESC LIMIT ?", (member, keep)
         )
         newest = {row[0] for row in cur.fetchall()}
-        cur.execute(
-            "SELECT id, key FROM checkpoints WHERE member = ? AND deleted = 0"
-            " AND id NOT IN (SELECT checkpoint FROM members WHERE checkpoint IS NOT NULL)",
-            (member,),
-        )
         keys = []
-        for cid, key in cur.fetchall():
+        for cid, key in unreferenced(cur, member):
             if cid in newest:
                 continue
             cur.execute("UPDATE checkpoints SET deleted = 1 WHERE id = ?", (cid,))

@@ -23,6 +23,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from populace.errors import ConfigError
 from populace.vectorized.context import Reads, member_hparams
 from populace.vectorized.data import Batch
+from populace.vectorized.hparams import LOCAL_INSTEAD
 
 if TYPE_CHECKING:
     from populace.vectorized.trainable import VectorizedTrainable
@@ -159,7 +160,7 @@ def _unvmappable(base: nn.Module, running: list[str], what: str, error: Exceptio
     else:
         advice = f"see what vmap cannot run: {LIMITS}"
     return (f"a vectorized run cannot train this model: {_where(base, running, what)} failed "
-            f"under vmap ({reason}); {advice}")
+            f"under vmap ({reason}); {advice}; {LOCAL_INSTEAD}")
 
 
 def _where(base: nn.Module, running: list[str], what: str) -> str:

@@ -28,6 +28,13 @@ from populace.errors import ConfigError
 from populace.space import Choice, Constant, Dimension, Float, Int, Space
 from populace.vectorized.optim import StackedOptimizer, exact
 
+# where a refusal sends a run that cannot batch: the local executor trains each member as
+# a model of its own, so its members may differ in anything
+LOCAL_INSTEAD = ("or, where members must differ in it, train the run with the local executor "
+                 "(--executor local; executor='local' in populace.run), each member a model of "
+                 "its own (a Trainable that reads it): docs/vectorized.md, \"Which hparams "
+                 "batch\", says which do")
+
 
 def _options(dimension: Dimension) -> Sequence[Any] | None:
     """The values a Choice or Constant may take; None for a Float or Int (numbers)."""
@@ -50,7 +57,8 @@ def check_space(space: Space) -> None:
             f"hparam {name!r} is {dimension.to_dict()}: a vectorized run holds each hparam as "
             "one number per member (a tensor of shape [population]), so it must be a Float, "
             "an Int, or a Choice or Constant of numbers; give a number instead (an option's "
-            "index, say) and choose by it in the model or the loss with torch.where")
+            f"index, say) and choose by it in the model or the loss with torch.where, "
+            f"{LOCAL_INSTEAD}")
 
 
 def integral(space: Space) -> set[str]:
@@ -74,7 +82,8 @@ def check_read(space: Space, optimizer: StackedOptimizer, read: set[str]) -> Non
             "populace.vectorized.hparam, such as Dropout) nor the loss read it. A vectorized "
             "run gives every member tensors of one shape, so an hparam that sets a shape (a "
             "batch size, a layer's width) cannot differ between members: fix it in the "
-            "trainable (the data's batch_size, the model) and take it out of the space")
+            "trainable (the data's batch_size, the model) and take it out of the space, "
+            f"{LOCAL_INSTEAD}")
 
 
 class HparamTable:

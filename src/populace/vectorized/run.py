@@ -296,32 +296,42 @@ class VectorizedWorker:
                 path, [s.member.id for s in scored], self.population.tensors(at),
                 self.population.keys[at], self.population.steps[at]))
         collect: set[str] = set()
+        batch: list[tuple[Segment, int, float, dict[str, float]]] = []
         for segment in ready:  # in the order one worker would report them
             outcome = scores[segment.member.id]
             if isinstance(outcome, str):
+                collect.update(self._hand_in(batch, ref))  # those before it, first
+                batch = []
                 self._fail([segment], outcome)
-            elif ref is not None:
-                collect.update(self._hand_in(segment, *outcome, ref))
+            else:
+                batch.append((segment, *outcome))
+        collect.update(self._hand_in(batch, ref))
         if ref is not None and any(self.slices[self._row(s)].holds is Holds.CHECKPOINT
                                    for s in scored):
             collect.discard(ref.key)  # a refused report's answer, while other rows name it
         self.segments.collect(collect)
         return len(ready)
 
-    def _hand_in(self, segment: Segment, step: int, score: float, metrics: dict[str, float],
-                 ref: CheckpointRef) -> list[str]:
-        """Store the member's result with its slice of the file, and the decision it
-        triggers, in one transaction; return the checkpoint files the store collected."""
-        outcome = self.segments.hand_in(segment, step, score, metrics, ref)
-        # the slice holds the checkpoint just written, unless the lease had been lost
-        written = outcome.checkpoint if outcome.accepted else None
-        self.slices[self._row(segment)] = (Slice(Holds.UNKNOWN) if written is None
-                                           else Slice(Holds.CHECKPOINT, written))
-        # as a worker goes on with a member whose state it holds (`Segments.held`)
-        held = self.segments.held(segment, outcome)
-        self.prefer = held.member if held is not None else None
-        self._let_go(segment)
-        return outcome.collect
+    def _hand_in(self, batch: list[tuple[Segment, int, float, dict[str, float]]],
+                 ref: CheckpointRef | None) -> list[str]:
+        """Store the members' results with their slices of the file (`ref`), and the
+        decisions they trigger, in one transaction; return the checkpoint files the store
+        collected."""
+        collect: list[str] = []
+        if not batch or ref is None:  # (no ref: nobody scored, so no batch either)
+            return collect
+        for (segment, *_), outcome in zip(batch, self.segments.hand_in_all(batch, ref),
+                                          strict=True):
+            # the slice holds the checkpoint just written, unless the lease had been lost
+            written = outcome.checkpoint if outcome.accepted else None
+            self.slices[self._row(segment)] = (Slice(Holds.UNKNOWN) if written is None
+                                               else Slice(Holds.CHECKPOINT, written))
+            # as a worker goes on with a member whose state it holds (`Segments.held`)
+            held = self.segments.held(segment, outcome)
+            self.prefer = held.member if held is not None else None
+            self._let_go(segment)
+            collect.extend(outcome.collect)
+        return collect
 
     def _let_go(self, segment: Segment) -> None:
         """The member is reported (or failed): its lease is the store's again."""
