@@ -44,20 +44,20 @@ else
     POPULATIONS=(8 32 128 512 2048); LOCAL=(128); STEPS=256
 fi
 
-step "the machine" 30 bash -c "nvidia-smi || true; $PY -c 'import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"no GPU\")'"
-step "vectorized equivalence tests on $DEVICE" 150 env POPULACE_TEST_DEVICE="$DEVICE" \
+step "the machine" 20 bash -c "nvidia-smi || true; $PY -c 'import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"no GPU\")'"
+step "vectorized equivalence tests on $DEVICE" 120 env POPULACE_TEST_DEVICE="$DEVICE" \
     "$PY" -m pytest -q -p no:cacheprovider tests/vectorized/test_vectorized.py \
     -k "matches_the_same_member or bit_for_bit or (inline_worker_trains and (truncation or synch or tournament))"
-step "random states across an exploit" 60 "$PY" benchmarks/gpu_workers.py rng --device "$DEVICE"
-step "vectorized rows, local with 1 worker" 200 "$PY" benchmarks/vectorized.py \
+step "random states across an exploit" 45 "$PY" benchmarks/gpu_workers.py rng --device "$DEVICE"
+step "vectorized rows, local with 1 worker" 180 "$PY" benchmarks/vectorized.py \
     --device "$DEVICE" --populations "${POPULATIONS[@]}" --local "${LOCAL[@]}" --workers 1 \
     --gpus-per-worker "$([ "$DEVICE" = cpu ] && echo 0 || echo 1)" --steps "$STEPS" --long 0 \
     --output "$OUT/gpu-vectorized.md"
-step "local with 2 workers sharing the GPU" 120 "$PY" benchmarks/vectorized.py \
+step "local with 2 workers sharing the GPU" 90 "$PY" benchmarks/vectorized.py \
     --device "$DEVICE" --populations "${LOCAL[@]}" --local "${LOCAL[@]}" --workers 2 \
     --gpus-per-worker "$([ "$DEVICE" = cpu ] && echo 0 || echo 0.5)" --steps "$STEPS" --long 0 \
     --output "$OUT/gpu-local2.md"
-step "local workers seen on the GPU" 90 "$PY" benchmarks/gpu_workers.py workers --device "$DEVICE"
+step "local workers seen on the GPU" 60 "$PY" benchmarks/gpu_workers.py workers --device "$DEVICE"
 
 if [ ${#FAILED[@]} -gt 0 ]; then
     echo "FAILED: ${FAILED[*]}" | tee -a "$LOG"
