@@ -56,6 +56,7 @@ class TimedAlone(PlainMember):
     $BENCH_STATS/<pid>.json (the local executor's workers import it as `vectorized`)."""
 
     vectorized = DigitsVectorized
+    device = os.environ.get("BENCH_DEVICE", "cpu")  # the local child's --device
     seconds: dict[str, float] = defaultdict(float)  # this process's, every member's
 
     def step(self) -> None:
@@ -72,6 +73,8 @@ class TimedAlone(PlainMember):
 
     def save(self, path: Path) -> None:
         super().save(path)
+        if self.place.type == "cuda":  # this worker's peak, summed over the workers
+            self.seconds["gpu_mb"] = gpu_peak()["gpu_mb"]
         stats = Path(os.environ["BENCH_STATS"]) / f"{os.getpid()}.json"
         stats.write_text(json.dumps(self.seconds))
 
@@ -124,10 +127,20 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     for name in ("claim", "report", "report_all", "fail"):
         timers.wrap(Store, name, "store")
         timers.wrap(Store, name, f"store.{name}")
+    DigitsVectorized.threads = args.threads or None  # None: the run's own, every core
     started = time.perf_counter()
     populace.run(DigitsVectorized, space, store=folder / "run.db", progress=False,
                  executor="vectorized", device=args.device, **job(args))
-    return {"wall": time.perf_counter() - started, **timers.seconds}
+    return {"wall": time.perf_counter() - started, **timers.seconds, **gpu_peak()}
+
+
+def gpu_peak() -> dict[str, float]:
+    """This process's peak GPU memory in MB, where it used a GPU."""
+    import torch
+
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return {}
+    return {"gpu_mb": torch.cuda.max_memory_allocated() / 2**20}
 
 
 def child_local(args: argparse.Namespace, folder: Path) -> dict:
@@ -138,11 +151,13 @@ def child_local(args: argparse.Namespace, folder: Path) -> dict:
     stats = folder / "stats"
     stats.mkdir()
     os.environ["BENCH_STATS"] = str(stats)
+    os.environ["BENCH_DEVICE"] = args.device  # "auto": each worker's own GPU, when given one
     from vectorized import TimedAlone  # by its module's name: worker processes import it
 
     started = time.perf_counter()
     populace.run(TimedAlone, space, store=folder / "run.db", progress=False,
-                 executor="local", workers=args.workers, **job(args))
+                 executor="local", workers=args.workers,
+                 gpus_per_worker=args.gpus_per_worker, **job(args))
     wall = time.perf_counter() - started
     seconds: dict[str, float] = defaultdict(float)
     for file in stats.glob("*.json"):
@@ -208,7 +223,7 @@ def child_raw(args: argparse.Namespace, folder: Path) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
     now = time.perf_counter()
-    return {"wall": now - started, "train": now - trained}
+    return {"wall": now - started, "train": now - trained, **gpu_peak()}
 
 
 # in the tables' order
@@ -225,7 +240,8 @@ def measure(system: str, population: int, args: argparse.Namespace,
     steps = steps or args.steps
     cmd = [sys.executable, __file__, "--child", system, "--population", str(population),
            "--steps", str(steps), "--ready", str(args.ready), "--device", args.device,
-           "--workers", str(args.workers), "--threads", str(args.threads)]
+           "--workers", str(args.workers), "--threads", str(args.threads),
+           "--gpus-per-worker", str(args.gpus_per_worker)]
     load = os.getloadavg()[0]  # other work on the cores slows every figure
     with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as folder:
         proc = subprocess.Popen(cmd + ["--folder", folder], stdout=subprocess.PIPE,
@@ -264,9 +280,15 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
     lines = ["| members | member-steps/s: vectorized | local | raw torch.func | vectorized / "
              "local | vectorized / raw | peak memory (MB): vectorized | local | raw |",
              "|---|---|---|---|---|---|---|---|---|"]
+    gpu = any("gpu_mb" in r for r in rows)
+    if gpu:
+        lines[0] += " peak GPU memory (MB): vectorized | local | raw |"
+        lines[1] += "---|---|---|"
     for p in args.populations:
         rate = [cell(s, p, lambda r: f"{r['rate']:,.0f}") for s in CHILDREN]
         memory = [cell(s, p, lambda r: f"{r['rss'] / 2**20:,.0f}") for s in CHILDREN]
+        if gpu:
+            memory += [cell(s, p, lambda r: f"{r.get('gpu_mb', 0):,.0f}") for s in CHILDREN]
         lines.append(f"| {p:,} | {' | '.join(rate)} | {ratio(p, 'local')} | {ratio(p, 'raw')} "
                      f"| {' | '.join(memory)} |")
     lines += ["", "Where a vectorized run's wall time goes (seconds, and share of the wall; "
@@ -299,9 +321,11 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=640,
                         help=f"then vectorized and raw at {LONG_MEMBERS} members for this many "
                              "steps (the example's 40 epochs; 0: not)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of the vectorized and raw processes (1: on cores "
-                             "other work shares, more threads spin against it)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0,
+                        help="the local executor's GPU share per worker (0.5: two on a GPU)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads of the vectorized and raw processes (0: every "
+                             "core the process is given, the vectorized run's default)")
     parser.add_argument("--output", type=Path, default=None,
                         help="write the section to this file (default: benchmarks/RESULTS.md)")
     parser.add_argument("--rows", type=Path,
@@ -312,10 +336,10 @@ def main() -> None:
     parser.add_argument("--folder", type=Path)
     args = parser.parse_args()
     if args.child:
-        if args.child != "local":  # the local executor's workers take one thread each
-            import torch
+        if args.child == "raw":  # the local executor's workers take one thread each, and
+            import torch  # a vectorized run its trainable's `threads`, every core by default
 
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
         print("BENCH " + json.dumps(CHILDREN[args.child](args, args.folder)), flush=True)
         return
     if args.rows:
@@ -427,8 +451,8 @@ all, load average {load:.1f} at the end. The digits MLP of `examples/digits_vect
 {args.ready}, truncation and perturb; the local executor with {args.workers} worker
 processes at {', '.join(map(str, args.local)) or 'no'} members only (each member trained
 alone by torch.optim, one torch thread a process); the vectorized and raw processes
-with {args.threads} torch thread(s). A member-step is one member's training step; wall
-time runs from before `populace.run` to its return. The rows are in
+with {args.threads or 'one per core'} torch thread(s). A member-step is one member's
+training step; wall time runs from before `populace.run` to its return. The rows are in
 `benchmarks/vectorized.json`.
 
 {text}

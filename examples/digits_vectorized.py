@@ -60,7 +60,8 @@ class DigitsVectorized(VectorizedTrainable):
 
     def metrics(self, model):
         (x, y), (test_x, test_y) = dataset()["validation"], dataset()["test"]
-        logits = model(x)
+        logits = model(x)  # on the run's device, a GPU's when there is one: y goes there
+        y, test_y = y.to(logits.device), test_y.to(logits.device)
         return {
             "accuracy": (logits.argmax(1) == y).float().mean(),
             "loss": F.cross_entropy(logits, y),

@@ -39,7 +39,10 @@ from populace.vectorized.population import Population  # noqa: E402
 sys.path.insert(0, str(SCRIPTS))
 import vector_counter  # noqa: E402
 
-X = torch.randn(96, 4, generator=torch.Generator().manual_seed(0))
+# where the equivalence tests train: the CPU, or the GPU that benchmarks/gpu.sh names
+# (POPULACE_TEST_DEVICE=cuda), both sides of each comparison on it
+DEVICE = torch.device(os.environ.get("POPULACE_TEST_DEVICE", "cpu"))
+X = torch.randn(96, 4, generator=torch.Generator().manual_seed(0)).to(DEVICE)
 Y = (X[:, 0] + X[:, 1] > 0).long()
 
 
@@ -74,7 +77,8 @@ def population(optimizer, members, steps=0, kind=Tiny):
     trainable.optimizer = optimizer
     names = sorted({k for m in members for k in m})
     space = Space({n: Float(0.0, 1.0) for n in names})
-    pop = Population(trainable, space, seeds=[11 + i for i in range(len(members))])
+    pop = Population(trainable, space, seeds=[11 + i for i in range(len(members))],
+                     device=DEVICE)
     pop.hparams.set(list(range(len(members))), members)
     for _ in range(steps):
         pop.train()
@@ -84,9 +88,9 @@ def population(optimizer, members, steps=0, kind=Tiny):
 def alone(make_optimizer, hparams, seed, steps, kind=Tiny):
     """The member trained alone: its model from its seed, torch.optim, the same batches."""
     torch.manual_seed(seed)
-    model = kind().model(seed)
+    model = kind().model(seed).to(DEVICE)
     optimizer = make_optimizer(model.parameters(), hparams)
-    data = Tiny().data()
+    data = Tiny().data().to(DEVICE)
     for step in range(steps):
         x, y = (t[0] for t in data.batches(np.array([seed]), np.array([step])))
         loss = F.cross_entropy(model(x), y) * hparams["scale"]
@@ -157,7 +161,7 @@ def test_an_exploit_copies_the_donors_slice_bit_for_bit_and_the_explored_hparams
     buffers = {name: pop.parts["optimizer"][f"momentum/{name}"][2].clone() for name in donor}
     pop.train(np.array([0]))
     # one torch.optim step from the donor's state, with the explored lr
-    model = Tiny().model(0)
+    model = Tiny().model(0).to(DEVICE)
     model.load_state_dict(donor, strict=False)
     optimizer = torch_sgd(False)(model.parameters(), explored)
     for name, p in model.named_parameters():
@@ -195,8 +199,9 @@ def test_a_vectorized_run_is_the_run_one_inline_worker_trains(tmp_path, setting)
                                       ("vectorized", vector_counter.VectorCounter,
                                        "vectorized")):
         url = str(tmp_path / f"{name}.db")
+        device = {"device": str(DEVICE)} if executor == "vectorized" else {}
         populace.run(trainable, vector_counter.space, store=url, progress=False,
-                     **{**settings, "executor": executor})
+                     **{**settings, "executor": executor, **device})
         store = open_store(url)
         try:
             for check in EXECUTOR_CHECKS:
@@ -452,3 +457,63 @@ def test_an_example_runs_from_the_cli_and_its_run_reports_and_replays(tmp_path, 
     result, replayed = populace.load_result(store), populace.load_result(tmp_path / "run.replay.db")
     assert {m.step for m in result.members} == {16}
     assert 0.3 < result.score <= 1 and 0.3 < replayed.score <= 1, "a few steps learn digits"
+
+
+class OneThread(Tiny):
+    threads = 1
+
+
+class NoThreads(Tiny):
+    threads = 0
+
+
+def test_a_vectorized_run_takes_every_core_it_is_given_unless_told_threads():
+    from populace.vectorized.run import threads_for
+
+    assert threads_for(Tiny) == len(os.sched_getaffinity(0))
+    assert threads_for(OneThread) == 1
+    with pytest.raises(ConfigError, match=r"NoThreads.*threads.*an int in \[1, 4,096\].*0"):
+        threads_for(NoThreads)
+
+
+class Anywhere(Tiny):
+    pass
+
+
+def test_a_plain_member_on_auto_trains_where_torch_sees_a_device():
+    from populace.vectorized.plain import PlainMember
+
+    class Alone(PlainMember):
+        vectorized = Anywhere
+        device = "auto"
+
+    member = Alone()
+    member.build({"scale": 1.0, "dropout": 0.0, "lr": 0.1}, seed=3)
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(member.model.parameters()).device.type == want
+    assert {t.device.type for t in member.hparams.values()} == {want}
+    member.step()  # its batch, hparams and model on one device
+
+
+class OneThreadCounter(vector_counter.VectorCounter):
+    threads = 1
+
+
+def test_the_run_trains_with_the_trainables_threads(tmp_path, monkeypatch):
+    before = torch.get_num_threads()
+    seen = []
+    train = Population.train
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Population, "train", spy)
+    torch.set_num_threads(2)
+    try:
+        populace.run(OneThreadCounter, vector_counter.space, store=str(tmp_path / "run.db"),
+                     progress=False, **{**vector_counter.config, "population": 4, "steps": 8,
+                                        "executor": "vectorized"})
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}

@@ -62,8 +62,11 @@ class Functional:
     """
 
     def __init__(self, trainable: VectorizedTrainable, base: nn.Module,
-                 eval_chunk: int | None = None):
+                 eval_chunk: int | None = None, device: torch.device | None = None):
         self.trainable, self.base = trainable, base
+        # the run's device, where `model(x)` in the metrics moves its inputs (a metrics hook
+        # holds its validation tensors where it made them, the CPU)
+        self.device = device
         self.read: set[str] = set()
         # dropout masks differ between members; everything else is the same per member
         self._grads = vmap(grad_and_value(self._loss), randomness="different")
@@ -83,6 +86,8 @@ class Functional:
     def _member_metrics(self, params: Tensors, buffers: Tensors,
                         hparams: Mapping[str, Tensor]) -> dict[str, Tensor]:
         def model(*inputs: Tensor) -> Any:
+            if self.device is not None:
+                inputs = tuple(x.to(self.device) for x in inputs)
             return self._call(params, buffers, inputs)
 
         with member_hparams(hparams):

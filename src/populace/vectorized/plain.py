@@ -54,18 +54,25 @@ class PlainMember(TorchTrainable):
 
     vectorized: ClassVar[type[VectorizedTrainable]]
     state = ("model", "optimizer", "stream")
+    # where the member trains: "cpu", a torch device ("cuda", "cuda:1"), or "auto": the
+    # first GPU this process sees, when it sees one (a local worker given a GPU, or a
+    # share of one, by gpus_per_worker sees only its own)
+    device: ClassVar[str] = "cpu"
 
     def build(self, hparams: Mapping[str, Any], seed: int) -> None:
         self.spec = self.vectorized()
-        self.model = build_member(self.spec, seed)
+        self.place = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available()
+                                  else "cpu" if self.device == "auto" else self.device)
+        self.model = build_member(self.spec, seed).to(self.place)
         self.optimizer = self.spec.optimizer.plain(self.model.parameters())
-        self.data = self.spec.data()
+        self.data = self.spec.data().to(self.place)
         self.stream = Stream(seed)
         self.apply(hparams)
 
     def apply(self, hparams: Mapping[str, Any]) -> None:
         self.spec.optimizer.apply(self.optimizer, hparams)
-        self.hparams = as_tensors(hparams)
+        self.hparams = {name: value.to(self.place)
+                        for name, value in as_tensors(hparams).items()}
 
     def reseed(self, seed: int) -> None:
         super().reseed(seed)

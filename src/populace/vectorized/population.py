@@ -56,7 +56,7 @@ class Population:
                               "(populace.vectorized.Shuffled, or an object with batches(keys, "
                               f"steps) and to(device)), got {type(data).__name__}")
         self.data = data.to(self.device)
-        self.functional = Functional(trainable, self.base, trainable.eval_chunk)
+        self.functional = Functional(trainable, self.base, trainable.eval_chunk, self.device)
 
     def __len__(self) -> int:
         return len(self.keys)

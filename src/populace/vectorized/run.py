@@ -14,6 +14,7 @@ claim takes it back with whatever the decision made of it.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import traceback
@@ -30,6 +31,7 @@ import torch
 
 from populace import stopping
 from populace.checkpoints import CheckpointRef
+from populace.checks import whole
 from populace.config import RunConfig
 from populace.errors import ConfigError
 from populace.segment import ScoreNotFinite, Segment, Segments, member_seed, score_of
@@ -54,6 +56,15 @@ def device_of(name: str) -> torch.device:
         raise ConfigError(f"device {name!r} is not available here: this machine has "
                           f"{torch.cuda.device_count()} CUDA GPU(s)")
     return device
+
+
+def threads_for(trainable: type[VectorizedTrainable]) -> int:
+    """The torch threads a vectorized run trains with: the trainable's `threads`, else one
+    per core this process may run on."""
+    if trainable.threads is not None:
+        return whole(trainable.__name__, "threads", trainable.threads, 1, 4096)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
 
 
 def preflight(trainable: type[VectorizedTrainable], hparams: dict[str, Any],
@@ -122,6 +133,7 @@ class VectorizedWorker:
         self.id = f"vectorized-{uuid.uuid4().hex[:12]}"
         self.segments = Segments(store, space, self.id, reported_by="metrics")
         self.config = self.segments.config
+        torch.set_num_threads(threads_for(trainable))
         members = store.members()
         self.rows = {m.id: i for i, m in enumerate(members)}
         self.seeds = [member_seed(self.config.seed, m.id) for m in members]

@@ -44,6 +44,10 @@ class VectorizedTrainable(Hooks, ABC):
     # members evaluated in one vmapped call (None: all at once); lower it when a large
     # population's evaluation does not fit in memory
     eval_chunk: ClassVar[int | None] = None
+    # torch's intra-op threads for the batched model (None: one per core the run's process
+    # may use, its CPU affinity): one process trains every member, so it takes every core,
+    # where the local executor's processes take one thread each
+    threads: ClassVar[int | None] = None
 
     @abstractmethod
     def model(self, seed: int) -> nn.Module:
@@ -60,7 +64,8 @@ class VectorizedTrainable(Hooks, ABC):
     @abstractmethod
     def metrics(self, model: Callable[..., Any]) -> Mapping[str, Tensor]:
         """One member's metrics as 0-d tensors (the run's score among them); `model(x)`
-        calls the member's model, in eval mode and without gradients."""
+        calls the member's model, in eval mode and without gradients, with `x` moved to
+        the run's device (on a GPU, compare its output with `y.to(output.device)`)."""
 
     def inputs(self, batch: Batch) -> tuple[Tensor, ...]:
         """What the model is called with, from a batch: its first tensor by default."""
