@@ -48,7 +48,10 @@ class Json(JSONResponse):
     """JSON without NaN or Infinity (None instead), which JSON does not have."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(finite(content), allow_nan=False, separators=(",", ":")).encode()
+        try:  # most answers hold no NaN: encoded as they are, not walked first
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        except ValueError:
+            return json.dumps(finite(content), allow_nan=False, separators=(",", ":")).encode()
 
 
 def _int(request: Request, name: str, default: int | None = None, low: int = 0,

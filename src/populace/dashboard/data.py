@@ -236,24 +236,28 @@ class Source:
                 "more": more}
 
     def series(self, points: int = SERIES_POINTS) -> dict[str, Any]:
-        """Every member's results, thinned in the database to `points` in all, and the
-        newest exploits (the chart's markers)."""
+        """Every member's results, thinned in the database to `points` in all (their
+        metrics not read), and who copied whom at which step (where lines break, and the
+        markers)."""
         with self as reader:
             if reader is None:
                 return {"results": [], "exploits": [], "latest_result": 0}
             objectives = list(reader.config().run.get("objectives") or {})
             population = max(1, len(reader.members_updated()[0]))
             latest, _ = reader.latest()
-            rows = reader.results_sampled(max(2, points // population))
+            rows = reader.results_sampled(max(2, points // population), metrics=False)
             exploits = self._exploit_events(reader)
-        return {"results": [result_json(r, objectives) for r in rows],
-                "exploits": [event_json(e) for e in exploits[-POLL_LIMIT:]],
+        return {"results": [result_json(r, []) for r in rows],
+                "exploits": [{"id": e.id, "member": e.member, "donor": e.donor, "step": e.step}
+                             for e in exploits],
                 "latest_result": latest}
 
     def _exploit_events(self, reader: StoreReader) -> list[Event]:
+        """Every exploit, without its hparams (who copied whom, when), read once: each
+        call reads only the newer ones."""
         after = self._exploits[-1].id if self._exploits else 0
         while True:
-            new = reader.events_after(after, 50_000, kinds=(Kind.EXPLOIT,))
+            new = reader.events_after(after, 50_000, kinds=(Kind.EXPLOIT,), details=False)
             self._exploits += new
             if len(new) < 50_000:
                 return self._exploits
@@ -275,7 +279,8 @@ class Source:
                 raise LookupError("no run in this store yet")
             if member not in {m.id for m in reader.members_updated()[0]}:
                 raise LookupError(f"no member {member} in this run")
-            chain = ancestry(member, self._exploit_events(reader))
+            chain = [reader.events_after(e.id - 1, 1)[0]  # with their hparams
+                     for e in ancestry(member, self._exploit_events(reader))]
             owners = [chain[0].donor] if chain else [member]
             owners += [e.member for e in chain]
             bounds: list[int | None] = [0, *(e.result or 0 for e in chain), None]

@@ -251,29 +251,38 @@ class StoreReader:
             return [self._result_row(r) for r in cur.fetchall()]
 
     @retried
-    def results_sampled(self, points: int) -> list[Result]:
-        """Each member's results thinned to about `points`: every k-th in the order stored
-        (k the member's count over `points`, rounded up), and always its last; by member,
-        then in the order stored. The thinning runs in the database (window functions,
-        which SQLite >= 3.25 and PostgreSQL have), so a long run's history is never read
-        whole.
+    def results_sampled(self, points: int, metrics: bool = True) -> list[Result]:
+        """Each member's results thinned to about `points`: every k-th by step (k the
+        member's count over `points`, rounded up), and always its last; by member, then
+        by step. The thinning runs in the database (window functions, which SQLite >=
+        3.25 and PostgreSQL have, over the index of members' steps), so a long run's
+        history is never read whole. `metrics` False: each result's metrics left empty
+        (not parsed), for a reader that draws scores and hparams alone.
 
         Raises:
             StoreError: the store holds no run (or one of another schema version).
         """
         points = max(1, points)
+        columns = self._RESULT_COLUMNS if metrics else self._RESULT_COLUMNS.replace(
+            "metrics", "'{}'")
+        stride = "((total + ? - 1) / ?)"
         with self.driver.read() as cur:
             self._config(cur)
             cur.execute(
-                f"SELECT {self._RESULT_COLUMNS} FROM (SELECT {self._RESULT_COLUMNS},"
-                " ROW_NUMBER() OVER (PARTITION BY member ORDER BY id) AS n,"
+                f"SELECT {columns} FROM results WHERE id IN (SELECT id FROM (SELECT id,"
+                " ROW_NUMBER() OVER (PARTITION BY member ORDER BY step, id) AS n,"
                 " COUNT(*) OVER (PARTITION BY member) AS total FROM results) AS r"
-                # (n - 1) mod k = 0, k the stride, in arithmetic both databases take
-                " WHERE (n - 1) - ((n - 1) / ((total + ? - 1) / ?)) * ((total + ? - 1) / ?) = 0"
-                " OR n = total ORDER BY member, id",
+                # (n - 1) mod stride = 0, in arithmetic both databases take
+                f" WHERE (n - 1) - ((n - 1) / {stride}) * {stride} = 0 OR n = total)"
+                " ORDER BY member, step, id",
                 (points, points, points, points),
             )
-            return [self._result_row(r) for r in cur.fetchall()]
+            rows = cur.fetchall()
+        parsed: dict[str, Any] = {}  # a member's hparams repeat from result to result
+        return [Result(r[0], r[1], r[2], r[3], json.loads(r[4]) if metrics else {},
+                       parsed[r[5]] if r[5] in parsed else parsed.setdefault(r[5],
+                                                                             json.loads(r[5])),
+                       r[6], r[7], r[8], r[9], r[10]) for r in rows]
 
     @retried
     def scores_by_step(self) -> list[tuple[int, float, float, float]]:
@@ -337,9 +346,12 @@ class StoreReader:
 
     @retried
     def events_after(self, after: int, limit: int, kinds: tuple[str, ...] = (),
-                     member: int | None = None, newest: bool = False) -> list[Event]:
+                     member: int | None = None, newest: bool = False,
+                     details: bool = True) -> list[Event]:
         """At most `limit` events after the one with id `after` (of `kinds`, of `member`,
         where given), oldest first; `newest`: the newest of them, newest first.
+        `details` False: without their hparams before and after and their detail (None),
+        for a reader that follows who copied whom alone.
 
         Raises:
             StoreError: the store holds no run (or one of another schema version).
@@ -353,7 +365,9 @@ class StoreReader:
             params.append(member)
         with self.driver.read() as cur:
             self._config(cur)
-            cur.execute(f"SELECT {self._EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+            columns = self._EVENT_COLUMNS if details else self._EVENT_COLUMNS.replace(
+                "before, after", "NULL, NULL").replace("detail", "NULL")
+            cur.execute(f"SELECT {columns} FROM events WHERE {' AND '.join(where)}"
                         f" ORDER BY id {'DESC' if newest else ''} LIMIT ?", [*params, limit])
             return [self._event_row(r) for r in cur.fetchall()]
 

@@ -191,10 +191,10 @@ function lineTraces(pick, hover, breaks = true) {
   const traces = [];
   if (many) {
     const rest = order.filter((id) => !shown.includes(id));
-    const l = memberLines(pick, rest, breaks);
+    // one trace, lines alone and unbroken: thousands of SVG markers would take seconds
+    const l = memberLines(pick, rest, false);
     traces.push({x: l.x, y: l.y, customdata: l.who, name: `${rest.length} other members`,
-      mode: "lines+markers", marker: {size: 2, color: "rgba(120,120,120,0.5)"},
-      line: {color: "rgba(120,120,120,0.35)", width: 1}, hovertemplate: hover});
+      mode: "lines", line: {color: "rgba(120,120,120,0.35)", width: 1}, hovertemplate: hover});
   }
   shown.forEach((id, k) => {
     const l = memberLines(pick, [id], breaks);
@@ -219,11 +219,13 @@ function drawScore() {
   if (!P) return;
   const traces = lineTraces((s, i) => s.score[i],
     "member %{customdata}<br>step %{x}<br>score %{y}<extra></extra>");
-  const marks = S.exploits.slice(-2000);
+  // the exploits of the members drawn in colour (thousands of SVG markers take seconds)
+  const colored = new Set(traces.filter((t) => t.name.startsWith("member "))
+    .map((t) => t.customdata.find((x) => x !== null)));
+  const marks = S.exploits.filter((e) => colored.has(e.member)).slice(-2000);
   traces.push({x: marks.map((e) => e.step), y: marks.map((e) => scoreAt(e.member, e.step)),
     mode: "markers", name: "exploit", marker: {symbol: "triangle-up", size: 8, color: "#d62728"},
-    text: marks.map((e) => esc(`member ${e.member} copied donor ${e.donor} at step ${e.step}` +
-      `<br>before: ${hp(e.before)}<br>after: ${hp(e.after)}`).replace(/&lt;br&gt;/g, "<br>")),
+    text: marks.map((e) => esc(`member ${e.member} copied donor ${e.donor} at step ${e.step}`)),
     hovertemplate: "%{text}<extra></extra>"});
   if (S.bestLineage && S.bestLineage.points.length) {
     const pts = S.bestLineage.points;
@@ -284,25 +286,30 @@ function drawLineage() {
   if (!P || !L) return;
   const traces = [];
   const owners = L.stretches.map((s) => s.member);
+  const bars = {x: [], y: []};  // one trace each, broken by nulls: a trace per bar is slow
   L.stretches.forEach((st, i) => {
     const from = i === 0 ? 0 : (L.copies[i - 1].donor_step ?? L.copies[i - 1].step);
     const next = L.copies[i];
     const to = next ? (next.donor_step ?? next.step) : (st.last ?? from);
-    traces.push({x: [from, to], y: [`member ${st.member}`, `member ${st.member}`],
-      mode: "lines", line: {width: 10, color: COLORS[i % COLORS.length]}, showlegend: false,
-      hoverinfo: "skip"});  // the points and the copies answer a hover
+    bars.x.push(from, to, null);
+    bars.y.push(`member ${st.member}`, `member ${st.member}`, null);
   });
+  traces.push({...bars, mode: "lines", line: {width: 10, color: "#4c78a8"}, showlegend: false,
+    hoverinfo: "skip"});  // the points and the copies answer a hover
   const pts = L.points;
   traces.push({x: pts.map((p) => p[0]), y: pts.map((p) => `member ${p[3]}`), mode: "markers",
     marker: {size: 5, color: "#333"}, showlegend: false,
     text: pts.map((p) => esc(`member ${p[3]} at step ${p[0]}: score ${num(p[1])}`) +
       "<br>" + esc(hp(p[2]))),
     hovertemplate: "%{text}<extra></extra>"});
-  L.copies.forEach((c) => {
+  const links = {x: [], y: []};
+  for (const c of L.copies) {
     const at = c.donor_step ?? c.step;
-    traces.push({x: [at, at], y: [`member ${c.donor}`, `member ${c.member}`], mode: "lines",
-      line: {color: "#d62728", width: 1.5, dash: "dot"}, hoverinfo: "skip", showlegend: false});
-  });
+    links.x.push(at, at, null);
+    links.y.push(`member ${c.donor}`, `member ${c.member}`, null);
+  }
+  traces.push({...links, mode: "lines", line: {color: "#d62728", width: 1.5, dash: "dot"},
+    hoverinfo: "skip", showlegend: false});
   traces.push({x: L.copies.map((c) => c.donor_step ?? c.step),
     y: L.copies.map((c) => `member ${c.member}`), mode: "markers", name: "copies",
     marker: {symbol: "diamond", size: 13, color: "#d62728", line: {color: "#fff", width: 1}},
@@ -506,6 +513,7 @@ async function drawCharts() {
   await drawCompare();
   if (S.summary && S.summary.objectives) await drawFront();
   document.body.dataset.charts = "ready";
+  document.body.dataset.chartsMs = Math.round(performance.now());
 }
 
 async function openRun(index) {
@@ -521,10 +529,12 @@ async function openRun(index) {
   renderRuns();
   renderMembers();
   document.body.dataset.tables = "ready";  // the first page: both tables are filled
+  document.body.dataset.tablesMs = Math.round(performance.now());
   const pareto = !!o.summary.objectives;
   $("pareto").hidden = !pareto;
   for (const a of document.querySelectorAll(".if-pareto")) a.hidden = !pareto;
   compareOptions();
+  // after the tables: the server answers one request at a time as fast as it can
   const [series, plotly] = await Promise.all([get(`/api/runs/${index}/series`), loadPlotly(),
     loadEvents(), loadLineage()]);
   S.plotly = plotly;
