@@ -223,3 +223,23 @@ def test_each_segment_records_fires_points_into_the_curves(tmp_path, executor, s
         check(store)
     assert_counter_curves(store, every=2)
     assert store.events(Kind.EVALUATION)
+
+
+def test_a_nan_score_inside_a_segment_fails_it_and_the_retry_records_its_points(tmp_path,
+                                                                              monkeypatch):
+    """A curve point is checked as a segment's end is: each member's first score after
+    training, at the mark inside its first segment (2 steps in), is NaN once; the segment
+    fails there, and its retry records the point. An evaluator's first segment is its
+    first evaluation's, from its parent's step."""
+    (tmp_path / "once").mkdir()
+    monkeypatch.setenv("COUNTER_NAN_ONCE", str(tmp_path / "once"))
+    db = tmp_path / "nan.db"
+    run_script(SCRIPTS / "counter.py", db, population=8, steps=40, executor="inline",
+               workers=1, retries=1, exploit=POINTED)
+    store = open_store(db)
+    retries = store.events("retry")
+    assert sorted(e.member for e in retries) == list(range(8))
+    assert all(e.detail.startswith(f"score is nan at step {e.step + 2} ") for e in retries)
+    assert {e.member for e in retries if e.step == 0} == set(range(6))  # P1 and P2
+    assert store.events("failed") == []
+    assert_counter_curves(store, every=2)
