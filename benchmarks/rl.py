@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from results import RESULTS, write_section
+from rl_notes import BEFORE, CHOICE, EARLIER_RAY, KEPT_NOTE, WHY_TRUNCATION
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -412,6 +413,14 @@ def verdict(records: Sequence[dict], env: str) -> str:
     return text
 
 
+def earlier_ray(records: Sequence[dict], env: str) -> list[dict]:
+    """Ray's earlier runs on `env` where these records have none of Ray's there."""
+    if pick(records, env, "Ray Tune PBT"):
+        return []
+    return [{**r, "env": env, "method": "Ray Tune PBT", "waited": 0}
+            for r in EARLIER_RAY.get(env, [])]
+
+
 def exploit_words(exploit: dict) -> str:
     """The script's exploit in words, from its config."""
     if exploit["name"] == "truncation":
@@ -438,29 +447,6 @@ def why(records: Sequence[dict], env: str, exploit: dict) -> str:
             "scores finds it better: on a rising learning curve the window's spread is the "
             "trend, not noise, and a few points rarely pass the test.")
     return text + BEFORE.get(env, "") + WHY_TRUNCATION
-
-
-# the example's t-test exploit (window 4, p < 0.05), which it used until 2026-12-06, in
-# this benchmark on 2026-12-01 (the same members and seeds)
-BEFORE = {
-    "CartPole-v1": (
-        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
-        "last 4 ready-point scores, p < 0.05): on CartPole it made 33 copies in 5 runs and "
-        "its median member ended at 500.0 [165.8, 500.0]. "),
-    "Acrobot-v1": (
-        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
-        "last 4 ready-point scores, p < 0.05): on Acrobot it made 0 copies in 5 runs, so "
-        "PBT was random search exactly (best member -120.3, median member -373.1); at "
-        "p < 0.3 (tried on 2026-12-06, the same seeds) it made 14 copies in 5 runs, its "
-        "median member at -240 [-429, -127]. "),
-}
-WHY_TRUNCATION = (
-    "A run has 5 (Acrobot) or 10 (CartPole) ready points, so the test reads 2 to 4 "
-    "ready-point scores a member, and on a rising learning curve their spread is the "
-    "trend, not noise: a rival rarely passes, whatever its lead. Truncation asks for no "
-    "evidence, and on a short budget it need not: a member at the bottom early on is one "
-    "whose hparams are not learning (Acrobot's -500 is a policy that never reaches the "
-    "goal), and a wrong copy costs a member a few steps of a short run.")
 
 
 def schedule_text(record: dict) -> str:
@@ -512,9 +498,13 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
     ]
     for env in [e for e in ENVS if pick(records, e, "PBT")]:
         steps = pick(records, env, "PBT")[0].get("steps") or cfg["steps"]
+        kept = earlier_ray(records, env)
         lines += [f"### {env}: {steps} steps, {steps * rl.STEP_FRAMES:,} environment steps "
-                  "per member", "", *table(records, env), "", *per_seed(records, env), "",
-                  "Outcome: " + verdict(records, env), "", why(records, env, cfg["exploit"]), ""]
+                  "per member", "", *([KEPT_NOTE, ""] if kept else [])]
+        records = [*records, *kept]
+        lines += [*table(records, env), "", *per_seed(records, env), "",
+                  "Outcome: " + verdict(records, env), "", why(records, env, cfg["exploit"]), "",
+                  *([CHOICE[env], ""] if env in CHOICE else [])]
         seed0 = [r for r in pick(records, env, "PBT") if r["seed"] == 0]
         if seed0 and env in plots:
             lines += [f"The schedule PBT found (seed 0, best member, lr and entropy cost "

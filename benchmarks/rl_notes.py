@@ -1,0 +1,60 @@
+"""What benchmarks/rl.py says beside its tables: the runs of earlier days it cites and
+how the example's exploit was chosen, measured, in words."""
+
+from __future__ import annotations
+
+# how the example's exploit was chosen: Acrobot, 15 steps, populace.run on the example with
+# its exploit replaced, the same seeds, the local executor with 2 workers, 2026-12-06
+CHOICE = {"Acrobot-v1": (
+    "How the exploit was chosen (2026-12-06: `populace.run` on the example with its exploit "
+    "replaced, seeds 0 to 4, the local executor with 2 workers; best member and median "
+    "member, median [min, max] over seeds, and copies in 5 runs): t-test at p < 0.3, "
+    "-106.7 [-128.1, -90.5] and -239.8 [-429.4, -126.6], 14 copies; tournament, -106.4 "
+    "[-135.0, -90.5] and -142.3 [-208.9, -118.7], 49; truncation 0.25 (Ray Tune's "
+    "default), -99.9 [-128.1, -80.2] and -130.0 [-170.2, -94.3], 47; truncation 0.5, -99.7 "
+    "[-118.9, -83.9] and -120.6 [-162.5, -106.8], 83 (over seeds 0 to 9: -92.2 and -109.0); "
+    "truncation 0.5 with no exploit before step 6 (`burn_in: 6`, so no decision while "
+    "every score sits at -500), -92.0 [-128.1, -83.2] and -125.2 [-169.8, -92.0], 63. "
+    "Truncation 0.5 is the example's exploit now. These runs are asynchronous, so a seed "
+    "run twice differs: truncation 0.5 gave seed 2 -118.9 / -162.5 there and -110.8 / "
+    "-164.7 in the table above.")}
+
+
+# the example's t-test exploit (window 4, p < 0.05), which it used until 2026-12-06, in
+# this benchmark on 2026-12-01 (the same members and seeds)
+BEFORE = {
+    "CartPole-v1": (
+        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
+        "last 4 ready-point scores, p < 0.05): on CartPole it made 33 copies in 5 runs and "
+        "its median member ended at 500.0 [165.8, 500.0]. "),
+    "Acrobot-v1": (
+        "Until 2026-12-06 the example used the paper's t-test exploit (Welch's test on the "
+        "last 4 ready-point scores, p < 0.05): on Acrobot it made 0 copies in 5 runs, so "
+        "PBT was random search exactly (best member -120.3, median member -373.1); at "
+        "p < 0.3 (tried on 2026-12-06, the same seeds) it made 14 copies in 5 runs, its "
+        "median member at -240 [-429, -127]. "),
+}
+WHY_TRUNCATION = (
+    "A run has 5 (Acrobot) or 10 (CartPole) ready points, so the test reads 2 to 4 "
+    "ready-point scores a member, and on a rising learning curve their spread is mostly "
+    "the trend, not noise: a rival passes when it is far ahead and steady (CartPole's "
+    "500s), and on Acrobot, where every member climbs from -500, none did. Truncation asks "
+    "for no "
+    "evidence, and on a short budget it need not: a member at the bottom early on is one "
+    "whose hparams are not learning (Acrobot's -500 is a policy that never reaches the "
+    "goal), and a wrong copy costs a member a few steps of a short run.")
+
+
+# Ray Tune's CartPole runs of 2026-12-01 (this section then): its per-seed best and median
+# members; the other figures are that table's median, min and max (which seed had which is
+# not kept). Shown where a rerun gave Ray no runs on CartPole (--ray-seeds 0).
+EARLIER_RAY = {"CartPole-v1": [
+    {"seed": 0, "best": 500.0, "median": 488.2, "env_steps": 589824, "exploits": 26,
+     "wall": 559, "rss_mb": 4584},
+    {"seed": 1, "best": 500.0, "median": 500.0, "env_steps": 516096, "exploits": 16,
+     "wall": 463, "rss_mb": 4562},
+    {"seed": 2, "best": 500.0, "median": 500.0, "env_steps": 589824, "exploits": 29,
+     "wall": 826, "rss_mb": 4640}]}
+KEPT_NOTE = ("Ray Tune PBT was not rerun on this environment (its runs take 8 to 14 minutes "
+             "each on these cores): its column and rows are those of 2026-12-01, the same "
+             "members, seeds and code; populace's PBT changed its exploit since, Ray did not.")
