@@ -6,7 +6,8 @@ is that file: it is written, for the blocks after it to use. Python blocks run a
 scripts (a `test_*.py` file under pytest); YAML and TOML blocks are read as populace
 reads a `--config` file; each `populace` command of a shell block runs, except those
 that need what a test machine lacks (a PostgreSQL server of the user's, a Ray cluster,
-a bucket, the digits run's minutes), which are parsed, so a flag that does not exist
+a bucket, the digits run's minutes) or serve until interrupted (the dashboard), which
+are parsed, so a flag that does not exist
 still fails. `make` lines are the README's set-up commands, which CI runs itself, and
 benchmark commands take minutes: neither runs here.
 """
@@ -31,7 +32,8 @@ BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
 FILE = re.compile(r"#\s*(?:file:\s*)?([\w./-]+\.(?:py|yaml|yml|toml))\s*$")
 # commands that need what this machine lacks: parsed, not run
 PARSED_ONLY = re.compile(r"postgresql://|s3://|--ray-address|--executor ray|digits|worker |"
-                         r"benchmarks/|examples/rl_|cartpole|acrobot|vectorized|translation",
+                         r"benchmarks/|examples/rl_|cartpole|acrobot|vectorized|translation|"
+                         r"dashboard",
                          re.I)
 
 

@@ -241,15 +241,24 @@ class Source:
         markers)."""
         with self as reader:
             if reader is None:
-                return {"results": [], "exploits": [], "latest_result": 0}
-            objectives = list(reader.config().run.get("objectives") or {})
-            population = max(1, len(reader.members_updated()[0]))
+                return {"results": [], "hparams": [], "latest_result": 0,
+                        "exploits": {"member": [], "donor": [], "step": []}}
+            population = max(1, int(reader.config().run["population"]))
             latest, _ = reader.latest()
             rows = reader.results_sampled(max(2, points // population), metrics=False)
             exploits = self._exploit_events(reader)
-        return {"results": [result_json(r, []) for r in rows],
-                "exploits": [{"id": e.id, "member": e.member, "donor": e.donor, "step": e.step}
-                             for e in exploits],
+        # a member's hparams repeat from result to result, and the reader hands out one
+        # dict for each stored text: sent once each, the rows name them by index
+        table: dict[int, int] = {}
+        hparams = [table.setdefault(id(r.hparams), len(table)) for r in rows]
+        unique = {id(r.hparams): r.hparams for r in rows}
+        return {"results": [[r.id, r.member, r.step, r.score, h]
+                            for r, h in zip(rows, hparams, strict=True)],
+                "hparams": [unique[key] for key in table],
+                # column by column: a long run has tens of thousands
+                "exploits": {"member": [e.member for e in exploits],
+                             "donor": [e.donor for e in exploits],
+                             "step": [e.step for e in exploits]},
                 "latest_result": latest}
 
     def _exploit_events(self, reader: StoreReader) -> list[Event]:

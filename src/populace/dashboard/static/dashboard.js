@@ -145,8 +145,14 @@ function renderMembers() {
 
 // ---- the series the charts draw --------------------------------------------------
 
-function addResults(rows) {
-  for (const [id, member, step, score, hparams, objectives] of rows) {
+function exploits(columns) {  // the series' exploits, sent column by column
+  return columns.member.map((member, i) => ({member, donor: columns.donor[i],
+    step: columns.step[i]}));
+}
+
+function addResults(rows, table) {  // hparams: a dict, or an index into `table`
+  for (const [id, member, step, score, h] of rows) {
+    const hparams = table ? table[h] : h;
     let s = S.series.get(member);
     if (!s) { s = {step: [], score: [], hp: [], id: []}; S.series.set(member, s); }
     s.step.push(step); s.score.push(score); s.hp.push(hparams); s.id.push(id);
@@ -506,12 +512,11 @@ function loadPlotly() {
   });
 }
 
-async function drawCharts() {
-  drawScore();
-  drawHparams();
+async function drawCharts() {  // after the score chart, which is drawn first
   drawLineage();
-  await drawCompare();
-  if (S.summary && S.summary.objectives) await drawFront();
+  drawScore();  // again, with the best lineage over it
+  drawHparams();
+  await Promise.all([drawCompare(), S.summary && S.summary.objectives ? drawFront() : null]);
   document.body.dataset.charts = "ready";
   document.body.dataset.chartsMs = Math.round(performance.now());
 }
@@ -526,6 +531,7 @@ async function openRun(index) {
   S.updated = o.updated ?? null;
   for (const m of o.members) S.members.set(m.id, m);
   S.lastEvent = o.summary.latest_event || 0;
+  if (S.runs[index]) S.runs[index] = o.summary;  // newer than the runs table's
   renderRuns();
   renderMembers();
   document.body.dataset.tables = "ready";  // the first page: both tables are filled
@@ -534,13 +540,16 @@ async function openRun(index) {
   $("pareto").hidden = !pareto;
   for (const a of document.querySelectorAll(".if-pareto")) a.hidden = !pareto;
   compareOptions();
-  // after the tables: the server answers one request at a time as fast as it can
-  const [series, plotly] = await Promise.all([get(`/api/runs/${index}/series`), loadPlotly(),
-    loadEvents(), loadLineage()]);
+  // after the tables, the score chart (the server reads one store one request at a time:
+  // the first chart's data first), then the rest
+  const [series, plotly] = await Promise.all([get(`/api/runs/${index}/series`), loadPlotly()]);
   S.plotly = plotly;
-  S.exploits = series.exploits;
-  addResults(series.results);
+  S.exploits = exploits(series.exploits);
+  addResults(series.results, series.hparams);
   S.lastResult = Math.max(S.lastResult, series.latest_result);
+  drawScore();
+  document.body.dataset.scoreMs = Math.round(performance.now());
+  await Promise.all([loadEvents(), loadLineage()]);
   await drawCharts();
   await loadStrategy();
 }
@@ -571,8 +580,8 @@ async function poll() {
     if (got.members.length) renderMembers();
     if (S.points > 2 * S.budget) {  // thin again, on the server
       const series = await get(`/api/runs/${S.run}/series`);
-      S.series = new Map(); S.points = 0; S.exploits = series.exploits;
-      addResults(series.results);
+      S.series = new Map(); S.points = 0; S.exploits = exploits(series.exploits);
+      addResults(series.results, series.hparams);
     }
     const fresh = got.results.length || got.events.length;
     if (fresh && Date.now() - S.lastLineage > 3000) await loadLineage();
