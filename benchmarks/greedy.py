@@ -156,7 +156,9 @@ READING = {
         "a segment with budget 8 (0.027, 0.049, 0.051), 10 points with budget 1 or 3, and "
         "2 sub-populations with `align: start` (0.024, 0.033, 0.048); on seeds 2, 3, 5 and "
         "0, 4 sub-populations with budget 8 (0.052, 0.035, 0.054, 0.011) or with 8 points "
-        "a segment and budget 2 (0.042, 0.048, 0.049, 0.010)."),
+        "a segment and budget 2 (0.042, 0.048, 0.049, 0.010), or with perturb x0.5 / x2 "
+        "for every member (0.032, 0.026, 0.027, 0.017: the failing seeds gain, the good "
+        "one loses)."),
     "digits": (
         "How to read it. Members trained alone fall into the trap: lr 0.1 cut at 75% "
         "ends at 0.851 validation accuracy (test 0.853), every constant lr lower (0.03: "
