@@ -17,7 +17,16 @@ CHOICE = {"Acrobot-v1": (
     "every score sits at -500), -92.0 [-128.1, -83.2] and -125.2 [-169.8, -92.0], 63. "
     "Truncation 0.5 is the example's exploit now. These runs are asynchronous, so a seed "
     "run twice differs: truncation 0.5 gave seed 2 -118.9 / -162.5 there and -110.8 / "
-    "-164.7 in the table above.")}
+    "-164.7 in the table above. "
+    "Where the median member trails Ray's (the runs of 2026-12-06, seeds 0 to 2: -130.7 "
+    "against -107.0), seed 2 shows how: at step 3 seven of the 8 members scored -500 (no "
+    "episode reached the goal) and member 5 -489 (one lucky episode); member 7, whose "
+    "hparams learn fastest (-249 at step 6 and -120 at the end under random search), was "
+    "among the tied bottom half and copied member 5, and its hparams were gone. With no "
+    "decision before step 6 that seed ended at -92.0 / -125.2, but over seeds 0 to 4 the "
+    "setting did no better (above). Ray's own runs of these seeds moved about as much "
+    "from one day to the next: median member -119.8 [-131.1, -97.4] on 2026-12-01 and "
+    "-107.0 [-149.6, -103.6] on 2026-12-06, best member -91.5 then and -102.7 now.")}
 
 
 # the example's t-test exploit (window 4, p < 0.05), which it used until 2026-12-06, in

@@ -21,7 +21,9 @@ in 5 runs (PBT was random search), and even at p < 0.3 the median member ended
 at -240 against truncation's -121 (benchmarks/RESULTS.md, "Reinforcement
 learning: PPO on classic control"). Truncation asks for no evidence and need
 not: a member at the bottom early on is one whose hparams are not learning, and
-a wrong copy costs a member a few steps on a run this short. Why half, not the
+a wrong copy costs a member a few steps on a run this short (where most members
+still tie at Acrobot's floor of -500 it can drop one about to learn; RESULTS.md
+shows a seed where it did, and what a later first decision gave). Why half, not the
 paper's 20%: the same 5 Acrobot runs ended with the median member at -121 with
 half and -130 with a quarter (Ray Tune's default), the best at -100 with both.
 
