@@ -66,6 +66,8 @@ class Run(Command):
         finally:
             if dashboard is not None:
                 dashboard.stop()
+                console.print(f"the dashboard stopped with the run: populace dashboard "
+                              f"{safe_url(args.store)} serves it again", highlight=False)
         if result.stopped:
             console.print(f"stopped early: {result.stopped}")
         failed = [m.id for m in result.members if m.status == Status.FAILED]

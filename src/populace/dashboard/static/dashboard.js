@@ -197,8 +197,8 @@ function lineTraces(pick, hover, breaks = true) {
   const traces = [];
   if (many) {
     const rest = order.filter((id) => !shown.includes(id));
-    // one trace, lines alone and unbroken: thousands of SVG markers would take seconds
-    const l = memberLines(pick, rest, false);
+    // one trace of lines alone: thousands of SVG markers would take seconds
+    const l = memberLines(pick, rest, breaks);
     traces.push({x: l.x, y: l.y, customdata: l.who, name: `${rest.length} other members`,
       mode: "lines", line: {color: "rgba(120,120,120,0.35)", width: 1}, hovertemplate: hover});
   }
@@ -290,6 +290,7 @@ function drawLineage() {
     c.donor_step, hp(c.before), hp(c.after)])));
   const P = S.plotly;
   if (!P || !L) return;
+  $("lineage-member").value = L.member;  // the best member's, until one is chosen
   const traces = [];
   const owners = L.stretches.map((s) => s.member);
   const bars = {x: [], y: []};  // one trace each, broken by nulls: a trace per bar is slow
@@ -597,7 +598,9 @@ async function poll() {
     $("live").textContent = `${S.summary.state}; updated ${new Date().toLocaleTimeString()}`;
     if (got.more) setTimeout(poll, 0);
   } catch (e) {
-    $("live").textContent = `poll failed: ${e.message}`;
+    $("live").textContent = e instanceof TypeError ? "the server is gone (a run's own " +
+      "dashboard stops with the run: populace dashboard STORE serves it again)"
+      : `poll failed: ${e.message}`;
   } finally {
     S.busy = false;
   }
