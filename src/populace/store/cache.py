@@ -95,8 +95,8 @@ class Population:
         # the `Rows` handed out that read these arrays: while one lives, a change copies
         self._lent: list[weakref.ref[Rows]] = []
 
-    def refresh(self, cur: Cursor) -> int:
-        """Read the rows changed since the last read into the arrays; how many."""
+    def refresh(self, cur: Cursor) -> None:
+        """Read the rows changed since the last read into the arrays."""
         # by revision: the index reads the changed rows alone (by id, it scans the table)
         cur.execute(f"SELECT {_COLUMNS} FROM members WHERE revision > ? ORDER BY revision",
                     (self.revision,))
@@ -120,7 +120,6 @@ class Population:
                 value = None if text is None else json.loads(text)
                 self.columns[name][i] = (_segments(value) if name == "segments" and value
                                          else value)
-        return len(rows)
 
     def _grow(self, ids: list[int]) -> None:
         """Make room for members not held yet (the first read), keeping those held."""
