@@ -457,7 +457,7 @@ def schedule_text(record: dict) -> str:
 
 
 def section(records: list[dict], replayed: list[dict], plots: dict, commands: list,
-            total: float, executor: str) -> str:
+            total: float, executor: str, load: float | None = None) -> str:
     import torch
 
     rl = example("CartPole-v1")
@@ -470,7 +470,8 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
         f"Produced by `{command}` (from the repository root, with `nice -n 19`; a second "
         "command with `--records` goes on with the runs the first did not reach) on "
         f"{datetime.date.today().isoformat()}: {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores shared with other work, Python "
+        f"{os.cpu_count()} CPU cores shared with other work"
+        + ("" if load is None else f" (load average {load:.1f} at the end)") + ", Python "
         f"{platform.python_version()}, torch {torch.__version__}, Ray 2.60.0; the whole "
         f"benchmark took {total:.0f} s ({waited:.0f} s of it waiting for test runs on the "
         "same cores to end). Wall times are indicative only.",
@@ -600,7 +601,7 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
                                             "seconds": total, "commands": commands},
                                            default=str))
         write_section(args.output, HEADING, section(records, replayed, plots, commands, total,
-                                                    args.executor))
+                                                    args.executor, os.getloadavg()[0]))
 
     for env in args.envs:
         for seed in range(args.seeds):
