@@ -4,7 +4,13 @@ what each view reads, and that a poll reads only what is newer than what the pag
 from __future__ import annotations
 
 import pytest
-from support.dashboard import awkward_run, copy_from, trained_run, two_goals_run
+from support.dashboard import (
+    awkward_run,
+    copy_from,
+    pb2_and_fire_runs,
+    trained_run,
+    two_goals_run,
+)
 
 from populace.store import Store
 from populace.testing.stores import train
@@ -155,17 +161,9 @@ def test_an_empty_run_a_missing_store_and_a_file_that_is_no_store(store_factory,
     assert get(c, "/api/runs/0/lineage/0")["copies"] == []
 
 
-def test_pb2_and_fire_state(store_factory, tmp_path):
-    from populace.testing.stores import run_record
-
-    pb2: Store = store_factory("pb2")
-    record = run_record("max", 2, explore={"name": "pb2"})
-    pb2.create(record, [{"lr": 0.01}, {"lr": 0.02}])
-    for step in (4, 8):
-        train(pb2, 0, step, step / 10)
-    fire: Store = store_factory("fire")
-    fire.create(run_record("max", 5), [{"lr": 0.01 * (i + 1)} for i in range(5)],
-                groups=[1, 1, 2, 2, 0])
+def test_pb2_and_fire_state(store_factory):
+    pb2, fire = store_factory("pb2"), store_factory("fire")
+    pb2_and_fire_runs(pb2, fire)
     c = client(pb2.url, fire.url)
     assert get(c, "/api/runs")["runs"][0]["pb2"] is True
     segments = get(c, "/api/runs/0/strategy")["pb2"]

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 from support.browser import playwright_browser
-from support.dashboard import HOSTILE_ERROR, HOSTILE_HPARAM, awkward_run, two_goals_run
+from support.dashboard import (
+    HOSTILE_ERROR,
+    HOSTILE_HPARAM,
+    awkward_run,
+    pb2_and_fire_runs,
+    two_goals_run,
+)
 from support.paths import COUNTER, SCRIPTS
 
 from populace.store import open_store
@@ -137,6 +143,12 @@ def test_a_run_that_is_training_renders_is_followed_and_explains_its_copies(
         assert f"member {last[1]} copied donor {last[2]}" in text, text
         assert "before" in text and "after" in text
         assert f"copied donor {last[2]}" in page.text_content("#copy-detail")
+        # the events, filtered by kind and by member
+        page.select_option("#event-kind", "exploit")
+        page.fill("#event-member", row[2])
+        until(page, "[...document.querySelectorAll('#events-table tbody tr')].every(r =>"
+                    f" r.cells[1].textContent === 'exploit' && r.cells[2].textContent === "
+                    f"'{row[2]}')", timeout=10)
         shot(page, tmp_path, f"training-{backend}")
         assert page.errors == []
     finally:
@@ -153,13 +165,16 @@ def test_the_empty_nan_score_failed_and_awkward_cases_render(browser, tmp_path):
     subprocess.run([sys.executable, "-m", "populace.cli", "run", str(COUNTER), "--store",
                     str(nan), "--executor", "inline", "--quiet"], cwd=tmp_path, timeout=120,
                    env={**os.environ, "COUNTER_NAN_ABOVE": "0.5"}, capture_output=True)
-    stores = [tmp_path / "empty.db", tmp_path / "later.db", nan, tmp_path / "awkward.db"]
+    pb2_and_fire_runs(open_store(tmp_path / "pb2.db"), open_store(tmp_path / "fire.db"))
+    stores = [tmp_path / "empty.db", tmp_path / "later.db", nan, tmp_path / "awkward.db",
+              tmp_path / "pb2.db", tmp_path / "fire.db"]
     served = dashboard.start(stores, port=0, poll_seconds=0.5)
     try:
         page = open_page(browser, served.url)
         until(page, "document.body.dataset.charts === 'ready'")
         runs = cells(page, "#runs-table")
-        assert [r[2] for r in runs] == ["training", "waiting", "finished", "training"]
+        assert [r[2] for r in runs] == ["training", "waiting", "finished", "training",
+                                        "training", "training"]
         assert "no member has a score yet" in page.text_content("#population-note")
         assert len(cells(page, "#members-table")) == 3
         shot(page, tmp_path, "empty")
@@ -185,6 +200,19 @@ def test_the_empty_nan_score_failed_and_awkward_cases_render(browser, tmp_path):
         assert page.evaluate("window.pwned") is None
         assert page.locator("img[src=x]").count() == 0 and page.locator("main script").count() == 0
         shot(page, tmp_path, "awkward")
+
+        page.evaluate("location.hash = 'run=4'")  # PB2's data, then FIRE-PBT's state
+        until(page, "document.body.dataset.charts === 'ready' && document"
+                    ".querySelectorAll('#pb2-table tbody tr').length === 1")
+        assert page.locator("#pb2").is_visible() and page.locator("#fire").is_hidden()
+        assert cells(page, "#pb2-table")[0][:2] == ["0", "4 → 8"]
+        page.evaluate("location.hash = 'run=5'")
+        until(page, "document.body.dataset.charts === 'ready' && document"
+                    ".querySelectorAll('#fire-subs tbody tr').length === 3")
+        assert cells(page, "#fire-subs") == [["evaluators", "4"], ["1", "0, 1"],
+                                             ["2", "2, 3"]]
+        page.locator("#strategy").scroll_into_view_if_needed()
+        shot(page, tmp_path, "fire")
         assert page.errors == []
     finally:
         served.stop()

@@ -64,3 +64,13 @@ def two_goals_run(store: Store) -> Store:
             a, b = points[r]
             train(store, m, 4 * (r + 1), a, metrics={"a": a, "b": b})
     return store
+
+
+def pb2_and_fire_runs(pb2: Store, fire: Store) -> None:
+    """A PB2 run whose member 0 has trained two segments (one for the Gaussian process),
+    and a FIRE-PBT run of two sub-populations and an evaluator, not started."""
+    pb2.create(run_record("max", 2, explore={"name": "pb2"}), [{"lr": 0.01}, {"lr": 0.02}])
+    for step in (4, 8):
+        train(pb2, 0, step, step / 10)
+    fire.create(run_record("max", 5), [{"lr": 0.01 * (i + 1)} for i in range(5)],
+                groups=[1, 1, 2, 2, 0])

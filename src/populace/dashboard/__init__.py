@@ -4,8 +4,10 @@ train (`populace dashboard STORE ...`, `populace run ... --dashboard`).
 `serve` runs it until interrupted; `start` runs it in a thread of this process (beside a
 `populace.run` call, say) and hands back a `Dashboard` to stop it. It reads the stores
 read-only (`data`), over a Starlette app (`app`) served by uvicorn; the page's charts
-are Plotly.js's basic bundle, shipped in this package: nothing is fetched from the
-internet. Both need the `dashboard` extra: `pip install 'populace[dashboard]'`.
+are Plotly.js's basic bundle, shipped in this package (`static/plotly-basic.min.js`: npm's
+plotly.js-basic-dist-min 4.1.1 as published, MIT, its licence beside it): nothing is
+fetched from the internet. Both need the `dashboard` extra:
+`pip install 'populace[dashboard]'`.
 """
 
 from __future__ import annotations

@@ -87,6 +87,30 @@ def _kinds(request: Request) -> tuple[str, ...]:
     return tuple(words)
 
 
+def page(request: Request) -> Response:
+    return Response(_asset("index.html"), media_type="text/html; charset=utf-8",
+                    headers=HEADERS)
+
+
+def asset(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in ASSETS:
+        raise HTTPException(404, "no such file")
+    return Response(_asset(name), media_type=ASSETS[name],
+                    headers={**HEADERS, "Cache-Control": "max-age=3600"})
+
+
+def failed(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StoreError):  # the store went away, or was replaced mid-read
+        return Json({"error": str(exc)}, status_code=503)
+    assert isinstance(exc, HTTPException)
+    return Json({"error": exc.detail}, status_code=exc.status_code)
+
+
+def no_icon(request: Request) -> Response:
+    return Response(status_code=204)
+
+
 def create_app(sources: Sequence[Source], poll_seconds: float = 2.0,
                allowed_hosts: Sequence[str] | None = None) -> Starlette:
     """The app over `sources`; `allowed_hosts`: refuse requests whose Host header names
@@ -98,17 +122,6 @@ def create_app(sources: Sequence[Source], poll_seconds: float = 2.0,
             raise HTTPException(404, f"no run {index}: the dashboard shows runs 0 to "
                                      f"{len(sources) - 1}")
         return sources[index]
-
-    def page(request: Request) -> Response:
-        return Response(_asset("index.html"), media_type="text/html; charset=utf-8",
-                        headers=HEADERS)
-
-    def asset(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in ASSETS:
-            raise HTTPException(404, "no such file")
-        return Response(_asset(name), media_type=ASSETS[name],
-                        headers={**HEADERS, "Cache-Control": "max-age=3600"})
 
     def runs(request: Request) -> Response:
         return Json({"runs": [s.summary() for s in sources], "poll": poll_seconds})
@@ -145,12 +158,6 @@ def create_app(sources: Sequence[Source], poll_seconds: float = 2.0,
     def strategy(request: Request) -> Response:
         return Json(source(request).strategy_state())
 
-    def failed(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, StoreError):  # the store went away, or was replaced mid-read
-            return Json({"error": str(exc)}, status_code=503)
-        assert isinstance(exc, HTTPException)
-        return Json({"error": exc.detail}, status_code=exc.status_code)
-
     api: list[tuple[str, Callable[[Request], Response]]] = [
         ("/api/runs", runs), ("/api/runs/{run:int}/overview", overview),
         ("/api/runs/{run:int}/poll", poll), ("/api/runs/{run:int}/series", series),
@@ -159,9 +166,6 @@ def create_app(sources: Sequence[Source], poll_seconds: float = 2.0,
         ("/api/runs/{run:int}/curve", curve), ("/api/runs/{run:int}/front", front),
         ("/api/runs/{run:int}/strategy", strategy),
     ]
-    def no_icon(request: Request) -> Response:
-        return Response(status_code=204)
-
     routes = [Route("/", page), Route("/static/{name}", asset), Route("/favicon.ico", no_icon),
               *(Route(path, endpoint) for path, endpoint in api)]
     middleware = [Middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)]

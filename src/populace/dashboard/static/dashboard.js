@@ -240,7 +240,10 @@ function drawScore() {
       line: {color: "rgba(0,0,0,0.18)", width: 9}});
   }
   const s = S.summary || {};
+  const none = S.points ? [] : [{text: "no results yet", showarrow: false, font: {size: 16},
+    xref: "paper", yref: "paper", x: 0.5, y: 0.5}];
   P.react("score-chart", traces, {margin: {t: 10, r: 10}, hovermode: "closest",
+    annotations: none,
     xaxis: {title: {text: "step"}}, yaxis: {title: {text: esc(s.score || "score")}},
     legend: {orientation: "h", y: -0.2}, uirevision: S.run}, {displaylogo: false, responsive: true});
 }
@@ -289,6 +292,10 @@ function drawLineage() {
   body.replaceChildren(...(L ? L.copies : []).map((c) => row([c.step, c.member, c.donor,
     c.donor_step, hp(c.before), hp(c.after)])));
   const P = S.plotly;
+  if (P && !L) {
+    P.purge("lineage-chart");
+    $("copy-detail").textContent = "no lineage yet: no member has a score";
+  }
   if (!P || !L) return;
   $("lineage-member").value = L.member;  // the best member's, until one is chosen
   const traces = [];
