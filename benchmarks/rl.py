@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from results import RESULTS, write_section
-from rl_notes import BEFORE, CHOICE, EARLIER_RAY, KEPT_NOTE, WHY_TRUNCATION
+from rl_notes import BEFORE, CHOICE, WHY_TRUNCATION
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -413,14 +413,6 @@ def verdict(records: Sequence[dict], env: str) -> str:
     return text
 
 
-def earlier_ray(records: Sequence[dict], env: str) -> list[dict]:
-    """Ray's earlier runs on `env` where these records have none of Ray's there."""
-    if pick(records, env, "Ray Tune PBT"):
-        return []
-    return [{**r, "env": env, "method": "Ray Tune PBT", "waited": 0}
-            for r in EARLIER_RAY.get(env, [])]
-
-
 def exploit_words(exploit: dict) -> str:
     """The script's exploit in words, from its config."""
     if exploit["name"] == "truncation":
@@ -499,11 +491,8 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
     ]
     for env in [e for e in ENVS if pick(records, e, "PBT")]:
         steps = pick(records, env, "PBT")[0].get("steps") or cfg["steps"]
-        kept = earlier_ray(records, env)
         lines += [f"### {env}: {steps} steps, {steps * rl.STEP_FRAMES:,} environment steps "
-                  "per member", "", *([KEPT_NOTE, ""] if kept else [])]
-        records = [*records, *kept]
-        lines += [*table(records, env), "", *per_seed(records, env), "",
+                  "per member", "", *table(records, env), "", *per_seed(records, env), "",
                   "Outcome: " + verdict(records, env), "", why(records, env, cfg["exploit"]), "",
                   *([CHOICE[env], ""] if env in CHOICE else [])]
         seed0 = [r for r in pick(records, env, "PBT") if r["seed"] == 0]

@@ -54,18 +54,3 @@ WHY_TRUNCATION = (
     "evidence, and on a short budget it need not: a member at the bottom early on is one "
     "whose hparams are not learning (Acrobot's -500 is a policy that never reaches the "
     "goal), and a wrong copy costs a member a few steps of a short run.")
-
-
-# Ray Tune's CartPole runs of 2026-12-01 (this section then): its per-seed best and median
-# members; the other figures are that table's median, min and max (which seed had which is
-# not kept). Shown where a rerun gave Ray no runs on CartPole (--ray-seeds 0).
-EARLIER_RAY = {"CartPole-v1": [
-    {"seed": 0, "best": 500.0, "median": 488.2, "env_steps": 589824, "exploits": 26,
-     "wall": 559, "rss_mb": 4584},
-    {"seed": 1, "best": 500.0, "median": 500.0, "env_steps": 516096, "exploits": 16,
-     "wall": 463, "rss_mb": 4562},
-    {"seed": 2, "best": 500.0, "median": 500.0, "env_steps": 589824, "exploits": 29,
-     "wall": 826, "rss_mb": 4640}]}
-KEPT_NOTE = ("Ray Tune PBT was not rerun on this environment (its runs take 8 to 14 minutes "
-             "each on these cores): its column and rows are those of 2026-12-01, the same "
-             "members, seeds and code; populace's PBT changed its exploit since, Ray did not.")
