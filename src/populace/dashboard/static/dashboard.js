@@ -576,7 +576,9 @@ async function poll() {
     }
     const q = new URLSearchParams({results: S.lastResult, events: S.lastEvent});
     if (S.updated !== null) q.set("since", S.updated);
-    const got = await get(`/api/runs/${S.run}/poll?${q}`);
+    const run = S.run;
+    const got = await get(`/api/runs/${run}/poll?${q}`);
+    if (run !== S.run) return;  // another run was opened meanwhile
     if (S.summary.latest_result !== undefined && !S.members.size) {
       await openRun(S.run);  // the run started since the page opened
       return;
