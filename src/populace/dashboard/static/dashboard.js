@@ -466,7 +466,7 @@ async function loadStrategy() {
   }
 }
 
-function compareOptions() {
+function compareOptions(opened = false) {  // opened: the run just opened comes first
   for (const id of ["compare-a", "compare-b"]) {
     const select = $(id);
     const keep = select.value;
@@ -475,7 +475,7 @@ function compareOptions() {
     }));
     if (keep !== "") select.value = keep;
   }
-  if ($("compare-a").value === "") $("compare-a").value = S.run;
+  if ($("compare-a").value === "" || opened) $("compare-a").value = S.run;
   if ($("compare-b").value === "" || $("compare-b").value === $("compare-a").value)
     $("compare-b").value = S.runs.length > 1 ? (S.run === 0 ? 1 : 0) : S.run;
 }
@@ -547,7 +547,7 @@ async function openRun(index) {
   const pareto = !!o.summary.objectives;
   $("pareto").hidden = !pareto;
   for (const a of document.querySelectorAll(".if-pareto")) a.hidden = !pareto;
-  compareOptions();
+  compareOptions(true);
   // after the tables, the score chart (the server reads one store one request at a time:
   // the first chart's data first), then the rest
   const [series, plotly] = await Promise.all([get(`/api/runs/${index}/series`), loadPlotly()]);
@@ -576,7 +576,9 @@ async function poll() {
     }
     const q = new URLSearchParams({results: S.lastResult, events: S.lastEvent});
     if (S.updated !== null) q.set("since", S.updated);
-    const got = await get(`/api/runs/${S.run}/poll?${q}`);
+    const run = S.run;
+    const got = await get(`/api/runs/${run}/poll?${q}`);
+    if (run !== S.run) return;  // another run was opened meanwhile
     if (S.summary.latest_result !== undefined && !S.members.size) {
       await openRun(S.run);  // the run started since the page opened
       return;
