@@ -4,6 +4,7 @@ what each view reads, and that a poll reads only what is newer than what the pag
 from __future__ import annotations
 
 import pytest
+from starlette.testclient import TestClient
 from support.dashboard import (
     awkward_run,
     copy_from,
@@ -12,15 +13,10 @@ from support.dashboard import (
     two_goals_run,
 )
 
+from populace.dashboard.app import create_app
+from populace.dashboard.data import Source
 from populace.store import Store
 from populace.testing.stores import train
-
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
-from starlette.testclient import TestClient  # noqa: E402
-
-from populace.dashboard.app import create_app  # noqa: E402
-from populace.dashboard.data import Source  # noqa: E402
 
 
 def client(*urls: str) -> TestClient:

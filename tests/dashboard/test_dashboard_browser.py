@@ -28,12 +28,9 @@ from support.dashboard import (
 )
 from support.paths import COUNTER, SCRIPTS
 
+import populace.dashboard as dashboard
 from populace.store import open_store
 from populace.testing.stores import run_record
-
-pytest.importorskip("playwright")
-pytest.importorskip("uvicorn")
-import populace.dashboard as dashboard  # noqa: E402
 
 
 @pytest.fixture(scope="module")

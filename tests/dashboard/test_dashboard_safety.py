@@ -14,18 +14,13 @@ import time
 import urllib.request
 
 import pytest
+from starlette.testclient import TestClient
 from support.dashboard import awkward_run, trained_run, two_goals_run
 
+import populace.dashboard as dashboard
+from populace.dashboard.app import create_app
+from populace.dashboard.data import Source
 from populace.store import StoreError, open_reader, open_store
-
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
-pytest.importorskip("uvicorn")
-from starlette.testclient import TestClient  # noqa: E402
-
-import populace.dashboard as dashboard  # noqa: E402
-from populace.dashboard.app import create_app  # noqa: E402
-from populace.dashboard.data import Source  # noqa: E402
 
 # every route, as the page asks for it
 PATHS = ["/", "/static/dashboard.js", "/static/dashboard.css", "/static/plotly-basic.min.js",
