@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import time
-from functools import partial
 from typing import NoReturn
 
 from rich.console import Console
@@ -37,7 +36,7 @@ class Worker(Command):
         try:
             source = source_of(store.config(), args.script)
             console.print(f"worker joined the run in {safe_url(store.url)}")
-            segments = work(store, source, end=partial(_start_again, args))
+            segments = work(store, source, end=_start_again)
         finally:
             store.close()
         console.print(f"no member left to train: the run is done ({segments} segments "
@@ -45,16 +44,14 @@ class Worker(Command):
         return 0
 
 
-def _start_again(args: argparse.Namespace) -> NoReturn:
+def _start_again() -> NoReturn:
     """After a segment timed out (recorded): this process, replaced by a fresh worker on
-    the same run with the same process id, since only a new process can leave a step that
-    never returns; its supervisor (Slurm, systemd, a shell loop) sees the worker go on."""
+    the same run with the same process id and command line, since only a new process can
+    leave a step that never returns; its supervisor (Slurm, systemd, a shell loop) sees
+    the worker go on."""
     print("populace: this worker starts again in a new process", file=sys.stderr, flush=True)
     sys.stdout.flush()
-    again = ["worker", "--store", args.store, "--wait", str(args.wait)]
-    if args.script is not None:
-        again += ["--script", args.script]
-    os.execv(sys.executable, [sys.executable, "-m", "populace.cli", *again])
+    os.execv(sys.executable, sys.orig_argv)
 
 
 def _wait_for_run(url: str, wait: float, console: Console) -> Store:
