@@ -12,16 +12,15 @@ from populace.display import console as make_console
 from populace.store.driver import safe_url
 
 
-def add_dashboard_flags(parser: argparse.ArgumentParser, port_flag: str = "--port") -> None:
-    """--host (and, for `populace dashboard`, --port and --poll)."""
+def add_dashboard_flags(parser: argparse.ArgumentParser) -> None:
+    """--host, --port and --poll."""
     parser.add_argument("--host", default="127.0.0.1",
                         help="the address to listen on (127.0.0.1: this machine alone; "
                              "another warns that anyone reaching the port reads the runs)")
-    if port_flag == "--port":
-        parser.add_argument("--port", type=int, default=8080,
-                            help="the port to listen on (8080; 0: any free one)")
-        parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
-                            help="how often the page asks for what is new (2)")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="the port to listen on (8080; 0: any free one)")
+    parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
+                        help="how often the page asks for what is new (2)")
 
 
 def warn_exposed(host: str) -> None:

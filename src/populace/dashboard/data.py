@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -177,7 +178,8 @@ class Source:
             return {**base, "state": "error", "note": str(e)}
 
     def _summary(self, reader: StoreReader, members: list[MemberRow]) -> dict[str, Any]:
-        run = reader.config().run
+        config = reader.config()
+        run = config.run
         mode, objectives = Mode(run["mode"]), run.get("objectives")
         best = best_member(members, mode, objectives)
         statuses = Counter(str(m.status) for m in members)
@@ -195,8 +197,8 @@ class Source:
             "score": run.get("score"), "mode": str(mode), "objectives": objectives,
             "executor": run.get("executor"), "exploit": run.get("exploit", {}).get("name"),
             "explore": run.get("explore", {}).get("name"), "settings": run,
-            "hparams": self._hparam_names(reader, members),
-            "log_hparams": [name for name, spec in reader.config().space.items()
+            "hparams": self._hparam_names(config.space, members),
+            "log_hparams": [name for name, spec in config.space.items()
                             if isinstance(spec, dict) and spec.get("log")],
             "fire": any(m.sub != 1 for m in members),
             "pb2": run.get("explore", {}).get("name") == "pb2",
@@ -204,9 +206,9 @@ class Source:
         }
 
     @staticmethod
-    def _hparam_names(reader: StoreReader, members: list[MemberRow]) -> list[str]:
-        space = list(reader.config().space)
-        return space + sorted({k for m in members for k in m.hparams} - set(space))
+    def _hparam_names(space: Mapping[str, Any], members: list[MemberRow]) -> list[str]:
+        names = list(space)
+        return names + sorted({k for m in members for k in m.hparams} - set(names))
 
     def overview(self) -> dict[str, Any]:
         """The first page of one run: its summary and every member."""
@@ -286,7 +288,7 @@ class Source:
         with self as reader:
             if reader is None:
                 raise LookupError("no run in this store yet")
-            if member not in {m.id for m in reader.members_updated()[0]}:
+            if member not in {m.id for m in reader.members()}:
                 raise LookupError(f"no member {member} in this run")
             chain = [reader.events_after(e.id - 1, 1)[0]  # with their hparams
                      for e in ancestry(member, self._exploit_events(reader))]
@@ -359,7 +361,7 @@ class Source:
             if reader is None:
                 return {"pb2": [], "fire": None}
             config = reader.config()
-            members = reader.members_updated()[0]
+            members = reader.members()
             snapshot = reader.snapshot() if config.segments else None
             fire = any(m.sub != 1 for m in members)
             kinds = (Kind.EVALUATION, Kind.SUCCEEDED, Kind.STOPPED)
