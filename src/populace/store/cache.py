@@ -101,17 +101,17 @@ class Population:
         cur.execute(f"SELECT {_COLUMNS} FROM members WHERE revision > ? ORDER BY revision",
                     (self.revision,))
         rows = cur.fetchall()
-        if rows and any(lent() is not None for lent in self._lent):
+        if not rows:
+            return
+        if any(lent() is not None for lent in self._lent):
             # a snapshot still reads the arrays: leave them be, and change copies
             self.columns = {name: column.copy() for name, column in self.columns.items()}
             self.evaluated = self.evaluated.copy()
-        if rows:
-            self._lent = []
+        self._lent = []
         if any(r[0] not in self.position for r in rows):
             self._grow(sorted({r[0] for r in rows} | self.position.keys()))
         for r in rows:
             i = self.position[r[0]]
-            self.revision = max(self.revision, r[1])
             self.statuses[i], self.steps[i] = _CODE[r[2]], r[3]
             self.scores[i] = np.nan if r[4] is None else r[4]
             self.groups[i], self.changes[i], self.evaluated[i] = r[10], r[11], r[13]
@@ -120,6 +120,7 @@ class Population:
                 value = None if text is None else json.loads(text)
                 self.columns[name][i] = (_segments(value) if name == "segments" and value
                                          else value)
+        self.revision = rows[-1][1]  # read in the order of revision
 
     def _grow(self, ids: list[int]) -> None:
         """Make room for members not held yet (the first read), keeping those held."""
@@ -151,7 +152,7 @@ class Population:
         column = self.columns
         objectives = None
         if record.objectives is not None:
-            objectives = pareto.oriented(list(self._lend(column["objectives"], rows)),
+            objectives = pareto.oriented(column["objectives"][cut].tolist(),
                                          record.objectives.values())
         snapshot = Snapshot(
             ids=self.ids[cut].copy(), steps=self.steps[cut].copy(),

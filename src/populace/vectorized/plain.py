@@ -25,6 +25,7 @@ from populace.integrations.torch import TorchTrainable
 from populace.vectorized.context import member_hparams
 from populace.vectorized.data import Batch
 from populace.vectorized.functional import build_member
+from populace.vectorized.run import device_of
 from populace.vectorized.trainable import VectorizedTrainable
 
 
@@ -61,8 +62,7 @@ class PlainMember(TorchTrainable):
 
     def build(self, hparams: Mapping[str, Any], seed: int) -> None:
         self.spec = self.vectorized()
-        self.place = torch.device("cuda" if self.device == "auto" and torch.cuda.is_available()
-                                  else "cpu" if self.device == "auto" else self.device)
+        self.place = device_of(self.device)
         self.model = build_member(self.spec, seed).to(self.place)
         self.optimizer = self.spec.optimizer.plain(self.model.parameters())
         self.data = self.spec.data().to(self.place)

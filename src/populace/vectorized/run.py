@@ -183,7 +183,7 @@ class VectorizedWorker:
                 claim = True
                 continue
             stopping.check()
-            if self._mark():
+            if self.segments.points > 1 and self._mark():
                 claim = True  # a member failed: retried, it is claimed again
             ready = [s for s in self.held.values() if self.segments.ready_at(
                 s, int(self.population.steps[self._row(s)]))]
