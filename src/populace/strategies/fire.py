@@ -181,8 +181,9 @@ class Fire:
     parents first (benchmarks/greedy.md). `align` is how P2..Pn's fitness aligns two
     evaluators' curves: "score", the paper's, from the score they share; "start",
     after as many points under the child's hparams, which on the noisy quadratic
-    does not reward weights merely for having more easy progress left. See
-    docs/strategies/fire.md.
+    does not reward weights merely for having more easy progress left. A run that is
+    given no initial hparams starts P1..Pn from a space-filling draw (`initial`), so that
+    each small sub-population spans the prior. See docs/strategies/fire.md.
     """
 
     subpopulations: int = 2
@@ -269,8 +270,8 @@ class Fire:
         (`Space.latin`), the evaluators' from the prior.
 
         A sub-population truncates among its own few members, so it explores little more
-        than what it starts from: three independent draws of a log-uniform lr all land in
-        its lower half one time in eight, and on the noisy quadratic a sub-population
+        than what it starts from: three independent draws all land in the prior's lower
+        half one time in eight, and on the noisy quadratic a sub-population
         that drew no lr near the best kept its lr far below it to the end
         (benchmarks/greedy.md). An evaluator's own hparams train only until its first
         evaluation gives it a child's.
