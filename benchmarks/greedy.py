@@ -176,7 +176,7 @@ READING = {
         "about 150 a run at ready 20, 2 to 19 succeed); with 3 sub-populations and "
         "`align: start` most stop because P2's or P3's truncation changed their parent, "
         "and 8 to 20 a run are adopted. Settings tried with draws from the prior at ready "
-        "20, none better than 4 sub-populations (each with 4 sub-populations, 4 points, "
+        "20, none meeting the target (each with 4 sub-populations, 4 points, "
         "budget 4 and `align: start`, one parameter changed, 10 seeds): `significance: "
         "0.05` 0.0162, perturb-or-resample explore at probability 0.25 or 0.5 0.0194 and "
         "0.0221 (the log-uniform prior over [0.001, 4] pulls most resamples low), both "
