@@ -39,7 +39,7 @@ from populace.store import (
     store_exists,
 )
 from populace.store.driver import safe_url
-from populace.strategies import space_to_dict
+from populace.strategies import Fire, space_to_dict
 from populace.trainable import Hooks
 
 if TYPE_CHECKING:
@@ -279,9 +279,13 @@ def _collect(db: Store, storage: CheckpointStorage) -> None:
 
 def _initial(space: Space, config: RunConfig,
              initial: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """Each member's starting hparams: the given ones, or drawn from the prior."""
+    """Each member's starting hparams: the given ones, or drawn from the prior (FIRE-PBT
+    draws its sub-populations' space-filling: `Fire.initial`)."""
     if initial is None:
         rng = np.random.default_rng(config.seed)
+        exploit = config.make_exploit()
+        if isinstance(exploit, Fire):
+            return exploit.initial(space, config.population, rng)
         return [space.sample(rng) for _ in range(config.population)]
     if len(initial) != config.population:
         raise ConfigError(

@@ -79,6 +79,11 @@ class Dimension(ABC):
         """A value drawn from the prior."""
 
     @abstractmethod
+    def quantile(self, q: float) -> Any:
+        """The prior's value at quantile `q` in [0, 1): what `Space.latin` draws in each
+        stratum (`sample` draws one at a uniform q, in its own way)."""
+
+    @abstractmethod
     def perturb(self, value: Any, factor: float, rng: np.random.Generator) -> Any:
         """`value` times `factor` (> 1 away from 0, < 1 towards it), kept inside the bounds."""
 
@@ -149,6 +154,14 @@ class Float(Dimension):
             x = rng.uniform(self.low, self.high)
         return self._clip(x)
 
+    def quantile(self, q: float) -> float:
+        """The value a fraction `q` of the way up the range (in log space when `log`)."""
+        if self.log:
+            x = math.exp(math.log(self.low) + q * (math.log(self.high) - math.log(self.low)))
+        else:
+            x = self.low + q * (self.high - self.low)
+        return self._clip(x)
+
     def perturb(self, value: float, factor: float, rng: np.random.Generator) -> float:
         """`value * factor`, clipped to [low, high]."""
         return self._clip(value * factor)
@@ -194,6 +207,14 @@ class Int(Dimension):
         # widen by half a unit each side so the end values get their full share
         x = math.exp(rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5)))
         return self._clip(round(x))
+
+    def quantile(self, q: float) -> int:
+        """The value at quantile `q` of `sample`'s prior: each of the high - low + 1 values
+        holds an equal share of [0, 1); with `log`, the widened log range as `sample`."""
+        if not self.log:
+            return self._clip(self.low + math.floor(q * (self.high - self.low + 1)))
+        low, high = math.log(self.low - 0.5), math.log(self.high + 0.5)
+        return self._clip(round(math.exp(low + q * (high - low))))
 
     def perturb(self, value: int, factor: float, rng: np.random.Generator) -> int:
         """`round(value * factor)`, at least one unit the way the product moves, clipped.
@@ -251,6 +272,10 @@ class Choice(Dimension):
         """An option drawn uniformly."""
         return self.options[int(rng.integers(len(self.options)))]
 
+    def quantile(self, q: float) -> Any:
+        """The option whose equal share of [0, 1) holds `q`."""
+        return self.options[min(math.floor(q * len(self.options)), len(self.options) - 1)]
+
     def perturb(self, value: Any, factor: float, rng: np.random.Generator) -> Any:
         """The next option when factor > 1, the previous when < 1, staying at the ends."""
         i = self._index(value)
@@ -290,6 +315,10 @@ class Constant(Dimension):
         object.__setattr__(self, "value", _scalar(self.value, "Constant: value"))
 
     def sample(self, rng: np.random.Generator) -> Any:
+        """The constant."""
+        return self.value
+
+    def quantile(self, q: float) -> Any:
         """The constant."""
         return self.value
 
@@ -394,6 +423,35 @@ class Space(Mapping[str, Dimension]):
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One hparam setting drawn from the prior (initial population, resample)."""
         return {name: dim.sample(rng) for name, dim in self._dims.items()}
+
+    def latin(self, rng: np.random.Generator, sizes: Sequence[int]) -> list[dict[str, Any]]:
+        """sum(`sizes`) hparam settings, space-filling over the prior, for groups of `sizes`
+        members (group 1's first): each group, too, spans the prior.
+
+        Each dimension's prior is cut into one stratum of equal probability per setting,
+        and each stratum gets one draw (a Latin hypercube). The strata, lowest first, are
+        dealt in rounds, one to each group with room left, in a fresh random order every
+        round, so a group of m gets one draw from about each m-th of the prior, where m
+        independent draws (`sample`) may all land low. Dimensions are dealt independently;
+        a group's settings pair their values at random."""
+        n = sum(sizes)
+        columns = {name: self._dealt(dim, rng, sizes, n) for name, dim in self._dims.items()}
+        return [{name: column[i] for name, column in columns.items()} for i in range(n)]
+
+    @staticmethod
+    def _dealt(dim: Dimension, rng: np.random.Generator, sizes: Sequence[int],
+               n: int) -> list[Any]:
+        """One dimension's values for `Space.latin`, group by group."""
+        room = list(sizes)
+        dealt: list[list[int]] = [[] for _ in sizes]
+        stratum = 0
+        while stratum < n:
+            for group in rng.permutation([g for g, left in enumerate(room) if left > 0]):
+                dealt[group].append(stratum)
+                room[group] -= 1
+                stratum += 1
+        order = [s for strata in dealt for s in rng.permutation(strata)]
+        return [dim.quantile((s + rng.random()) / n) for s in order]
 
     def normalize(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
         """`hparams` checked against the space, with numpy scalars made plain Python values."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from support.paths import EXAMPLES, SCRIPTS
 from support.runs import assert_counter_curves, run_script
@@ -152,6 +153,19 @@ def test_fire_from_the_api_as_an_object(tmp_path):
     store = open_store(tmp_path / "api.db")
     check_run(store)
     planted(store)
+
+
+def test_a_run_without_initial_hparams_starts_from_fires_space_filling_draw(tmp_path):
+    s = load_script(TOY)
+    fire = Fire(subpopulations=3)
+    populace.run(s.trainable, s.space, store=tmp_path / "drawn.db", progress=False,
+                 **{**s.config, "population": 9, "steps": 20, "seed": 11, "exploit": fire})
+    first = {r.member: r.hparams for r in open_store(tmp_path / "drawn.db").results()
+             if r.start == 0}
+    expected = fire.initial(populace.Space(s.space), 9, np.random.default_rng(11))
+    assert fire.layout(9).sizes == (3, 2, 2)  # members 0 to 6; evaluators 7 and 8
+    assert [first[m] for m in range(7)] == expected[:7]
+    assert all(first[m] == expected[m] for m in first)  # an evaluator's, if it trained
 
 
 def test_status_shows_sub_populations_evaluators_and_their_events(tmp_path, capsys):

@@ -19,6 +19,7 @@ from scipy.stats import binomtest
 
 from populace.errors import ConfigError
 from populace.mode import Mode
+from populace.space import Float, Space
 from populace.strategies.curves import (
     best_difference,
     compare,
@@ -440,6 +441,23 @@ def test_layout_refuses_too_small_populations(subpopulations, population):
         Fire(subpopulations=subpopulations).layout(population)
     assert str(e.value) == (f"exploit fire needs population >= {need} for {subpopulations} "
                             f"sub-populations (2 each + 1 evaluator), got {population}")
+
+
+def test_initial_deals_each_sub_population_a_draw_from_each_part_of_the_prior():
+    """FIRE's initial hparams: P1..Pn a Latin hypercube dealt so each sub-population spans
+    the prior (one draw from each third for 3 members each), then the evaluators."""
+    lr = Float(1e-3, 4.0, log=True)
+    space = Space({"lr": lr})
+    fire = Fire(subpopulations=4)
+    assert fire.layout(16) == Layout((3, 3, 3, 3), 4)
+    for seed in range(20):
+        drawn = fire.initial(space, 16, np.random.default_rng(seed))
+        assert len(drawn) == 16
+        q = [math.log(h["lr"] / lr.low) / math.log(lr.high / lr.low) for h in drawn]
+        assert sorted(math.floor(x * 12) for x in q[:12]) == list(range(12))
+        for start in range(0, 12, 3):  # each sub-population: one draw from each third
+            assert sorted(math.floor(x * 3) for x in q[start:start + 3]) == [0, 1, 2]
+        assert all(0 <= x <= 1 for x in q[12:])  # the evaluators': from the prior
 
 
 def test_layout_refuses_a_population_that_is_no_int():

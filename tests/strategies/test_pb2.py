@@ -265,3 +265,31 @@ def test_pb2_runs_from_the_cli(tmp_path, capsys):
     assert db.events("exploit")
     assert [m.step for m in db.members()] == [40] * 4
 
+
+
+def test_the_gp_kernel_is_variance_times_rbf_times_a_time_decay_plus_noise():
+    """PB2's one-piece kernel computes scikit-learn's product of a constant, an RBF over
+    every column but time and a Matern 1/2 over time, plus white noise; its gradient is
+    that of the log marginal likelihood's parameters (checked by finite differences)."""
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Matern
+
+    from populace.strategies.gp import TimeVarying
+
+    rng = np.random.default_rng(4)
+    X, Y = rng.random((9, 4)), rng.random((5, 4))
+    kernel = TimeVarying(variance=1.7, length_scale=0.3, time_scale=4.0, noise=0.02)
+    signal = (ConstantKernel(1.7) * RBF(0.3))(X[:, 1:], Y[:, 1:]) * Matern(4.0, nu=0.5)(
+        X[:, :1], Y[:, :1])
+    assert np.allclose(kernel(X, Y), signal)
+    square = (ConstantKernel(1.7) * RBF(0.3))(X[:, 1:]) * Matern(4.0, nu=0.5)(X[:, :1])
+    assert np.allclose(kernel(X), square + 0.02 * np.eye(9))
+    assert np.allclose(kernel.diag(X), np.diag(kernel(X)))
+    K, gradient = kernel(X, eval_gradient=True)
+    assert np.allclose(K, kernel(X)) and gradient.shape == (9, 9, 4)
+    for i, theta in enumerate(kernel.theta):  # theta: log parameters, in gradient order
+        shifted = kernel.theta.copy()
+        shifted[i] = theta + 1e-6
+        moved = kernel.clone_with_theta(shifted)
+        assert np.allclose((moved(X) - K) / 1e-6, gradient[..., i], atol=1e-4)
+    with pytest.raises(ValueError, match="gradient"):
+        kernel(X, Y, eval_gradient=True)

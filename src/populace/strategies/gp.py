@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.spatial.distance import cdist
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import (
-    RBF,
-    ConstantKernel,
-    Hyperparameter,
-    Kernel,
-    Matern,
-    WhiteKernel,
-)
+from sklearn.gaussian_process.kernels import Hyperparameter, Kernel, StationaryKernelMixin
 from threadpoolctl import threadpool_limits
 
 # The paper's time kernel (1 - eps)^(|t - t'| / 2), eps in (0, 0.5], is Matern's nu = 1/2
@@ -30,46 +23,68 @@ from threadpoolctl import threadpool_limits
 TIME_SCALE = (2 / -math.log(0.5), 1e5)
 # the RBF's length scale over the [0, 1] inputs; the paper's code clips it at 1 too
 LENGTH_SCALE = (1e-2, 1.0)
+VARIANCE = (1e-2, 1e2)  # the signal's, over standardized improvements
+NOISE = (1e-5, 1.0)
 CANDIDATES = 1024  # points of each round of the acquisition search
 NEAR = 0.05  # the second round's spread around the first round's best
 
 
-class Columns(Kernel):
-    """`kernel` on some columns of the inputs only: scikit-learn's kernels see them all,
-    and PB2 multiplies a kernel of time by a kernel of everything else."""
+class TimeVarying(StationaryKernelMixin, Kernel):
+    """PB2's kernel in one piece: variance x RBF(every column but time) x Matern 1/2 of
+    time (column 0), plus noise. The same function as scikit-learn's product and sum of
+    those four kernels, with its gradient computed at once (one n x n x 4 array, not the
+    nested products' stacked copies): a fit of 256 points several times faster, and a fit
+    runs inside the report's write transaction."""
 
-    def __init__(self, kernel: Kernel, columns: Sequence[int]):
-        self.kernel = kernel
-        self.columns = columns
-
-    @property
-    def hyperparameters(self) -> list[Hyperparameter]:
-        return [Hyperparameter("kernel__" + h.name, h.value_type, h.bounds, h.n_elements,
-                               h.fixed) for h in self.kernel.hyperparameters]
-
-    @property
-    def theta(self) -> np.ndarray:
-        return self.kernel.theta
-
-    @theta.setter
-    def theta(self, theta: np.ndarray) -> None:
-        self.kernel.theta = theta
+    def __init__(self, variance: float = 1.0, length_scale: float = 0.5,
+                 time_scale: float = 10.0, noise: float = 0.1):
+        self.variance = variance
+        self.length_scale = length_scale
+        self.time_scale = time_scale
+        self.noise = noise
 
     @property
-    def bounds(self) -> np.ndarray:
-        return self.kernel.bounds
+    def hyperparameter_variance(self) -> Hyperparameter:
+        return Hyperparameter("variance", "numeric", VARIANCE)
+
+    @property
+    def hyperparameter_length_scale(self) -> Hyperparameter:
+        return Hyperparameter("length_scale", "numeric", LENGTH_SCALE)
+
+    @property
+    def hyperparameter_time_scale(self) -> Hyperparameter:
+        return Hyperparameter("time_scale", "numeric", TIME_SCALE)
+
+    @property
+    def hyperparameter_noise(self) -> Hyperparameter:
+        return Hyperparameter("noise", "numeric", NOISE)
 
     def __call__(self, X: np.ndarray, Y: np.ndarray | None = None,
                  eval_gradient: bool = False) -> Any:
-        cols = list(self.columns)
-        return self.kernel(np.asarray(X)[:, cols], None if Y is None else np.asarray(Y)[:, cols],
-                           eval_gradient=eval_gradient)
+        X = np.atleast_2d(X)
+        other = X if Y is None else np.atleast_2d(Y)
+        if eval_gradient and Y is not None:
+            raise ValueError("gradient can only be evaluated when Y is None")
+        space = cdist(X[:, 1:], other[:, 1:], "sqeuclidean") / self.length_scale ** 2
+        time = cdist(X[:, :1], other[:, :1], "cityblock") / self.time_scale
+        signal = self.variance * np.exp(-0.5 * space - time)
+        K = signal + self.noise * np.eye(len(X)) if Y is None else signal
+        if not eval_gradient:
+            return K
+        # d K / d log(parameter), in the order of `hyperparameters` (alphabetical)
+        gradient = np.empty((len(X), len(X), 4))
+        gradient[..., 0] = signal * space  # length_scale
+        gradient[..., 1] = self.noise * np.eye(len(X))  # noise
+        gradient[..., 2] = signal * time  # time_scale
+        gradient[..., 3] = signal  # variance
+        return K, gradient
 
     def diag(self, X: np.ndarray) -> np.ndarray:
-        return self.kernel.diag(np.asarray(X)[:, list(self.columns)])
+        return np.full(len(X), self.variance + self.noise)
 
-    def is_stationary(self) -> bool:
-        return bool(self.kernel.is_stationary())
+    def __repr__(self) -> str:
+        return (f"{self.variance:.3g} x RBF({self.length_scale:.3g}) x "
+                f"Matern1/2(time, {self.time_scale:.3g}) + noise {self.noise:.3g}")
 
 
 def propose(X: np.ndarray, y: np.ndarray, context: np.ndarray, pending: np.ndarray,
@@ -84,12 +99,7 @@ def propose(X: np.ndarray, y: np.ndarray, context: np.ndarray, pending: np.ndarr
 def fit(X: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
     """The GP of `y` (standardized improvements) over `X`, its kernel fit by maximum
     likelihood: variance x RBF(every column but time) x time decay, plus noise."""
-    rest = tuple(range(1, X.shape[1]))
-    kernel = (ConstantKernel(1.0, (1e-2, 1e2))
-              * Columns(RBF(0.5, LENGTH_SCALE), rest)
-              * Columns(Matern(10.0, TIME_SCALE, nu=0.5), (0,))
-              + WhiteKernel(0.1, (1e-5, 1.0)))
-    model = GaussianProcessRegressor(kernel)
+    model = GaussianProcessRegressor(TimeVarying())
     with warnings.catch_warnings():  # a length scale at its bound is an answer, not an error
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X, y)
