@@ -20,19 +20,20 @@ UPDATES SGD updates (an eighth of an epoch), so a ready interval of half an epoc
 the 4 curve points FIRE-PBT scores a segment at. The only hparam is the learning rate.
 
 Running this file trains members alone over a few seeds: constant lrs, lrs cut by 10
-at 75% of the run, and lr 1 cut early. Measured on 2026-12-06 (seeds 0 to 2 for the
-first two, 0 and 1 for the rest), final validation loss / accuracy:
+at 75% of the run, and lr 1 cut early. Measured on 2026-12-06 over seeds 0 to 9
+(benchmarks/greedy.md), median final validation loss / accuracy:
 
-    constant 0.3: 0.818 / 0.832   0.5: 0.812 / 0.832   1.0: 0.908 / 0.794
-    lr 1.0 cut at 25%: 0.820 / 0.825   at 50%: 0.749 / 0.863   at 75%: 0.734 / 0.876
-    lr 0.6 cut at 75%: 0.723 / 0.879   lr 2.0 cut at 75%: 1.247 / 0.605
+    constant 0.3: 0.810 / 0.831   0.5: 0.801 / 0.824   1.0: 0.922 / 0.773
+    lr 1.0 cut at 25%: 0.815 / 0.830   at 50%: 0.738 / 0.871   at 75%: 0.729 / 0.874
+    lr 0.6 cut at 75%: 0.716 / 0.880   lr 2.0 cut at 75%: 0.983 / 0.750
 
-A late cut ends 0.09 below the best constant lr in loss and 4 to 5 points above it in
-accuracy, and cutting early gives most of that back; but right after any cut the loss
+A late cut ends 0.07 to 0.085 below the best constant lr in loss and 5 points above it
+in accuracy, and cutting early gives it all back; but right after any cut the loss
 drops at once (the noise floor), so at every ready point a member that has just cut
 ranks above one that holds a high lr. That is the trap for a greedy ranking
-(tests/paper/test_greedy.py checks it; benchmarks/greedy.md sets PBT, FIRE-PBT and
-random search on it).
+(tests/paper/test_greedy.py checks both halves): ready every half epoch, PBT's lineage
+cuts early and ends behind random search; FIRE-PBT with 4 sub-populations does not
+(benchmarks/greedy.md).
 """
 
 from __future__ import annotations
