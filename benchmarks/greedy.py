@@ -13,11 +13,11 @@ tune and a reference a non-greedy search should reach:
   1,600 steps. References, exact: the best constant lr, the best step decay (an lr
   divided by 10 once, at the best twentieth of the run), and the perfectly greedy
   schedule (every ready interval, the lr whose loss is lowest an interval later).
-- digits: examples/greedy_digits.py, an MLP trained by SGD on digits whose inputs span
-  three decades of scale, with a share of each batch's labels drawn afresh at random
-  (score: validation loss; the tables give the accuracy too). 16 members, 30 epochs of
-  240 steps. References: constant lrs, and lrs cut by 10 once (late, at 75%, or early),
-  each trained alone over the same seeds.
+- digits: examples/greedy_digits.py, an MLP trained by SGD on digits, most of whose
+  input pixels are scaled down (slow directions) and 30% of each batch's labels drawn
+  afresh at random (a noise floor). Score: validation loss; the tables give the
+  accuracies too. 16 members, 240 steps (30 epochs). References: constant lrs, and lrs
+  cut by 10 once (late, at 75%, or early), each trained alone over the same seeds.
 
 Beside PBT, PB2 and random search, "random search, cut" trains the same initial members
 each on the step decay's family (its lr, divided by 10 at the script's CUT), never
@@ -82,7 +82,7 @@ TASKS = {
                 "expected loss", ".5f", costly=(("PB2", 20),),
                 cut_trainable="NoisyQuadraticCut"),
     # digits: ready every half epoch (4 steps: FIRE-PBT's 4 curve points a segment) or
-    # every 3 epochs (10 decisions a run); a run costs 15 to 45 s on these shared cores
+    # every 3 epochs (10 decisions a run); a run costs 11 to 95 s on these shared cores
     "digits": Task(ROOT / "examples" / "greedy_digits.py", "GreedyDigits", (4, 24), True,
                    "validation loss", ".4f", cut_trainable="GreedyDigitsCut"),
 }

@@ -27,8 +27,8 @@ at 75% of the run, and lr 1 cut early. Measured on 2026-12-06 over seeds 0 to 9
     lr 1.0 cut at 25%: 0.815 / 0.830   at 50%: 0.738 / 0.871   at 75%: 0.729 / 0.874
     lr 0.6 cut at 75%: 0.716 / 0.880   lr 2.0 cut at 75%: 0.983 / 0.750
 
-A late cut ends 0.07 to 0.085 below the best constant lr in loss and 5 points above it
-in accuracy, and cutting early gives it all back; but right after any cut the loss
+A late cut ends 0.07 to 0.085 below the best constant lr in loss and 4 to 5 points above
+it in accuracy, and cutting early gives it all back; but right after any cut the loss
 drops at once (the noise floor), so at every ready point a member that has just cut
 ranks above one that holds a high lr. That is the trap for a greedy ranking
 (tests/paper/test_greedy.py checks both halves): ready every half epoch, PBT's lineage
