@@ -138,15 +138,40 @@ def test_a_pbt_run_ends_where_its_schedule_leads(nqm: ModuleType, tmp_path: Path
     assert result.score == pytest.approx(float(nqm.schedule_loss(phases)), rel=1e-9)
 
 
-def test_on_the_digits_a_late_cut_beats_every_constant_lr() -> None:
-    """examples/greedy_digits.py is a trap for a greedy ranking: a high lr cut late ends
-    above every constant lr, the same high lr held constant included (seeds 0 and 1)."""
+@pytest.fixture(scope="module")
+def digits() -> ModuleType:
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     spec = importlib.util.spec_from_file_location("greedy_digits", EXAMPLES / "greedy_digits.py")
-    digits = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(digits)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_on_the_digits_a_late_cut_beats_constant_lrs_and_early_cuts(digits: ModuleType
+                                                                     ) -> None:
+    """examples/greedy_digits.py rewards a high lr held long: lr 1 cut at 75% ends with a
+    lower validation loss than the best constant lr (0.5: measured margins 0.020 and 0.10)
+    and than the same lr cut at 25% (0.09 and 0.08), in seeds 0 and 1."""
     for seed in (0, 1):
-        cut = digits.train_schedule(0.1, seed, digits.CUT)["accuracy"]
-        constants = [digits.train_schedule(lr, seed)["accuracy"] for lr in (0.01, 0.03, 0.1)]
-        assert cut > max(constants) + 0.01, (seed, cut, constants)
+        late = digits.train_schedule(1.0, seed, digits.CUT)["loss"]
+        others = [digits.train_schedule(lr, seed, cut)["loss"]
+                  for lr, cut in ((0.5, None), (1.0, 0.25))]
+        assert late < min(others) - 0.01, (seed, late, others)
+
+
+def test_on_the_digits_a_cut_wins_the_next_ranking(digits: ModuleType) -> None:
+    """The trap's other half: half an epoch after a cut (one ready interval of the
+    example's config), the member that cut ranks above the same member holding its lr."""
+    losses = []
+    for lr in (1.0, 0.1):  # the same member twice (seed 0): lr 1 for a quarter of the run
+        member = digits.GreedyDigits()
+        member.build({"lr": 1.0}, 0)
+        for _ in range(digits.STEPS // 4):
+            member.step()
+        member.apply({"lr": lr})
+        for _ in range(digits.config["ready_steps"]):
+            member.step()
+        losses.append(member.evaluate()["loss"])
+    held, cut = losses
+    assert cut < held - 0.02, (held, cut)
