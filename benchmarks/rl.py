@@ -36,6 +36,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -55,6 +56,8 @@ EXAMPLE = ROOT / "examples" / "rl_cartpole.py"
 ENVS = ("CartPole-v1", "Acrobot-v1")
 METHODS = ("PBT", "random search", "Ray Tune PBT")
 HEADING = "## Reinforcement learning: PPO on classic control"
+REPLAY = "### Replay of the schedule"
+MEASURED = "Measured on"  # opens a subsection kept from an earlier benchmark
 LEARN_HEADING = "## Reinforcement learning: PPO learns CartPole at a fixed setting"
 # the setting tests/paper/test_rl.py trains with: common PPO practice, with a larger lr
 FIXED = {"lr": 1e-3, "entropy": 0.01, "clip": 0.2, "gae_lambda": 0.95, "discount": 0.99,
@@ -449,7 +452,10 @@ def schedule_text(record: dict) -> str:
 
 
 def section(records: list[dict], replayed: list[dict], plots: dict, commands: list,
-            total: float, executor: str, load: float | None = None) -> str:
+            total: float, executor: str, load: float | None = None,
+            kept: dict[str, str] | None = None) -> str:
+    """The whole section; `kept`: an environment's (or the replay's) subsection from an
+    earlier benchmark, written as it stood, for what these records do not hold."""
     import torch
 
     rl = example("CartPole-v1")
@@ -489,7 +495,11 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
         "largest sum of RSS over the run's process and all its descendants.",
         "",
     ]
-    for env in [e for e in ENVS if pick(records, e, "PBT")]:
+    kept = kept or {}
+    for env in [e for e in ENVS if pick(records, e, "PBT") or e in kept]:
+        if not pick(records, env, "PBT"):
+            lines += [kept[env], ""]
+            continue
         steps = pick(records, env, "PBT")[0].get("steps") or cfg["steps"]
         lines += [f"### {env}: {steps} steps, {steps * rl.STEP_FRAMES:,} environment steps "
                   "per member", "", *table(records, env), "", *per_seed(records, env), "",
@@ -516,7 +526,40 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
             + f". {inside} of {len(scores)} lie within the spread of PBT's best members "
             f"across seeds [{min(pbt_best):.1f}, {max(pbt_best):.1f}].", "",
         ]
+    elif REPLAY in kept:
+        lines += [kept[REPLAY], ""]
     return "\n".join(lines)
+
+
+def earlier(path: Path, envs: Sequence[str]) -> dict[str, str]:
+    """The subsections of `envs` (and the replay, which is CartPole's) in the section as
+    `path` holds it, each opened with when and how it was measured: a benchmark run on one
+    environment keeps the other's tables rather than dropping them."""
+    text = path.read_text() if path.exists() else ""
+    if HEADING not in text:
+        return {}
+    body = text.split(HEADING, 1)[1].split("\n## ", 1)[0]
+    first = body.strip().split("\n", 1)[0]
+    date = re.search(r" on (\d{4}-\d{2}-\d{2})", first)
+    commands = re.findall(r"`([^`]*benchmarks/rl\.py[^`]*)`", first)
+    parts = {}
+    for chunk in re.split(r"\n(?=### )", body)[1:]:
+        title = chunk.split("\n", 1)[0]
+        name = next((e for e in envs if title.startswith(f"### {e}:")), None)
+        if name is None and title == REPLAY and "CartPole-v1" in envs:
+            name = REPLAY
+        if name is None:
+            continue
+        chunk = chunk.strip()
+        if name != REPLAY and MEASURED not in chunk and date:
+            env = name
+            runs = [c for c in commands if env in c]
+            head, rest = chunk.split("\n", 1)
+            chunk = (f"{head}\n\n{MEASURED} {date.group(1)}, by `"
+                     + "`, then `".join(runs) + f"` (these tables; the commands above ran "
+                     f"no {env}).\n{rest}")
+        parts[name] = chunk
+    return parts
 
 
 def learn(args: argparse.Namespace, argv: Sequence[str]) -> None:
@@ -583,6 +626,9 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
     commands = [*saved.get("commands", []), list(argv)]
     # a plot an earlier command drew
     plots = {env: path for env in ENVS if (path := plot_path(env, args.output.parent)).exists()}
+    # what an earlier benchmark measured on the environments this one does not run
+    kept = earlier(args.output, [e for e in ENVS if e not in args.envs
+                                 and not pick(records, e, "PBT")])
 
     def write() -> None:
         total = spent + time.perf_counter() - began
@@ -590,7 +636,8 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
                                             "seconds": total, "commands": commands},
                                            default=str))
         write_section(args.output, HEADING, section(records, replayed, plots, commands, total,
-                                                    args.executor, os.getloadavg()[0]))
+                                                    args.executor, os.getloadavg()[0],
+                                                    kept))
 
     for env in args.envs:
         for seed in range(args.seeds):
