@@ -220,9 +220,29 @@ def child_ray(args: argparse.Namespace) -> dict:
     trained = sum(json.loads(p.read_text()) for p in stats.glob("*.json"))
     out = {"best": max(finals), "median": statistics.median(finals),
            "env_steps": trained * rl.STEP_FRAMES, "errors": len(grid.errors),
-           "exploits": getattr(pbt, "_num_perturbations", None), "members": len(finals)}
+           "exploits": getattr(pbt, "_num_perturbations", None), "members": len(finals),
+           **trained_finals(Path(args.storage), steps)}
     ray.shutdown()
     return out
+
+
+def trained_finals(storage: Path, steps: int) -> dict:
+    """Best and median of each Ray trial's last score from its own training, and how many
+    trials Ray's PBT copied at the last step.
+
+    Ray's PBT also decides at a trial's last report: a trial then in the bottom quantile
+    takes its donor's checkpoint and, in Ray's results, its donor's score, with no step
+    left to train (populace decides nothing after the last step). A trial's last row of
+    result.json is its own last report, before any such copy.
+    """
+    finals = []
+    for path in sorted(storage.glob("ray/*/train_*/result.json")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        finals.append(rows[-1]["return"])
+    decisions = [json.loads(line) for path in storage.glob("ray/*/pbt_global.txt")
+                 for line in path.read_text().splitlines() if line.strip()]
+    return {"best_trained": max(finals), "median_trained": statistics.median(finals),
+            "final_copies": sum(d[3] >= steps for d in decisions)}
 
 
 # -- the driver --------------------------------------------------------------------------
@@ -353,12 +373,25 @@ def spread(values: Sequence[float], fmt: str) -> str:
 
 
 def pick(records: Sequence[dict], env: str, method: str) -> list[dict]:
-    return sorted((r for r in records if r["env"] == env and r["method"] == method),
+    return sorted((own(r) for r in records if r["env"] == env and r["method"] == method),
                   key=lambda r: r["seed"])
+
+
+def own(record: dict) -> dict:
+    """`record` with its members' own final scores: a populace run's are its final scores
+    (populace copies nothing after the last step); a Ray run's are `trained_finals`'
+    (absent from a record of a run before they were kept)."""
+    if record["method"] == "Ray Tune PBT":
+        return record
+    return {"best_trained": record["best"], "median_trained": record["median"],
+            "final_copies": 0, **record}
 
 
 ROWS = [("best member's final score", "best", ".1f"),
         ("median member's final score", "median", ".1f"),
+        ("best member's own final score", "best_trained", ".1f"),
+        ("median member's own final score", "median_trained", ".1f"),
+        ("copies at the last step", "final_copies", ".0f"),
         ("environment steps trained (all members)", "env_steps", ".0f"),
         ("exploits", "exploits", ".0f"),
         ("wall time (s)", "wall", ".0f"),
@@ -380,13 +413,17 @@ def table(records: Sequence[dict], env: str) -> list[str]:
 
 
 def per_seed(records: Sequence[dict], env: str) -> list[str]:
-    lines = ["| seed | " + " | ".join(f"{m} best / median" for m in METHODS) + " |",
-             "|---|" + "---|" * len(METHODS)]
+    ray = [r for r in pick(records, env, METHODS[2]) if "median_trained" in r]
+    columns = [(m, "best", "median") for m in METHODS] + (
+        [(METHODS[2], "best_trained", "median_trained")] if ray else [])
+    lines = ["| seed | " + " | ".join(f"{m}{' own' if b != 'best' else ''} best / median"
+                                       for m, b, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
     for seed in sorted({r["seed"] for r in records if r["env"] == env}):
         cells = []
-        for m in METHODS:
-            r = [x for x in pick(records, env, m) if x["seed"] == seed]
-            cells.append(f"{r[0]['best']:.1f} / {r[0]['median']:.1f}" if r else "-")
+        for m, b, md in columns:
+            r = [x for x in pick(records, env, m) if x["seed"] == seed and md in x]
+            cells.append(f"{r[0][b]:.1f} / {r[0][md]:.1f}" if r else "-")
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     return lines
 
@@ -402,12 +439,16 @@ def verdict(records: Sequence[dict], env: str) -> str:
             continue
         where = ("" if seeds == {r["seed"] for r in pick(records, env, "PBT")}
                  else f" on the seeds both ran ({', '.join(map(str, sorted(seeds)))})")
-        for key, what in (("best", "best member"), ("median", "median member")):
+        keys = [("best", "best member", ""), ("median", "median member", "")]
+        if other == METHODS[2] and all("median_trained" in r for r in rival):
+            keys += [("best_trained", "best member", " own"),
+                     ("median_trained", "median member", " own")]
+        for key, what, mine in keys:
             a = statistics.median(r[key] for r in pbt)
             b = statistics.median(r[key] for r in rival)
             word = "above" if a > b else "level with" if a == b else "below"
-            out.append(f"the {what}'s median{where} is {a:.1f} with PBT, {word} {other}'s "
-                       f"{b:.1f}")
+            out.append(f"the {what}'s{mine} median{where} is {a:.1f} with PBT, {word} "
+                       f"{other}'s{mine} {b:.1f}")
     text = "; ".join(out) + "."
     if env == "CartPole-v1" and all(r["best"] == 500 for r in records if r["env"] == env):
         text += (" Every run's best member ends at CartPole's ceiling of 500: among 8 "
@@ -489,7 +530,14 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
         f"members at once on `ray.init(num_cpus={WORKERS})` with a quarter CPU each; a copy "
         "is reseeded and its explored hparams applied after loading, as populace does, and "
         "hparams Ray's perturb pushes out of bounds are clipped. The final score is each "
-        "member's last reported score; best and median are over the 8 members. "
+        "member's last reported score; best and median are over the 8 members. Ray's PBT "
+        "also decides at a member's last report (step 15 or 30 is a ready point): a member "
+        "then in its bottom quantile takes its donor's checkpoint and, in Ray's results, "
+        "its donor's score, with no step left to train, so Ray's median member can rise "
+        "by copying alone; populace decides nothing after the last step. The rows and "
+        "columns marked own give each member's last score from its own training (Ray: "
+        "the last row of the trial's result.json, before any such copy; populace: its "
+        "final score) and the copies made at the last step. "
         "Environment steps trained count every step any member trained (an exploit that "
         "copies a donor ahead skips steps; one behind trains some twice). Peak memory: the "
         "largest sum of RSS over the run's process and all its descendants.",
