@@ -24,9 +24,20 @@ CHOICE = {"Acrobot-v1": (
     "hparams learn fastest (-249 at step 6 and -120 at the end under random search), was "
     "among the tied bottom half and copied member 5, and its hparams were gone. With no "
     "decision before step 6 that seed ended at -92.0 / -125.2, but over seeds 0 to 4 the "
-    "setting did no better (above). Ray's own runs of these seeds moved about as much "
+    "setting did no better (above). "
+    "Nor did a truncation that takes a tie for no evidence (tried on 2026-12-06, seeds 0 "
+    "to 4, the same way: a member copies only when its score is strictly below the worst "
+    "of the top half, so nobody copies while the members tie at -500): best member -104.8 "
+    "[-120.3, -92.5], median member -159.4 [-267.1, -112.2], 34 copies in 5 runs. It "
+    "blocks the copies that matter as well: in seed 2 member 7 scored -249 at step 6 and "
+    "-159 at step 9, but five members still sat at -500, so the fourth best was -500, "
+    "every member at the floor tied it, and nobody copied member 7 before step 12 (median "
+    "member -267). On the PBT paper's toy (examples/toy.py) its two mirror-image members "
+    "tie at every ready point, so that rule never copies there and PBT ends at random "
+    "search's Q = 0.39. Truncation breaks ties by member id, as before. "
+    "Ray's own runs of these seeds moved about as much "
     "from one day to the next: median member -119.8 [-131.1, -97.4] on 2026-12-01 and "
-    "-107.0 [-149.6, -103.6] on 2026-12-06, best member -91.5 then and -102.7 now.")}
+    "-107.0 [-149.6, -103.6] on 2026-12-06, best member -91.5 then and -102.7 in the earlier run of 2026-12-06.")}
 
 
 # the example's t-test exploit (window 4, p < 0.05), which it used until 2026-12-06, in
