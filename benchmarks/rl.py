@@ -15,7 +15,10 @@ environments):
   perturb x0.8 / x1.2 or resample with probability 0.25, asynchronous), the same
   PPO trainable as a function trainable, all 8 members at once on fractional
   CPUs of ray.init(num_cpus=2), in this Python when it has Ray Tune, else in
-  benchmarks/.venv-ray (made the first time, torch installed before the rest).
+  benchmarks/.venv-ray (made the first time, torch installed before the rest). Ray's
+  PBT decides at a trial's last report too, and a trial it copies then ends with its
+  donor's score in Ray's results: the section shows each trial's own last score beside
+  them (`trained_finals`).
 
 Each run is a fresh process measured from outside: wall time from launch to
 exit, and the peak of the summed RSS of the process and its descendants
@@ -506,7 +509,7 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
     waited = sum(r["waited"] for r in records)
     lines = [
         HEADING, "",
-        f"Produced by `{command}` (from the repository root, with `nice -n 19`; a second "
+        f"Produced by `{command}` (from the repository root, under `nice`; a second "
         "command with `--records` goes on with the runs the first did not reach) on "
         f"{datetime.date.today().isoformat()}: {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPU cores shared with other work"
