@@ -15,7 +15,10 @@ environments):
   perturb x0.8 / x1.2 or resample with probability 0.25, asynchronous), the same
   PPO trainable as a function trainable, all 8 members at once on fractional
   CPUs of ray.init(num_cpus=2), in this Python when it has Ray Tune, else in
-  benchmarks/.venv-ray (made the first time, torch installed before the rest).
+  benchmarks/.venv-ray (made the first time, torch installed before the rest). Ray's
+  PBT decides at a trial's last report too, and a trial it copies then ends with its
+  donor's score in Ray's results: the section shows each trial's own last score beside
+  them (`trained_finals`).
 
 Each run is a fresh process measured from outside: wall time from launch to
 exit, and the peak of the summed RSS of the process and its descendants
@@ -36,6 +39,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -55,6 +59,8 @@ EXAMPLE = ROOT / "examples" / "rl_cartpole.py"
 ENVS = ("CartPole-v1", "Acrobot-v1")
 METHODS = ("PBT", "random search", "Ray Tune PBT")
 HEADING = "## Reinforcement learning: PPO on classic control"
+REPLAY = "### Replay of the schedule"
+MEASURED = "Measured on"  # opens a subsection kept from an earlier benchmark
 LEARN_HEADING = "## Reinforcement learning: PPO learns CartPole at a fixed setting"
 # the setting tests/paper/test_rl.py trains with: common PPO practice, with a larger lr
 FIXED = {"lr": 1e-3, "entropy": 0.01, "clip": 0.2, "gae_lambda": 0.95, "discount": 0.99,
@@ -217,9 +223,29 @@ def child_ray(args: argparse.Namespace) -> dict:
     trained = sum(json.loads(p.read_text()) for p in stats.glob("*.json"))
     out = {"best": max(finals), "median": statistics.median(finals),
            "env_steps": trained * rl.STEP_FRAMES, "errors": len(grid.errors),
-           "exploits": getattr(pbt, "_num_perturbations", None), "members": len(finals)}
+           "exploits": getattr(pbt, "_num_perturbations", None), "members": len(finals),
+           **trained_finals(Path(args.storage), steps)}
     ray.shutdown()
     return out
+
+
+def trained_finals(storage: Path, steps: int) -> dict:
+    """Best and median of each Ray trial's last score from its own training, and how many
+    trials Ray's PBT copied at the last step.
+
+    Ray's PBT also decides at a trial's last report: a trial then in the bottom quantile
+    takes its donor's checkpoint and, in Ray's results, its donor's score, with no step
+    left to train (populace decides nothing after the last step). A trial's last row of
+    result.json is its own last report, before any such copy.
+    """
+    finals = []
+    for path in sorted(storage.glob("ray/*/train_*/result.json")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        finals.append(rows[-1]["return"])
+    decisions = [json.loads(line) for path in storage.glob("ray/*/pbt_global.txt")
+                 for line in path.read_text().splitlines() if line.strip()]
+    return {"best_trained": max(finals), "median_trained": statistics.median(finals),
+            "final_copies": sum(d[3] >= steps for d in decisions)}
 
 
 # -- the driver --------------------------------------------------------------------------
@@ -350,12 +376,25 @@ def spread(values: Sequence[float], fmt: str) -> str:
 
 
 def pick(records: Sequence[dict], env: str, method: str) -> list[dict]:
-    return sorted((r for r in records if r["env"] == env and r["method"] == method),
+    return sorted((own(r) for r in records if r["env"] == env and r["method"] == method),
                   key=lambda r: r["seed"])
+
+
+def own(record: dict) -> dict:
+    """`record` with its members' own final scores: a populace run's are its final scores
+    (populace copies nothing after the last step); a Ray run's are `trained_finals`'
+    (absent from a record of a run before they were kept)."""
+    if record["method"] == "Ray Tune PBT":
+        return record
+    return {"best_trained": record["best"], "median_trained": record["median"],
+            "final_copies": 0, **record}
 
 
 ROWS = [("best member's final score", "best", ".1f"),
         ("median member's final score", "median", ".1f"),
+        ("best member's own final score", "best_trained", ".1f"),
+        ("median member's own final score", "median_trained", ".1f"),
+        ("copies at the last step", "final_copies", ".0f"),
         ("environment steps trained (all members)", "env_steps", ".0f"),
         ("exploits", "exploits", ".0f"),
         ("wall time (s)", "wall", ".0f"),
@@ -377,13 +416,17 @@ def table(records: Sequence[dict], env: str) -> list[str]:
 
 
 def per_seed(records: Sequence[dict], env: str) -> list[str]:
-    lines = ["| seed | " + " | ".join(f"{m} best / median" for m in METHODS) + " |",
-             "|---|" + "---|" * len(METHODS)]
+    ray = [r for r in pick(records, env, METHODS[2]) if "median_trained" in r]
+    columns = [(m, "best", "median") for m in METHODS] + (
+        [(METHODS[2], "best_trained", "median_trained")] if ray else [])
+    lines = ["| seed | " + " | ".join(f"{m}{' own' if b != 'best' else ''} best / median"
+                                       for m, b, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
     for seed in sorted({r["seed"] for r in records if r["env"] == env}):
         cells = []
-        for m in METHODS:
-            r = [x for x in pick(records, env, m) if x["seed"] == seed]
-            cells.append(f"{r[0]['best']:.1f} / {r[0]['median']:.1f}" if r else "-")
+        for m, b, md in columns:
+            r = [x for x in pick(records, env, m) if x["seed"] == seed and md in x]
+            cells.append(f"{r[0][b]:.1f} / {r[0][md]:.1f}" if r else "-")
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
     return lines
 
@@ -399,12 +442,16 @@ def verdict(records: Sequence[dict], env: str) -> str:
             continue
         where = ("" if seeds == {r["seed"] for r in pick(records, env, "PBT")}
                  else f" on the seeds both ran ({', '.join(map(str, sorted(seeds)))})")
-        for key, what in (("best", "best member"), ("median", "median member")):
+        keys = [("best", "best member", ""), ("median", "median member", "")]
+        if other == METHODS[2] and all("median_trained" in r for r in rival):
+            keys += [("best_trained", "best member", " own"),
+                     ("median_trained", "median member", " own")]
+        for key, what, mine in keys:
             a = statistics.median(r[key] for r in pbt)
             b = statistics.median(r[key] for r in rival)
             word = "above" if a > b else "level with" if a == b else "below"
-            out.append(f"the {what}'s median{where} is {a:.1f} with PBT, {word} {other}'s "
-                       f"{b:.1f}")
+            out.append(f"the {what}'s{mine} median{where} is {a:.1f} with PBT, {word} "
+                       f"{other}'s{mine} {b:.1f}")
     text = "; ".join(out) + "."
     if env == "CartPole-v1" and all(r["best"] == 500 for r in records if r["env"] == env):
         text += (" Every run's best member ends at CartPole's ceiling of 500: among 8 "
@@ -449,7 +496,10 @@ def schedule_text(record: dict) -> str:
 
 
 def section(records: list[dict], replayed: list[dict], plots: dict, commands: list,
-            total: float, executor: str, load: float | None = None) -> str:
+            total: float, executor: str, load: float | None = None,
+            kept: dict[str, str] | None = None) -> str:
+    """The whole section; `kept`: an environment's (or the replay's) subsection from an
+    earlier benchmark, written as it stood, for what these records do not hold."""
     import torch
 
     rl = example("CartPole-v1")
@@ -459,7 +509,7 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
     waited = sum(r["waited"] for r in records)
     lines = [
         HEADING, "",
-        f"Produced by `{command}` (from the repository root, with `nice -n 19`; a second "
+        f"Produced by `{command}` (from the repository root, under `nice`; a second "
         "command with `--records` goes on with the runs the first did not reach) on "
         f"{datetime.date.today().isoformat()}: {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPU cores shared with other work"
@@ -483,13 +533,24 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
         f"members at once on `ray.init(num_cpus={WORKERS})` with a quarter CPU each; a copy "
         "is reseeded and its explored hparams applied after loading, as populace does, and "
         "hparams Ray's perturb pushes out of bounds are clipped. The final score is each "
-        "member's last reported score; best and median are over the 8 members. "
+        "member's last reported score; best and median are over the 8 members. Ray's PBT "
+        "also decides at a member's last report (step 15 or 30 is a ready point): a member "
+        "then in its bottom quantile takes its donor's checkpoint and, in Ray's results, "
+        "its donor's score, with no step left to train, so Ray's median member can rise "
+        "by copying alone; populace decides nothing after the last step. The rows and "
+        "columns marked own give each member's last score from its own training (Ray: "
+        "the last row of the trial's result.json, before any such copy; populace: its "
+        "final score) and the copies made at the last step. "
         "Environment steps trained count every step any member trained (an exploit that "
         "copies a donor ahead skips steps; one behind trains some twice). Peak memory: the "
         "largest sum of RSS over the run's process and all its descendants.",
         "",
     ]
-    for env in [e for e in ENVS if pick(records, e, "PBT")]:
+    kept = kept or {}
+    for env in [e for e in ENVS if pick(records, e, "PBT") or e in kept]:
+        if not pick(records, env, "PBT"):
+            lines += [kept[env], ""]
+            continue
         steps = pick(records, env, "PBT")[0].get("steps") or cfg["steps"]
         lines += [f"### {env}: {steps} steps, {steps * rl.STEP_FRAMES:,} environment steps "
                   "per member", "", *table(records, env), "", *per_seed(records, env), "",
@@ -516,7 +577,40 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
             + f". {inside} of {len(scores)} lie within the spread of PBT's best members "
             f"across seeds [{min(pbt_best):.1f}, {max(pbt_best):.1f}].", "",
         ]
+    elif REPLAY in kept:
+        lines += [kept[REPLAY], ""]
     return "\n".join(lines)
+
+
+def earlier(path: Path, envs: Sequence[str]) -> dict[str, str]:
+    """The subsections of `envs` (and the replay, which is CartPole's) in the section as
+    `path` holds it, each opened with when and how it was measured: a benchmark run on one
+    environment keeps the other's tables rather than dropping them."""
+    text = path.read_text() if path.exists() else ""
+    if HEADING not in text:
+        return {}
+    body = text.split(HEADING, 1)[1].split("\n## ", 1)[0]
+    first = body.strip().split("\n", 1)[0]
+    date = re.search(r" on (\d{4}-\d{2}-\d{2})", first)
+    commands = re.findall(r"`([^`]*benchmarks/rl\.py[^`]*)`", first)
+    parts = {}
+    for chunk in re.split(r"\n(?=### )", body)[1:]:
+        title = chunk.split("\n", 1)[0]
+        name = next((e for e in envs if title.startswith(f"### {e}:")), None)
+        if name is None and title == REPLAY and "CartPole-v1" in envs:
+            name = REPLAY
+        if name is None:
+            continue
+        chunk = chunk.strip()
+        if name != REPLAY and MEASURED not in chunk and date:
+            env = name
+            runs = [c for c in commands if env in c]
+            head, rest = chunk.split("\n", 1)
+            chunk = (f"{head}\n\n{MEASURED} {date.group(1)}, by `"
+                     + "`, then `".join(runs) + f"` (these tables; the commands above ran "
+                     f"no {env}).\n{rest}")
+        parts[name] = chunk
+    return parts
 
 
 def learn(args: argparse.Namespace, argv: Sequence[str]) -> None:
@@ -583,6 +677,9 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
     commands = [*saved.get("commands", []), list(argv)]
     # a plot an earlier command drew
     plots = {env: path for env in ENVS if (path := plot_path(env, args.output.parent)).exists()}
+    # what an earlier benchmark measured on the environments this one does not run
+    kept = earlier(args.output, [e for e in ENVS if e not in args.envs
+                                 and not pick(records, e, "PBT")])
 
     def write() -> None:
         total = spent + time.perf_counter() - began
@@ -590,7 +687,8 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
                                             "seconds": total, "commands": commands},
                                            default=str))
         write_section(args.output, HEADING, section(records, replayed, plots, commands, total,
-                                                    args.executor, os.getloadavg()[0]))
+                                                    args.executor, os.getloadavg()[0],
+                                                    kept))
 
     for env in args.envs:
         for seed in range(args.seeds):

@@ -23,9 +23,11 @@ learning: PPO on classic control"). Truncation asks for no evidence and need
 not: a member at the bottom early on is one whose hparams are not learning, and
 a wrong copy costs a member a few steps on a run this short (where most members
 still tie at Acrobot's floor of -500 it can drop one about to learn; RESULTS.md
-shows a seed where it did, and what a later first decision gave). Why half, not the
-paper's 20%: the same 5 Acrobot runs ended with the median member at -121 with
-half and -130 with a quarter (Ray Tune's default), the best at -100 with both.
+shows a seed where it did, what a later first decision gave, and why copying no
+one in a tie did worse: it also kept the floor from copying the first members to
+learn). Why half, not the paper's 20%: the same 5 Acrobot runs ended with the
+median member at -121 with half and -130 with a quarter (Ray Tune's default), the
+best at -100 with both.
 
 A checkpoint holds the networks, the Adam state, the observation statistics,
 the episode bookkeeping (returns so far, the last finished returns, counts), the
