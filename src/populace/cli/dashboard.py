@@ -12,22 +12,6 @@ from populace.display import console as make_console
 from populace.store.driver import safe_url
 
 
-def add_dashboard_flags(parser: argparse.ArgumentParser) -> None:
-    """--host, --port and --poll."""
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="the address to listen on (127.0.0.1: this machine alone; "
-                             "another warns that anyone reaching the port reads the runs)")
-    parser.add_argument("--port", type=int, default=8080,
-                        help="the port to listen on (8080; 0: any free one)")
-    parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
-                        help="how often the page asks for what is new (2)")
-
-
-def warn_exposed(host: str) -> None:
-    if warning := exposed(host):
-        make_console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
-
-
 class DashboardCommand(Command):
     name = "dashboard"
     help = ("the live dashboard of the runs in STORE ... (SQLite files, postgresql:// URLs), "
@@ -35,10 +19,17 @@ class DashboardCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("stores", nargs="+", metavar="STORE")
-        add_dashboard_flags(parser)
+        parser.add_argument("--host", default="127.0.0.1",
+                            help="the address to listen on (127.0.0.1: this machine alone; "
+                                 "another warns that anyone reaching the port reads the runs)")
+        parser.add_argument("--port", type=int, default=8080,
+                            help="the port to listen on (8080; 0: any free one)")
+        parser.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
+                            help="how often the page asks for what is new (2)")
 
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
-        warn_exposed(args.host)
+        if warning := exposed(args.host):
+            make_console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
         poll = max(0.2, args.poll)
         dashboard = Dashboard(args.stores, args.host, args.port, poll, warn=False)
         names = ", ".join(safe_url(s) for s in args.stores)

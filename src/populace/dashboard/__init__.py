@@ -16,6 +16,7 @@ import ipaddress
 import os
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -90,7 +91,7 @@ class Dashboard:
                                         daemon=True)
         self._thread.start()
         while not self._server.started and self._thread.is_alive():
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:

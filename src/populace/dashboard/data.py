@@ -98,8 +98,7 @@ def best_member(members: list[MemberRow], mode: Mode,
         points = pareto.oriented([m.objectives for m in scored], objectives.values())
         order = pareto.ranking(points, np.array([m.id for m in scored]))
         return scored[int(order[0])]
-    sign = 1 if mode.maximize else -1
-    return min(scored, key=lambda m: (-sign * (m.score or 0.0), m.id))
+    return min(scored, key=lambda m: (-mode.sign * (m.score or 0.0), m.id))
 
 
 def label(url: str) -> str:
@@ -166,21 +165,26 @@ class Source:
 
     def summary(self) -> dict[str, Any]:
         """The run as the runs table shows it; `state` waiting (no run yet) or error."""
+        return self._read()[0]
+
+    def _read(self) -> tuple[dict[str, Any], list[MemberRow]]:
+        """The summary and the members it was made from (none: waiting or error), from one
+        read of the members."""
         base = {"index": self.index, "store": self.name, "label": self.label}
         try:
             with self as reader:
                 if reader is None:
-                    return {**base, "state": "waiting", "note": "no run in this store yet"}
+                    return {**base, "state": "waiting", "note": "no run in this store yet"}, []
                 members, updated = reader.members_updated()
-                return {**base, **self._summary(reader, members), "updated": updated}
+                return {**base, **self._summary(reader, members), "updated": updated}, members
         except StoreError as e:
             self.close()
-            return {**base, "state": "error", "note": str(e)}
+            return {**base, "state": "error", "note": str(e)}, []
 
     def _summary(self, reader: StoreReader, members: list[MemberRow]) -> dict[str, Any]:
         config = reader.config()
         run = config.run
-        mode, objectives = Mode(run["mode"]), run.get("objectives")
+        mode, objectives = config.mode, run.get("objectives")
         best = best_member(members, mode, objectives)
         statuses = Counter(str(m.status) for m in members)
         total = run["steps"] * sum(m.role != "evaluator" for m in members)
@@ -212,13 +216,11 @@ class Source:
 
     def overview(self) -> dict[str, Any]:
         """The first page of one run: its summary and every member."""
-        summary = self.summary()
-        with self as reader:
-            if reader is None or summary["state"] == "error":
-                return {"summary": summary, "members": []}
-            members, updated = reader.members_updated()
+        summary, members = self._read()
+        if "updated" not in summary:  # waiting, or an error
+            return {"summary": summary, "members": []}
         return {"summary": summary, "members": [member_json(m) for m in members],
-                "updated": updated}
+                "updated": summary["updated"]}
 
     def poll(self, after_result: int, after_event: int, since: float | None) -> dict[str, Any]:
         """What changed since the page last asked: the results and events after the ids it
@@ -313,7 +315,7 @@ class Source:
         with self as reader:
             if reader is None:
                 return {"steps": [], "best": [], "mean": [], "mode": "max"}
-            mode = Mode(reader.config().run["mode"])
+            mode = reader.config().mode
             rows = reader.scores_by_step()
         best = [r[2] if mode.maximize else r[1] for r in rows]
         return {"steps": [r[0] for r in rows], "best": best, "mean": [r[3] for r in rows],

@@ -323,8 +323,7 @@ class StoreReader:
         where, params = ("WHERE m.updated >= ?", (since,)) if since is not None else ("", ())
         with self.driver.read() as cur:
             self._config(cur)
-            cur.execute(self._MEMBER_SQL.replace(" FROM members", ", m.updated FROM members")
-                        + f" {where} ORDER BY m.id", params)
+            cur.execute(self._MEMBER_SQL + f" {where} ORDER BY m.id", params)
             rows = cur.fetchall()
             cur.execute("SELECT MAX(updated) FROM members")
             latest = cur.fetchone()[0] or 0.0

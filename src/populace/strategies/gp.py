@@ -68,16 +68,18 @@ class TimeVarying(StationaryKernelMixin, Kernel):
         space = cdist(X[:, 1:], other[:, 1:], "sqeuclidean") / self.length_scale ** 2
         time = cdist(X[:, :1], other[:, :1], "cityblock") / self.time_scale
         signal = self.variance * np.exp(-0.5 * space - time)
-        K = signal + self.noise * np.eye(len(X)) if Y is None else signal
+        if Y is not None:
+            return signal
+        noise = self.noise * np.eye(len(X))
         if not eval_gradient:
-            return K
+            return signal + noise
         # d K / d log(parameter), in the order of `hyperparameters` (alphabetical)
         gradient = np.empty((len(X), len(X), 4))
         gradient[..., 0] = signal * space  # length_scale
-        gradient[..., 1] = self.noise * np.eye(len(X))  # noise
+        gradient[..., 1] = noise
         gradient[..., 2] = signal * time  # time_scale
         gradient[..., 3] = signal  # variance
-        return K, gradient
+        return signal + noise, gradient
 
     def diag(self, X: np.ndarray) -> np.ndarray:
         return np.full(len(X), self.variance + self.noise)

@@ -8,7 +8,7 @@ const S = {
   runs: [], run: 0, poll: 2, summary: null, members: new Map(), series: new Map(),
   exploits: [], lastResult: 0, lastEvent: 0, updated: null, points: 0, budget: 20000,
   selected: null, bestLineage: null, lineage: null, plotly: null, polls: 0, busy: false,
-  lastLineage: 0, lastCurves: 0, dirty: false, frontSteps: [],
+  lastLineage: 0, lastCurves: 0, frontSteps: [],
 };
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#17becf", "#bcbd22", "#7f7f7f"];
