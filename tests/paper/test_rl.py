@@ -15,7 +15,7 @@ import populace
 from populace.script import load_script
 from populace.store import open_store
 from populace.strategies import Snapshot, TTest
-from populace.strategies.registry import make_exploit
+from populace.strategies.registry import make_exploit, make_explore
 
 EXAMPLE = EXAMPLES / "rl_cartpole.py"
 rl = load_script(EXAMPLE)
@@ -142,6 +142,21 @@ def test_the_examples_exploit_copies_on_acrobots_first_scores_where_the_t_test_c
         assert None not in donors and all(snapshot.scores[d] > -500 for d in donors), donors
     for m in (1, 4, 6):  # climbing (-204.7, -353.6, -205.2): kept
         assert {exploit(snapshot, m, rng) for rng in draws} == {None}
+
+
+def test_the_examples_explore_keeps_the_discount_and_lambda_off_their_bounds():
+    """A factor of 0.8 or 1.2 sends a discount of 0.99 out of [0.95, 0.999] and a lambda
+    of 0.95 out of [0.8, 0.99]: clipped, they would sit at a bound after one explore. The
+    example gives them added noise instead, so most copies land inside, near the donor."""
+    explore = make_explore(**rl.config["explore"])
+    rng = np.random.default_rng(0)
+    start = {**GOOD, "gae_lambda": 0.95, "discount": 0.99}
+    moved = [explore(start, rl.space, rng) for _ in range(200)]
+    for name, (low, high) in (("discount", (0.95, 0.999)), ("gae_lambda", (0.8, 0.99))):
+        values = np.array([h[name] for h in moved])
+        inside = (values > low) & (values < high)
+        assert inside.mean() > 0.6, (name, values[:10])
+        assert np.median(np.abs(values[inside] - start[name])) < 0.2 * (high - low)
 
 
 def test_populace_runs_the_example_with_its_exploit(tmp_path):
