@@ -114,6 +114,7 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     from populace.checkpoints import LocalCheckpointStorage
     from populace.store import Store
     from populace.vectorized import layout
+    from populace.vectorized import run as vectorized_run
     from populace.vectorized.population import Population
 
     timers = Timers()
@@ -122,16 +123,38 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     for name in ("take", "put", "fresh"):
         timers.wrap(Population, name, "restore")
     timers.wrap(layout, "read", "restore")
-    timers.wrap(LocalCheckpointStorage, "write", "checkpoint")
     timers.wrap(LocalCheckpointStorage, "fetch", "checkpoint")
+    try:  # the run writes its files beside the evaluation: its wall pays the wait alone
+        from populace.vectorized.beside import Pending
+    except ImportError:  # (code before it, for a comparison: written in the run's thread)
+        timers.wrap(LocalCheckpointStorage, "write", "checkpoint")
+    else:
+        timers.wrap(Pending, "result", "checkpoint")
+        timers.wrap(Pending, "discard", "checkpoint")
+        timers.wrap(LocalCheckpointStorage, "write", "checkpoint.beside")
+    # files the store let go: deleted in the run's thread by code before the beside thread
+    timers.wrap(LocalCheckpointStorage, "delete", "checkpoint.delete")
     for name in ("claim", "report", "report_all", "fail"):
         timers.wrap(Store, name, "store")
         timers.wrap(Store, name, f"store.{name}")
+    # the set-up's parts, not in PARTS: the run's check before it writes anything (its
+    # first gradient imports torch's compiler modules, as raw's first does) and the
+    # worker's build of every member
+    timers.wrap(vectorized_run, "preflight", "setup.preflight")
+    timers.wrap(vectorized_run.VectorizedWorker, "__init__", "setup.worker")
     DigitsVectorized.threads = args.threads or None  # None: the run's own, every core
-    started = time.perf_counter()
-    populace.run(DigitsVectorized, space, store=folder / "run.db", progress=False,
-                 executor="vectorized", device=args.device, **job(args))
-    return {"wall": time.perf_counter() - started, **timers.seconds, **gpu_peak()}
+    run = populace.run  # its modules imported (lazily, at this name) before the clock, as raw's
+    started, cpu = time.perf_counter(), cpu_seconds()
+    run(DigitsVectorized, space, store=folder / "run.db", progress=False,
+        executor="vectorized", device=args.device, **job(args))
+    wall = time.perf_counter() - started
+    return {"wall": wall, "cpu": cpu_seconds() - cpu, **timers.seconds, **gpu_peak()}
+
+
+def cpu_seconds() -> float:
+    """The CPU time this process has used, every thread's (user and system)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def gpu_peak() -> dict[str, float]:
