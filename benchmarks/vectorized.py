@@ -143,6 +143,7 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     timers.wrap(vectorized_run, "preflight", "setup.preflight")
     timers.wrap(vectorized_run.VectorizedWorker, "__init__", "setup.worker")
     DigitsVectorized.threads = args.threads or None  # None: the run's own, every core
+    DigitsVectorized.eval_chunk = args.eval_chunk or None  # None: every member at once
     run = populace.run  # its modules imported (lazily, at this name) before the clock, as raw's
     started, cpu = time.perf_counter(), cpu_seconds()
     run(DigitsVectorized, space, store=folder / "run.db", progress=False,
@@ -264,6 +265,7 @@ def measure(system: str, population: int, args: argparse.Namespace,
     cmd = [sys.executable, __file__, "--child", system, "--population", str(population),
            "--steps", str(steps), "--ready", str(args.ready), "--device", args.device,
            "--workers", str(args.workers), "--threads", str(args.threads),
+           "--eval-chunk", str(args.eval_chunk),
            "--gpus-per-worker", str(args.gpus_per_worker)]
     load = os.getloadavg()[0]  # other work on the cores slows every figure
     with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as folder:
@@ -349,6 +351,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads of the vectorized and raw processes (0: every "
                              "core the process is given, the vectorized run's default)")
+    parser.add_argument("--eval-chunk", type=int, default=0,
+                        help="members the vectorized run evaluates in one vmapped call (0: "
+                             "the example's own, every member at once)")
     parser.add_argument("--output", type=Path, default=None,
                         help="write the section to this file (default: benchmarks/RESULTS.md)")
     parser.add_argument("--rows", type=Path,

@@ -4,6 +4,7 @@ and still no member reported before its file is in place and fsynced."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -207,6 +208,23 @@ def test_a_whole_population_is_saved_as_it_is_and_as_its_copy_would_be(tmp_path)
             == (tmp_path / "copy" / "x.ckpt").read_bytes())
     other = pop.tensors(np.array([2, 1, 0]))["param/0.weight"]
     assert other.data_ptr() != pop.parts["param"]["0.weight"].data_ptr(), "a copy"
+
+
+def test_a_run_evaluates_and_saves_its_whole_population_without_copying_it(tmp_path,
+                                                                          monkeypatch):
+    copied_in: list[str] = []
+    index = Population._index
+
+    def noted_index(self, rows):
+        copied_in.append(sys._getframe(1).f_code.co_name)
+        return index(self, rows)
+
+    monkeypatch.setattr(Population, "_index", noted_index)
+    populace.run(Small, SPACE, store=tmp_path / "run.db", **RUN)
+    # the members come back in the order the store hands them out (the one it went on
+    # with first), yet every ready point evaluates and saves all four as they stand
+    assert "evaluate" not in copied_in and "tensors" not in copied_in, copied_in
+    checked(tmp_path / "run.db").close()
 
 
 def test_a_checkpoint_write_that_fails_fails_the_run_as_before(tmp_path, monkeypatch):

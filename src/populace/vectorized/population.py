@@ -98,7 +98,10 @@ class Population:
 
     def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
         """The metrics of the members at `rows`, one dict each."""
-        index = None if self._every(rows) else self._index(rows)  # all: no copy to make
+        # every member, in any order: evaluated in the population's order, with no copy
+        # of their state first (each member's metrics are its own, wherever it stands)
+        every = self._every(np.sort(rows))
+        index = None if every else self._index(rows)
         metrics = self.functional.metrics(self._rows("param", index),
                                           self._rows("buffer", index),
                                           self.hparams.model(index))
@@ -108,8 +111,8 @@ class Population:
                 raise ConfigError(f"metric {name!r} must be one number per member, got a "
                                   f"tensor of shape {tuple(values.shape[1:])} per member")
             columns[name] = values.double().cpu().numpy()
-        return [{name: float(column[i]) for name, column in columns.items()}
-                for i in range(len(rows))]
+        at = rows if every else range(len(rows))
+        return [{name: float(column[i]) for name, column in columns.items()} for i in at]
 
     def take(self, sources: Mapping[int, int]) -> None:
         """Row `dst` becomes a copy of row `src` for each (dst, src) of `sources`: its

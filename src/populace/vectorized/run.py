@@ -363,7 +363,10 @@ class VectorizedWorker:
                rng: dict[str, Any]) -> Pending:
         """Start writing the members' checkpoint file, their state as it is now; the caller
         changes none of it until the write is done (`Pending.result` or `discard`)."""
-        members = [s.member.id for s in segments]
+        # the file's rows in the population's order (a member's row is looked up by its
+        # id): a whole population's tensors are then written as they are, not copied
+        order = np.argsort(at, kind="stable")
+        at, members = at[order], [segments[i].member.id for i in order]
         tensors = self.population.tensors(at)  # here: a GPU's copied before training goes on
         keys, steps = self.population.keys[at], self.population.steps[at]
         return self.beside.write(lambda path: layout.save(path, members, tensors, keys, steps,
