@@ -124,15 +124,15 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
         timers.wrap(Population, name, "restore")
     timers.wrap(layout, "read", "restore")
     timers.wrap(LocalCheckpointStorage, "fetch", "checkpoint")
-    try:  # the run writes its files beside the evaluation: its wall pays the wait alone
-        from populace.vectorized.beside import Pending
+    try:  # where a core is spare, the run writes its files beside the evaluation: its
+        from populace.vectorized.beside import Beside, Pending  # wall pays the wait alone
     except ImportError:  # (code before it, for a comparison: written in the run's thread)
         timers.wrap(LocalCheckpointStorage, "write", "checkpoint")
     else:
-        timers.wrap(Pending, "result", "checkpoint")
-        timers.wrap(Pending, "discard", "checkpoint")
-        timers.wrap(LocalCheckpointStorage, "write", "checkpoint.beside")
-    # files the store let go: deleted in the run's thread by code before the beside thread
+        for owner, name in ((Beside, "write"), (Pending, "result"), (Pending, "discard")):
+            timers.wrap(owner, name, "checkpoint")
+        timers.wrap(LocalCheckpointStorage, "write", "checkpoint.write")  # in either thread
+    # the files the store let go (in the run's thread unless a core is spare)
     timers.wrap(LocalCheckpointStorage, "delete", "checkpoint.delete")
     for name in ("claim", "report", "report_all", "fail"):
         timers.wrap(Store, name, "store")

@@ -1,6 +1,7 @@
-"""A vectorized run's checkpoint work beside its own: the ready group's file written while
-the group is evaluated, the files the store let go deleted while the next segment trains,
-and still no member reported before its file is in place and fsynced."""
+"""A vectorized run's checkpoint work beside its own, where a core is spare: the ready
+group's file written while the group is evaluated, the files the store let go deleted
+while the next segment trains; in the run's thread where torch takes every core. Either
+way no member is reported before its file is in place and fsynced."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from populace.space import Space  # noqa: E402
 from populace.store import Status, Store, open_store  # noqa: E402
 from populace.testing import EXECUTOR_CHECKS  # noqa: E402
 from populace.vectorized import SGD, Dropout, Shuffled, VectorizedTrainable, layout  # noqa: E402
+from populace.vectorized import run as vectorized_run  # noqa: E402
 from populace.vectorized.population import PARTS, Population  # noqa: E402
 
 X = torch.randn(96, 4, generator=torch.Generator().manual_seed(0))
@@ -58,6 +60,20 @@ class DrawingMetrics(Small):
         return {"score": (model(X + noise).argmax(1) == Y).float().mean()}
 
 
+@pytest.fixture(params=["beside", "in the run's thread"])
+def spare(request, monkeypatch) -> bool:
+    """Whether the run finds a core to spare for its checkpoint work (both ways)."""
+    monkeypatch.setattr(vectorized_run, "spare_core", lambda device: request.param == "beside")
+    return request.param == "beside"
+
+
+@pytest.fixture
+def beside(monkeypatch) -> None:
+    """The run finds a core to spare for its checkpoint work (a GPU's run, or fewer torch
+    threads than cores)."""
+    monkeypatch.setattr(vectorized_run, "spare_core", lambda device: True)
+
+
 def files(store: Store) -> set[str]:
     """The checkpoint files in the run's folder."""
     root = Path(store.config().checkpoints)
@@ -74,7 +90,8 @@ def checked(url: Path) -> Store:
     return store
 
 
-def test_no_member_is_reported_before_its_checkpoint_file_is_durable(tmp_path, monkeypatch):
+def test_no_member_is_reported_before_its_checkpoint_file_is_durable(tmp_path, monkeypatch,
+                                                                     spare):
     durable: set[str] = set()
     reported: list[str] = []
     write, report_all = LocalCheckpointStorage.write, Store.report_all
@@ -98,8 +115,10 @@ def test_no_member_is_reported_before_its_checkpoint_file_is_durable(tmp_path, m
     checked(tmp_path / "run.db").close()
 
 
-def test_the_checkpoint_file_is_written_while_the_members_are_evaluated(tmp_path,
-                                                                        monkeypatch):
+@pytest.mark.parametrize("spared", [True, False], ids=["beside", "in the run's thread"])
+def test_the_checkpoint_file_is_written_while_the_members_are_evaluated_where_a_core_is_spare(
+        tmp_path, monkeypatch, spared):
+    monkeypatch.setattr(vectorized_run, "spare_core", lambda device: spared)
     events: list[str] = []
     write, evaluate = LocalCheckpointStorage.write, Population.evaluate
 
@@ -116,12 +135,13 @@ def test_the_checkpoint_file_is_written_while_the_members_are_evaluated(tmp_path
     monkeypatch.setattr(LocalCheckpointStorage, "write", logged_write)
     monkeypatch.setattr(Population, "evaluate", slow_evaluate)
     populace.run(Small, SPACE, store=tmp_path / "run.db", **RUN)
-    # the preflight's own evaluation first (its file is no checkpoint), then 3 ready points
-    assert events[1:] == ["write", "evaluated"] * 3
+    # the preflight's own evaluation first (its file is no checkpoint), then 3 ready points;
+    # where no core is spare, the file is written after, as the run's thread is free again
+    assert events[1:] == (["write", "evaluated"] if spared else ["evaluated", "write"]) * 3
 
 
 def test_files_the_store_lets_go_are_deleted_beside_the_training_all_by_the_end(
-        tmp_path, monkeypatch, capfd):
+        tmp_path, monkeypatch, capfd, spare):
     deleted_in: list[str] = []
     delete = LocalCheckpointStorage.delete
 
@@ -133,7 +153,7 @@ def test_files_the_store_lets_go_are_deleted_beside_the_training_all_by_the_end(
     populace.run(Small, SPACE, store=tmp_path / "run.db", **RUN)
     assert "no checkpoint names" not in capfd.readouterr().err, "the run's end swept none"
     assert deleted_in, "the files of earlier ready points are collected"
-    assert threading.main_thread().name not in deleted_in
+    assert (threading.main_thread().name in deleted_in) is not spare
     store = checked(tmp_path / "run.db")
     try:
         assert files(store) == {c.key for c in store.checkpoints()}, "nothing left behind"
@@ -142,7 +162,7 @@ def test_files_the_store_lets_go_are_deleted_beside_the_training_all_by_the_end(
 
 
 def test_a_member_whose_score_is_not_finite_is_not_in_the_file_and_none_is_left(tmp_path,
-                                                                               capfd):
+                                                                               capfd, spare):
     # an lr past float32's largest number makes member 1's weights infinite, its loss NaN
     space = {"lr": Float(0.01, 1e39, log=True), "dropout": Constant(0.0)}
     initial = [{"lr": lr, "dropout": 0.0} for lr in (0.1, 1e39, 0.1, 0.2)]
@@ -164,7 +184,7 @@ def test_a_member_whose_score_is_not_finite_is_not_in_the_file_and_none_is_left(
 
 
 def test_a_checkpoint_holds_the_random_state_after_the_evaluation_as_before(tmp_path,
-                                                                          monkeypatch):
+                                                                          monkeypatch, beside):
     after: list[torch.Tensor] = []
     saved: list[torch.Tensor] = []
     evaluate, save = Population.evaluate, layout.save
@@ -211,7 +231,7 @@ def test_a_whole_population_is_saved_as_it_is_and_as_its_copy_would_be(tmp_path)
 
 
 def test_a_run_evaluates_and_saves_its_whole_population_without_copying_it(tmp_path,
-                                                                          monkeypatch):
+                                                                          monkeypatch, spare):
     copied_in: list[str] = []
     index = Population._index
 
@@ -227,7 +247,7 @@ def test_a_run_evaluates_and_saves_its_whole_population_without_copying_it(tmp_p
     checked(tmp_path / "run.db").close()
 
 
-def test_a_checkpoint_write_that_fails_fails_the_run_as_before(tmp_path, monkeypatch):
+def test_a_checkpoint_write_that_fails_fails_the_run_as_before(tmp_path, monkeypatch, spare):
     write = LocalCheckpointStorage.write
     calls = []
 
@@ -245,3 +265,12 @@ def test_a_checkpoint_write_that_fails_fails_the_run_as_before(tmp_path, monkeyp
         assert not [m for m in store.members() if m.status is Status.RUNNING], "released"
     finally:
         store.close()
+
+
+def test_checkpoint_work_goes_beside_only_where_torch_leaves_a_core_free(monkeypatch):
+    monkeypatch.setattr(vectorized_run, "cores", lambda: 4)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert not vectorized_run.spare_core(torch.device("cpu")), "every core is torch's"
+    assert vectorized_run.spare_core(torch.device("cuda", 0)), "a GPU's run leaves them"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert vectorized_run.spare_core(torch.device("cpu"))

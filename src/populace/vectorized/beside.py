@@ -1,5 +1,6 @@
-"""Checkpoint work beside the run's own: a ready group's file written while the group is
-evaluated, and the files the store let go deleted while the next segment trains.
+"""Checkpoint work beside the run's own, where a core is free for it (a GPU's run): a
+ready group's file written while the group is evaluated, and the files the store let go
+deleted while the next segment trains. Elsewhere the same calls do the work at once.
 
 What the store records waits for nothing less than before: the run takes a write's
 result (`Pending.result`: the file in place under its hash and fsynced) before it
@@ -16,8 +17,11 @@ import contextlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from populace.checkpoints import CheckpointRef, CheckpointStorage
+
+T = TypeVar("T")
 
 
 class Pending:
@@ -41,23 +45,31 @@ class Pending:
 
 
 class Beside:
-    """One thread doing a run's checkpoint writes and deletions while the run goes on."""
+    """One thread doing a run's checkpoint writes and deletions while the run goes on
+    (`background`), else the run's own thread, at once."""
 
-    def __init__(self, storage: CheckpointStorage):
-        self.storage = storage
+    def __init__(self, storage: CheckpointStorage, background: bool = True):
+        self.storage, self.background = storage, background
         self._thread = ThreadPoolExecutor(max_workers=1,
                                           thread_name_prefix="populace-checkpoints")
         self._deleting: list[Future[None]] = []
 
+    def _submit(self, job: Callable[..., T], *args: Any) -> Future[T]:
+        if self.background:
+            return self._thread.submit(job, *args)
+        done: Future[T] = Future()  # its error raised now, as the run's own
+        done.set_result(job(*args))
+        return done
+
     def write(self, save: Callable[[Path], None]) -> Pending:
         """Start writing the file `save` writes (`CheckpointStorage.write`), after the jobs
         before it."""
-        return Pending(self.storage, self._thread.submit(self.storage.write, save))
+        return Pending(self.storage, self._submit(self.storage.write, save))
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete these checkpoint files (ones the store no longer names) after the jobs
         before them; a failure is raised by the next `drain`."""
-        self._deleting += [self._thread.submit(self.storage.delete, key) for key in keys]
+        self._deleting += [self._submit(self.storage.delete, key) for key in keys]
 
     def drain(self) -> None:
         """Wait until every deletion is done; raise the first one that failed."""

@@ -68,8 +68,21 @@ def threads_for(trainable: type[VectorizedTrainable]) -> int:
     per core this process may run on."""
     if trainable.threads is not None:
         return whole(trainable.__name__, "threads", trainable.threads, 1, 4096)
+    return cores()
+
+
+def cores() -> int:
+    """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
+
+
+def spare_core(device: torch.device) -> bool:
+    """Whether checkpoint work beside the run's own finds a core its training leaves free:
+    on a GPU the cores wait for it; on the CPU only where torch takes fewer threads than
+    there are cores. On a busy core it would only slow torch's threads, which wait for
+    each other at every operation."""
+    return device.type != "cpu" or torch.get_num_threads() < cores()
 
 
 def preflight(trainable: type[VectorizedTrainable], hparams: dict[str, Any],
@@ -158,7 +171,7 @@ class VectorizedWorker:
     def run(self) -> int:
         """Claim, train and report until the run is done; return the segments trained."""
         self.leases = Leases(self.store.url, self.id, self.config.lease_seconds)
-        self.beside = Beside(self.segments.storage)
+        self.beside = Beside(self.segments.storage, spare_core(self.population.device))
         try:
             segments = self._train()
         except StoreError:
@@ -306,11 +319,12 @@ class VectorizedWorker:
         report each; a member whose score is not finite fails alone."""
         at = np.array([self._row(s) for s in ready])
         rng = layout.rng_state()
-        # the file of them all, written while they are evaluated: the file written after,
-        # byte for byte, unless a member's score is not finite or the evaluation drew a
-        # random number (then it is written again after, as it was, and from then on
-        # only after: the trainable's metrics draw)
-        pending = None if self.metrics_draw else self._write(ready, at, rng)
+        # with a core to spare, the file of them all, written while they are evaluated:
+        # the file written after, byte for byte, unless a member's score is not finite or
+        # the evaluation drew a random number (then it is written again after, as it was,
+        # and from then on only after: the trainable's metrics draw)
+        pending = (self._write(ready, at, rng) if self.beside.background
+                   and not self.metrics_draw else None)
         try:
             evaluated = self.population.evaluate(at)
         except Exception:
