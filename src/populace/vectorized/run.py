@@ -11,9 +11,10 @@ hands each one in (`populace.segment`: the same Snapshot, exploit and explore, e
 waits and lineage as any run). A reported member is ready again at once, and the next
 claim takes it back with whatever the decision made of it.
 
-The file is written while the members are evaluated, and the files the store lets go
-are deleted while the next segment trains (`beside`); each member is reported once its
-file is in place and fsynced, as on any executor.
+Where the training leaves a core free (a GPU's run), the file is written while the
+members are evaluated, and the files the store lets go are deleted while the next
+segment trains (`beside`); either way each member is reported once its file is in place
+and fsynced, as on any executor.
 """
 
 from __future__ import annotations
