@@ -143,7 +143,7 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     timers.wrap(vectorized_run, "preflight", "setup.preflight")
     timers.wrap(vectorized_run.VectorizedWorker, "__init__", "setup.worker")
     DigitsVectorized.threads = args.threads or None  # None: the run's own, every core
-    DigitsVectorized.eval_chunk = args.eval_chunk or None  # None: every member at once
+    DigitsVectorized.eval_chunk = args.eval_chunk or None  # None: the run's choice
     run = populace.run  # its modules imported (lazily, at this name) before the clock, as raw's
     started, cpu = time.perf_counter(), cpu_seconds()
     run(DigitsVectorized, space, store=folder / "run.db", progress=False,
@@ -353,7 +353,7 @@ def main() -> None:
                              "core the process is given, the vectorized run's default)")
     parser.add_argument("--eval-chunk", type=int, default=0,
                         help="members the vectorized run evaluates in one vmapped call (0: "
-                             "the example's own, every member at once)")
+                             "the run's choice: 64 on the CPU, all on a GPU)")
     parser.add_argument("--output", type=Path, default=None,
                         help="write the section to this file (default: benchmarks/RESULTS.md)")
     parser.add_argument("--rows", type=Path,

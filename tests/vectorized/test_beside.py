@@ -25,6 +25,7 @@ from populace.store import Status, Store, open_store  # noqa: E402
 from populace.testing import EXECUTOR_CHECKS  # noqa: E402
 from populace.vectorized import SGD, Dropout, Shuffled, VectorizedTrainable, layout  # noqa: E402
 from populace.vectorized import run as vectorized_run  # noqa: E402
+from populace.vectorized.functional import CPU_EVAL_CHUNK  # noqa: E402
 from populace.vectorized.population import PARTS, Population  # noqa: E402
 
 X = torch.randn(96, 4, generator=torch.Generator().manual_seed(0))
@@ -274,3 +275,37 @@ def test_checkpoint_work_goes_beside_only_where_torch_leaves_a_core_free(monkeyp
     assert vectorized_run.spare_core(torch.device("cuda", 0)), "a GPU's run leaves them"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     assert vectorized_run.spare_core(torch.device("cpu"))
+
+
+def checked_population(kind: type[VectorizedTrainable], members: int,
+                       device: str = "cpu") -> Population:
+    """`members` of `kind`, checked as a run checks its population, trained two steps."""
+    space = Space(SPACE)
+    hparams = [space.sample(np.random.default_rng(i)) for i in range(members)]
+    pop = Population(kind(), space, seeds=list(range(members)), device=device)
+    pop.hparams.set(list(range(members)), hparams)
+    pop.check(hparams[0])
+    torch.manual_seed(0)
+    for _ in range(2):
+        pop.train()
+    return pop
+
+
+def test_a_cpu_evaluates_a_large_population_in_chunks_with_the_same_metrics():
+    pop = checked_population(Small, 150)
+    assert pop.functional.chunk() == CPU_EVAL_CHUNK < 150
+    chunked = pop.evaluate(np.arange(150))
+    pop.functional.metrics_draw = None  # as before a trial: every member in one call
+    assert pop.functional.chunk() is None
+    assert pop.evaluate(np.arange(150)) == chunked
+    pop.functional.metrics_draw, pop.functional.device = False, torch.device("cuda")
+    assert pop.functional.chunk() is None, "a GPU takes them all at once"
+
+
+def test_metrics_that_draw_and_a_trainables_own_eval_chunk_are_evaluated_as_they_ask():
+    assert checked_population(DrawingMetrics, 3).functional.chunk() is None
+
+    class Chunked(Small):
+        eval_chunk = 5
+
+    assert checked_population(Chunked, 3).functional.chunk() == 5
