@@ -114,6 +114,7 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     from populace.checkpoints import LocalCheckpointStorage
     from populace.store import Store
     from populace.vectorized import layout
+    from populace.vectorized import run as vectorized_run
     from populace.vectorized.population import Population
 
     timers = Timers()
@@ -122,16 +123,39 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     for name in ("take", "put", "fresh"):
         timers.wrap(Population, name, "restore")
     timers.wrap(layout, "read", "restore")
-    timers.wrap(LocalCheckpointStorage, "write", "checkpoint")
     timers.wrap(LocalCheckpointStorage, "fetch", "checkpoint")
+    try:  # where a core is spare, the run writes its files beside the evaluation: its
+        from populace.vectorized.beside import Beside, Pending  # wall pays the wait alone
+    except ImportError:  # (code before it, for a comparison: written in the run's thread)
+        timers.wrap(LocalCheckpointStorage, "write", "checkpoint")
+    else:
+        for owner, name in ((Beside, "write"), (Pending, "result"), (Pending, "discard")):
+            timers.wrap(owner, name, "checkpoint")
+        timers.wrap(LocalCheckpointStorage, "write", "checkpoint.write")  # in either thread
+    # the files the store let go (in the run's thread unless a core is spare)
+    timers.wrap(LocalCheckpointStorage, "delete", "checkpoint.delete")
     for name in ("claim", "report", "report_all", "fail"):
         timers.wrap(Store, name, "store")
         timers.wrap(Store, name, f"store.{name}")
+    # the set-up's parts, not in PARTS: the run's check before it writes anything (its
+    # first gradient imports torch's compiler modules, as raw's first does) and the
+    # worker's build of every member
+    timers.wrap(vectorized_run, "preflight", "setup.preflight")
+    timers.wrap(vectorized_run.VectorizedWorker, "__init__", "setup.worker")
     DigitsVectorized.threads = args.threads or None  # None: the run's own, every core
-    started = time.perf_counter()
-    populace.run(DigitsVectorized, space, store=folder / "run.db", progress=False,
-                 executor="vectorized", device=args.device, **job(args))
-    return {"wall": time.perf_counter() - started, **timers.seconds, **gpu_peak()}
+    DigitsVectorized.eval_chunk = args.eval_chunk or None  # None: the run's choice
+    run = populace.run  # its modules imported (lazily, at this name) before the clock, as raw's
+    started, cpu = time.perf_counter(), cpu_seconds()
+    run(DigitsVectorized, space, store=folder / "run.db", progress=False,
+        executor="vectorized", device=args.device, **job(args))
+    wall = time.perf_counter() - started
+    return {"wall": wall, "cpu": cpu_seconds() - cpu, **timers.seconds, **gpu_peak()}
+
+
+def cpu_seconds() -> float:
+    """The CPU time this process has used, every thread's (user and system)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def gpu_peak() -> dict[str, float]:
@@ -241,6 +265,7 @@ def measure(system: str, population: int, args: argparse.Namespace,
     cmd = [sys.executable, __file__, "--child", system, "--population", str(population),
            "--steps", str(steps), "--ready", str(args.ready), "--device", args.device,
            "--workers", str(args.workers), "--threads", str(args.threads),
+           "--eval-chunk", str(args.eval_chunk),
            "--gpus-per-worker", str(args.gpus_per_worker)]
     load = os.getloadavg()[0]  # other work on the cores slows every figure
     with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as folder:
@@ -326,6 +351,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads of the vectorized and raw processes (0: every "
                              "core the process is given, the vectorized run's default)")
+    parser.add_argument("--eval-chunk", type=int, default=0,
+                        help="members the vectorized run evaluates in one vmapped call (0: "
+                             "the run's choice: 64 on the CPU, all on a GPU)")
     parser.add_argument("--output", type=Path, default=None,
                         help="write the section to this file (default: benchmarks/RESULTS.md)")
     parser.add_argument("--rows", type=Path,

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 Tensors = dict[str, Tensor]
 
 LIMITS = "https://pytorch.org/docs/stable/func.ux_limitations.html"
+# members a CPU evaluates in one vmapped call when the trainable names no eval_chunk: a
+# large population's activations, all at once, outgrow the caches (the digits MLP's
+# evaluation of 128 to 512 members took about half as long in chunks of 64, its metrics
+# the same to the bit; a GPU takes them all at once)
+CPU_EVAL_CHUNK = 64
 
 
 def build_member(trainable: VectorizedTrainable, seed: int) -> nn.Module:
@@ -68,10 +73,15 @@ class Functional:
         # holds its validation tensors where it made them, the CPU)
         self.device = device
         self.read: set[str] = set()
+        # whether the metrics draw random numbers, once a trial has run them (None: not
+        # known): a chunk's draws are not those of the whole population's call
+        self.metrics_draw: bool | None = None
         # dropout masks differ between members; everything else is the same per member
         self._grads = vmap(grad_and_value(self._loss), randomness="different")
-        self._metrics = vmap(self._member_metrics, randomness="different",
-                             chunk_size=eval_chunk)
+        self.eval_chunk = eval_chunk
+        self._metrics = {chunk: vmap(self._member_metrics, randomness="different",
+                                     chunk_size=chunk)
+                         for chunk in {eval_chunk, CPU_EVAL_CHUNK}}
 
     def _call(self, params: Tensors, buffers: Tensors, inputs: Sequence[Tensor]) -> Any:
         return functional_call(self.base, (params, buffers), tuple(inputs))
@@ -106,15 +116,23 @@ class Functional:
         """Every member's metrics (one value per member each), the model in eval mode."""
         self.base.eval()
         with torch.no_grad():
-            metrics: dict[str, Tensor] = self._metrics(params, buffers, hparams)
+            metrics: dict[str, Tensor] = self._metrics[self.chunk()](params, buffers, hparams)
         return metrics
+
+    def chunk(self) -> int | None:
+        """The members evaluated in one vmapped call (None: all): the trainable's
+        `eval_chunk`; else on the CPU `CPU_EVAL_CHUNK`, once a trial found that the
+        metrics draw no random number."""
+        if self.eval_chunk is not None or self.device is None or self.device.type != "cpu":
+            return self.eval_chunk
+        return CPU_EVAL_CHUNK if self.metrics_draw is False else None
 
     def trial(self, params: Tensors, buffers: Tensors, hparams: Mapping[str, Tensor],
               batch: Batch) -> None:
         """A gradient and the metrics of the members given (two suffice), refused with the
         layer that could not run under vmap and what to do instead."""
         for what, run in (("loss", lambda: self.grads(params, buffers, hparams, batch)),
-                          ("metrics", lambda: self.metrics(params, buffers, hparams))):
+                          ("metrics", lambda: self._trial_metrics(params, buffers, hparams))):
             with _running_layer(self.base) as running:
                 try:
                     run()
@@ -125,6 +143,14 @@ class Functional:
                                       f"{e.args[0] if e.args else e}") from e
                 except Exception as e:
                     raise ConfigError(_unvmappable(self.base, running, what, e)) from e
+
+
+    def _trial_metrics(self, params: Tensors, buffers: Tensors,
+                       hparams: Mapping[str, Tensor]) -> None:
+        """The metrics, noting whether they draw a random number."""
+        before = torch.get_rng_state()
+        self.metrics(params, buffers, hparams)
+        self.metrics_draw = not torch.equal(before, torch.get_rng_state())
 
 
 @contextmanager

@@ -34,12 +34,26 @@ FORMAT = "populace.vectorized/1"
 Tensors = dict[str, Tensor]
 
 
-def save(path: str | os.PathLike[str], members: Sequence[int], tensors: Tensors,
-         keys: np.ndarray, steps: np.ndarray) -> None:
-    """Write the state of `members` (row i of each tensor is members[i]'s) to `path`."""
+def rng_state() -> dict[str, Any]:
+    """Torch's random state as a file holds it: the CPU's and, in use, the GPUs'."""
     rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def same_rng(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two `rng_state`s are one state (no random number drawn in between)."""
+    return a.keys() == b.keys() and all(
+        len(a[k]) == len(b[k]) and all(torch.equal(x, y) for x, y in zip(a[k], b[k], strict=True))
+        if isinstance(a[k], list) else torch.equal(a[k], b[k]) for k in a)
+
+
+def save(path: str | os.PathLike[str], members: Sequence[int], tensors: Tensors,
+         keys: np.ndarray, steps: np.ndarray, rng: dict[str, Any] | None = None) -> None:
+    """Write the state of `members` (row i of each tensor is members[i]'s) to `path`, with
+    torch's random state `rng` (None: as it is now)."""
+    rng = rng_state() if rng is None else rng
     torch.save({"format": FORMAT, "members": torch.tensor(list(members), dtype=torch.int64),
                 "state": tensors, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
                 "steps": torch.from_numpy(np.asarray(steps, dtype=np.int64)), "rng": rng}, path)

@@ -9,7 +9,7 @@ equals the donor's bit for bit; explore writes its hparams (`hparams.set`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -98,7 +98,10 @@ class Population:
 
     def evaluate(self, rows: np.ndarray) -> list[dict[str, float]]:
         """The metrics of the members at `rows`, one dict each."""
-        index = self._index(rows)
+        # every member, in any order: evaluated in the population's order, with no copy
+        # of their state first (each member's metrics are its own, wherever it stands)
+        every = self._every(np.sort(rows))
+        index = None if every else self._index(rows)
         metrics = self.functional.metrics(self._rows("param", index),
                                           self._rows("buffer", index),
                                           self.hparams.model(index))
@@ -108,8 +111,8 @@ class Population:
                 raise ConfigError(f"metric {name!r} must be one number per member, got a "
                                   f"tensor of shape {tuple(values.shape[1:])} per member")
             columns[name] = values.double().cpu().numpy()
-        return [{name: float(column[i]) for name, column in columns.items()}
-                for i in range(len(rows))]
+        at = rows if every else range(len(rows))
+        return [{name: float(column[i]) for name, column in columns.items()} for i in at]
 
     def take(self, sources: Mapping[int, int]) -> None:
         """Row `dst` becomes a copy of row `src` for each (dst, src) of `sources`: its
@@ -125,10 +128,24 @@ class Population:
         self.keys, self.steps = self.keys[order], self.steps[order]
 
     def tensors(self, rows: np.ndarray) -> Tensors:
-        """The stacked state of the members at `rows`, on the CPU, by "part/name"."""
+        """The stacked state of the members at `rows`, on the CPU, by "part/name".
+
+        Every row in order, on the CPU, gives the population's own tensors where each is
+        the whole of its memory (torch.save then writes what it writes of a copy): a
+        checkpoint of the whole population copies nothing first, and its caller writes
+        them before the population trains on.
+        """
+        if self.device.type == "cpu" and self._every(rows):
+            own = {f"{part}/{k}": v for part in PARTS for k, v in self.parts[part].items()}
+            if _whole(own.values()):
+                return own
         index = self._index(rows)
         return {f"{part}/{k}": v[index].cpu() for part in PARTS
                 for k, v in self.parts[part].items()}
+
+    def _every(self, rows: np.ndarray) -> bool:
+        """Whether `rows` are every row of the population, in order."""
+        return len(rows) == len(self) and bool(np.array_equal(rows, np.arange(len(self))))
 
     def put(self, rows: Sequence[int], tensors: Mapping[str, Tensor]) -> None:
         """Rows `rows` take the state `tensors` holds (as `tensors` gives it), one per row."""
@@ -154,3 +171,17 @@ class Population:
         self.put(rows, {f"{part}/{k}": v for part, t in state.items() for k, v in t.items()})
         self.keys[list(rows)] = seeds
         self.steps[list(rows)] = 0
+
+
+def _whole(tensors: Iterable[Tensor]) -> bool:
+    """Whether each tensor is contiguous, alone in its memory and all of it, and needs no
+    gradient: saved as it is, it writes the bytes its copy would."""
+    seen = set()
+    for v in tensors:
+        storage = v.untyped_storage()
+        if (v.requires_grad or not v.is_contiguous() or v.storage_offset() != 0
+                or storage.nbytes() != v.numel() * v.element_size() or v.numel() == 0
+                or storage.data_ptr() in seen):
+            return False
+        seen.add(storage.data_ptr())
+    return True

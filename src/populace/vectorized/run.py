@@ -10,6 +10,11 @@ ready point evaluates, writes one checkpoint file for the members ready together
 hands each one in (`populace.segment`: the same Snapshot, exploit and explore, events,
 waits and lineage as any run). A reported member is ready again at once, and the next
 claim takes it back with whatever the decision made of it.
+
+Where the training leaves a core free (a GPU's run), the file is written while the
+members are evaluated, and the files the store lets go are deleted while the next
+segment trains (`beside`); either way each member is reported once its file is in place
+and fsynced, as on any executor.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from populace.segment import ScoreNotFinite, Segment, Segments, member_seed, sco
 from populace.space import Hparams, Space
 from populace.store import MemberRow, Store, StoreError
 from populace.vectorized import layout
+from populace.vectorized.beside import Beside, Pending
 from populace.vectorized.population import Population
 from populace.vectorized.trainable import VectorizedTrainable
 from populace.worker import IDLE_POLL, Heartbeat
@@ -63,8 +69,21 @@ def threads_for(trainable: type[VectorizedTrainable]) -> int:
     per core this process may run on."""
     if trainable.threads is not None:
         return whole(trainable.__name__, "threads", trainable.threads, 1, 4096)
+    return cores()
+
+
+def cores() -> int:
+    """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
+
+
+def spare_core(device: torch.device) -> bool:
+    """Whether checkpoint work beside the run's own finds a core its training leaves free:
+    on a GPU the cores wait for it; on the CPU only where torch takes fewer threads than
+    there are cores. On a busy core it would only slow torch's threads, which wait for
+    each other at every operation."""
+    return device.type != "cpu" or torch.get_num_threads() < cores()
 
 
 def preflight(trainable: type[VectorizedTrainable], hparams: dict[str, Any],
@@ -143,6 +162,8 @@ class VectorizedWorker:
         self.population.check(members[0].hparams)
         self.slices = [Slice(Holds.FRESH)] * len(members)
         self.held: dict[int, Segment] = {}  # by member id
+        self._training: np.ndarray | None = None  # the held members' rows, sorted
+        self.metrics_draw = False  # whether the evaluation draws random numbers (`_report`)
         # claimed first, as a worker claims again the member it carries on with: the run
         # reports in the order one inline worker would, so it is the same run
         self.prefer: int | None = None
@@ -151,16 +172,21 @@ class VectorizedWorker:
     def run(self) -> int:
         """Claim, train and report until the run is done; return the segments trained."""
         self.leases = Leases(self.store.url, self.id, self.config.lease_seconds)
+        self.beside = Beside(self.segments.storage, spare_core(self.population.device))
         try:
-            return self._train()
+            segments = self._train()
         except StoreError:
+            self.beside.abandon()
             raise  # the store failed: stop; the leases expire
         except BaseException:  # interrupted: no member is at fault
+            self.beside.abandon()
             for member in list(self.held):
                 self.store.release(self.id, member)
             raise
         finally:
             self.leases.close()
+        self.beside.close()  # the files the store let go, deleted before the run returns
+        return segments
 
     def _train(self) -> int:
         segments, claim = 0, True
@@ -175,9 +201,10 @@ class VectorizedWorker:
                 time.sleep(IDLE_POLL)  # leases of a killed run, not yet expired
                 claim = True
                 continue
-            rows = np.array(sorted(self._row(s) for s in self.held.values()))
+            if self._training is None:
+                self._training = np.array(sorted(self._row(s) for s in self.held.values()))
             try:
-                self.population.train(rows)
+                self.population.train(self._training)
             except Exception:  # one call trains them all: each one's segment failed
                 self._fail(list(self.held.values()), traceback.format_exc())
                 claim = True
@@ -235,6 +262,7 @@ class VectorizedWorker:
             self.slices[row] = Slice(Holds.TRAINED)
             segments.append(self.segments.begin(member))  # a replay's entry in force
         self.held.update((s.member.id, s) for s in segments)
+        self._training = None
         self.population.hparams.set([self._row(s) for s in segments],
                                     [s.member.hparams for s in segments])
 
@@ -244,6 +272,8 @@ class VectorizedWorker:
         by_file: dict[Path, list[MemberRow]] = defaultdict(list)
         fresh: list[MemberRow] = []
         done = []
+        if members:
+            self.beside.drain()  # the storage does one thing at a time
         for member in members:
             member, path = self.segments.checkpoint_path(member)
             (fresh if path is None else by_file[path]).append(member)
@@ -288,9 +318,19 @@ class VectorizedWorker:
     def _report(self, ready: list[Segment]) -> int:
         """Evaluate the members at their ready points, checkpoint them in one file and
         report each; a member whose score is not finite fails alone."""
+        at = np.array([self._row(s) for s in ready])
+        rng = layout.rng_state()
+        # with a core to spare, the file of them all, written while they are evaluated:
+        # the file written after, byte for byte, unless a member's score is not finite or
+        # the evaluation drew a random number (then it is written again after, as it was,
+        # and from then on only after: the trainable's metrics draw)
+        pending = (self._write(ready, at, rng) if self.beside.background
+                   and not self.metrics_draw else None)
         try:
-            evaluated = self.population.evaluate(np.array([self._row(s) for s in ready]))
+            evaluated = self.population.evaluate(at)
         except Exception:
+            if pending is not None:
+                pending.discard()
             self._fail(ready, traceback.format_exc())
             return len(ready)
         scores: dict[int, tuple[int, float, dict[str, float]] | str] = {}  # by member id
@@ -301,12 +341,7 @@ class VectorizedWorker:
             except ScoreNotFinite as e:
                 scores[segment.member.id] = str(e)  # it fails: its state is not stored
         scored = [s for s in ready if not isinstance(scores[s.member.id], str)]
-        ref = None
-        if scored:
-            at = np.array([self._row(s) for s in scored])
-            ref = self.segments.storage.write(lambda path: layout.save(
-                path, [s.member.id for s in scored], self.population.tensors(at),
-                self.population.keys[at], self.population.steps[at]))
+        ref = self._written(scored, len(scored) == len(ready), pending, rng)
         collect: set[str] = set()
         batch: list[tuple[Segment, int, float, dict[str, float]]] = []
         for segment in ready:  # in the order one worker would report them
@@ -321,8 +356,36 @@ class VectorizedWorker:
         if ref is not None and any(self.slices[self._row(s)].holds is Holds.CHECKPOINT
                                    for s in scored):
             collect.discard(ref.key)  # a refused report's answer, while other rows name it
-        self.segments.collect(collect)
+        self.beside.delete(collect)
         return len(ready)
+
+    def _written(self, scored: list[Segment], every: bool, pending: Pending | None,
+                 before: dict[str, Any]) -> CheckpointRef | None:
+        """The scored members' checkpoint file, in place and fsynced (None: none scored):
+        the one `pending` writes when it holds just them (`every` member scored) and the
+        evaluation drew no random number since `before`, else one written now."""
+        after = layout.rng_state()
+        self.metrics_draw = self.metrics_draw or not layout.same_rng(before, after)
+        if pending is not None and every and not self.metrics_draw:
+            return pending.result()
+        if pending is not None:
+            pending.discard()
+        if not scored:
+            return None
+        return self._write(scored, np.array([self._row(s) for s in scored]), after).result()
+
+    def _write(self, segments: Sequence[Segment], at: np.ndarray,
+               rng: dict[str, Any]) -> Pending:
+        """Start writing the members' checkpoint file, their state as it is now; the caller
+        changes none of it until the write is done (`Pending.result` or `discard`)."""
+        # the file's rows in the population's order (a member's row is looked up by its
+        # id): a whole population's tensors are then written as they are, not copied
+        order = np.argsort(at, kind="stable")
+        at, members = at[order], [segments[i].member.id for i in order]
+        tensors = self.population.tensors(at)  # here: a GPU's copied before training goes on
+        keys, steps = self.population.keys[at], self.population.steps[at]
+        return self.beside.write(lambda path: layout.save(path, members, tensors, keys, steps,
+                                                          rng))
 
     def _hand_in(self, batch: list[tuple[Segment, int, float, dict[str, float]]],
                  ref: CheckpointRef | None) -> list[str]:
@@ -348,6 +411,7 @@ class VectorizedWorker:
     def _let_go(self, segment: Segment) -> None:
         """The member is reported (or failed): its lease is the store's again."""
         del self.held[segment.member.id]
+        self._training = None
         self.leases.drop(segment.member.id)
 
     def _fail(self, segments: Sequence[Segment], error: str) -> None:

@@ -41,8 +41,10 @@ class VectorizedTrainable(Hooks, ABC):
     the vectorized executor (`populace.vectorized.run`)."""
 
     optimizer: ClassVar[StackedOptimizer] = SGD()
-    # members evaluated in one vmapped call (None: all at once); lower it when a large
-    # population's evaluation does not fit in memory
+    # members evaluated in one vmapped call; lower it when a large population's evaluation
+    # does not fit in memory. None: the run's choice, all at once on a GPU, 64 at a time on
+    # the CPU (where a larger population's activations outgrow the caches) unless the
+    # metrics draw random numbers (a chunk's draws are not the whole call's)
     eval_chunk: ClassVar[int | None] = None
     # torch's intra-op threads for the batched model (None: one per core the run's process
     # may use, its CPU affinity): one process trains every member, so it takes every core,
