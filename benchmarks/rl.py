@@ -451,13 +451,30 @@ def verdict(records: Sequence[dict], env: str) -> str:
             b = statistics.median(r[key] for r in rival)
             word = "above" if a > b else "level with" if a == b else "below"
             out.append(f"the {what}'s{mine} median{where} is {a:.1f} with PBT, {word} "
-                       f"{other}'s{mine} {b:.1f}")
+                       f"{other}'s{mine} {b:.1f}{paired(pbt, rival, key)}")
     text = "; ".join(out) + "."
     if env == "CartPole-v1" and all(r["best"] == 500 for r in records if r["env"] == env):
         text += (" Every run's best member ends at CartPole's ceiling of 500: among 8 "
                  "members one always solves it, so only the median member tells the "
                  "methods apart.")
     return text
+
+
+def paired(pbt: Sequence[dict], rival: Sequence[dict], key: str) -> str:
+    """Seed by seed, PBT's `key` less the rival's: the median difference, the seeds PBT
+    is ahead in, and Wilcoxon's signed-rank test (two-sided) where there are 6 seeds or
+    more: medians over seeds this noisy move by more than their gap from one benchmark to
+    the next, and the paired test says whether a gap is more than that."""
+    theirs = {r["seed"]: r[key] for r in rival}
+    gaps = [r[key] - theirs[r["seed"]] for r in pbt if r["seed"] in theirs]
+    if len(gaps) < 6 or not any(gaps):
+        return ""
+    from scipy.stats import wilcoxon
+
+    p = wilcoxon(gaps).pvalue
+    test = f"p = {p:.2f}" if p >= 0.005 else "p < 0.01"
+    return (f" (seed by seed {statistics.median(gaps):+.1f}, ahead in "
+            f"{sum(g > 0 for g in gaps)} of {len(gaps)}, Wilcoxon {test})")
 
 
 def exploit_words(exploit: dict) -> str:

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from support.paths import EXAMPLES
+from support.paths import EXAMPLES, ROOT
 
 import populace
 from populace.script import load_script
@@ -18,6 +18,7 @@ from populace.strategies import Snapshot, TTest
 from populace.strategies.registry import make_exploit, make_explore
 
 EXAMPLE = EXAMPLES / "rl_cartpole.py"
+BENCHMARKS = ROOT / "benchmarks"
 rl = load_script(EXAMPLE)
 example = __import__(rl.trainable.__module__)
 # a setting that learns CartPole quickly (benchmarks/RESULTS.md: "PPO learns CartPole")
@@ -172,3 +173,32 @@ def test_populace_runs_the_example_with_its_exploit(tmp_path):
     assert len(results) == 2 * 2
     assert all(r.metrics["env_steps"] == r.step * example.STEP_FRAMES for r in results)
     assert result.score == max(r.score for r in results if r.step == 2)
+
+
+def rl_benchmark():
+    """benchmarks/rl.py as a module (it imports its neighbours in benchmarks/)."""
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("rl_benchmark", BENCHMARKS / "rl.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def test_the_benchmark_pairs_seeds_and_tests_the_gap():
+    """A median over noisy seeds can favour either side; the paired figures say whether
+    one side is ahead seed by seed (Wilcoxon's signed-rank test)."""
+    paired = rl_benchmark().paired
+    pbt = [{"seed": s, "best": -90.0 - s} for s in range(10)]
+    ahead = [{"seed": s, "best": -100.0 - 2 * s} for s in range(10)]
+    text = paired(pbt, ahead, "best")
+    assert "ahead in 10 of 10" in text and "p < 0.01" in text and "+14.5" in text
+    mixed = [{"seed": s, "best": -90.0 - s + (3 if s % 2 else -3)} for s in range(10)]
+    assert "ahead in 5 of 10" in paired(pbt, mixed, "best")
+    assert paired(pbt[:5], ahead[:5], "best") == ""  # too few seeds for the test
+    # only the seeds both ran are paired
+    assert "ahead in 7 of 7" in paired(pbt, ahead[:7], "best")
