@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from populace.store import Status, Store, open_store  # noqa: E402
 from populace.testing import EXECUTOR_CHECKS  # noqa: E402
 from populace.vectorized import SGD, Dropout, Shuffled, VectorizedTrainable, layout  # noqa: E402
 from populace.vectorized import run as vectorized_run  # noqa: E402
+from populace.vectorized.beside import Beside  # noqa: E402
 from populace.vectorized.functional import CPU_EVAL_CHUNK  # noqa: E402
 from populace.vectorized.population import PARTS, Population  # noqa: E402
 
@@ -91,44 +91,24 @@ def checked(url: Path) -> Store:
     return store
 
 
-def test_no_member_is_reported_before_its_checkpoint_file_is_durable(tmp_path, monkeypatch,
-                                                                     spare):
-    durable: set[str] = set()
-    reported: list[str] = []
-    write, report_all = LocalCheckpointStorage.write, Store.report_all
-
-    def slow_write(self, save):
-        time.sleep(0.2)  # a report that did not wait for the file would come first
-        ref = write(self, save)
-        durable.add(ref.key)  # `write` returns once the file and its folder are fsynced
-        return ref
-
-    def report_after_write(self, reports, *args, **kwargs):
-        for report in reports:
-            assert report.key in durable, f"member {report.member} reported before its file"
-            reported.append(report.key)
-        return report_all(self, reports, *args, **kwargs)
-
-    monkeypatch.setattr(LocalCheckpointStorage, "write", slow_write)
-    monkeypatch.setattr(Store, "report_all", report_after_write)
-    populace.run(Small, SPACE, store=tmp_path / "run.db", **RUN)
-    assert len(reported) == 4 * 3, "every member's report at each of its 3 ready points"
-    checked(tmp_path / "run.db").close()
-
-
 @pytest.mark.parametrize("spared", [True, False], ids=["beside", "in the run's thread"])
 def test_the_checkpoint_file_is_written_while_the_members_are_evaluated_where_a_core_is_spare(
         tmp_path, monkeypatch, spared):
     monkeypatch.setattr(vectorized_run, "spare_core", lambda device: spared)
     events: list[str] = []
+    started = threading.Event()
     write, evaluate = LocalCheckpointStorage.write, Population.evaluate
 
     def logged_write(self, save):
         events.append("write")
+        started.set()
         return write(self, save)
 
     def slow_evaluate(self, rows):
-        time.sleep(0.3)  # the file's write starts meanwhile, in the run's other thread
+        if spared and events.count("evaluated") > 0:  # not the preflight's: it writes none
+            # the file's write starts meanwhile, in the run's other thread
+            assert started.wait(10), "no write began during the evaluation"
+        started.clear()
         result = evaluate(self, rows)
         events.append("evaluated")
         return result
@@ -202,11 +182,10 @@ def test_a_checkpoint_holds_the_random_state_after_the_evaluation_as_before(tmp_
     monkeypatch.setattr(Population, "evaluate", noted_evaluate)
     monkeypatch.setattr(layout, "save", noted_save)
     populace.run(DrawingMetrics, SPACE, store=tmp_path / "run.db", **RUN)
-    # the preflight's file, then each ready point's, once the evaluation drew: the first
-    # one written beside it is discarded and written again
-    kept = [saved[0], *saved[2:]]
-    assert len(kept) == len(after) == 4
-    for state_after, state_saved in zip(after, kept, strict=True):
+    # the preflight's file, then each ready point's: the run's check found that the
+    # metrics draw, so each is written after the evaluation, none beside it
+    assert len(saved) == len(after) == 4
+    for state_after, state_saved in zip(after, saved, strict=True):
         assert torch.equal(state_after, state_saved)
     checked(tmp_path / "run.db").close()
 
@@ -266,6 +245,20 @@ def test_a_checkpoint_write_that_fails_fails_the_run_as_before(tmp_path, monkeyp
         assert not [m for m in store.members() if m.status is Status.RUNNING], "released"
     finally:
         store.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("populace-checkpoints")]
+
+
+def test_a_long_run_keeps_only_the_deletions_still_under_way(tmp_path):
+    storage = LocalCheckpointStorage(tmp_path)
+    beside = Beside(storage)
+    try:
+        for _ in range(50):
+            ref = storage.write(lambda path: path.write_bytes(b"x"))
+            beside.delete([ref.key])
+            assert len(beside._deleting) <= 2, "finished deletions are let go"
+    finally:
+        beside.close()
+    assert not list(tmp_path.glob("??/*.ckpt"))
 
 
 def test_checkpoint_work_goes_beside_only_where_torch_leaves_a_core_free(monkeypatch):

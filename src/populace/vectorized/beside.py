@@ -35,8 +35,10 @@ class Pending:
         return self._future.result()
 
     def discard(self) -> None:
-        """The file is not wanted (nobody reports with it): wait for it and delete it; a
-        failed write leaves nothing to delete, and its error is nobody's concern now."""
+        """The file is not wanted (nobody reports with it): wait for it and delete it, on
+        the run's thread (nothing is queued behind the write: `_report` resolves each
+        write before it queues anything else); a failed write leaves nothing to delete,
+        and its error is nobody's concern now."""
         try:
             ref = self._future.result()
         except Exception:
@@ -68,7 +70,11 @@ class Beside:
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete these checkpoint files (ones the store no longer names) after the jobs
-        before them; a failure is raised by the next `drain`."""
+        before them; a failure is raised here, at the next call, or by `drain`."""
+        done = [f for f in self._deleting if f.done()]
+        self._deleting = [f for f in self._deleting if not f.done()]
+        for future in done:  # a long run keeps only the deletions still under way
+            future.result()
         self._deleting += [self._submit(self.storage.delete, key) for key in keys]
 
     def drain(self) -> None:

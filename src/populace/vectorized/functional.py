@@ -73,15 +73,13 @@ class Functional:
         # holds its validation tensors where it made them, the CPU)
         self.device = device
         self.read: set[str] = set()
-        # whether the metrics draw random numbers, once a trial has run them (None: not
-        # known): a chunk's draws are not those of the whole population's call
+        # whether the metrics draw random numbers, once a trial (or a run's report, see
+        # populace.vectorized.run) has seen them (None: not known): a chunk's draws are
+        # not those of the whole population's call
         self.metrics_draw: bool | None = None
         # dropout masks differ between members; everything else is the same per member
         self._grads = vmap(grad_and_value(self._loss), randomness="different")
         self.eval_chunk = eval_chunk
-        self._metrics = {chunk: vmap(self._member_metrics, randomness="different",
-                                     chunk_size=chunk)
-                         for chunk in {eval_chunk, CPU_EVAL_CHUNK}}
 
     def _call(self, params: Tensors, buffers: Tensors, inputs: Sequence[Tensor]) -> Any:
         return functional_call(self.base, (params, buffers), tuple(inputs))
@@ -116,7 +114,9 @@ class Functional:
         """Every member's metrics (one value per member each), the model in eval mode."""
         self.base.eval()
         with torch.no_grad():
-            metrics: dict[str, Tensor] = self._metrics[self.chunk()](params, buffers, hparams)
+            metrics: dict[str, Tensor] = vmap(
+                self._member_metrics, randomness="different", chunk_size=self.chunk()
+            )(params, buffers, hparams)
         return metrics
 
     def chunk(self) -> int | None:
@@ -143,7 +143,6 @@ class Functional:
                                       f"{e.args[0] if e.args else e}") from e
                 except Exception as e:
                     raise ConfigError(_unvmappable(self.base, running, what, e)) from e
-
 
     def _trial_metrics(self, params: Tensors, buffers: Tensors,
                        hparams: Mapping[str, Tensor]) -> None:

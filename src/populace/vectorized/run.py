@@ -162,8 +162,6 @@ class VectorizedWorker:
         self.population.check(members[0].hparams)
         self.slices = [Slice(Holds.FRESH)] * len(members)
         self.held: dict[int, Segment] = {}  # by member id
-        self._training: np.ndarray | None = None  # the held members' rows, sorted
-        self.metrics_draw = False  # whether the evaluation draws random numbers (`_report`)
         # claimed first, as a worker claims again the member it carries on with: the run
         # reports in the order one inline worker would, so it is the same run
         self.prefer: int | None = None
@@ -201,10 +199,9 @@ class VectorizedWorker:
                 time.sleep(IDLE_POLL)  # leases of a killed run, not yet expired
                 claim = True
                 continue
-            if self._training is None:
-                self._training = np.array(sorted(self._row(s) for s in self.held.values()))
+            rows = np.array(sorted(self._row(s) for s in self.held.values()))
             try:
-                self.population.train(self._training)
+                self.population.train(rows)
             except Exception:  # one call trains them all: each one's segment failed
                 self._fail(list(self.held.values()), traceback.format_exc())
                 claim = True
@@ -262,7 +259,6 @@ class VectorizedWorker:
             self.slices[row] = Slice(Holds.TRAINED)
             segments.append(self.segments.begin(member))  # a replay's entry in force
         self.held.update((s.member.id, s) for s in segments)
-        self._training = None
         self.population.hparams.set([self._row(s) for s in segments],
                                     [s.member.hparams for s in segments])
 
@@ -325,7 +321,7 @@ class VectorizedWorker:
         # the evaluation drew a random number (then it is written again after, as it was,
         # and from then on only after: the trainable's metrics draw)
         pending = (self._write(ready, at, rng) if self.beside.background
-                   and not self.metrics_draw else None)
+                   and not self.population.functional.metrics_draw else None)
         try:
             evaluated = self.population.evaluate(at)
         except Exception:
@@ -365,8 +361,10 @@ class VectorizedWorker:
         the one `pending` writes when it holds just them (`every` member scored) and the
         evaluation drew no random number since `before`, else one written now."""
         after = layout.rng_state()
-        self.metrics_draw = self.metrics_draw or not layout.same_rng(before, after)
-        if pending is not None and every and not self.metrics_draw:
+        functional = self.population.functional
+        if not layout.same_rng(before, after):  # the check's trial may have seen no draw
+            functional.metrics_draw = True  # (a GPU's): whole calls, files written after
+        if pending is not None and every and not functional.metrics_draw:
             return pending.result()
         if pending is not None:
             pending.discard()
@@ -411,7 +409,6 @@ class VectorizedWorker:
     def _let_go(self, segment: Segment) -> None:
         """The member is reported (or failed): its lease is the store's again."""
         del self.held[segment.member.id]
-        self._training = None
         self.leases.drop(segment.member.id)
 
     def _fail(self, segments: Sequence[Segment], error: str) -> None:
