@@ -520,8 +520,10 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
     import torch
 
     rl = example("CartPole-v1")
-    command = "`, then `".join(shlex.join([".venv/bin/python", "benchmarks/rl.py", *argv])
-                               for argv in commands)
+    # a command given again only resumes or rewrites: named once
+    named = dict.fromkeys(shlex.join([".venv/bin/python", "benchmarks/rl.py", *argv])
+                          for argv in commands)
+    command = "`, then `".join(named)
     cfg = rl.config
     waited = sum(r["waited"] for r in records)
     lines = [
