@@ -71,11 +71,13 @@ class Beside:
     def delete(self, keys: Iterable[str]) -> None:
         """Delete these checkpoint files (ones the store no longer names) after the jobs
         before them; a failure is raised here, at the next call, or by `drain`."""
-        done = [f for f in self._deleting if f.done()]
-        self._deleting = [f for f in self._deleting if not f.done()]
-        for future in done:  # a long run keeps only the deletions still under way
-            future.result()
-        self._deleting += [self._submit(self.storage.delete, key) for key in keys]
+        under_way = []
+        for future in self._deleting:  # a long run keeps only the deletions still under way
+            if future.done():
+                future.result()
+            else:
+                under_way.append(future)
+        self._deleting = under_way + [self._submit(self.storage.delete, key) for key in keys]
 
     def drain(self) -> None:
         """Wait until every deletion is done; raise the first one that failed."""

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from populace.errors import ConfigError
+from populace.vectorized import layout
 from populace.vectorized.context import Reads, member_hparams
 from populace.vectorized.data import Batch
 from populace.vectorized.hparams import LOCAL_INSTEAD
@@ -147,9 +148,9 @@ class Functional:
     def _trial_metrics(self, params: Tensors, buffers: Tensors,
                        hparams: Mapping[str, Tensor]) -> None:
         """The metrics, noting whether they draw a random number."""
-        before = torch.get_rng_state()
+        before = layout.rng_state()
         self.metrics(params, buffers, hparams)
-        self.metrics_draw = not torch.equal(before, torch.get_rng_state())
+        self.metrics_draw = not layout.same_rng(before, layout.rng_state())
 
 
 @contextmanager

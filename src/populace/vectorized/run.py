@@ -362,8 +362,8 @@ class VectorizedWorker:
         evaluation drew no random number since `before`, else one written now."""
         after = layout.rng_state()
         functional = self.population.functional
-        if not layout.same_rng(before, after):  # the check's trial may have seen no draw
-            functional.metrics_draw = True  # (a GPU's): whole calls, files written after
+        if not layout.same_rng(before, after):  # as the check saw, or a draw it did not meet
+            functional.metrics_draw = True  # from now on whole calls, files written after
         if pending is not None and every and not functional.metrics_draw:
             return pending.result()
         if pending is not None:
