@@ -31,9 +31,11 @@ One worker trains a run (inline), so a seed's run repeats exactly.
 Every run's record is a line of --records (JSON), read back on the next call: a call
 runs only what is missing, so a long benchmark is made of short calls (`--methods`,
 `--ready` pick a part), and the section of --output (benchmarks/greedy.md) is
-rewritten from all records after every run. FIRE-PBT (`exploit: fire` at its defaults,
-and with 3 and 4 sub-populations) is not among the default methods: `--methods FIRE-PBT`
-runs it beside the others.
+rewritten from all records after every run. `--population` runs another population than
+the example's 16: its records are keyed by it and tabled in a section of their own.
+FIRE-PBT (`exploit: fire` at its defaults, at the defaults it had before issue 30's
+runs at 8 and 32 members, and other settings) is not among the default methods:
+`--methods FIRE-PBT` runs it beside the others.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from typing import Any
 from results import produced_by, seeds_parser, write_section
 
 import populace
+from populace.errors import ConfigError
+from populace.strategies.fire import Fire
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -97,6 +101,12 @@ METHODS: dict[str, dict[str, Any]] = {
     # schedule family that never ranks anyone early, the reference at the same population
     "random search, cut": {"exploit": "none", "trainable": "cut"},
     "FIRE-PBT": {"exploit": {"name": "fire"}},
+    # the defaults until issue 30's measurements at 8 and 32 members, pinned so that their
+    # records (made as "FIRE-PBT" before, renamed) keep their meaning
+    "FIRE-PBT, old defaults": {"exploit": {"name": "fire", "subpopulations": 2, "budget": 2,
+                                           "align": "score"}},
+    "FIRE-PBT, 2 sub-populations": {"exploit": {"name": "fire", "subpopulations": 2,
+                                                "points": 4, "budget": 4, "align": "start"}},
     # three and four sub-populations, each a step further from greed, P2.. ranked by their
     # evaluators' scores after as many points (align start); four meets both of issue
     # 30's NQM targets (benchmarks/greedy.md says which other settings were tried)
@@ -104,10 +114,27 @@ METHODS: dict[str, dict[str, Any]] = {
                                                 "points": 4, "budget": 4, "align": "start"}},
     "FIRE-PBT, 4 sub-populations": {"exploit": {"name": "fire", "subpopulations": 4,
                                                 "points": 4, "budget": 4, "align": "start"}},
+    # tried at 8 members (benchmarks/RESULTS.md): 3 sub-populations of 2 truncate hard; one
+    # evaluator leaves P1 3 members (3/2/2) or 4 (4/3); the paper's fitness with budget 4
+    "FIRE-PBT, 3 sub-populations, 1 evaluator": {
+        "exploit": {"name": "fire", "subpopulations": 3, "evaluators": 0.125, "points": 4,
+                    "budget": 4, "align": "start"}},
+    "FIRE-PBT, 2 sub-populations, 1 evaluator": {
+        "exploit": {"name": "fire", "subpopulations": 2, "evaluators": 0.125, "points": 4,
+                    "budget": 4, "align": "start"}},
+    "FIRE-PBT, 2 sub-populations, align score": {
+        "exploit": {"name": "fire", "subpopulations": 2, "points": 4, "budget": 4,
+                    "align": "score"}},
 }
 DEFAULT_METHODS = ("PBT", "PB2", "random search", "random search, cut")
 HEADINGS = {"nqm": "## Greed on the noisy quadratic model",
             "digits": "## Greed on digits with noisy labels"}
+
+
+def heading(name: str, population: int) -> str:
+    """The section's heading in --output, one a task and population: runs of another
+    population are never tabled with the examples' 16."""
+    return f"{HEADINGS[name]}, {population} members"
 # what the figures mean: checked against the runs of 2026-12-06 when written
 READING = {
     "nqm": (
@@ -238,6 +265,7 @@ class Record:
     seconds: float
     key: list[Any] = field(default_factory=list)
     accuracy: float | None = None  # the best member's validation accuracy (digits)
+    population: int = 16  # the records before --population all ran the examples' 16
 
 
 def example(task: Task) -> ModuleType:
@@ -256,11 +284,11 @@ def lr_at(schedule: Sequence[Any], step: int) -> float:
     return float([e for e in schedule if e.step <= step or e is schedule[0]][-1].hparams["lr"])
 
 
-def run_once(name: str, ready: int, method: str, seed: int) -> Record:
+def run_once(name: str, ready: int, method: str, seed: int, population: int) -> Record:
     task = TASKS[name]
     module = example(task)
     settings = {**module.config, **METHODS[method], "ready_steps": ready, "seed": seed,
-                "executor": "inline", "workers": 1}
+                "executor": "inline", "workers": 1, "population": population}
     trainable = task.cut_trainable if settings.pop("trainable", None) else task.trainable
     with tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()
@@ -276,7 +304,7 @@ def run_once(name: str, ready: int, method: str, seed: int) -> Record:
         lrs = [lr / 10 if step >= cut else lr for lr, step in zip(lrs, quarters, strict=True)]
     return Record(name, ready, method, seed, float(result.score), statistics.median(scores),
                   result.metrics.get("test_accuracy"), lrs, len(result.schedule) - 1, seconds,
-                  accuracy=result.metrics.get("accuracy"))
+                  accuracy=result.metrics.get("accuracy"), population=population)
 
 
 # -- the references ----------------------------------------------------------------------
@@ -323,18 +351,22 @@ def lrs(records: Sequence[Record]) -> str:
 
 
 def section(name: str, records: Sequence[Record], argv: Sequence[str], total: float,
-            seeds: int) -> str:
+            seeds: int, population: int) -> str:
     task = TASKS[name]
     module = example(task)
-    mine = [r for r in records if r.task == name and r.seed < seeds]
+    # the references (ready 0) train one member alone: the population does not touch them
+    mine = [r for r in records if r.task == name and r.seed < seeds
+            and (r.population == population or r.ready == 0)]
     # digits: the best member's validation and test accuracy, never ranked by (PBT picks
     # its best member on validation, out of 16: a winner's curse a single member lacks)
     has_test = any(r.test is not None for r in mine)
     tested = ((" its validation accuracy | its test accuracy |", "---|---|") if has_test
               else ("", ""))
-    lines = [HEADINGS[name], "", produced_by("greedy.py", argv, total), "",
-             f"{task.script.relative_to(ROOT)} at its config ({module.config['population']} "
-             f"members, {module.config['steps']} steps), ready every "
+    own = module.config["population"]
+    lines = [heading(name, population), "", produced_by("greedy.py", argv, total), "",
+             f"{task.script.relative_to(ROOT)} at its config ({population} members"
+             f"{'' if population == own else f' instead of its {own}'}, "
+             f"{module.config['steps']} steps), ready every "
              f"{' or '.join(map(str, task.ready))} steps; score: {task.unit} "
              f"({'lower' if task.lower_is_better else 'higher'} is better). Over seeds 0 to "
              f"{seeds - 1}, median [min, max]. The lr columns: the best member's lineage "
@@ -358,7 +390,7 @@ def section(name: str, records: Sequence[Record], argv: Sequence[str], total: fl
                     + (f" {spread([r.accuracy for r in rows], '.4f')} | "
                        f"{spread([r.test for r in rows], '.4f')} |" if has_test else ""))
     lines += ["", *references(name, module, mine, seeds)]
-    if READING[name] and seeds == READING_SEEDS[name]:
+    if READING[name] and seeds == READING_SEEDS[name] and population == own:
         lines += ["", READING[name]]
     return "\n".join(lines) + "\n"
 
@@ -399,10 +431,29 @@ def references(name: str, module: ModuleType, mine: Sequence[Record], seeds: int
 # -- the driver --------------------------------------------------------------------------
 
 
-def cases(name: str, methods: Sequence[str], ready: Sequence[int] | None,
-          seeds: int, costly: bool = False) -> list[tuple[list[Any], Callable[[], Record]]]:
-    """Each run wanted, keyed so that a record already made is not made again."""
+def fits(method: str, population: int) -> bool:
+    """Whether `method` can lay out `population` members (FIRE-PBT needs 2n + 1 and more
+    for n sub-populations)."""
+    exploit = METHODS[method].get("exploit")
+    if not isinstance(exploit, dict) or exploit.get("name") != "fire":
+        return True
+    try:
+        Fire(**{k: v for k, v in exploit.items() if k != "name"}).layout(population)
+    except ConfigError as error:
+        print(f"skipped {method} at {population} members: {error}", flush=True)
+        return False
+    return True
+
+
+def cases(name: str, methods: Sequence[str], ready: Sequence[int] | None, seeds: int,
+          population: int, costly: bool = False
+          ) -> list[tuple[list[Any], Callable[[], Record]]]:
+    """Each run wanted, keyed so that a record already made is not made again: the key
+    names the population where it is not the example's own (the records before
+    --population ran only that)."""
     task = TASKS[name]
+    own = example(task).config["population"]
+    methods = [m for m in methods if fits(m, population)]
     wanted: list[tuple[list[Any], Callable[[], Record]]] = []
     for seed in range(seeds):
         for interval in [i for i in ready or task.ready if i]:  # 0: the references only
@@ -411,8 +462,10 @@ def cases(name: str, methods: Sequence[str], ready: Sequence[int] | None,
                     continue  # no decision is ever taken: the ready interval changes nothing
                 if (method, interval) in task.costly and not costly:
                     continue
-                wanted.append(([name, interval, method, seed],
-                               lambda i=interval, m=method, s=seed: run_once(name, i, m, s)))
+                key = [name, interval, method, seed] + ([] if population == own
+                                                        else [population])
+                wanted.append((key, lambda i=interval, m=method, s=seed:
+                               run_once(name, i, m, s, population)))
         if name == "digits" and (ready is None or 0 in ready):
             for lr, cut in DIGITS_SCHEDULES:
                 wanted.append(([name, 0, lr, cut, seed],
@@ -434,6 +487,9 @@ def main(argv: Sequence[str]) -> None:
                         choices=list(METHODS))
     parser.add_argument("--ready", type=int, nargs="+",
                         help="only these ready intervals (digits: 0 is its references)")
+    parser.add_argument("--population", type=int,
+                        help="members a run (default: the example's own, 16); each "
+                        "population has its own section of --output")
     parser.add_argument("--records", type=Path, default=HERE / "greedy.jsonl")
     parser.add_argument("--all", action="store_true",
                         help="also the runs each task marks costly (PB2 at ready 20 on nqm)")
@@ -447,7 +503,9 @@ def main(argv: Sequence[str]) -> None:
     done = [r.key for r in records]
     began = time.perf_counter()
     for name in args.tasks:
-        for key, make in cases(name, args.methods, args.ready, args.seeds, args.all):
+        population = args.population or example(TASKS[name]).config["population"]
+        for key, make in cases(name, args.methods, args.ready, args.seeds, population,
+                               args.all):
             if key in done or time.perf_counter() - began > args.budget:
                 continue
             record = make()
@@ -458,9 +516,10 @@ def main(argv: Sequence[str]) -> None:
             print(f"{' '.join(map(str, key))}: best {record.best:.5g} median "
                   f"{record.median:.5g} lr {' '.join(f'{v:.3g}' for v in record.lr)} "
                   f"{record.seconds:.1f}s", flush=True)
-        total = sum(r.seconds for r in records if r.task == name)
-        write_section(args.output, HEADINGS[name],
-                      section(name, records, argv, total, args.seeds))
+        total = sum(r.seconds for r in records
+                    if r.task == name and (r.population == population or r.ready == 0))
+        write_section(args.output, heading(name, population),
+                      section(name, records, argv, total, args.seeds, population))
     print(f"wrote {args.output} ({time.perf_counter() - began:.0f} s)")
 
 
