@@ -10,8 +10,11 @@ Deterministic: no randomness anywhere, so a run's decisions repeat exactly.
     populace run examples/two_timescale.py --store runs/fire.db --exploit fire
     populace status runs/fire.db --events
 
-The initial lrs plant the case tests/run/test_fire_run.py checks: from step 60 on
-(`exploit: {name: fire, start: 6}`), FIRE must prefer parent 3, the slower starter.
+The initial lrs plant the case tests/run/test_fire_run.py checks: from step 60 on, with
+FIRE's defaults before issue 30's runs at 8 and 32 members (`exploit: {name: fire,
+start: 6, subpopulations: 2, evaluators: 0.25, budget: 2, align: score}`: P1/P2/E =
+3/3/2, the paper's fitness), FIRE must prefer parent 3, the slower starter. At today's
+defaults 8 members are P1/P2/E = 4/3/1, and the lrs are not planted for that.
 """
 
 import json
@@ -19,10 +22,12 @@ import json
 from populace import Float, Trainable
 
 space = {"lr": Float(0.0005, 0.2, log=True)}
-# FIRE's default layout of 8: P1 = 0, 1, 2 (low lrs), P2 = 3, 4, 5 with X = 3 the
-# slower-starting parent (lr 0.1: at step 60 its loss is 0.202, Y's 0.146), evaluators 6, 7
+# FIRE's layout of 8 in 2 sub-populations and 2 evaluators: P1 = 0, 1, 2 (low lrs), P2 =
+# 3, 4, 5 with X = 3 the slower-starting parent (lr 0.1: at step 60 its loss is 0.202,
+# Y's 0.146), evaluators 6, 7
 initial = [{"lr": lr} for lr in (0.005, 0.002, 0.001, 0.1, 0.05, 0.05, 0.01, 0.01)]
-# FIRE's planted run adds exploit {"name": "fire", "start": 6}: evaluations from step 60
+# FIRE's planted run adds exploit {"name": "fire", "start": 6, "subpopulations": 2,
+# "evaluators": 0.25, "budget": 2, "align": "score"}: evaluations from step 60
 # a step costs microseconds: one inline worker, no processes to start
 config = {"population": 8, "steps": 200, "ready_steps": 10, "mode": "min", "explore": "keep",
           "executor": "inline", "workers": 1}

@@ -28,7 +28,10 @@ from populace.testing import EXECUTOR_CHECKS
 TOY = EXAMPLES / "two_timescale.py"
 X, CHILD, EVALUATORS = 3, 0, (6, 7)
 P2 = (3, 4, 5)
-PLANTED = {"name": "fire", "start": 6}  # evaluations start at step 60
+# evaluations start at step 60; the planted case is built for the defaults before issue 30's
+# runs at 8 and 32 members: P1/P2/E = 3/3/2, the paper's fitness, budget 2
+PLANTED = {"name": "fire", "start": 6, "subpopulations": 2, "evaluators": 0.25, "budget": 2,
+           "align": "score"}
 # two curve points a segment (its middle and its end), so a verdict's 7 within 4 segments
 POINTED = {"name": "fire", "start": 1, "points": 2, "budget": 4}
 
@@ -134,8 +137,12 @@ def test_fire_from_the_cli_and_a_config_file(tmp_path):
     assert store.config().run["exploit"] == {"name": "fire"}  # the defaults: start 1
     check_run(store)
     assert store.events(Kind.EVALUATION)
+    # the default layout at 8 members (issue 30): P1/P2/E = 4/3/1, not 3/3/2
+    assert [m.sub for m in sorted(store.members(), key=lambda m: m.id)] == [
+        1, 1, 1, 1, 2, 2, 2, 0]
     config = tmp_path / "fire.yaml"
-    config.write_text("exploit: {name: fire, start: 6, significance: 0.01}\nsynch: true\n")
+    config.write_text("exploit: {name: fire, start: 6, significance: 0.01, subpopulations: 2,"
+                      " evaluators: 0.25, budget: 2, align: score}\nsynch: true\n")
     db = tmp_path / "config.db"
     assert main(["run", str(TOY), "--store", str(db), "--quiet", "--executor", "inline",
                  "--config", str(config)]) == 0
@@ -147,8 +154,10 @@ def test_fire_from_the_cli_and_a_config_file(tmp_path):
 
 def test_fire_from_the_api_as_an_object(tmp_path):
     s = load_script(TOY)
+    planted_settings = {k: v for k, v in PLANTED.items() if k != "name"}
     populace.run(s.trainable, s.space, store=tmp_path / "api.db", initial=s.initial,
-                 progress=False, **{**s.config, "exploit": Fire(start=6), "synch": True,
+                 progress=False, **{**s.config, "exploit": Fire(**planted_settings),
+                                    "synch": True,
                                     "executor": "inline", "workers": 1})
     store = open_store(tmp_path / "api.db")
     check_run(store)
@@ -157,7 +166,7 @@ def test_fire_from_the_api_as_an_object(tmp_path):
 
 def test_a_run_without_initial_hparams_starts_from_fires_space_filling_draw(tmp_path):
     s = load_script(TOY)
-    fire = Fire(subpopulations=3)
+    fire = Fire(subpopulations=3, evaluators=0.25)
     populace.run(s.trainable, s.space, store=tmp_path / "drawn.db", progress=False,
                  **{**s.config, "population": 9, "steps": 20, "seed": 11, "exploit": fire})
     first = {r.member: r.hparams for r in open_store(tmp_path / "drawn.db").results()
@@ -254,6 +263,7 @@ def test_a_nan_score_inside_a_segment_fails_it_and_the_retry_records_its_points(
     retries = store.events("retry")
     assert sorted(e.member for e in retries) == list(range(8))
     assert all(e.detail.startswith(f"score is nan at step {e.step + 2} ") for e in retries)
-    assert {e.member for e in retries if e.step == 0} == set(range(6))  # P1 and P2
+    members = sum(Fire(**{k: v for k, v in POINTED.items() if k != "name"}).layout(8).sizes)
+    assert {e.member for e in retries if e.step == 0} == set(range(members))  # P1 and P2
     assert store.events("failed") == []
     assert_counter_curves(store, every=2)

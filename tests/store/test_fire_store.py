@@ -32,8 +32,8 @@ from populace.strategies.firedecide import fire_decide
 from populace.testing.stores import report, run_record
 from populace.testing.stores._kit import LR_SPACE
 
-FIRE = Fire(points=1, budget=10, smoothing=1)
-EXPLOIT = {"name": "fire", "points": 1, "budget": 10, "smoothing": 1}
+FIRE = Fire(points=1, budget=10, smoothing=1, align="score")  # the paper's fitness
+EXPLOIT = {"name": "fire", "points": 1, "budget": 10, "smoothing": 1, "align": "score"}
 GROUPS = [1, 1, 2, 2, 2, 0, 0]
 CHILD, EVALUATORS = 0, (5, 6)
 FIRST = {0: 1.0, 1: 1.2, 2: 1.5, 3: 1.4, 4: 1.45}  # each member's first loss
@@ -283,9 +283,11 @@ def test_fire_settings_a_run_reads_and_points_refused_without_a_segment_length()
     from populace.config import RunConfig
     from populace.errors import ConfigError
 
-    # the default Fire is a run's as it is: 4 points a segment, a budget of 2 segments
+    # the default Fire is a run's as it is: 4 points a segment, its layout by the population
     config = RunConfig(population=8, steps=100, exploit={"name": "fire"})
-    assert (config.curve(), config.groups(), config.points()) == (128, [1, 1, 1, 2, 2, 2, 0, 0], 4)
+    assert (config.curve(), config.groups(), config.points()) == (128, [1, 1, 1, 1, 2, 2, 2, 0], 4)
+    assert RunConfig(population=16, steps=100, exploit={"name": "fire"}).groups() == [
+        1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 0, 0, 0, 0]
     assert RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 1,
                                                         "budget": 7}).points() == 1
     assert RunConfig(population=8, steps=100).groups() is None

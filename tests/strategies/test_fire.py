@@ -39,13 +39,14 @@ from populace.strategies.fire import (
     Stop,
     adoption,
     child_of,
+    sized,
 )
 
 CHILD, A, B, H = 1, 4, 5, 6  # the child is P1's best; A, B and H are parents in P2
 EVALUATOR = {A: 10, B: 11, H: 12}
 PRE = 8  # the child's points before the evaluations start
 START = 80  # the step the evaluations start at, 10 steps a segment
-PLANTED = Fire(budget=12, points=1)
+PLANTED = Fire(budget=12, points=1, align="score")  # the paper's fitness, as planted
 
 
 def traj(l0: float, floor: float, tau: float, t: np.ndarray, phase: float = 0.0) -> np.ndarray:
@@ -317,7 +318,7 @@ def test_fitness_aligns_by_score_or_by_the_evaluations_start():
     wins (align score, the paper's), after as many points it loses (align start)."""
     a = as_curve([3.0, 2.0, 1.5, 0.95, 0.75])  # losses
     b = as_curve([1.5, 1.0, 0.8, 0.7, 0.6])
-    by_score = Fire(smoothing=1).fitness({2: a, 3: b}, Mode.MIN)
+    by_score = Fire(smoothing=1, align="score").fitness({2: a, 3: b}, Mode.MIN)
     assert by_score == {2: pytest.approx(0.05), 3: pytest.approx(-0.05)}
     by_start = Fire(smoothing=1, align="start").fitness({2: a, 3: b}, Mode.MIN)
     assert by_start == {2: pytest.approx(-0.15), 3: pytest.approx(0.15)}
@@ -422,16 +423,52 @@ def test_a_budget_that_can_never_reach_a_verdict_is_refused():
     (22, 2, (8, 8), 6),  # PBT-Zoo's firepbt
 ])
 def test_layout_table(population, subpopulations, sizes, evaluators):
-    assert Fire(subpopulations=subpopulations).layout(population) == Layout(sizes, evaluators)
+    fire = Fire(subpopulations=subpopulations, evaluators=0.25)
+    assert fire.layout(population) == Layout(sizes, evaluators)
+
+
+@pytest.mark.parametrize("population, sizes, evaluators", [
+    (5, (2, 2), 1),
+    (8, (4, 3), 1),  # 3 sub-populations would be 2/2/2: 2 members truncate hard
+    (11, (5, 5), 1),
+    (12, (3, 3, 3), 3),
+    (16, (3, 3, 3, 3), 4),  # the setting that met issue 30's targets at 16 members
+    (20, (6, 3, 3, 3), 5),
+    (32, (6, 6, 6, 6), 8),
+    (200, (39, 37, 37, 37), 50),
+])
+def test_default_layout_takes_its_sizes_from_the_population(population, sizes, evaluators):
+    """Issue 30: `exploit: fire` with no parameters works at 8 to 32 members: 4
+    sub-populations of 3 or more from 16 members, fewer below, one evaluator at 8."""
+    assert Fire().layout(population) == Layout(sizes, evaluators)
+    assert sized(population)[0] == len(sizes)
+
+
+def test_given_sizes_are_kept_whatever_the_population():
+    assert Fire(subpopulations=2).layout(16) == Layout((6, 6), 4)  # a quarter, as sized
+    assert Fire(evaluators=0.25).layout(8) == Layout((3, 3), 2)  # 2 sub-populations, sized
+    assert Fire(subpopulations=3, evaluators=0.25).layout(8) == Layout((2, 2, 2), 2)
+    with pytest.raises(ConfigError, match="needs population >= 9 for 4 sub-populations"):
+        Fire(subpopulations=4).layout(8)
+
+
+def test_defaults_are_the_measured_setting():
+    """The defaults are the setting benchmarks/RESULTS.md measured at 8, 16 and 32
+    members, not the paper's fitness with budget 2 (bimodal on the noisy quadratic)."""
+    fire = Fire()
+    assert (fire.subpopulations, fire.evaluators, fire.budget, fire.points,
+            fire.align) == (None, None, 4, 4, "start")
 
 
 def test_layout_groups_in_id_order():
-    assert Fire().layout(8).groups.tolist() == [1, 1, 1, 2, 2, 2, 0, 0]
+    assert Fire(subpopulations=2, evaluators=0.25).layout(8).groups.tolist() == [
+        1, 1, 1, 2, 2, 2, 0, 0]
+    assert Fire().layout(8).groups.tolist() == [1, 1, 1, 1, 2, 2, 2, 0]
 
 
 def test_layout_share_of_evaluators():
     assert Fire(evaluators=0.5).layout(8) == Layout((3, 3), 2)  # lowered: 4 would leave P2 2
-    assert Fire(evaluators=0.1).layout(30) == Layout((14, 13), 3)
+    assert Fire(subpopulations=2, evaluators=0.1).layout(30) == Layout((14, 13), 3)
 
 
 @pytest.mark.parametrize("subpopulations, population", [(2, 4), (3, 6), (4, 8)])

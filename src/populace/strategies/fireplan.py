@@ -141,7 +141,7 @@ class View:
         busy = {e.parent for m, e in self.evaluations.items() if m not in needing}
         parents = [self._parent(m, busy) for m in self.ids if self.sub[m] >= 2]
         children = {}
-        for k in range(2, self.fire.subpopulations + 1):
+        for k in range(2, max(self.sub.values()) + 1):  # the layout the run was created with
             below = self.members(k - 1)
             child = child_of(below, self.fitness(k - 1), [len(self.curves[m]) for m in below])
             if child is not None:
