@@ -13,8 +13,9 @@ Deterministic: no randomness anywhere, so a run's decisions repeat exactly.
 The initial lrs plant the case tests/run/test_fire_run.py checks: from step 60 on, with
 FIRE's defaults before issue 30's runs at 8 and 32 members (`exploit: {name: fire,
 start: 6, subpopulations: 2, evaluators: 0.25, budget: 2, align: score}`: P1/P2/E =
-3/3/2, the paper's fitness), FIRE must prefer parent 3, the slower starter. At today's
-defaults 8 members are P1/P2/E = 4/3/1, and the lrs are not planted for that.
+3/3/2, the paper's fitness), FIRE must prefer parent 3, the slower starter. Today's
+defaults lay 8 members out the same way but rank P2 by `align: start` with budget 4, for
+which the case is not planted.
 """
 
 import json

@@ -129,6 +129,23 @@ def test_a_training_function_trains_evaluators_like_any_member(tmp_path, executo
         assert after and after[0].hparams == e.after
 
 
+@pytest.mark.parametrize("population, sizes", [(8, (3, 3)), (16, (3, 3, 3, 3)),
+                                               (32, (6, 6, 6, 6))])
+def test_fire_at_its_defaults_runs_at_8_to_32_members(tmp_path, population, sizes):
+    """Issue 30: `exploit: fire` with no parameters lays out the populations users run on
+    one machine as measured (a quarter evaluators), and its evaluations start."""
+    db = tmp_path / "fire.db"
+    run_script(SCRIPTS / "counter.py", db, population=population, steps=40, synch=True,
+               executor="inline", workers=1, exploit={"name": "fire"})
+    store = open_store(db)
+    expected = [k for k, size in enumerate(sizes, start=1) for _ in range(size)]
+    assert [m.sub for m in sorted(store.members(), key=lambda m: m.id)] == (
+        expected + [0] * (population // 4))
+    assert store.events(Kind.EVALUATION)
+    for check in EXECUTOR_CHECKS:
+        check(store)
+
+
 def test_fire_from_the_cli_and_a_config_file(tmp_path):
     db = tmp_path / "cli.db"
     assert main(["run", str(TOY), "--store", str(db), "--quiet", "--executor", "inline",
@@ -137,9 +154,6 @@ def test_fire_from_the_cli_and_a_config_file(tmp_path):
     assert store.config().run["exploit"] == {"name": "fire"}  # the defaults: start 1
     check_run(store)
     assert store.events(Kind.EVALUATION)
-    # the default layout at 8 members (issue 30): P1/P2/E = 4/3/1, not 3/3/2
-    assert [m.sub for m in sorted(store.members(), key=lambda m: m.id)] == [
-        1, 1, 1, 1, 2, 2, 2, 0]
     config = tmp_path / "fire.yaml"
     config.write_text("exploit: {name: fire, start: 6, significance: 0.01, subpopulations: 2,"
                       " evaluators: 0.25, budget: 2, align: score}\nsynch: true\n")

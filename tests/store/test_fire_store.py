@@ -285,7 +285,7 @@ def test_fire_settings_a_run_reads_and_points_refused_without_a_segment_length()
 
     # the default Fire is a run's as it is: 4 points a segment, its layout by the population
     config = RunConfig(population=8, steps=100, exploit={"name": "fire"})
-    assert (config.curve(), config.groups(), config.points()) == (128, [1, 1, 1, 1, 2, 2, 2, 0], 4)
+    assert (config.curve(), config.groups(), config.points()) == (128, [1, 1, 1, 2, 2, 2, 0, 0], 4)
     assert RunConfig(population=16, steps=100, exploit={"name": "fire"}).groups() == [
         1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 0, 0, 0, 0]
     assert RunConfig(population=8, steps=100, exploit={"name": "fire", "points": 1,

@@ -39,7 +39,7 @@ from populace.strategies.fire import (
     Stop,
     adoption,
     child_of,
-    sized,
+    subpopulations_for,
 )
 
 CHILD, A, B, H = 1, 4, 5, 6  # the child is P1's best; A, B and H are parents in P2
@@ -423,14 +423,13 @@ def test_a_budget_that_can_never_reach_a_verdict_is_refused():
     (22, 2, (8, 8), 6),  # PBT-Zoo's firepbt
 ])
 def test_layout_table(population, subpopulations, sizes, evaluators):
-    fire = Fire(subpopulations=subpopulations, evaluators=0.25)
-    assert fire.layout(population) == Layout(sizes, evaluators)
+    assert Fire(subpopulations=subpopulations).layout(population) == Layout(sizes, evaluators)
 
 
 @pytest.mark.parametrize("population, sizes, evaluators", [
     (5, (2, 2), 1),
-    (8, (4, 3), 1),  # 3 sub-populations would be 2/2/2: 2 members truncate hard
-    (11, (5, 5), 1),
+    (8, (3, 3), 2),  # 3 sub-populations would be 2/2/2: 2 members truncate hard
+    (11, (4, 4), 3),
     (12, (3, 3, 3), 3),
     (16, (3, 3, 3, 3), 4),  # the setting that met issue 30's targets at 16 members
     (20, (6, 3, 3, 3), 5),
@@ -439,15 +438,15 @@ def test_layout_table(population, subpopulations, sizes, evaluators):
 ])
 def test_default_layout_takes_its_sizes_from_the_population(population, sizes, evaluators):
     """Issue 30: `exploit: fire` with no parameters works at 8 to 32 members: 4
-    sub-populations of 3 or more from 16 members, fewer below, one evaluator at 8."""
+    sub-populations of 3 or more from 16 members, fewer below."""
     assert Fire().layout(population) == Layout(sizes, evaluators)
-    assert sized(population)[0] == len(sizes)
+    assert subpopulations_for(population) == len(sizes)
 
 
-def test_given_sizes_are_kept_whatever_the_population():
-    assert Fire(subpopulations=2).layout(16) == Layout((6, 6), 4)  # a quarter, as sized
-    assert Fire(evaluators=0.25).layout(8) == Layout((3, 3), 2)  # 2 sub-populations, sized
-    assert Fire(subpopulations=3, evaluators=0.25).layout(8) == Layout((2, 2, 2), 2)
+def test_given_sub_populations_are_kept_whatever_the_population():
+    assert Fire(subpopulations=2).layout(16) == Layout((6, 6), 4)
+    assert Fire(subpopulations=3).layout(8) == Layout((2, 2, 2), 2)
+    assert Fire(evaluators=0.125).layout(16) == Layout((5, 3, 3, 3), 2)
     with pytest.raises(ConfigError, match="needs population >= 9 for 4 sub-populations"):
         Fire(subpopulations=4).layout(8)
 
@@ -457,13 +456,11 @@ def test_defaults_are_the_measured_setting():
     members, not the paper's fitness with budget 2 (bimodal on the noisy quadratic)."""
     fire = Fire()
     assert (fire.subpopulations, fire.evaluators, fire.budget, fire.points,
-            fire.align) == (None, None, 4, 4, "start")
+            fire.align) == (None, 0.25, 4, 4, "start")
 
 
 def test_layout_groups_in_id_order():
-    assert Fire(subpopulations=2, evaluators=0.25).layout(8).groups.tolist() == [
-        1, 1, 1, 2, 2, 2, 0, 0]
-    assert Fire().layout(8).groups.tolist() == [1, 1, 1, 1, 2, 2, 2, 0]
+    assert Fire().layout(8).groups.tolist() == [1, 1, 1, 2, 2, 2, 0, 0]
 
 
 def test_layout_share_of_evaluators():

@@ -64,21 +64,18 @@ if TYPE_CHECKING:
 ALIGNS = ("score", "start")  # how P2..Pn's fitness aligns two evaluators' curves
 
 
-def sized(population: int) -> tuple[int, float]:
-    """FIRE's sub-populations and evaluators' share where the run gives neither, by its
-    population: (4, 0.25) from 16 members, (3, 0.25) from 12, (2, 0.125) below.
+def subpopulations_for(population: int) -> int:
+    """FIRE's sub-populations where the run gives none: one per 4 members, from 2 to 4.
 
-    More sub-populations take P1 further from greed (on the noisy quadratic at 16 and 32
-    members 4 beat 3, and 3 beat 2: benchmarks/RESULTS.md), but each truncates among its
-    own members only, and one of 2 copies its worse member onto its better one at every
-    ready point: at 8 members 3 sub-populations (2/2/2) ended far behind PBT in 2 seeds
-    of 5. There, one evaluator (4/3 + 1) did better at the short ready interval than two
-    (3/3 + 2): P1, where the answer comes from, keeps 4 members. Laid out: 8 -> 4/3 + 1,
-    12 -> 3/3/3 + 3, 16 -> 3/3/3/3 + 4, 32 -> 6/6/6/6 + 8 (12 to 15 were not measured).
+    More sub-populations take P1 further from greed (on the noisy quadratic ready every 20
+    steps, 4 beat 3 at 16 and 32 members, and 3 beat 2 at 16: benchmarks/RESULTS.md), but
+    each truncates among its own members only, and one of 2 copies its worse member onto
+    its better one at every ready point: at 8 members 3 sub-populations (2/2/2) ended
+    behind PBT in 4 seeds of 10, up to 3.5 times its loss. One per 4 members keeps each
+    at 3 or more beside a quarter of evaluators: 8 -> 3/3 + 2, 12 -> 3/3/3 + 3, 16 ->
+    3/3/3/3 + 4, 32 -> 6/6/6/6 + 8 (12 to 15 were not measured).
     """
-    if population >= 16:
-        return 4, 0.25
-    return (3, 0.25) if population >= 12 else (2, 0.125)
+    return min(4, max(2, population // 4))
 
 
 class Layout(NamedTuple):
@@ -186,10 +183,9 @@ class Fire:
     to `significance` over the budget; `points` the curve points each segment records;
     `start` the segments a parent trains before its first evaluation; `smoothing` the
     moving-average window used only to align two curves; `curve` the points kept per
-    member. Where `subpopulations` or `evaluators` is None, the population sets it
-    (`sized`: 2 sub-populations and one evaluator at 8 members, 4 and a quarter from
-    16). No verdict comes before `min_points(significance)` points (7 at 0.01), so
-    `budget * points` must reach it.
+    member. Where `subpopulations` is None, the population sets it (`subpopulations_for`:
+    2 at 8 members, 4 from 16). No verdict comes before `min_points(significance)` points
+    (7 at 0.01), so `budget * points` must reach it.
 
     The defaults are the paper's test (significance 0.01) on 4 curve points a segment
     (PBT-Zoo records 10): every executor also scores each segment at `points - 1` evenly
@@ -208,8 +204,8 @@ class Fire:
     each small sub-population spans the prior. See docs/strategies/fire.md.
     """
 
-    subpopulations: int | None = None  # None: by the population (`sized`)
-    evaluators: float | None = None  # None: by the population (`sized`)
+    subpopulations: int | None = None  # None: by the population (`subpopulations_for`)
+    evaluators: float = 0.25
     fraction: float = 0.25
     significance: float = 0.01
     budget: int = 4
@@ -223,15 +219,12 @@ class Fire:
         if self.subpopulations is not None:
             object.__setattr__(self, "subpopulations",
                                whole("Fire", "subpopulations", self.subpopulations, 2, 4))
-        if self.evaluators is not None:
-            object.__setattr__(self, "evaluators", number(
-                "Fire", "evaluators", self.evaluators, low=0, open_low=True, high=0.5))
         for name, low, high in (("budget", 1, 1000),
                                 ("points", 1, 100), ("start", 0, 1000),
                                 ("smoothing", 1, 51), ("curve", 8, 1000)):
             object.__setattr__(self, name, whole("Fire", name, getattr(self, name), low, high))
-        for name, open_high in (("fraction", False),
-                                ("significance", True)):  # in (0, 0.5], or (0, 0.5)
+        for name, open_high in (("evaluators", False), ("fraction", False),
+                                ("significance", True)):  # all in (0, 0.5], or (0, 0.5)
             share = number("Fire", name, getattr(self, name), low=0, open_low=True, high=0.5,
                            open_high=open_high)
             object.__setattr__(self, name, share)
@@ -273,19 +266,18 @@ class Fire:
 
         E = round(evaluators x N) (at least 1), lowered until every sub-population has 2
         members and the parents (P2..Pn) outnumber the evaluators, so a free parent always
-        exists. The rest splits evenly, P1 taking the remainder: with 2 sub-populations
-        and a quarter, 8 -> 3/3/2 (PBT-Zoo's pop8), 16 -> 6/6/4, 32 -> 12/12/8; given
-        neither, `sized` picks them.
+        exists. The rest splits evenly, P1 taking the remainder: with 2 sub-populations,
+        8 -> 3/3/2 (PBT-Zoo's pop8), 16 -> 6/6/4, 32 -> 12/12/8; with none given,
+        `subpopulations_for` picks them.
         """
         population = whole(None, "population", population, 2)
-        n, share = sized(population)
-        n, share = self.subpopulations or n, self.evaluators or share
+        n = self.subpopulations or subpopulations_for(population)
         if population < 2 * n + 1:
             raise ConfigError(
                 f"exploit fire needs population >= {2 * n + 1} for {n} sub-populations "
                 f"(2 each + 1 evaluator), got {population}")
         # rounded half up, and first to 9 places: 0.3 x 10 must give 3
-        e = max(1, math.floor(round(share * population, 9) + 0.5))
+        e = max(1, math.floor(round(self.evaluators * population, 9) + 0.5))
         while e > 1 and ((population - e) // n < 2
                          or e > (population - e) // n * (n - 1) - 1):
             e -= 1
