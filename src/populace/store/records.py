@@ -186,9 +186,10 @@ class Decision:
     FIRE-PBT's decisions say more. `evaluation` is an evaluator's evaluation from now on
     (JSON; with a copy, the one it starts on its donor, the parent). `adopt`: the copy
     is an adopt, the member taking its donor's (an evaluator's) curve too and ending its
-    evaluation. `reason` says why it copies, in the copy's event. `notes` are events about the member's evaluation, (kind, detail), stored
-    with the decision. `donor` None: no copy and no explore, only the evaluation and the
-    notes (an evaluation that succeeded, or stopped with no parent left: it idles).
+    evaluation. `reason` says why it copies, in the copy's event. `notes` are events
+    about the member's evaluation, (kind, detail), stored with the decision. `donor`
+    None: no copy and no explore, only the evaluation and the notes (an evaluation that
+    succeeded, or stopped with no parent left: it idles).
     """
 
     donor: int | None
