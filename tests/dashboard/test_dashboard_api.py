@@ -12,10 +12,12 @@ from support.dashboard import (
     trained_run,
     two_goals_run,
 )
+from support.paths import EXAMPLES
+from support.runs import run_script
 
 from populace.dashboard.app import create_app
 from populace.dashboard.data import Source
-from populace.store import Store
+from populace.store import Kind, Store, open_store
 from populace.testing.stores import train
 
 
@@ -155,6 +157,28 @@ def test_an_empty_run_a_missing_store_and_a_file_that_is_no_store(store_factory,
     assert get(c, "/api/runs/0/series")["results"] == []
     assert get(c, "/api/runs/1/series")["results"] == []
     assert get(c, "/api/runs/0/lineage/0")["copies"] == []
+
+
+def test_a_fire_runs_evaluations_and_why_they_stopped(tmp_path):
+    """A finished FIRE-PBT run (the planted two-timescale toy): every evaluation its events
+    hold is listed with its outcome, and the stops are tallied by reason."""
+    db = tmp_path / "fire.db"
+    run_script(EXAMPLES / "two_timescale.py", db, executor="inline", workers=1, synch=True,
+               exploit={"name": "fire", "start": 6})
+    store = open_store(db)
+    started = store.events(Kind.EVALUATION)
+    stopped, succeeded = store.events(Kind.STOPPED), store.events(Kind.SUCCEEDED)
+    assert started and stopped and succeeded
+    state = get(client(f"sqlite:///{db}"), "/api/runs/0/strategy")["fire"]
+    listed = state["evaluations"]
+    assert [(e["evaluator"], e["step"], e["parent"]) for e in listed] == [
+        (e.member, e.step, e.donor) for e in started]
+    assert {e["outcome"] for e in listed} <= {"running", "stopped", "succeeded"}
+    assert sum(e["outcome"] == "succeeded" for e in listed) == len(succeeded)
+    assert sum(state["stop_reasons"].values()) == sum(e["outcome"] == "stopped" for e in listed)
+    # the planted run's stops: a parent copied meanwhile, and evaluations the test rejected
+    assert set(state["stop_reasons"]) == {"parent N changed",
+                                          "not significant: p=N > N at N/N segments"}
 
 
 def test_pb2_and_fire_state(store_factory):

@@ -11,6 +11,7 @@ beats the child and the child adopts it: P1's best lineage runs through X.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -66,6 +67,17 @@ def planted(store: Store) -> None:
     assert first.donor == X and first.strategy == "fire+keep"  # by score X would copy
     adopt = next(e for e in store.events(Kind.EXPLOIT) if e.strategy == "fire+adopt")
     assert adopt.member == CHILD and adopt.after == {"lr": 0.005}  # it keeps its hparams
+    # every copy says why: the adopt its evaluator, the truncation its fitness against the
+    # donor's, the evaluator's the weights and hparams it tests
+    assert adopt.detail == (f"evaluator {adopt.donor} succeeded on its weights: takes them, "
+                            "keeps its hparams")
+    assert re.fullmatch(rf"bottom 25% of P2 by FIRE fitness: \S+ against member {X}'s \S+",
+                        first.detail)
+    for e in store.events(Kind.EXPLOIT):
+        if e.strategy == "fire+evaluate":
+            assert re.fullmatch(r"evaluator: trains parent \d+'s weights with child \d+'s "
+                                r"hparams", e.detail), e
+    assert all(e.detail for e in store.events(Kind.EXPLOIT)), "a copy without its reason"
     tested = [e for e in evaluations if e.member == adopt.donor and e.id < adopt.id][-1]
     assert tested.donor == X and tested.detail.startswith(f"parent {X} (P2)")
     child = next(m for m in store.members() if m.id == CHILD)

@@ -241,6 +241,9 @@ def test_cli_settings_precedence(tmp_path):
         (["--steps", "0"], "steps must be >= 1, got 0"),
         (["--fraction", "0.7"], "fraction"),
         (["--fraction", "0"], "fraction"),
+        # the strategy flags reach FIRE-PBT too, checked as its parameters
+        (["--exploit", "fire", "--significance", "0.7"], "Fire: significance"),
+        (["--exploit", "fire", "--fraction", "0.6"], "Fire: fraction"),
         (["--explore", "perturb", "--factors", "0.8,-1"], "factors"),
         (["--factors", "a,b"], "factors must be numbers"),
         (["--exploit", "best"],

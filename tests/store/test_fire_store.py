@@ -86,8 +86,10 @@ def fire_events(store: Store) -> list[Event]:
 
 
 def story(store: Store) -> list[tuple[str, int, int | None, str]]:
-    """FIRE's events as (kind, member, donor, detail or strategy)."""
-    return [(str(e.kind), e.member, e.donor, e.detail or e.strategy) for e in fire_events(store)]
+    """FIRE's events as (kind, member, donor, what): a copy's strategy, another's detail."""
+    return [(str(e.kind), e.member, e.donor,
+             e.strategy if e.kind == Kind.EXPLOIT else e.detail or e.strategy)
+            for e in fire_events(store)]
 
 
 def test_create_fixes_the_layout_and_evaluators_start_idle(store_factory):

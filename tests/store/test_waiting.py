@@ -5,6 +5,8 @@ Part of the store battery (parametrized over the backends by `new_store`).
 
 from __future__ import annotations
 
+import json
+
 from populace.store import Decision
 from populace.testing.stores import claim_exactly, train
 
@@ -41,6 +43,29 @@ def test_a_member_whose_donor_is_behind_waits_then_copies_its_next_checkpoint(ne
     assert (exploit.member, exploit.donor, exploit.step, exploit.donor_step) == (1, 0, 4, 4)
     assert exploit.result == store.results()[-1].id  # the donor's result up to the copy
     assert store.events("dropped") == []
+
+
+def test_a_copy_made_after_a_wait_keeps_its_reason(new_store):
+    store = new_store(population=3)
+    train(store, 0, 2, 0.9)
+    train(store, 1, 4, 0.1, decide=lambda snapshot, member: Decision(
+        0, {"lr": 9.0}, "test", reason="bottom 25% of P2 by FIRE fitness"))
+    train(store, 0, 4, 0.8)  # the donor arrives: the decision kept while waiting is made
+    (exploit,) = store.events("exploit")
+    assert (exploit.member, exploit.detail) == (1, "bottom 25% of P2 by FIRE fitness")
+
+
+def test_a_pending_decision_of_a_store_written_before_reasons_is_carried_out(new_store):
+    store = new_store(population=3)
+    train(store, 0, 2, 0.9)
+    train(store, 1, 4, 0.1, decide=copy(0))
+    # what an older populace kept of a waiting decision: four fields, no reason
+    with store.driver.write() as cur:
+        cur.execute("UPDATE members SET pending = ? WHERE id = 1",
+                    (json.dumps([{"lr": 9.0}, "test", None, False]),))
+    train(store, 0, 4, 0.8)
+    (exploit,) = store.events("exploit")
+    assert (exploit.member, exploit.after, exploit.detail) == (1, {"lr": 9.0}, None)
 
 
 def test_a_waiting_member_copies_only_a_donor_at_or_past_its_step(new_store):

@@ -45,6 +45,9 @@ CHILD = curve(1.0, 0.99, 0.98)
 PARENTS = {1: curve(1.2), 2: curve(1.5, 1.5), 3: curve(1.4, 1.4), 4: curve(1.45, 1.45)}
 
 
+ADOPTS_5 = "evaluator 5 succeeded on its weights: takes them, keeps its hparams"
+
+
 def evaluation(parent: int, state: State = State.RUNNING) -> Evaluation:
     return Evaluation(parent, 0, 0, 0, 20, HPARAMS[0], state)
 
@@ -71,7 +74,8 @@ def test_a_parent_ranked_below_by_fire_fitness_copies_the_other_though_it_scores
     curves = {0: CHILD, **PARENTS, 5: curve(1.5, 0.75, 0.37, start=20),
               6: curve(1.4, 1.399, 1.398, start=20)}
     s = snapshot(curves, {5: evaluation(2), 6: evaluation(3)})
-    assert plan(s, 3) == Plan(2)  # truncation: the donor's hparams explored
+    assert plan(s, 3) == Plan(  # truncation: the donor's hparams explored
+        2, reason="bottom 25% of P2 by FIRE fitness: -1.029 against member 2's 1.029")
     assert plan(s, 2) is None and plan(s, 4) is None  # 4 is under no evaluation
 
 
@@ -84,7 +88,7 @@ def test_a_success_is_noted_and_the_child_adopts_keeping_its_hparams():
     assert succeeded.evaluation.state is State.SUCCEEDED
     assert [kind for kind, _ in succeeded.notes] == ["succeeded"]
     s = snapshot({0: CHILD, **PARENTS, 5: better}, {5: evaluation(2, State.SUCCEEDED)})
-    assert plan(s, 0) == Plan(5, Move.ADOPT, hparams=HPARAMS[0])
+    assert plan(s, 0) == Plan(5, Move.ADOPT, hparams=HPARAMS[0], reason=ADOPTS_5)
     assert plan(s, 5) is None  # it waits for the adopt
 
 
@@ -98,7 +102,7 @@ def test_an_evaluation_follows_a_child_that_copied_and_the_child_adopts_as_it_is
     assert [kind for kind, _ in succeeded.notes] == ["succeeded"]
     assert succeeded.evaluation.child_changes == 2  # the child it beat is the one now
     s = snapshot({0: copied, **PARENTS, 5: better}, {5: succeeded.evaluation}, changes={0: 2})
-    assert plan(s, 0) == Plan(5, Move.ADOPT, hparams=HPARAMS[0])
+    assert plan(s, 0) == Plan(5, Move.ADOPT, hparams=HPARAMS[0], reason=ADOPTS_5)
     # a child that copies again after the success has a curve the success never saw
     s = snapshot({0: copied, **PARENTS, 5: better}, {5: succeeded.evaluation}, changes={0: 3})
     assert plan(s, 0) != Plan(5, Move.ADOPT, hparams=HPARAMS[0])

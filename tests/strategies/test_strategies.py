@@ -36,7 +36,12 @@ from populace.strategies import (
     space_from_dict,
     space_to_dict,
 )
-from populace.testing import EXPLOIT_CHECKS, EXPLORE_CHECKS
+from populace.testing import (
+    EXPLOIT_CHECKS,
+    EXPLORE_CHECKS,
+    check_exploit_donor_is_a_member,
+    check_exploit_pure,
+)
 
 
 def rngs() -> list[np.random.Generator]:
@@ -227,7 +232,8 @@ HPARAMS = {"lr": 0.01, "batch": 100, "dropout": 0.25, "optimizer": "momentum", "
 # what a registered strategy without a default for a parameter is built with
 REQUIRED = {"noise": {"scale": 0.1}}
 # built-ins with parameters of note, checked beside their defaults
-EXPLOIT_VARIANTS = {"truncation(0.5)": Truncation(0.5)}
+EXPLOIT_VARIANTS = {"truncation(0.5)": Truncation(0.5),
+                    "fire(4 sub-populations)": Fire(subpopulations=4, budget=4, align="start")}
 EXPLORE_VARIANTS = {"perturb(0.5, 2.0)": Perturb((0.5, 2.0)),
                     "perturb-or-resample(0.5, (0.5, 2.0))": PerturbOrResample(0.5, (0.5, 2.0))}
 
@@ -247,6 +253,39 @@ def built(name: str, make, variants: dict):
 @pytest.mark.parametrize("name", [*EXPLOIT, *EXPLOIT_VARIANTS])
 def test_every_exploit_keeps_the_contract(name, check):
     check(built(name, make_exploit, EXPLOIT_VARIANTS))
+
+
+class _SplitOnly(Fire):
+    """A FIRE that breaks the contract only where its sub-populations are: on a snapshot
+    that has them it adds a point to the member's curve."""
+
+    def plan(self, snapshot, member_id, rng):
+        if snapshot.groups is not None and snapshot.curves:
+            snapshot.curves[snapshot.index(member_id)].append([0.0, 0.0])
+        return super().plan(snapshot, member_id, rng)
+
+
+@pytest.mark.parametrize("check", [check_exploit_pure, check_exploit_donor_is_a_member],
+                         ids=lambda check: check.__name__)
+def test_the_battery_reaches_an_exploits_own_sub_populations(check):
+    """An exploit with a `layout` is checked on snapshots laid out by it, with curves and
+    evaluations: a FIRE that misbehaves only there is caught (on plain populations it
+    falls back to truncation and passes)."""
+    if check is check_exploit_pure:
+        with pytest.raises(AssertionError, match="changed the snapshot's curves"):
+            check(_SplitOnly())
+    else:  # its donor is always a member: it passes, and its plans reached the split path
+        seen = []
+
+        class Counted(Fire):
+            def plan(self, snapshot, member_id, rng):
+                found = super().plan(snapshot, member_id, rng)
+                if snapshot.groups is not None and found is not None:
+                    seen.append(found.move.value)
+                return found
+
+        check(Counted())
+        assert {"copy", "evaluate"} <= set(seen), seen
 
 
 @pytest.mark.parametrize("check", EXPLORE_CHECKS, ids=lambda check: check.__name__)

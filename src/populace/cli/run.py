@@ -137,9 +137,11 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int)
     add("--exploit", help="truncation | tournament | ttest | fire | none | own | "
                            "package.module:Name")
-    add("--fraction", type=float, help="truncation: bottom/top fraction (0.2)")
+    add("--fraction", type=float, help="truncation: bottom/top fraction (0.2); fire: the "
+                                       "same inside each sub-population (0.25)")
     add("--window", type=int, help="ttest: recent scores compared (10)")
-    add("--significance", type=float, help="ttest: the test's level (0.05)")
+    add("--significance", type=float, help="ttest: the test's level (0.05); fire: the "
+                                           "p-value an evaluation's success needs (0.01)")
     add("--explore", help="perturb | resample | perturb-or-resample | noise | keep | pb2 | "
                           "package.module:Name")
     add("--noise-scale", type=float, help="noise: standard deviation added")

@@ -186,9 +186,10 @@ class Decision:
     FIRE-PBT's decisions say more. `evaluation` is an evaluator's evaluation from now on
     (JSON; with a copy, the one it starts on its donor, the parent). `adopt`: the copy
     is an adopt, the member taking its donor's (an evaluator's) curve too and ending its
-    evaluation. `notes` are events about the member's evaluation, (kind, detail), stored
-    with the decision. `donor` None: no copy and no explore, only the evaluation and the
-    notes (an evaluation that succeeded, or stopped with no parent left: it idles).
+    evaluation. `reason` says why it copies, in the copy's event. `notes` are events
+    about the member's evaluation, (kind, detail), stored with the decision. `donor`
+    None: no copy and no explore, only the evaluation and the notes (an evaluation that
+    succeeded, or stopped with no parent left: it idles).
     """
 
     donor: int | None
@@ -196,12 +197,13 @@ class Decision:
     strategy: str = ""
     evaluation: dict[str, Any] | None = None
     adopt: bool = False
+    reason: str = ""
     notes: tuple[tuple[Kind, str], ...] = ()
 
     def pending(self) -> list[Any]:
         """What a waiting member keeps of the decision it waits to carry out (JSON); its
-        notes were stored when it was made."""
-        return [self.hparams, self.strategy, self.evaluation, self.adopt]
+        notes were stored when it was made. A store written before `reason` keeps four."""
+        return [self.hparams, self.strategy, self.evaluation, self.adopt, self.reason]
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def decision(plan: Plan, snapshot: Snapshot, member: int, explore: Explore, spac
     else:
         hparams, strategy = space.normalize(dict(plan.hparams)), f"fire+{plan.move.value}"
     return Decision(plan.donor, hparams, strategy, evaluation=evaluation,
-                    adopt=plan.move is Move.ADOPT, notes=notes)
+                    adopt=plan.move is Move.ADOPT, reason=plan.reason, notes=notes)
 
 
 def fire_decide(fire: Fire, explore: Explore, space: Space, seed: int,
@@ -73,4 +73,6 @@ def _replacement(snapshot: Snapshot, member: int) -> Plan | None:
     scored = [(sign * float(score), -int(m)) for m, score, group in
               zip(snapshot.ids, snapshot.scores, groups, strict=True)
               if m != member and group == sub and np.isfinite(score)]
-    return Plan(-max(scored)[1]) if scored else None
+    if not scored:
+        return None
+    return Plan(-max(scored)[1], reason=f"failed: copies the best-scoring member of P{sub}")

@@ -56,13 +56,15 @@ class Plan:
     """A member's FIRE decision: copy `donor` (None: no copy) and train on with `hparams`
     (None: the donor's, explored); `evaluation` is an evaluator's from now on (None with
     an evaluator: it idles); `notes` say what became of its evaluation, (kind, detail)
-    with kind "stopped" or "succeeded", the store's event kinds."""
+    with kind "stopped" or "succeeded", the store's event kinds; `reason` why it copies,
+    for the copy's event."""
 
     donor: int | None
     move: Move = Move.COPY
     hparams: Mapping[str, Any] | None = None
     evaluation: Evaluation | None = None
     notes: tuple[tuple[str, str], ...] = ()
+    reason: str = ""
 
 
 class View:
@@ -165,7 +167,8 @@ def plan(fire: Fire, snapshot: Snapshot, member: int, rng: np.random.Generator) 
     if snapshot.groups is None or len(snapshot.groups) == 0:
         # no sub-populations (a plain snapshot, as the exploit battery's): truncation
         donor = Truncation(fire.fraction)(snapshot, member, rng)
-        return None if donor is None else Plan(donor)
+        return None if donor is None else Plan(
+            donor, reason=f"bottom {fire.fraction:.0%} by score (no sub-populations)")
     view = _view(fire, snapshot)
     if view.sub[member] == 0:
         return _evaluator(view, member)
@@ -193,7 +196,9 @@ def _member(view: View, member: int, rng: np.random.Generator) -> Plan | None:
     scores = {e: float(s.scores[view.row[e]]) for e in evaluators}
     found = adoption(member, view.changes[member], view.evaluations, scores, view.mode)
     if found is not None:
-        return Plan(found, Move.ADOPT, hparams=s.hparams[view.row[member]])
+        return Plan(found, Move.ADOPT, hparams=s.hparams[view.row[member]],
+                    reason=f"evaluator {found} succeeded on its weights: takes them, keeps "
+                           "its hparams")
     sub = view.sub[member]
     ids = view.members(sub)
     if sub == 1:  # by score, the members at other steps compared at this one's
@@ -202,7 +207,14 @@ def _member(view: View, member: int, rng: np.random.Generator) -> Plan | None:
     else:
         fit = view.fitness(sub)
     donor = view.fire.truncate(ids, fit, member, rng)
-    return None if donor is None else Plan(donor)
+    if donor is None:
+        return None
+    # fitness is oriented (higher is better); P1's is the score, shown as the run's
+    shown = (lambda f: view.mode.sign * f) if sub == 1 else (lambda f: f)
+    mine, theirs = (shown(fit[ids.index(m)]) for m in (member, donor))
+    by = "score" if sub == 1 else "FIRE fitness"
+    return Plan(donor, reason=f"bottom {view.fire.fraction:.0%} of P{sub} by {by}: "
+                              f"{mine:.4g} against member {donor}'s {theirs:.4g}")
 
 
 def _evaluator(view: View, member: int) -> Plan | None:
@@ -229,4 +241,6 @@ def _evaluator(view: View, member: int) -> Plan | None:
     hparams = dict(s.hparams[view.row[child]])
     evaluation = Evaluation(parent, child, view.changes[parent], view.changes[child],
                             int(s.steps[view.row[parent]]), hparams)
-    return Plan(parent, Move.EVALUATE, hparams=hparams, evaluation=evaluation, notes=notes)
+    return Plan(parent, Move.EVALUATE, hparams=hparams, evaluation=evaluation, notes=notes,
+                reason=f"evaluator: trains parent {parent}'s weights with child {child}'s "
+                       "hparams")
