@@ -8,8 +8,8 @@ environment and seed three methods train the same 8 members (the seed's
 initial hparams, and the same member seeds, so the same initial weights and
 environments):
 
-- PBT: populace, the script's exploit (truncation: the bottom half copies the top
-  half) and perturb-or-resample explore;
+- PBT: populace, the script's exploit (truncation: the bottom quarter copies the top
+  quarter) and perturb-or-resample explore;
 - random search: populace, the same run with exploit none;
 - Ray Tune 2.60's PopulationBasedTraining (its truncation, quantile 0.25,
   perturb x0.8 / x1.2 or resample with probability 0.25, asynchronous), the same

@@ -160,11 +160,13 @@ def test_an_empty_run_a_missing_store_and_a_file_that_is_no_store(store_factory,
 
 
 def test_a_fire_runs_evaluations_and_why_they_stopped(tmp_path):
-    """A finished FIRE-PBT run (the planted two-timescale toy): every evaluation its events
+    """A finished FIRE-PBT run (the planted two-timescale toy, at the settings it was
+    planted for): every evaluation its events
     hold is listed with its outcome, and the stops are tallied by reason."""
     db = tmp_path / "fire.db"
     run_script(EXAMPLES / "two_timescale.py", db, executor="inline", workers=1, synch=True,
-               exploit={"name": "fire", "start": 6})
+               exploit={"name": "fire", "start": 6, "subpopulations": 2, "budget": 2,
+                        "align": "score"})
     store = open_store(db)
     started = store.events(Kind.EVALUATION)
     stopped, succeeded = store.events(Kind.STOPPED), store.events(Kind.SUCCEEDED)

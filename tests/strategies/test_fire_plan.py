@@ -75,7 +75,7 @@ def test_a_parent_ranked_below_by_fire_fitness_copies_the_other_though_it_scores
               6: curve(1.4, 1.399, 1.398, start=20)}
     s = snapshot(curves, {5: evaluation(2), 6: evaluation(3)})
     assert plan(s, 3) == Plan(  # truncation: the donor's hparams explored
-        2, reason="bottom 25% of P2 by FIRE fitness: -1.029 against member 2's 1.029")
+        2, reason="bottom 25% of P2 by FIRE fitness: -1.028 against member 2's 1.028")
     assert plan(s, 2) is None and plan(s, 4) is None  # 4 is under no evaluation
 
 

@@ -285,7 +285,7 @@ def test_the_battery_reaches_an_exploits_own_sub_populations(check):
                 return found
 
         check(Counted())
-        assert {"copy", "evaluate"} <= set(seen), seen
+        assert {"copy", "evaluate", "adopt", "settle"} <= set(seen), seen
 
 
 @pytest.mark.parametrize("check", EXPLORE_CHECKS, ids=lambda check: check.__name__)

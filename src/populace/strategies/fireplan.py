@@ -212,7 +212,7 @@ def _member(view: View, member: int, rng: np.random.Generator) -> Plan | None:
     # fitness is oriented (higher is better); P1's is the score, shown as the run's
     shown = (lambda f: view.mode.sign * f) if sub == 1 else (lambda f: f)
     mine, theirs = (shown(fit[ids.index(m)]) for m in (member, donor))
-    by = "score" if sub == 1 else "FIRE fitness"
+    by = "score at its step" if sub == 1 else "FIRE fitness"
     return Plan(donor, reason=f"bottom {view.fire.fraction:.0%} of P{sub} by {by}: "
                               f"{mine:.4g} against member {donor}'s {theirs:.4g}")
 
