@@ -235,6 +235,9 @@ def child_raw(args: argparse.Namespace, folder: Path) -> dict:
     keys, steps = np.array(seeds, dtype=np.int64), np.zeros(args.population, dtype=np.int64)
     trained = time.perf_counter()
     for _ in range(args.steps):
+        # x, y and grads live on until the next step has made its own, so glibc keeps the
+        # heap's top; the vectorized run holds them as long (`Population._spent`), or both
+        # would fault that memory in again at every step
         x, y = data.batches(keys, steps)
         grads, _ = grads_of(params, buffers, dropout, x, y)
         with torch.no_grad():  # in place: no parameter-sized tensor allocated a step
