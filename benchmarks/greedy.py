@@ -56,7 +56,7 @@ from results import produced_by, seeds_parser, write_section
 
 import populace
 from populace.errors import ConfigError
-from populace.strategies.fire import Fire
+from populace.strategies import make_exploit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -133,11 +133,6 @@ DEFAULT_METHODS = ("PBT", "PB2", "random search", "random search, cut")
 HEADINGS = {"nqm": "## Greed on the noisy quadratic model",
             "digits": "## Greed on digits with noisy labels"}
 
-
-def heading(name: str, population: int) -> str:
-    """The section's heading in --output, one a task and population: runs of another
-    population are never tabled with the examples' 16."""
-    return f"{HEADINGS[name]}, {population} members"
 # what the figures mean: checked against the runs of 2026-12-06 when written
 READING = {
     "nqm": (
@@ -358,13 +353,24 @@ def lrs(records: Sequence[Record]) -> str:
     return " / ".join(f"{statistics.median(r.lr[q] for r in records):.3g}" for q in range(4))
 
 
+def heading(name: str, population: int) -> str:
+    """The section's heading in --output, one a task and population: runs of another
+    population are never tabled with the examples' 16."""
+    return f"{HEADINGS[name]}, {population} members"
+
+
+def of_population(records: Sequence[Record], name: str, population: int) -> list[Record]:
+    """`name`'s records at `population` members, and its references (ready 0), which
+    train one member alone: the population does not touch them."""
+    return [r for r in records
+            if r.task == name and (r.population == population or r.ready == 0)]
+
+
 def section(name: str, records: Sequence[Record], argv: Sequence[str], total: float,
             seeds: int, population: int) -> str:
     task = TASKS[name]
     module = example(task)
-    # the references (ready 0) train one member alone: the population does not touch them
-    mine = [r for r in records if r.task == name and r.seed < seeds
-            and (r.population == population or r.ready == 0)]
+    mine = [r for r in of_population(records, name, population) if r.seed < seeds]
     # digits: the best member's validation and test accuracy, never ranked by (PBT picks
     # its best member on validation, out of 16: a winner's curse a single member lacks)
     has_test = any(r.test is not None for r in mine)
@@ -446,7 +452,7 @@ def fits(method: str, population: int) -> bool:
     if not isinstance(exploit, dict) or exploit.get("name") != "fire":
         return True
     try:
-        Fire(**{k: v for k, v in exploit.items() if k != "name"}).layout(population)
+        make_exploit(**exploit).layout(population)
     except ConfigError as error:
         print(f"skipped {method} at {population} members: {error}", flush=True)
         return False
@@ -524,8 +530,7 @@ def main(argv: Sequence[str]) -> None:
             print(f"{' '.join(map(str, key))}: best {record.best:.5g} median "
                   f"{record.median:.5g} lr {' '.join(f'{v:.3g}' for v in record.lr)} "
                   f"{record.seconds:.1f}s", flush=True)
-        total = sum(r.seconds for r in records
-                    if r.task == name and (r.population == population or r.ready == 0))
+        total = sum(r.seconds for r in of_population(records, name, population))
         write_section(args.output, heading(name, population),
                       section(name, records, argv, total, args.seeds, population))
     print(f"wrote {args.output} ({time.perf_counter() - began:.0f} s)")

@@ -210,8 +210,8 @@ def _member(view: View, member: int, rng: np.random.Generator) -> Plan | None:
     if donor is None:
         return None
     # fitness is oriented (higher is better); P1's is the score, shown as the run's
-    shown = (lambda f: view.mode.sign * f) if sub == 1 else (lambda f: f)
-    mine, theirs = (shown(fit[ids.index(m)]) for m in (member, donor))
+    sign = view.mode.sign if sub == 1 else 1.0
+    mine, theirs = (sign * fit[ids.index(m)] for m in (member, donor))
     by = "score at its step" if sub == 1 else "FIRE fitness"
     return Plan(donor, reason=f"bottom {view.fire.fraction:.0%} of P{sub} by {by}: "
                               f"{mine:.4g} against member {donor}'s {theirs:.4g}")
