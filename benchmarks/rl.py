@@ -712,8 +712,8 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
                                                     kept))
 
     for env in args.envs:
-        for seed in range(args.seeds):
-            methods = METHODS if seed < args.ray_seeds else METHODS[:2]
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            methods = METHODS if seed < args.first_seed + args.ray_seeds else METHODS[:2]
             for method in methods:  # random search first: its members are the initial ones
                 if any(r["env"] == env and r["seed"] == seed and r["method"] == method
                        for r in records):
@@ -761,7 +761,11 @@ def main(argv: Sequence[str]) -> None:
     child.add_argument("--storage")
     child.add_argument("--steps", type=int, default=0, help="0: the script's")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--ray-seeds", type=int, default=3)
+    parser.add_argument("--ray-seeds", type=int, default=3,
+                        help="how many of the seeds Ray Tune runs too, the first ones")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds FIRST to FIRST + SEEDS - 1: more seeds added to "
+                             "--records without rerunning those it holds")
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
     parser.add_argument("--executor", default="local", choices=("local", "inline"))
     parser.add_argument("--no-replay", action="store_true")
