@@ -528,7 +528,7 @@ def section(records: list[dict], replayed: list[dict], plots: dict, commands: li
     waited = sum(r["waited"] for r in records)
     lines = [
         HEADING, "",
-        f"Produced by `{command}` (from the repository root, under `nice`; a second "
+        f"Produced by `{command}` (from the repository root; a second "
         "command with `--records` goes on with the runs the first did not reach) on "
         f"{datetime.date.today().isoformat()}: {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPU cores shared with other work"
@@ -712,9 +712,8 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
                                                     kept))
 
     for env in args.envs:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            methods = METHODS if seed < args.first_seed + args.ray_seeds else METHODS[:2]
-            for method in methods:  # random search first: its members are the initial ones
+        for seed, methods in planned(args.first_seed, args.seeds, args.ray_seeds):
+            for method in methods:
                 if any(r["env"] == env and r["seed"] == seed and r["method"] == method
                        for r in records):
                     continue
@@ -738,6 +737,13 @@ def driver(args: argparse.Namespace, argv: Sequence[str]) -> None:
             replayed = replays(first[0]["store"], folder)
         write()
     print(f"wrote {args.output}; stores and records in {folder}")
+
+
+def planned(first: int, seeds: int, ray_seeds: int) -> list[tuple[int, tuple[str, ...]]]:
+    """Each seed the driver runs, with its methods: Ray Tune only on the first `ray_seeds`,
+    after random search, whose members are Ray's initial ones."""
+    return [(seed, METHODS if seed < first + ray_seeds else METHODS[:2])
+            for seed in range(first, first + seeds)]
 
 
 def member_seed(seed: int, member: int) -> int:

@@ -202,3 +202,14 @@ def test_the_benchmark_pairs_seeds_and_tests_the_gap():
     assert paired(pbt[:5], ahead[:5], "best") == ""  # too few seeds for the test
     # only the seeds both ran are paired
     assert "ahead in 7 of 7" in paired(pbt, ahead[:7], "best")
+
+
+def test_the_benchmark_adds_fresh_seeds_after_the_ones_it_holds():
+    """`--first-seed` runs seeds past those a records file holds, Ray Tune on the first
+    `--ray-seeds` of them, each after random search (whose members are Ray's initial ones)."""
+    plan = rl_benchmark().planned(32, 3, 2)
+    assert [seed for seed, _ in plan] == [32, 33, 34]
+    assert [("Ray Tune PBT" in methods) for _, methods in plan] == [True, True, False]
+    for _, methods in plan[:2]:
+        assert methods.index("random search") < methods.index("Ray Tune PBT")
+    assert [seed for seed, _ in rl_benchmark().planned(0, 2, 5)] == [0, 1]
