@@ -24,7 +24,8 @@ POPULACE = [sys.executable, "-m", "populace.cli"]
 
 
 # FIRE-PBT's sub-populations and evaluators, on a run long enough for evaluations to
-# begin, stop and succeed
+# begin and stop (the counter's never succeed: tests/run/test_fire_run.py plants a success
+# on every executor)
 FIRE = {"exploit": "fire", "population": 8, "steps": 40}
 
 

@@ -1,5 +1,6 @@
 """FIRE-PBT end to end: whole runs of the two-timescale toy (examples/two_timescale.py)
-through the API, the CLI and a config file, on the inline and local executors.
+through the API, the CLI and a config file, on every executor but the vectorized one
+(tests/vectorized has its own).
 
 The planted case: P2's parents X (lr 0.1, member 3) and Y, Z (lr 0.05)
 start evaluations at step 60, where X's loss (0.202) is worse than Y's (0.146): X is the
@@ -12,6 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,12 +119,64 @@ def test_plain_pbt_on_the_toy_ranks_by_score_and_copies_the_faster_start(tmp_pat
     assert any(e.member == X and e.donor != X for e in store.events(Kind.EXPLOIT))
 
 
-def test_fire_runs_on_the_local_executor(tmp_path):
+def planted_through_the_cli(db: Path, workers: int) -> None:
+    """The planted run made by `populace run --workers 0` and trained by `populace worker`
+    processes beside it (the external executor)."""
+    config = db.with_suffix(".yaml")
+    config.write_text(f"exploit: {json.dumps(PLANTED)}\nsynch: true\n")
+    command = [sys.executable, "-m", "populace.cli"]
+    head = subprocess.Popen([*command, "run", str(TOY), "--store", str(db), "--executor",
+                             "local", "--workers", "0", "--quiet", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    others = [subprocess.Popen([*command, "worker", "--store", str(db)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+              for _ in range(workers)]
+    outputs = [p.communicate(timeout=180)[0] for p in (head, *others)]
+    assert [p.returncode for p in (head, *others)] == [0] * (1 + workers), outputs
+
+
+@pytest.mark.parametrize(("executor", "workers"), [("local", 1), ("local", 2), ("ray", 1),
+                                                   ("external", 1), ("external", 2)])
+def test_the_planted_evaluation_succeeds_on_every_executor(tmp_path, executor, workers):
+    """A success moves the evaluator's weights to the child through the executor's own
+    checkpoints: synchronous, every executor makes the inline run's choice."""
+    db = tmp_path / f"{executor}.db"
+    if executor == "external":
+        planted_through_the_cli(db, workers)
+    else:
+        run_script(TOY, db, executor=executor, workers=workers, synch=True, exploit=PLANTED)
+    store = open_store(db)
+    check_run(store)
+    planted(store)
+
+
+def test_the_planted_evaluation_succeeds_on_the_vectorized_executor(tmp_path):
+    """The toy's members in one batched model (tests/scripts/vector_timescale.py): an
+    evaluator's weights reach the child inside the batch, as through a checkpoint."""
+    pytest.importorskip("torch")
+    run_script(SCRIPTS / "vector_timescale.py", tmp_path / "vectorized.db", synch=True,
+               exploit=PLANTED)
+    store = open_store(tmp_path / "vectorized.db")
+    check_run(store)
+    planted(store)
+
+
+def test_asynchronous_evaluations_succeed_and_their_children_adopt_on_two_workers(tmp_path):
+    """Two workers race, so which evaluator wins first varies: every adopt follows its
+    evaluator's success, and the child's lineage runs through the weights it adopted."""
     run_script(TOY, tmp_path / "local.db", executor="local", workers=2, exploit=PLANTED)
     store = open_store(tmp_path / "local.db")
     check_run(store)
-    assert store.events(Kind.EVALUATION)
     assert {m.sub for m in store.members()} == {0, 1, 2}
+    succeeded = {(e.member, e.step) for e in store.events(Kind.SUCCEEDED)}
+    adopts = [e for e in store.events(Kind.EXPLOIT) if e.strategy == "fire+adopt"]
+    assert succeeded and adopts
+    results = store.results()
+    for adopt in adopts:
+        assert adopt.member == CHILD and (adopt.donor, adopt.donor_step) in succeeded, adopt
+        trained = next(r for r in results if r.member == adopt.member
+                       and r.start == adopt.donor_step)  # its next segment
+        assert adopt.donor in {r.member for r in lineage(trained.checkpoint, results)}
 
 
 @pytest.mark.parametrize("executor", ["inline", "local"])
