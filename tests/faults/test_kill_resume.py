@@ -134,19 +134,22 @@ def test_a_run_killed_several_times_resumes_to_one_coherent_history(tmp_path):
     db.close()
 
 
+@pytest.mark.parametrize("synch", [False, True], ids=["asynchronous", "synchronous"])
 def test_a_fire_run_killed_several_times_resumes_with_every_evaluation_accounted_for(
-        tmp_path):
+        tmp_path, synch):
     """FIRE-PBT's evaluators and evaluations survive kill -9: the executor contract holds,
     and each evaluator's evaluations follow one another, each begun after the last ended."""
     store, evals = tmp_path / "f.db", tmp_path / "evals"
     config = tmp_path / "lease.yaml"
     config.write_text("lease_seconds: 1.0\n")
+    flags = ("--exploit", "fire", *(("--synch",) if synch else ()))
     for n in (6, 30, 60):
-        kill_when(start(store, config, evals, "--exploit", "fire", population=8), evals, n)
+        kill_when(start(store, config, evals, *flags, population=8), evals, n)
     db = open_store(store)
     assert any(m.status not in ("done", "idle") for m in db.members()), "finished before"
+    assert db.config().run.get("synch", False) is synch
     db.close()
-    resumed = start(store, config, evals, "--exploit", "fire", population=8)
+    resumed = start(store, config, evals, *flags, population=8)
     out = resumed.communicate(timeout=120)[0].decode()
     assert resumed.returncode == 0, out
     db = open_store(store)

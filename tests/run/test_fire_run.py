@@ -119,13 +119,13 @@ def test_plain_pbt_on_the_toy_ranks_by_score_and_copies_the_faster_start(tmp_pat
     assert any(e.member == X and e.donor != X for e in store.events(Kind.EXPLOIT))
 
 
-def planted_through_the_cli(db: Path, workers: int) -> None:
-    """The planted run made by `populace run --workers 0` and trained by `populace worker`
-    processes beside it (the external executor)."""
+def through_the_cli(script: Path, db: Path, workers: int, **settings: object) -> None:
+    """A run of `script` made by `populace run --workers 0` with `settings` in its config
+    file, and trained by `populace worker` processes beside it (the external executor)."""
     config = db.with_suffix(".yaml")
-    config.write_text(f"exploit: {json.dumps(PLANTED)}\nsynch: true\n")
+    config.write_text(json.dumps(settings))  # YAML reads JSON
     command = [sys.executable, "-m", "populace.cli"]
-    head = subprocess.Popen([*command, "run", str(TOY), "--store", str(db), "--executor",
+    head = subprocess.Popen([*command, "run", str(script), "--store", str(db), "--executor",
                              "local", "--workers", "0", "--quiet", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     others = [subprocess.Popen([*command, "worker", "--store", str(db)],
@@ -142,7 +142,7 @@ def test_the_planted_evaluation_succeeds_on_every_executor(tmp_path, executor, w
     checkpoints: synchronous, every executor makes the inline run's choice."""
     db = tmp_path / f"{executor}.db"
     if executor == "external":
-        planted_through_the_cli(db, workers)
+        through_the_cli(TOY, db, workers, exploit=PLANTED, synch=True)
     else:
         run_script(TOY, db, executor=executor, workers=workers, synch=True, exploit=PLANTED)
     store = open_store(db)
@@ -179,14 +179,17 @@ def test_asynchronous_evaluations_succeed_and_their_children_adopt_on_two_worker
         assert adopt.donor in {r.member for r in lineage(trained.checkpoint, results)}
 
 
-@pytest.mark.parametrize("executor", ["inline", "local"])
+@pytest.mark.parametrize("executor", ["inline", "local", "ray", "external"])
 def test_a_training_function_trains_evaluators_like_any_member(tmp_path, executor):
     """The function API: an evaluator's function restores the parent's checkpoint under the
-    child's hparams, as a copy does, on either executor."""
+    child's hparams, as a copy does, on every executor."""
     pytest.importorskip("torch")
     db = tmp_path / "fn.db"
-    run_script(SCRIPTS / "regression_fn.py", db, population=8, steps=60, synch=True,
-               exploit={"name": "fire"}, executor=executor, workers=2)
+    settings = {"population": 8, "steps": 60, "synch": True, "exploit": {"name": "fire"}}
+    if executor == "external":
+        through_the_cli(SCRIPTS / "regression_fn.py", db, 2, **settings)
+    else:
+        run_script(SCRIPTS / "regression_fn.py", db, executor=executor, workers=2, **settings)
     store = open_store(db)
     for check in EXECUTOR_CHECKS:
         check(store)
