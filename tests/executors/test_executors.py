@@ -8,20 +8,16 @@ to the invariants alone.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 from support.paths import COUNTER
+from support.processes import train_externally
 
 import populace
 from populace.script import load_script
 from populace.store import Kind, open_store
 from populace.testing import EXECUTOR_CHECKS, RunTrace, check_same_run, trace
-
-POPULACE = [sys.executable, "-m", "populace.cli"]
-
 
 # FIRE-PBT's sub-populations and evaluators, on a run long enough for evaluations to
 # begin and stop (the counter's never succeed: tests/run/test_fire_run.py plants a success
@@ -44,18 +40,7 @@ def external(workers: int = 1, **settings: object) -> Callable[[str], None]:
     """`populace run --workers 0` creates the run and waits; `populace worker` processes,
     started beside it, train it."""
     flags = [f"--{k}={v}" for k, v in settings.items()]
-
-    def train(url: str) -> None:
-        head = subprocess.Popen([*POPULACE, "run", str(COUNTER), "--store", url, "--workers",
-                                 "0", "--quiet", *flags], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        others = [subprocess.Popen([*POPULACE, "worker", "--store", url],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                  for _ in range(workers)]
-        outputs = [p.communicate(timeout=180)[0] for p in (head, *others)]
-        assert [p.returncode for p in (head, *others)] == [0] * (1 + workers), outputs
-
-    return train
+    return lambda url: train_externally(COUNTER, url, workers, *flags)
 
 
 # one worker each: the same run on every executor

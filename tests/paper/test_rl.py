@@ -204,9 +204,9 @@ def test_the_benchmark_pairs_seeds_and_tests_the_gap():
     assert "ahead in 7 of 7" in paired(pbt, ahead[:7], "best")
 
 
-def test_the_benchmark_adds_fresh_seeds_after_the_ones_it_holds():
-    """`--first-seed` runs seeds past those a records file holds, Ray Tune on the first
-    `--ray-seeds` of them, each after random search (whose members are Ray's initial ones)."""
+def test_the_benchmark_plans_its_seeds_from_the_first_seed():
+    """`--first-seed` plans seeds from it on (fresh seeds for a records file), Ray Tune on
+    the first `--ray-seeds` of them, each after random search (Ray's initial members)."""
     plan = rl_benchmark().planned(32, 3, 2)
     assert [seed for seed, _ in plan] == [32, 33, 34]
     assert [("Ray Tune PBT" in methods) for _, methods in plan] == [True, True, False]

@@ -38,6 +38,21 @@ def cleaned_up(procs: Sequence[subprocess.Popen]) -> Iterator[None]:
                 proc.wait()
 
 
+def train_externally(script: Path, url: str, workers: int, *flags: str) -> None:
+    """The external executor: `populace run --workers 0` creates the run of `script` and
+    waits, `workers` `populace worker` processes beside it train it; what is left of them
+    is killed if the run fails."""
+    command = [sys.executable, "-m", "populace.cli"]
+    procs = [subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+             for argv in ([*command, "run", str(script), "--store", url, "--workers", "0",
+                           "--quiet", *flags],
+                          *([*command, "worker", "--store", url] for _ in range(workers)))]
+    with cleaned_up(procs):
+        outputs = [p.communicate(timeout=180)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * len(procs), outputs
+
+
 def wait_for_evals(proc: subprocess.Popen, evals: Path, n: int, timeout: float = 60) -> None:
     """Return once the run's members have evaluated `n` times in all."""
     deadline = time.monotonic() + timeout
