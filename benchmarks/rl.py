@@ -27,7 +27,8 @@ workers. Then the best lineage's lr and entropy cost of seed 0's PBT run are
 plotted (benchmarks/rl_schedule_<env>.png, populace's report plot) and CartPole's
 seed-0 best member is replayed with `populace replay --seed` for 3 seeds. The
 section goes to benchmarks/RESULTS.md, rewritten after every run; `--records FILE`
-keeps the runs' records there (stores beside it) and resumes from it. `child` runs
+keeps the runs' records there (stores beside it) and resumes from it, and with
+`--first-seed N` adds seeds from N on to them (fresh seeds, nothing chosen on). `child` runs
 one method of one seed (the driver starts it; Ray's runs in Ray's venv). `--learn`
 trains one member at a fixed setting instead (the return PPO reaches, and when).
 """
