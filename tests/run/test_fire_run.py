@@ -155,8 +155,8 @@ def test_the_planted_evaluation_succeeds_on_the_vectorized_executor(tmp_path):
 def test_asynchronous_evaluations_succeed_and_their_children_adopt_on_two_workers(tmp_path):
     """Two workers race, so which evaluator wins first (and which member of P1 is the child
     later) varies: every adopt takes the weights of an evaluator whose success stood when
-    the child copied (an evaluator trains on after
-    its success until the adopt, so the copied step may lie past it)."""
+    the child copied (an evaluator trains on after its success until the adopt, so the
+    copied step may lie past it)."""
     run_script(TOY, tmp_path / "local.db", executor="local", workers=2, exploit=PLANTED)
     store = open_store(tmp_path / "local.db")
     check_run(store)
@@ -180,7 +180,6 @@ def test_asynchronous_evaluations_succeed_and_their_children_adopt_on_two_worker
             assert (source.member, source.step) == (adopt.donor, adopt.donor_step), adopt
             trained_on += 1
     assert trained_on
-
 
 
 @pytest.mark.parametrize("executor", ["inline", "local", "ray", "external"])
