@@ -151,7 +151,7 @@ def test_every_member_matches_the_same_member_trained_alone_by_torch_optim(case,
 def test_a_step_holds_its_gradients_and_batch_until_the_next_step_has_made_its_own():
     """Freed at once, a step's gradients and batch leave the heap's top free, glibc gives it
     back to the system and the next step faults it in again (at 128 digits members, 2 to 3
-    times the page faults a step and 10 to 20% of its time): the population holds them."""
+    times the page faults a step): the population holds them."""
     pop = population(SGD(), [{**m, "scale": 1.0, "dropout": 0.0} for m in SGD_MEMBERS], steps=1)
     grads, batch = pop._spent
     assert set(grads) == set(pop.parts["param"])

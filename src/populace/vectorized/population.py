@@ -60,7 +60,8 @@ class Population:
         # the last step's gradients and batch, held until the next step has made its own:
         # freed at once, they leave the heap's top free, glibc gives it back to the system,
         # and the next step faults it all in again (128 digits members: 2,800 to 3,900
-        # page faults a step against 900 to 1,450 held, 10 to 20% of the step's time)
+        # page faults a step against 900 to 1,450 held; the time saved was 16% in one pair
+        # of runs and within noise in later ones, benchmarks/RESULTS.md)
         self._spent: tuple[object, ...] = ()
 
     def __len__(self) -> int:
