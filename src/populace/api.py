@@ -19,7 +19,7 @@ from populace import stopping
 from populace.checkpoints import MARKER, CheckpointStorage
 from populace.collect import collect, grace_for
 from populace.config import RunConfig
-from populace.display import Display, members_table
+from populace.display import Display, best_shown, members_table
 from populace.display import console as make_console
 from populace.errors import ConfigError
 from populace.executors import TrainableSource, check_matches, execute, preflight
@@ -135,7 +135,7 @@ def run(
         _retry_if_edited(db, _digest(trainable, script))
         if any(m.status != Status.FAILED for m in db.members()):
             _train(db, config, source, console)
-        return _summarize(db, config, console)  # every member failed: says what to run
+        return _summarize(db, config, console, store)  # every member failed: says what to run
     finally:
         db.close()
 
@@ -253,10 +253,21 @@ def _train(db: Store, config: RunConfig, source: TrainableSource, console: Conso
     _collect(db, storage)
 
 
-def _summarize(db: Store, config: RunConfig, console: Console) -> RunResult:
-    """The run's result, its members shown as a table."""
+def _summarize(db: Store, config: RunConfig, console: Console,
+               store: str | os.PathLike[str]) -> RunResult:
+    """The run's result, its best members shown as a table (none with progress off:
+    rendered, a table of thousands would cost a second for nothing)."""
     result = result_of(db)
-    console.print(members_table(result.members, score=config.score, mode=config.mode))
+    if console.quiet:
+        return result
+    shown = best_shown(result.members, config.mode)
+    console.print(members_table(shown, score=config.score, mode=config.mode))
+    if len(shown) < len(result.members):
+        failed = sum(m.status == Status.FAILED for m in result.members)
+        console.print(f"the best {len(shown)} of {len(result.members):,} members"
+                      + (f" ({failed:,} failed)" if failed else "")
+                      + f": `populace status {safe_url(os.fspath(store))}` lists every one",
+                      markup=False, highlight=False, soft_wrap=True)
     return result
 
 

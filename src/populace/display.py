@@ -20,6 +20,7 @@ PIPE_WIDTH = 160  # columns when writing to a file or pipe, where rich would ass
 # seconds between two progress lines in a log (output that is not a terminal): often
 # while a run starts, then once a minute, so a day's log stays readable
 LOG_PACE = ((60.0, 10.0), (float("inf"), 60.0))  # (until this many seconds in, every)
+SHOWN = 20  # members a run's closing table shows: the best, where the population is larger
 
 
 def console(stderr: bool = False, quiet: bool = False) -> Console:
@@ -141,6 +142,18 @@ def members_table(members: Sequence[MemberRow], title: str = "population", *,
             *([_last_line(m.error)] if errors else []),
         )
     return table
+
+
+def best_shown(members: Sequence[MemberRow], mode: Mode | str,
+               limit: int = SHOWN) -> list[MemberRow]:
+    """The members a run's closing table shows: all of them up to `limit`, else the
+    `limit` best by score, best first (a member with no score yet last): a table of
+    thousands of rows would scroll the run's news off the screen, and cost seconds."""
+    if len(members) <= limit:
+        return list(members)
+    sign = Mode(mode).sign
+    return sorted(members, key=lambda m: (m.score is None, -sign * (m.score or 0.0), m.id)
+                  )[:limit]
 
 
 def _sub(member: MemberRow) -> str:

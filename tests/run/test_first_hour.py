@@ -454,3 +454,47 @@ def test_result_says_when_the_run_is_not_finished(finished, capsys):
     capsys.readouterr()
     assert main(["result", str(finished)]) == 0
     assert "the run is not finished: 4 member(s) still to train" in capsys.readouterr().out
+
+
+def test_a_large_populations_closing_table_shows_the_best_members_and_says_where_the_rest_are(
+        tmp_path, capsys):
+    store = tmp_path / "run.db"
+    assert main(["run", str(COUNTER), "--store", str(store), "--executor", "inline",
+                 "--population", "24", "--steps", "2", "--ready-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    members = open_store(store).members()
+    rows = [line.split("│")[1].strip() for line in out.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip().isdigit()]
+    best = sorted(members, key=lambda m: (-m.score, m.id))[:20]
+    assert [int(r) for r in rows] == [m.id for m in best]
+    assert f"the best 20 of 24 members: `populace status {store}` lists every one" in out
+    assert main(["status", str(store)]) == 0  # which does
+    listed = [line for line in capsys.readouterr().out.splitlines()
+              if line.startswith("│") and line.split("│")[1].strip().isdigit()]
+    assert len(listed) == 24
+
+
+def test_the_closing_table_ranks_by_the_runs_mode_and_puts_members_without_a_score_last():
+    from populace.display import best_shown
+    from populace.store import MemberRow, Status
+
+    def member(i: int, score: float | None) -> MemberRow:
+        return MemberRow(id=i, step=1, hparams={}, score=score, generation=0, parent=None,
+                         status=Status.READY, checkpoint=None)
+
+    members = [member(0, 0.5), member(1, None), member(2, 0.1), member(3, 0.9)]
+    assert [m.id for m in best_shown(members, "min", limit=3)] == [2, 0, 3]
+    assert [m.id for m in best_shown(members, "max", limit=3)] == [3, 0, 2]
+    assert [m.id for m in best_shown(members, "max", limit=4)] == [0, 1, 2, 3]  # all: as given
+
+
+def test_a_run_without_progress_renders_no_closing_table(tmp_path, monkeypatch, capsys):
+    import populace.api
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a quiet run rendered its members table")
+
+    monkeypatch.setattr(populace.api, "members_table", refused)
+    assert main(["run", str(COUNTER), "--store", str(tmp_path / "q.db"), "--executor",
+                 "inline", "--quiet", "--population", "24", "--steps", "2"]) == 0
+    assert "│" not in capsys.readouterr().out
