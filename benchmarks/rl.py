@@ -642,7 +642,7 @@ def learn(args: argparse.Namespace, argv: Sequence[str]) -> None:
     rl = example("CartPole-v1")
     torch.set_num_threads(1)
     rows, began = [], time.perf_counter()
-    for seed in range(args.seeds):
+    for seed, _ in planned(args.first_seed, args.seeds, 0):
         member, curve, start = rl.PPO(), [], time.perf_counter()
         member.build(FIXED, seed)
         for _ in range(args.steps or 50):
@@ -656,8 +656,9 @@ def learn(args: argparse.Namespace, argv: Sequence[str]) -> None:
               f"{first[195]}, 475 at {first[475]}", flush=True)
     budget = rl.config["steps"] * rl.STEP_FRAMES
 
-    def at(row: dict, frames: int) -> float:
-        return next(r for f, r in row["curve"] if f >= frames)
+    def at(row: dict, frames: int) -> str:
+        """The return at `frames` env steps; "-" past a curve cut short by --steps."""
+        return next((f"{r:.1f}" for f, r in row["curve"] if f >= frames), "-")
 
     def reached(goal: int) -> str:
         hits = [r["first"][goal] for r in rows if r["first"][goal] is not None]
@@ -677,8 +678,7 @@ def learn(args: argparse.Namespace, argv: Sequence[str]) -> None:
         "|---|" + "---|" * len(rows),
     ]
     for frames in sorted({budget // 2, budget, *(f for f, _ in rows[0]["curve"][9::10])}):
-        lines.append(f"| {frames:,} | " + " | ".join(f"{at(r, frames):.1f}" for r in rows)
-                     + " |")
+        lines.append(f"| {frames:,} | " + " | ".join(at(r, frames) for r in rows) + " |")
     lines += ["", f"A mean of 195 (CartPole-v0's \"solved\") was reached in {reached(195)}; "
               f"475 (CartPole-v1's) in {reached(475)}. The benchmark's budget is "
               f"{budget:,} env steps per member.", ""]
@@ -781,7 +781,8 @@ def main(argv: Sequence[str]) -> None:
                              "benchmark started again with it skips the runs it holds "
                              "(default: a new temporary folder)")
     parser.add_argument("--learn", action="store_true",
-                        help="only: one member at a fixed setting on CartPole, --seeds seeds")
+                        help="only: one member at a fixed setting on CartPole, --seeds seeds "
+                             "from --first-seed on")
     parser.add_argument("--steps", type=int, default=0, help="steps per member (0: the "
                         "script's; fewer only to try the benchmark out)")
     parser.add_argument("--output", type=Path, default=RESULTS,

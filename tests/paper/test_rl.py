@@ -213,3 +213,12 @@ def test_the_benchmark_plans_its_seeds_from_the_first_seed():
     for _, methods in plan[:2]:
         assert methods.index("random search") < methods.index("Ray Tune PBT")
     assert [seed for seed, _ in rl_benchmark().planned(0, 2, 5)] == [0, 1]
+
+
+def test_learn_trains_the_seeds_from_the_first_seed(tmp_path, capsys):
+    """`--learn` takes `--first-seed` as the driver does (it trained seeds 0.. before)."""
+    output = tmp_path / "RESULTS.md"
+    rl_benchmark().main(["--learn", "--seeds", "1", "--first-seed", "3", "--steps", "1",
+                         "--output", str(output), "--records", str(tmp_path / "r.json")])
+    assert capsys.readouterr().out.startswith("seed 3: ")
+    assert "| seed 3 |" in output.read_text()
