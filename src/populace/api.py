@@ -243,8 +243,11 @@ def _train(db: Store, config: RunConfig, source: TrainableSource, console: Conso
     """Train the run with the executor its config names, showing its progress."""
     storage = run_storage(db)
     _collect(db, storage)  # what a killed run left behind
-    with (stopping.stopped_by_signals(), Display(db.url, config.population * config.steps,
-                                                 console), _live(db, config)):
+    # no progress shown: no thread polling the store and redrawing a bar nobody sees,
+    # waking up beside the training (a vectorized run's torch threads wait on each other)
+    display = (nullcontext() if console.quiet
+               else Display(db.url, config.population * config.steps, console))
+    with stopping.stopped_by_signals(), display, _live(db, config):
         db.begin_session()  # the time budget counts training time, not the gaps between
         try:
             execute(db, source, config)

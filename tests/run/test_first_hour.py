@@ -488,13 +488,16 @@ def test_the_closing_table_ranks_by_the_runs_mode_and_puts_members_without_a_sco
     assert [m.id for m in best_shown(members, "max", limit=4)] == [0, 1, 2, 3]  # all: as given
 
 
-def test_a_run_without_progress_renders_no_closing_table(tmp_path, monkeypatch, capsys):
+def test_a_run_without_progress_polls_and_renders_nothing(tmp_path, monkeypatch, capsys):
+    """Neither a display thread polling the store nor the closing table: what nobody sees
+    costs a large population's run time beside its training."""
     import populace.api
 
     def refused(*args, **kwargs):
-        raise AssertionError("a quiet run rendered its members table")
+        raise AssertionError("a quiet run started its display or rendered its table")
 
     monkeypatch.setattr(populace.api, "members_table", refused)
+    monkeypatch.setattr(populace.api, "Display", refused)
     assert main(["run", str(COUNTER), "--store", str(tmp_path / "q.db"), "--executor",
                  "inline", "--quiet", "--population", "24", "--steps", "2"]) == 0
     assert "│" not in capsys.readouterr().out
