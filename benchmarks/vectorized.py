@@ -34,6 +34,7 @@ one before) and gives the median of the pairs' ratios, with their range.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -207,6 +208,7 @@ def child_raw(args: argparse.Namespace, folder: Path) -> dict:
     from populace.segment import member_seed
     from populace.space import Space
     from populace.vectorized.context import member_hparams
+    from populace.vectorized.heap import kept
 
     started = time.perf_counter()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -238,20 +240,23 @@ def child_raw(args: argparse.Namespace, folder: Path) -> dict:
 
     grads_of = vmap(grad_and_value(loss), randomness="different")
     keys, steps = np.array(seeds, dtype=np.int64), np.zeros(args.population, dtype=np.int64)
+    # --raw-heap kept: glibc's heap as a vectorized run keeps it for its steps
+    heap = kept() if args.raw_heap == "kept" else contextlib.nullcontext()
     trained = time.perf_counter()
-    for _ in range(args.steps):
-        # x, y and grads live on until the next step has made its own, so glibc keeps the
-        # heap's top; the vectorized run holds them as long (`Population._spent`), or both
-        # would fault that memory in again at every step
-        x, y = data.batches(keys, steps)
-        grads, _ = grads_of(params, buffers, dropout, x, y)
-        with torch.no_grad():  # in place: no parameter-sized tensor allocated a step
-            for k, p in params.items():
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                g = grads[k].addcmul_(decay.view(shape), p)
-                velocity[k].mul_(momentum.view(shape)).add_(g)
-                p.addcmul_(-lr.view(shape), velocity[k])
-        steps += 1
+    with heap:
+        for _ in range(args.steps):
+            # x, y and grads live on until the next step has made its own, so glibc keeps the
+            # heap's top; the vectorized run holds them as long (`Population._spent`), or both
+            # would fault that memory in again at every step
+            x, y = data.batches(keys, steps)
+            grads, _ = grads_of(params, buffers, dropout, x, y)
+            with torch.no_grad():  # in place: no parameter-sized tensor allocated a step
+                for k, p in params.items():
+                    shape = (-1,) + (1,) * (p.dim() - 1)
+                    g = grads[k].addcmul_(decay.view(shape), p)
+                    velocity[k].mul_(momentum.view(shape)).add_(g)
+                    p.addcmul_(-lr.view(shape), velocity[k])
+            steps += 1
     if device.type == "cuda":
         torch.cuda.synchronize()
     now = time.perf_counter()
@@ -274,7 +279,7 @@ def measure(system: str, population: int, args: argparse.Namespace,
            "--steps", str(steps), "--ready", str(args.ready), "--device", args.device,
            "--workers", str(args.workers), "--threads", str(args.threads),
            "--eval-chunk", str(args.eval_chunk),
-           "--gpus-per-worker", str(args.gpus_per_worker)]
+           "--gpus-per-worker", str(args.gpus_per_worker), "--raw-heap", args.raw_heap]
     load = os.getloadavg()[0]  # other work on the cores slows every figure
     with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as folder:
         proc = subprocess.Popen(cmd + ["--folder", folder], stdout=subprocess.PIPE,
@@ -398,6 +403,9 @@ def main() -> None:
     parser.add_argument("--eval-chunk", type=int, default=0,
                         help="members the vectorized run evaluates in one vmapped call (0: "
                              "the run's choice: 64 on the CPU, all on a GPU)")
+    parser.add_argument("--raw-heap", choices=("given-back", "kept"), default="given-back",
+                        help="glibc's heap in raw torch.func's steps: as glibc gives it back "
+                             "(torch.func alone), or kept as the vectorized run keeps it")
     parser.add_argument("--output", type=Path, default=None,
                         help="write the section to this file (default: benchmarks/RESULTS.md)")
     parser.add_argument("--rows", type=Path,
@@ -513,7 +521,9 @@ all, load average {load:.1f} at the end. The digits MLP of `examples/digits_vect
 {args.ready}, truncation and perturb; the local executor with {args.workers} worker
 processes at {', '.join(map(str, args.local)) or 'no'} members only (each member trained
 alone by torch.optim, one torch thread a process); the vectorized and raw processes
-with {args.threads or 'one per core'} torch thread(s). A member-step is one member's
+with {args.threads or 'one per core'} torch thread(s); raw torch.func's steps with glibc's
+heap {'kept, as the vectorized run keeps it' if args.raw_heap == 'kept' else
+'as glibc gives it back (torch.func alone)'}. A member-step is one member's
 training step; wall time runs from before `populace.run` to its return. The rows are in
 `benchmarks/vectorized.json`.
 

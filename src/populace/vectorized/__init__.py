@@ -15,8 +15,9 @@ Modules: `trainable` (what a user writes), `context` (a member's hparams inside 
 forward pass; `Dropout`), `hparams` (hparams as tensors, and where each goes), `optim`
 (SGD, Adam, AdamW over stacked tensors), `data` (each member's batches), `functional`
 (stacking and vmap; refusing models vmap cannot run), `population` (the stacked state
-and one training step), `layout` (checkpoint files), `run` (the executor's worker), `plain` (one
-member trained alone by torch.optim: the reference a vectorized run matches).
+and one training step), `heap` (glibc's heap kept for a run's steps), `layout`
+(checkpoint files), `run` (the executor's worker), `plain` (one member trained alone by
+torch.optim: the reference a vectorized run matches).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from populace.errors import ConfigError
 from populace.segment import ScoreNotFinite, Segment, Segments, member_seed, score_of
 from populace.space import Hparams, Space
 from populace.store import MemberRow, Store, StoreError
-from populace.vectorized import layout
+from populace.vectorized import heap, layout
 from populace.vectorized.beside import Beside, Pending
 from populace.vectorized.population import Population
 from populace.vectorized.trainable import VectorizedTrainable
@@ -172,7 +172,8 @@ class VectorizedWorker:
         self.leases = Leases(self.store.url, self.id, self.config.lease_seconds)
         self.beside = Beside(self.segments.storage, spare_core(self.population.device))
         try:
-            segments = self._train()
+            with heap.kept():  # each step's tensors in the memory the last one let go
+                segments = self._train()
         except StoreError:
             self.beside.abandon()
             raise  # the store failed: stop; the leases expire
