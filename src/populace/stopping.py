@@ -8,7 +8,10 @@ with numpy.random's first import, in a worker's first segment), a finaliser
 prints and drops it. So the handler also leaves a mark, which the worker checks
 between steps and before each claim: a lost stop costs one step, never the run.
 A second signal raises nothing: it would cut short the clean-up the first began
-(a run's main process stopping its worker processes).
+(a run's main process stopping its worker processes). Ctrl-C (SIGINT) is marked too, so
+a press that an import swallowed still stops the run (a cluster run's head, waiting on
+its workers, polled on for ever), and each press raises, as Python's own handler does:
+a second one is how a user cuts a stuck clean-up short.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import wait
 from types import FrameType
 
-SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # SIGINT raises KeyboardInterrupt already
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # besides Ctrl-C's SIGINT (`_ctrl_c`)
 
 _asked = False
 _signal = signal.SIGINT  # the last stop asked for: Ctrl-C unless a handler saw another
@@ -36,27 +39,39 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _ctrl_c(signum: int, frame: FrameType | None) -> None:
+    global _asked, _signal
+    if not _asked:
+        _asked, _signal = True, signal.SIGINT
+    raise KeyboardInterrupt
+
+
 def stop_on_signals() -> None:
-    """Make SIGTERM and SIGHUP interrupt this process like Ctrl-C."""
+    """Make SIGTERM and SIGHUP interrupt this process like Ctrl-C, and mark every stop."""
     for signum in SIGNALS:
         signal.signal(signum, _interrupt)
+    signal.signal(signal.SIGINT, _ctrl_c)
 
 
 @contextmanager
 def stopped_by_signals() -> Iterator[None]:
     """Within: SIGTERM and SIGHUP interrupt like Ctrl-C, so a run's main process stops its
-    workers rather than leaving them to train on. Does nothing outside the main thread,
-    where no handler can be set."""
+    workers rather than leaving them to train on, and every stop is marked for `check`.
+    After, the handlers are as they were and the mark is gone, so a run started again in
+    the same Python (a notebook's cell rerun after Ctrl-C) trains. Does nothing outside
+    the main thread, where no handler can be set."""
+    global _asked
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    previous = {signum: signal.getsignal(signum) for signum in (*SIGNALS, signal.SIGINT)}
     stop_on_signals()
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _asked = False
 
 
 def stop_with_parent() -> None:

@@ -24,7 +24,8 @@ def sigterm(monkeypatch):
     """This process's SIGTERM as a worker's, with the stop mark cleared after the test."""
     monkeypatch.setattr(stopping, "_asked", False)
     monkeypatch.setattr(stopping, "_signal", stopping._signal)  # put back after the test
-    previous = {signum: signal.getsignal(signum) for signum in stopping.SIGNALS}
+    previous = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
+                                                                signal.SIGINT)}
     stopping.stop_on_signals()
     STEPS.clear()
     yield
@@ -95,3 +96,49 @@ def test_a_lost_sigterm_stops_the_worker_after_the_step_and_gives_the_member_bac
     assert STEPS == [0]
     members = open_store(tmp_path / "r.db").members()
     assert [(m.status, m.step) for m in members] == [("ready", 0), ("ready", 0)]
+
+
+@pytest.fixture
+def unmarked(monkeypatch):
+    """The stop mark cleared before and after the test."""
+    monkeypatch.setattr(stopping, "_asked", False)
+    monkeypatch.setattr(stopping, "_signal", stopping._signal)
+
+
+def _ctrl_c_lost() -> None:
+    """A Ctrl-C whose KeyboardInterrupt is swallowed, as an extension's import does."""
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_lost_ctrl_c_stops_at_the_next_check_and_is_forgotten_after(unmarked):
+    before = signal.getsignal(signal.SIGINT)
+    with stopping.stopped_by_signals():
+        _ctrl_c_lost()
+        with pytest.raises(KeyboardInterrupt):
+            stopping.check()
+        assert stopping.exit_status() == 130
+        with pytest.raises(KeyboardInterrupt):  # a second press raises too, as Python's own
+            signal.raise_signal(signal.SIGINT)
+    stopping.check()  # a run started again in this Python (a notebook's cell) trains
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_cluster_runs_head_stops_on_a_lost_ctrl_c(tmp_path, unmarked, monkeypatch):
+    """Seen in the suite: `populace run --workers 0` lost the SIGINT sent as it created
+    the run, and waited for workers for ever. Its wait now checks the mark each poll."""
+    from populace.executors import external
+
+    polls = []
+
+    def poll(seconds: float) -> None:
+        polls.append(seconds)
+        assert len(polls) < 5, "the head waited on after Ctrl-C"
+        if len(polls) == 1:
+            _ctrl_c_lost()
+
+    monkeypatch.setattr(external.time, "sleep", poll)
+    with pytest.raises(KeyboardInterrupt):
+        populace.run(StoppedOnce, {"x": Float(0.0, 1.0)}, store=tmp_path / "r.db",
+                     population=2, steps=8, ready_steps=4, workers=0, progress=False)
+    assert len(polls) == 1
