@@ -11,6 +11,7 @@ import contextlib
 import signal
 
 import pytest
+from support.paths import SCRIPTS
 
 import populace
 from populace import Float, Trainable, stopping
@@ -100,9 +101,14 @@ def test_a_lost_sigterm_stops_the_worker_after_the_step_and_gives_the_member_bac
 
 @pytest.fixture
 def unmarked(monkeypatch):
-    """The stop mark cleared before and after the test."""
+    """The stop mark cleared, and the signal handlers put back after the test."""
     monkeypatch.setattr(stopping, "_asked", False)
     monkeypatch.setattr(stopping, "_signal", stopping._signal)
+    previous = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
+                                                                signal.SIGINT)}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _ctrl_c_lost() -> None:
@@ -142,3 +148,28 @@ def test_a_cluster_runs_head_stops_on_a_lost_ctrl_c(tmp_path, unmarked, monkeypa
         populace.run(StoppedOnce, {"x": Float(0.0, 1.0)}, store=tmp_path / "r.db",
                      population=2, steps=8, ready_steps=4, workers=0, progress=False)
     assert len(polls) == 1
+
+
+def test_populace_run_stops_on_a_ctrl_c_lost_before_it_trains(tmp_path, unmarked,
+                                                              monkeypatch):
+    """The same head through the CLI, the press lost before the run's own handlers are
+    set (while it tidies its checkpoint folder): the command marks stops from its start."""
+    from populace import api
+    from populace.cli import main
+    from populace.executors import external
+
+    tidy = api._collect
+
+    def lost_then_tidy(*args):
+        _ctrl_c_lost()
+        tidy(*args)
+
+    def poll(seconds: float) -> None:
+        raise AssertionError("the head waited for workers after Ctrl-C")
+
+    monkeypatch.setattr(api, "_collect", lost_then_tidy)
+    monkeypatch.setattr(external.time, "sleep", poll)
+    store = tmp_path / "r.db"
+    assert main(["run", str(SCRIPTS / "counter.py"), "--store", str(store), "--workers", "0",
+                 "--quiet"]) == 130
+    assert {m.status for m in open_store(store).members()} == {"ready"}
