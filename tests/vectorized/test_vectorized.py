@@ -390,6 +390,11 @@ class OtherRate(Tiny):
         return nn.Sequential(nn.Linear(4, 8), Dropout("rate"), nn.Linear(8, 2))
 
 
+class PerExample(Tiny):
+    def loss(self, output, batch, hparams):
+        return F.cross_entropy(output, batch[1], reduction="none")  # one a batch example
+
+
 # where a refusal of what cannot batch sends the user: the local executor, and the table
 LOCAL = ["train the run with the local executor (--executor local", "\"Which hparams batch\""]
 
@@ -399,6 +404,7 @@ LOCAL = ["train the run with the local executor (--executor local", "\"Which hpa
     (Branches, ["layer 1 (Branching)", "torch.where", *LOCAL]),
     (InPlace, ["layer 1 (Shifted)", "out of place", *LOCAL]),
     (Items, ["the trainable's metrics", "return tensors"]),
+    (PerExample, ["the trainable's loss must be one number per member", "shape (16,)"]),
 ])
 def test_a_model_vmap_cannot_run_is_refused_before_training_naming_the_layer(trainable, says):
     with pytest.raises(ConfigError) as refused:
