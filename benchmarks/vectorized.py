@@ -143,7 +143,8 @@ def child_vectorized(args: argparse.Namespace, folder: Path) -> dict:
     for name in ("claim", "report", "report_all", "fail"):
         timers.wrap(Store, name, "store")
         timers.wrap(Store, name, f"store.{name}")
-    # the set-up's parts, not in PARTS: the run's check before it writes anything and the
+    # the set-up's parts, not in PARTS: the run's check before it writes anything (its
+    # first gradient imports torch's compiler modules, as raw's first does) and the
     # worker's build of every member
     timers.wrap(vectorized_run, "preflight", "setup.preflight")
     timers.wrap(vectorized_run.VectorizedWorker, "__init__", "setup.worker")
@@ -473,8 +474,8 @@ population) {against_raw or 'not measured'}.{budget}
 
 The training steps alone took (seconds, vectorized against raw, the typical samples)
 {steps_alone}. Raw's include the one-off import of torch's compiler modules at its
-first gradient (about 1 s): torch.func.grad imports them; the vectorized run takes its
-gradients by one backward pass of the members' losses summed, which does not.
+first gradient (about 1 s), which the vectorized run pays before training, in the
+check of its model.
 
 What limits each figure:
 

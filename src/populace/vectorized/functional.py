@@ -1,6 +1,6 @@
 """The population as one functional model: every member's parameters and buffers stacked
 along a leading axis (torch.func.stack_module_state), and one forward and gradient for all
-members at once (vmap over functional_call, then one backward pass of the losses' sum).
+members at once (vmap over functional_call and grad).
 
 Buffers are stacked too, so a layer that updates one in place in training mode (batch
 norm's running statistics) updates each member's own slice. A model vmap cannot run
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from populace.errors import ConfigError
 from populace.vectorized import layout
@@ -79,7 +79,7 @@ class Functional:
         # not those of the whole population's call
         self.metrics_draw: bool | None = None
         # dropout masks differ between members; everything else is the same per member
-        self._losses = vmap(self._loss, randomness="different")
+        self._grads = vmap(grad_and_value(self._loss), randomness="different")
         self.eval_chunk = eval_chunk
 
     def _call(self, params: Tensors, buffers: Tensors, inputs: Sequence[Tensor]) -> Any:
@@ -90,7 +90,11 @@ class Functional:
         hp = Reads(hparams, self.read)
         with member_hparams(hp):
             output = self._call(params, buffers, self.trainable.inputs(batch))
-        return self.trainable.loss(output, batch, hp)
+        loss = self.trainable.loss(output, batch, hp)
+        if loss.dim() != 0:  # the shape one member sees, under vmap
+            raise ConfigError(f"the trainable's loss must be one number per member, got a "
+                              f"tensor of shape {tuple(loss.shape)} per member")
+        return loss
 
     def _member_metrics(self, params: Tensors, buffers: Tensors,
                         hparams: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -107,26 +111,14 @@ class Functional:
               batch: Batch) -> tuple[Tensors, Tensor]:
         """Every member's gradient and loss on its own batch.
 
-        One backward pass of the members' losses summed: a member's loss reads only its
-        own slice of the stacked parameters, so each slice's gradient is its member's
-        alone. vmap over torch.func.grad gives the same gradients (to float rounding) by
-        the same kernels, but imports torch's compiler at its first call: a second of
-        every run's start (benchmarks/RESULTS.md, "Large populations").
+        One backward pass of the losses summed, outside vmap, gives the same gradients
+        and skips torch.func.grad's import of torch's compiler (a second of a run's
+        start), but was 8 to 10% slower a step at 512 digits members (its weight
+        gradients come out transposed, and the step's passes ran slower): kept as is.
         """
         self.base.train()
-        leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
-        members = next(iter(params.values())).shape[0]
-        with torch.enable_grad():
-            losses = self._losses(leaves, buffers, hparams, batch)
-            if losses.shape != (members,):
-                raise ConfigError(f"the trainable's loss must be one number per member, got "
-                                  f"a tensor of shape {tuple(losses.shape[1:])} per member")
-            found = (torch.autograd.grad(losses.sum(), tuple(leaves.values()),
-                                         allow_unused=True)
-                     if losses.requires_grad else (None,) * len(leaves))
-        grads = {k: torch.zeros_like(v) if g is None else g
-                 for (k, v), g in zip(leaves.items(), found, strict=True)}
-        return grads, losses.detach()
+        grads, loss = self._grads(params, buffers, hparams, batch)
+        return grads, loss
 
     def metrics(self, params: Tensors, buffers: Tensors,
                 hparams: Mapping[str, Tensor]) -> dict[str, Tensor]:
