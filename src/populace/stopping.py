@@ -57,21 +57,22 @@ def stop_on_signals() -> None:
 def stopped_by_signals() -> Iterator[None]:
     """Within: SIGTERM and SIGHUP interrupt like Ctrl-C, so a run's main process stops its
     workers rather than leaving them to train on, and every stop is marked for `check`.
-    After, the handlers are as they were and the mark is gone, so a run started again in
-    the same Python (a notebook's cell rerun after Ctrl-C) trains. Does nothing outside
-    the main thread, where no handler can be set."""
+    After, the handlers and the mark are as they were (none, outside any run), so a run
+    started again in the same Python (a notebook's cell rerun after Ctrl-C) trains. Does
+    nothing outside the main thread, where no handler can be set."""
     global _asked
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in (*SIGNALS, signal.SIGINT)}
+    was = _asked
     stop_on_signals()
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _asked = False
+        _asked = was
 
 
 def stop_with_parent() -> None:

@@ -150,10 +150,12 @@ def test_a_cluster_runs_head_stops_on_a_lost_ctrl_c(tmp_path, unmarked, monkeypa
     assert len(polls) == 1
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_populace_run_stops_on_a_ctrl_c_lost_before_it_trains(tmp_path, unmarked,
-                                                              monkeypatch):
-    """The same head through the CLI, the press lost before the run's own handlers are
-    set (while it tidies its checkpoint folder): the command marks stops from its start."""
+                                                              monkeypatch, workers):
+    """Through the CLI, the press lost before the run's own handlers are set (while it
+    tidies its checkpoint folder): the command marks stops from its start, and both a
+    cluster run's head and the local executor's parent check the mark as they wait."""
     from populace import api
     from populace.cli import main
     from populace.executors import external
@@ -170,6 +172,23 @@ def test_populace_run_stops_on_a_ctrl_c_lost_before_it_trains(tmp_path, unmarked
     monkeypatch.setattr(api, "_collect", lost_then_tidy)
     monkeypatch.setattr(external.time, "sleep", poll)
     store = tmp_path / "r.db"
-    assert main(["run", str(SCRIPTS / "counter.py"), "--store", str(store), "--workers", "0",
-                 "--quiet"]) == 130
-    assert {m.status for m in open_store(store).members()} == {"ready"}
+    handlers = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
+                                                                signal.SIGINT)}
+    assert main(["run", str(SCRIPTS / "counter.py"), "--store", str(store), "--workers",
+                 workers, "--executor", "local", "--quiet"]) == 130
+    assert "done" not in {m.status for m in open_store(store).members()}
+    # the command leaves this Python as it found it: its handlers, and no stop marked
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers
+    stopping.check()
+
+
+def test_a_run_inside_another_stop_scope_keeps_the_outer_mark(unmarked):
+    """`populace run` holds the handlers for the whole command and the run its own inside:
+    a stop lost before the run still stands after it, until the command returns."""
+    with stopping.stopped_by_signals():
+        _ctrl_c_lost()
+        with stopping.stopped_by_signals():
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            stopping.check()
+    stopping.check()

@@ -29,7 +29,7 @@ from populace.errors import ConfigError
 from populace.executors import forkserver
 from populace.results import RunResult
 from populace.script import load_script
-from populace.stopping import stop_on_signals
+from populace.stopping import stopped_by_signals
 from populace.store import Status
 from populace.store.driver import safe_url
 
@@ -57,8 +57,11 @@ class Run(Command):
 
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
         # every stop marked from the start, so one that an import swallows before the run
-        # trains still stops it (the run's own handlers cover it from there)
-        stop_on_signals()
+        # trains still stops it; the handlers are put back as the command returns
+        with stopped_by_signals():
+            return self._act(args, console)
+
+    def _act(self, args: argparse.Namespace, console: Console) -> int:
         if _in_processes(args):  # local workers import the script while this process does
             forkserver.start(args.script)
         dashboard = None

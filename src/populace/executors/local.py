@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import SimpleQueue
 
+from populace import stopping
 from populace.errors import StorageFault
 from populace.executors import forkserver
 from populace.executors.gpus import gpu_slots, visible_gpus
@@ -77,6 +78,7 @@ def run_local(store: Store, source: TrainableSource, workers: int,
     procs = [start(i) for i in range(workers)]
     try:
         while any(p.is_alive() for p in procs):
+            stopping.check()  # a stop whose KeyboardInterrupt was lost stops the workers too
             for p in procs:
                 p.join(timeout=0.2)
             if not all(p.is_alive() for p in procs):

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from populace import stopping
 from populace.errors import ConfigError, StorageFault
 from populace.executors.local import WorkersDied
 from populace.executors.source import TrainableSource, work
 from populace.store import TRAINING, Store, open_store
+
+POLL = 0.5  # seconds between looks for a stop while the tasks run
 
 
 def _ray() -> Any:
@@ -73,7 +76,11 @@ def _wait(ray: Any, store: Store, start: Callable[[int], Any], workers: int) -> 
     errors = []
     try:
         while running:
-            (ref,), _ = ray.wait(list(running), num_returns=1)
+            stopping.check()  # a stop whose KeyboardInterrupt was lost cancels the tasks
+            done, _ = ray.wait(list(running), num_returns=1, timeout=POLL)
+            if not done:
+                continue
+            ref = done[0]
             i = running.pop(ref)
             try:
                 fault = ray.get(ref)
