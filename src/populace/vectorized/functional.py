@@ -111,10 +111,10 @@ class Functional:
               batch: Batch) -> tuple[Tensors, Tensor]:
         """Every member's gradient and loss on its own batch.
 
-        One backward pass of the losses summed, outside vmap, gives the same gradients
-        and skips torch.func.grad's import of torch's compiler (a second of a run's
-        start), but was 8 to 10% slower a step at 512 digits members (its weight
-        gradients come out transposed, and the step's passes ran slower): kept as is.
+        Tried and undone: one backward pass of the losses summed, outside vmap, gives
+        the same gradients and skips torch.func.grad's import of torch's compiler (a
+        second of a run's start), but its steps were 8 to 10% slower at 512 digits
+        members (its weight gradients come out transposed; benchmarks/RESULTS.md).
         """
         self.base.train()
         grads, loss = self._grads(params, buffers, hparams, batch)

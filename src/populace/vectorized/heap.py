@@ -4,8 +4,9 @@ Every step of a batched model allocates and frees the same large tensors: gradie
 activations, dropout masks, tens of MB at hundreds of members. By default glibc hands
 each back to the system at once (a tensor past its mmap threshold is unmapped; the
 heap's top past its trim threshold is given back), and the next step faults every page
-of it in again: 512 digits members faulted 2.2 million pages a run, and trained 8 to 9%
-slower than with the heap kept (benchmarks/RESULTS.md, "Large populations").
+of it in again: 512 digits members faulted 2.2 million pages a run against 0.3 million
+with the heap kept, and trained 8 to 9% slower in single runs (benchmarks/RESULTS.md,
+"Large populations").
 
 `kept()` turns both off for the run (mallopt: no mmap, no trim) and, after it, leaves
 glibc where its own dynamic thresholds end up for large tensors (setting one turns the
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 
 # mallopt's parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
-NEVER = 2**31 - 1  # the largest value a C int holds: a trim threshold never reached
+NEVER = -1  # as a trim threshold: no trimming at all (mallopt(3))
 MMAP_MAX = 65536  # glibc's default count of mmapped chunks
 AFTER = ((M_MMAP_MAX, MMAP_MAX), (M_MMAP_THRESHOLD, 32 * 2**20), (M_TRIM_THRESHOLD, 64 * 2**20))
 
