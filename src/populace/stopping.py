@@ -70,9 +70,15 @@ def stopped_by_signals() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        _asked = was
+        # a press meanwhile waits for the handlers it meets after, so none of this run's
+        # is left behind, nor its mark
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, previous)
+        try:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            _asked = was
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def stop_with_parent() -> None:

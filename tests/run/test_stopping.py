@@ -192,3 +192,27 @@ def test_a_run_inside_another_stop_scope_keeps_the_outer_mark(unmarked):
         with pytest.raises(KeyboardInterrupt):
             stopping.check()
     stopping.check()
+
+
+def test_a_press_while_the_handlers_go_back_leaves_neither_them_nor_the_mark(unmarked):
+    """A second Ctrl-C as a run returns meets the handlers it returns to, not the run's."""
+    before = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
+                                                              signal.SIGINT)}
+    put_back = signal.signal
+    pressed = []
+
+    def pressing(signum, handler):
+        if not pressed and handler is before[signum]:  # the first handler going back
+            pressed.append(signum)
+            signal.raise_signal(signal.SIGINT)
+        return put_back(signum, handler)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):  # the press, raised by the handler put back
+            with stopping.stopped_by_signals():
+                signal.signal = pressing
+    finally:
+        signal.signal = put_back
+    assert pressed
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+    stopping.check()
