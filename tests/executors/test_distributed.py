@@ -110,12 +110,16 @@ def test_a_worker_without_the_runs_script_is_told_to_give_it(tmp_path, capsys):
     head.send_signal(signal.SIGINT)
     head.communicate(timeout=60)
     script.unlink()
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
     assert main(["worker", "--store", str(store)]) == 2
     err = capsys.readouterr().err
     assert "moved.py" in err and "--script" in err
     # given the script's new place, the worker trains the run to its end
     assert main(["worker", "--store", str(store), "--script", str(COUNTER)]) == 0
     _check_finished(str(store), 20)
+    # called in this process, the command leaves its stop handlers behind for no one
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM,
+                                          signal.SIGHUP)] == handlers
 
 
 def test_a_worker_trains_a_run_whose_head_stopped_before_marking_its_checkpoints(tmp_path):

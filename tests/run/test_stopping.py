@@ -101,11 +101,15 @@ def test_a_lost_sigterm_stops_the_worker_after_the_step_and_gives_the_member_bac
 
 @pytest.fixture
 def unmarked(monkeypatch):
-    """The stop mark cleared, and the signal handlers put back after the test."""
+    """No stop marked and Python's own handlers, as in a fresh interpreter; the test's
+    handlers put back after it."""
     monkeypatch.setattr(stopping, "_asked", False)
     monkeypatch.setattr(stopping, "_signal", stopping._signal)
     previous = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
                                                                 signal.SIGINT)}
+    for signum in stopping.SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for signum, handler in previous.items():
         signal.signal(signum, handler)

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from populace.cli.base import Command
 from populace.executors import source_of, work
-from populace.stopping import stop_on_signals
+from populace.stopping import stopped_by_signals
 from populace.store import Store, StoreError, open_store, store_exists
 from populace.store.driver import safe_url
 
@@ -31,7 +31,12 @@ class Worker(Command):
                             help="seconds to wait for the run to be created (60)")
 
     def take_action(self, args: argparse.Namespace, console: Console) -> int:
-        stop_on_signals()  # a Slurm or terminal stop gives the lease back at once, like Ctrl-C
+        # a Slurm or terminal stop gives the lease back at once, like Ctrl-C; the handlers
+        # are put back as the command returns (called in-process, it leaves none behind)
+        with stopped_by_signals():
+            return self._act(args, console)
+
+    def _act(self, args: argparse.Namespace, console: Console) -> int:
         store = _wait_for_run(args.store, args.wait, console)
         try:
             source = source_of(store.config(), args.script)
