@@ -26,6 +26,7 @@ from multiprocessing.connection import wait
 from types import FrameType
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # besides Ctrl-C's SIGINT (`_ctrl_c`)
+HANDLED = (*SIGNALS, signal.SIGINT)  # every signal whose stop is marked
 
 _asked = False
 _signal = signal.SIGINT  # the last stop asked for: Ctrl-C unless a handler saw another
@@ -64,7 +65,7 @@ def stopped_by_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in (*SIGNALS, signal.SIGINT)}
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED}
     was = _asked
     stop_on_signals()
     try:

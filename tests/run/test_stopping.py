@@ -21,23 +21,31 @@ STEPS: list[int] = []
 
 
 @pytest.fixture
-def sigterm(monkeypatch):
-    """This process's SIGTERM as a worker's, with the stop mark cleared after the test."""
+def unmarked(monkeypatch):
+    """No stop marked and Python's own handlers, as in a fresh interpreter; the test's
+    handlers put back after it."""
     monkeypatch.setattr(stopping, "_asked", False)
-    monkeypatch.setattr(stopping, "_signal", stopping._signal)  # put back after the test
-    previous = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
-                                                                signal.SIGINT)}
-    stopping.stop_on_signals()
-    STEPS.clear()
+    monkeypatch.setattr(stopping, "_signal", stopping._signal)
+    previous = {signum: signal.getsignal(signum) for signum in stopping.HANDLED}
+    for signum in stopping.SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for signum, handler in previous.items():
         signal.signal(signum, handler)
 
 
-def _stopped_and_lost() -> None:
-    """A SIGTERM whose KeyboardInterrupt is swallowed, as an extension's import does."""
+@pytest.fixture
+def sigterm(unmarked):
+    """This process's SIGTERM as a worker's."""
+    stopping.stop_on_signals()
+    STEPS.clear()
+
+
+def _lost(signum: signal.Signals = signal.SIGTERM) -> None:
+    """A stop whose KeyboardInterrupt is swallowed, as an extension's import does."""
     with contextlib.suppress(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signum)
 
 
 class StoppedOnce(Trainable):
@@ -50,7 +58,7 @@ class StoppedOnce(Trainable):
     def step(self):
         STEPS.append(self.total)
         if self.total == 0:
-            _stopped_and_lost()
+            _lost()
         self.total += 1
 
     def evaluate(self):
@@ -69,7 +77,7 @@ def stopped_once(member: populace.Member) -> None:
     while member.training:
         STEPS.append(state["total"])
         if state["total"] == 0:
-            _stopped_and_lost()
+            _lost()
         state["total"] += 1
         member.report(float(state["total"]))
 
@@ -99,32 +107,10 @@ def test_a_lost_sigterm_stops_the_worker_after_the_step_and_gives_the_member_bac
     assert [(m.status, m.step) for m in members] == [("ready", 0), ("ready", 0)]
 
 
-@pytest.fixture
-def unmarked(monkeypatch):
-    """No stop marked and Python's own handlers, as in a fresh interpreter; the test's
-    handlers put back after it."""
-    monkeypatch.setattr(stopping, "_asked", False)
-    monkeypatch.setattr(stopping, "_signal", stopping._signal)
-    previous = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
-                                                                signal.SIGINT)}
-    for signum in stopping.SIGNALS:
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
-
-
-def _ctrl_c_lost() -> None:
-    """A Ctrl-C whose KeyboardInterrupt is swallowed, as an extension's import does."""
-    with contextlib.suppress(KeyboardInterrupt):
-        signal.raise_signal(signal.SIGINT)
-
-
 def test_a_lost_ctrl_c_stops_at_the_next_check_and_is_forgotten_after(unmarked):
     before = signal.getsignal(signal.SIGINT)
     with stopping.stopped_by_signals():
-        _ctrl_c_lost()
+        _lost(signal.SIGINT)
         with pytest.raises(KeyboardInterrupt):
             stopping.check()
         assert stopping.exit_status() == 130
@@ -145,7 +131,7 @@ def test_a_cluster_runs_head_stops_on_a_lost_ctrl_c(tmp_path, unmarked, monkeypa
         polls.append(seconds)
         assert len(polls) < 5, "the head waited on after Ctrl-C"
         if len(polls) == 1:
-            _ctrl_c_lost()
+            _lost(signal.SIGINT)
 
     monkeypatch.setattr(external.time, "sleep", poll)
     with pytest.raises(KeyboardInterrupt):
@@ -167,7 +153,7 @@ def test_populace_run_stops_on_a_ctrl_c_lost_before_it_trains(tmp_path, unmarked
     tidy = api._collect
 
     def lost_then_tidy(*args):
-        _ctrl_c_lost()
+        _lost(signal.SIGINT)
         tidy(*args)
 
     def poll(seconds: float) -> None:
@@ -176,8 +162,7 @@ def test_populace_run_stops_on_a_ctrl_c_lost_before_it_trains(tmp_path, unmarked
     monkeypatch.setattr(api, "_collect", lost_then_tidy)
     monkeypatch.setattr(external.time, "sleep", poll)
     store = tmp_path / "r.db"
-    handlers = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
-                                                                signal.SIGINT)}
+    handlers = {signum: signal.getsignal(signum) for signum in stopping.HANDLED}
     assert main(["run", str(SCRIPTS / "counter.py"), "--store", str(store), "--workers",
                  workers, "--executor", "local", "--quiet"]) == 130
     assert "done" not in {m.status for m in open_store(store).members()}
@@ -190,7 +175,7 @@ def test_a_run_inside_another_stop_scope_keeps_the_outer_mark(unmarked):
     """`populace run` holds the handlers for the whole command and the run its own inside:
     a stop lost before the run still stands after it, until the command returns."""
     with stopping.stopped_by_signals():
-        _ctrl_c_lost()
+        _lost(signal.SIGINT)
         with stopping.stopped_by_signals():
             pass
         with pytest.raises(KeyboardInterrupt):
@@ -200,8 +185,7 @@ def test_a_run_inside_another_stop_scope_keeps_the_outer_mark(unmarked):
 
 def test_a_press_while_the_handlers_go_back_leaves_neither_them_nor_the_mark(unmarked):
     """A second Ctrl-C as a run returns meets the handlers it returns to, not the run's."""
-    before = {signum: signal.getsignal(signum) for signum in (*stopping.SIGNALS,
-                                                              signal.SIGINT)}
+    before = {signum: signal.getsignal(signum) for signum in stopping.HANDLED}
     put_back = signal.signal
     pressed = []
 
