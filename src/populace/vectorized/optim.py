@@ -42,6 +42,22 @@ def _per_member(value: Tensor, like: Tensor) -> Tensor:
     return value.view(-1, *[1] * (like.dim() - 1))
 
 
+class _PerMember:
+    """A step's per-member scalars, each cast and shaped for a stacked tensor once a step
+    rather than once a parameter (at 8 digits members the repeated casts made the update
+    half again as long as raw torch.func's)."""
+
+    def __init__(self, **values: Tensor):
+        self._values = values
+        self._made: dict[tuple[str, torch.dtype, int], Tensor] = {}
+
+    def __call__(self, name: str, like: Tensor) -> Tensor:
+        key = (name, like.dtype, like.dim())
+        if key not in self._made:
+            self._made[key] = _per_member(self._values[name], like)
+        return self._made[key]
+
+
 class StackedOptimizer(ABC):
     """An update rule over stacked tensors, and the torch.optim optimizer it stands for."""
 
@@ -108,17 +124,19 @@ class SGD(StackedOptimizer):
         # first step (no buffer yet) takes the gradient as its buffer, as torch.optim
         # does, and so does every step of a member without momentum
         first = state["step"] == 0
-        momentum = torch.where(first, 0.0, hp["momentum"])
-        fresh = torch.where(first | (hp["momentum"] == 0), 1.0, 1 - hp["dampening"])
+        per = _PerMember(
+            decay=hp["weight_decay"], nesterov=hp["momentum"], lr=-hp["lr"],
+            momentum=torch.where(first, 0.0, hp["momentum"]),
+            fresh=torch.where(first | (hp["momentum"] == 0), 1.0, 1 - hp["dampening"]))
         for name, p in params.items():
-            g = grads[name].addcmul_(_per_member(hp["weight_decay"], p), p)
+            g = grads[name].addcmul_(per("decay", p), p)
             buffer = state[f"momentum/{name}"]
-            buffer.mul_(_per_member(momentum, p)).addcmul_(_per_member(fresh, p), g)
+            buffer.mul_(per("momentum", p)).addcmul_(per("fresh", p), g)
             if self.nesterov:
-                direction = g.addcmul_(_per_member(hp["momentum"], p), buffer)
+                direction = g.addcmul_(per("nesterov", p), buffer)
             else:
                 direction = buffer  # the gradient itself, for a member without momentum
-            p.addcmul_(_per_member(-hp["lr"], p), direction)
+            p.addcmul_(per("lr", p), direction)
         state["step"].add_(1)
 
     def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
@@ -145,21 +163,25 @@ class Adam(StackedOptimizer):
                state: Mapping[str, Tensor], hp: Mapping[str, Tensor]) -> None:
         step = state["step"] + 1
         beta1, beta2 = hp["beta1"], hp["beta2"]
-        # in float64, as torch.optim computes them in Python floats
-        step_size = hp["lr"] / (1 - beta1 ** step)
-        correction2_sqrt = (1 - beta2 ** step).sqrt()
+        # in float64, as torch.optim computes them in Python floats (AdamW's weight
+        # factor too)
+        decay = ({"shrink": 1 - hp["lr"] * hp["weight_decay"]} if self.decoupled
+                 else {"decay": hp["weight_decay"]})
+        per = _PerMember(step_size=-hp["lr"] / (1 - beta1 ** step),
+                         correction2_sqrt=(1 - beta2 ** step).sqrt(), keep1=1 - beta1,
+                         beta2=beta2, keep2=1 - beta2, eps=hp["eps"], **decay)
         for name, p in params.items():
             g = grads[name]
-            if self.decoupled:  # the factor in float64, as torch.optim computes it
-                p.mul_(_per_member(1 - hp["lr"] * hp["weight_decay"], p))
+            if self.decoupled:
+                p.mul_(per("shrink", p))
             else:
-                g.addcmul_(_per_member(hp["weight_decay"], p), p)
+                g.addcmul_(per("decay", p), p)
             exp_avg, exp_avg_sq = state[f"exp_avg/{name}"], state[f"exp_avg_sq/{name}"]
-            exp_avg.lerp_(g, _per_member(1 - beta1, p))
-            exp_avg_sq.mul_(_per_member(beta2, p)).addcmul_(g, g * _per_member(1 - beta2, p))
-            denom = exp_avg_sq.sqrt().div_(_per_member(correction2_sqrt, p))
-            denom.add_(_per_member(hp["eps"], p))
-            p.addcmul_(_per_member(-step_size, p), exp_avg.div(denom))
+            exp_avg.lerp_(g, per("keep1", p))
+            exp_avg_sq.mul_(per("beta2", p)).addcmul_(g, g * per("keep2", p))
+            denom = exp_avg_sq.sqrt().div_(per("correction2_sqrt", p))
+            denom.add_(per("eps", p))
+            p.addcmul_(per("step_size", p), exp_avg.div(denom))
         state["step"].copy_(step)
 
     def plain(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
