@@ -74,6 +74,18 @@ def test_a_kept_heap_reuses_the_pages_a_freed_tensor_held_and_gives_them_back_af
     assert held - released > 0.9 * MB, (held, released)
 
 
+def test_the_heap_stays_kept_until_the_last_of_overlapping_runs_ends():
+    # two vectorized runs in one process (threads, a run inside another): the first to
+    # end must not give the heap back under the other
+    with heap.kept():
+        with heap.kept():
+            pass
+        still = faults_churning()
+    after = faults_churning()
+    assert max(still[3:]) < 0.05 * FRESH, still
+    assert min(after) > FRESH, "once the last one ends, a large tensor goes back"
+
+
 def test_a_vectorized_run_trains_with_the_heap_kept(tmp_path, monkeypatch):
     entered = []
     kept = heap.kept

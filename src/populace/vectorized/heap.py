@@ -11,13 +11,16 @@ with the heap kept, and trained 8 to 9% slower in single runs (benchmarks/RESULT
 `kept()` turns both off for the run (mallopt: no mmap, no trim) and, after it, leaves
 glibc where its own dynamic thresholds end up for large tensors (setting one turns the
 dynamic adjustment off for the process): mmap from 32 MiB, trim past 64 MiB; and gives
-back what it kept. Elsewhere than glibc it does nothing.
+back what it kept. The settings are the process's: runs that overlap in one process (in
+threads, or one inside another) keep the heap until the last of them ends. Elsewhere
+than glibc it does nothing.
 """
 
 from __future__ import annotations
 
 import ctypes
 import platform
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,6 +30,9 @@ NEVER = -1  # as a trim threshold: no trimming at all (mallopt(3))
 MMAP_MAX = 65536  # glibc's default count of mmapped chunks
 AFTER = ((M_MMAP_MAX, MMAP_MAX), (M_MMAP_THRESHOLD, 32 * 2**20), (M_TRIM_THRESHOLD, 64 * 2**20))
 
+_lock = threading.Lock()
+_holders = 0  # the blocks inside `kept()` now, in every thread
+
 
 @contextmanager
 def kept() -> Iterator[bool]:
@@ -35,14 +41,21 @@ def kept() -> Iterator[bool]:
     if libc is None:
         yield False
         return
-    libc.mallopt(M_MMAP_MAX, 0)
-    libc.mallopt(M_TRIM_THRESHOLD, NEVER)
+    global _holders
+    with _lock:
+        if _holders == 0:
+            libc.mallopt(M_MMAP_MAX, 0)
+            libc.mallopt(M_TRIM_THRESHOLD, NEVER)
+        _holders += 1
     try:
         yield True
     finally:
-        for parameter, value in AFTER:
-            libc.mallopt(parameter, value)
-        libc.malloc_trim(0)  # what the run kept and no longer holds goes back
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                for parameter, value in AFTER:
+                    libc.mallopt(parameter, value)
+                libc.malloc_trim(0)  # what the runs kept and no longer hold goes back
 
 
 def _glibc() -> ctypes.CDLL | None:
