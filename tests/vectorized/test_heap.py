@@ -8,6 +8,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,12 +66,13 @@ def test_a_kept_heap_reuses_the_pages_a_freed_tensor_held_and_gives_them_back_af
         reused = faults_churning()
         held = resident_mb()
     released = resident_mb()
-    after = faults_churning()
     assert min(given_back) > FRESH, "each 96 MiB tensor faults its pages in afresh"
     # once the heap has grown to hold one (the first time or two), it serves every later one
     assert max(reused[3:]) < 0.05 * FRESH, reused
-    assert min(after) > FRESH, "after the run, a large tensor goes back to the system"
-    # what the run kept and no longer holds is given back as it ends
+    # what the run kept and no longer holds is given back as it ends (that glibc's own
+    # settings come back is the next test's: a tensor freed below a small allocation that
+    # pins the heap's top, one run in ten here, is served from the heap again after the
+    # run, resident, whatever the settings, so faults after cannot tell)
     assert held - released > 0.9 * MB, (held, released)
 
 
@@ -81,9 +83,42 @@ def test_the_heap_stays_kept_until_the_last_of_overlapping_runs_ends():
         with heap.kept():
             pass
         still = faults_churning()
-    after = faults_churning()
+        held = resident_mb()
+    released = resident_mb()
     assert max(still[3:]) < 0.05 * FRESH, still
-    assert min(after) > FRESH, "once the last one ends, a large tensor goes back"
+    assert held - released > 0.9 * MB, "once the last one ends, the heap is given back"
+
+
+def test_runs_in_two_threads_set_the_heap_once_and_give_it_back_once(monkeypatch):
+    calls = []
+
+    class Libc:
+        def mallopt(self, parameter, value):
+            calls.append(("mallopt", parameter, value))
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+
+    monkeypatch.setattr(heap, "_glibc", Libc)
+    first_in, second_out = threading.Event(), threading.Event()
+    seen_by_first = []  # the calls made while the first run still held the heap
+
+    def first():
+        with heap.kept():
+            first_in.set()
+            second_out.wait(10)
+            seen_by_first.extend(calls)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(10)
+    with heap.kept():
+        pass
+    second_out.set()
+    thread.join(10)
+    assert seen_by_first == [("mallopt", heap.M_MMAP_MAX, 0),
+                             ("mallopt", heap.M_TRIM_THRESHOLD, heap.NEVER)]
+    assert calls[2:] == [("mallopt", *setting) for setting in heap.AFTER] + [("trim", 0)]
 
 
 def test_a_vectorized_run_trains_with_the_heap_kept(tmp_path, monkeypatch):

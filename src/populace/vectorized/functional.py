@@ -110,9 +110,9 @@ class Functional:
 
     def _mode(self, training: bool) -> None:
         """The model in training or eval mode: set on every layer at the first call and
-        when the mode changes, not at every step (a walk over every layer, 30 us of a 2
-        ms step at 8 digits members)."""
-        if self._training is not training:
+        when the mode changes (here or on `base` itself), not at every step (a walk over
+        every layer, 30 us of a 2 ms step at 8 digits members)."""
+        if self._training is not training or self.base.training is not training:
             self.base.train(training)
             self._training = training
 

@@ -125,7 +125,7 @@ class SGD(StackedOptimizer):
         # does, and so does every step of a member without momentum
         first = state["step"] == 0
         per = _PerMember(
-            decay=hp["weight_decay"], nesterov=hp["momentum"], lr=-hp["lr"],
+            decay=hp["weight_decay"], given_momentum=hp["momentum"], lr=-hp["lr"],
             momentum=torch.where(first, 0.0, hp["momentum"]),
             fresh=torch.where(first | (hp["momentum"] == 0), 1.0, 1 - hp["dampening"]))
         for name, p in params.items():
@@ -133,7 +133,7 @@ class SGD(StackedOptimizer):
             buffer = state[f"momentum/{name}"]
             buffer.mul_(per("momentum", p)).addcmul_(per("fresh", p), g)
             if self.nesterov:
-                direction = g.addcmul_(per("nesterov", p), buffer)
+                direction = g.addcmul_(per("given_momentum", p), buffer)
             else:
                 direction = buffer  # the gradient itself, for a member without momentum
             p.addcmul_(per("lr", p), direction)
