@@ -427,6 +427,28 @@ def test_hparams_a_vectorized_run_cannot_hold_are_refused_by_name(space, says):
         assert words in str(refused.value)
 
 
+def test_steps_train_in_training_mode_and_evaluations_in_eval_mode_however_base_was_left():
+    # the mode is set when it changes, not walked over every layer at every step: a mode
+    # changed on the skeleton by anyone else is set right again at the next call
+    space = Space({"scale": Float(0.5, 1), "dropout": Constant(0.5)})
+    pop = Population(Tiny(), space, seeds=[0, 1])
+    pop.hparams.set([0, 1], [{"scale": 0.7, "dropout": 0.5}] * 2)
+    dropout = next(m for m in pop.functional.base.modules() if isinstance(m, Dropout))
+    modes: list[bool] = []
+    dropout.register_forward_pre_hook(lambda layer, args: modes.append(layer.training))
+    seen = []
+
+    def evaluate():
+        pop.evaluate(np.arange(2))
+
+    for call in (pop.train, pop.functional.base.eval, pop.train, evaluate,
+                 pop.functional.base.train, evaluate):
+        modes.clear()
+        call()
+        seen.append(set(modes))
+    assert seen == [{True}, set(), {True}, {False}, set(), {False}]
+
+
 class PlainOptimizer(Tiny):
     optimizer = torch.optim.SGD  # torch's, which cannot hold a population's state
 
