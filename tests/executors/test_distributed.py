@@ -21,6 +21,7 @@ from support.paths import COUNTER
 from support.postgres import database_url
 
 import populace
+from populace import stopping
 from populace.cli import main
 from populace.errors import StorageFault
 from populace.script import load_script
@@ -110,7 +111,7 @@ def test_a_worker_without_the_runs_script_is_told_to_give_it(tmp_path, capsys):
     head.send_signal(signal.SIGINT)
     head.communicate(timeout=60)
     script.unlink()
-    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
+    handlers = [signal.getsignal(s) for s in stopping.HANDLED]
     assert main(["worker", "--store", str(store)]) == 2
     err = capsys.readouterr().err
     assert "moved.py" in err and "--script" in err
@@ -118,8 +119,7 @@ def test_a_worker_without_the_runs_script_is_told_to_give_it(tmp_path, capsys):
     assert main(["worker", "--store", str(store), "--script", str(COUNTER)]) == 0
     _check_finished(str(store), 20)
     # called in this process, the command leaves its stop handlers behind for no one
-    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM,
-                                          signal.SIGHUP)] == handlers
+    assert [signal.getsignal(s) for s in stopping.HANDLED] == handlers
 
 
 def test_a_worker_trains_a_run_whose_head_stopped_before_marking_its_checkpoints(tmp_path):

@@ -69,7 +69,7 @@ class Functional:
 
     def __init__(self, trainable: VectorizedTrainable, base: nn.Module,
                  eval_chunk: int | None = None, device: torch.device | None = None):
-        self.trainable, self.base = trainable, base
+        self.trainable, self.base = trainable, base.train()  # every layer, whatever it was
         # the run's device, where `model(x)` in the metrics moves its inputs (a metrics hook
         # holds its validation tensors where it made them, the CPU)
         self.device = device
@@ -78,7 +78,6 @@ class Functional:
         # populace.vectorized.run) has seen them (None: not known): a chunk's draws are
         # not those of the whole population's call
         self.metrics_draw: bool | None = None
-        self._training: bool | None = None  # the mode `_mode` set last (None: not yet)
         # dropout masks differ between members; everything else is the same per member
         self._grads = vmap(grad_and_value(self._loss), randomness="different")
         self.eval_chunk = eval_chunk
@@ -109,12 +108,11 @@ class Functional:
         return {name: torch.as_tensor(value) for name, value in metrics.items()}
 
     def _mode(self, training: bool) -> None:
-        """The model in training or eval mode: set on every layer at the first call and
-        when the mode changes (here or on `base` itself), not at every step (a walk over
-        every layer, 30 us of a 2 ms step at 8 digits members)."""
-        if self._training is not training or self.base.training is not training:
+        """The model in training or eval mode: set on every layer when the mode changes,
+        not at every step (a walk over every layer, 30 us of a 2 ms step at 8 digits
+        members)."""
+        if self.base.training is not training:
             self.base.train(training)
-            self._training = training
 
     def grads(self, params: Tensors, buffers: Tensors, hparams: Mapping[str, Tensor],
               batch: Batch) -> tuple[Tensors, Tensor]:
